@@ -1,0 +1,257 @@
+"""The `weisu` command: wires the stages together (the only place besides schedules.py that does)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="weisu (未诉): find livelihood complaints before they are filed.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage analyst, supervisor and admin accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+console = Console()
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="config file (default: config.yaml or $WEISU_CONFIG)")
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as error:
+        # One line: file, key path, reason — then stop before anything is touched.
+        typer.echo(f"weisu: invalid configuration: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.database_url, echo=settings.database.echo))
+
+
+def initialise_database(settings: Settings) -> None:
+    """Upgrade to head and mirror the configured platforms into the platforms table."""
+    from storage.db import session_scope, upgrade
+    from storage.queries import sync_platforms
+
+    upgrade(settings.database_url)
+    with session_scope(_session_factory(settings)) as session:
+        sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
+
+
+@app.command()
+def init(
+    config: ConfigOption = None,
+    admin: Annotated[str | None, typer.Option(help="create this admin account (asks for a password)")] = None,
+) -> None:
+    """Create or upgrade the database to the latest schema."""
+    settings = _settings(config)
+    initialise_database(settings)
+    if admin:
+        from verify.users import create_user
+
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        with _scope(settings) as session:
+            create_user(session, username=admin, password=password, role="admin")
+    console.print(f"database ready: {settings.database_url}")
+
+
+def _scope(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage.db import session_scope
+
+    return session_scope(_session_factory(settings))
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option(help="loopback port")] = 8010,
+    seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 42,
+    host: Annotated[str, typer.Option(help="address to bind (loopback only)")] = "127.0.0.1",
+) -> None:
+    """Serve every simulated platform on one loopback port (truth at /_truth)."""
+    from fixtures.simulator.server import serve
+
+    serve(host=host, port=port, seed=seed)
+
+
+@app.command("simulate-dispatch")
+def simulate_dispatch(
+    port: Annotated[int, typer.Option(help="loopback port")] = 8020,
+    db: Annotated[Path, typer.Option(help="SQLite file holding received requests")] = Path("var/dispatch.db"),
+    host: Annotated[str, typer.Option(help="address to bind (loopback only)")] = "127.0.0.1",
+) -> None:
+    """Serve the Open311 GeoReport v2 dispatch-system simulator."""
+    from fixtures.dispatch_simulator.server import serve
+
+    serve(host=host, port=port, db_path=db)
+
+
+@app.command()
+def crawl(
+    platforms: Annotated[list[str] | None, typer.Argument(help="platform keys from config.yaml")] = None,
+    all_platforms: Annotated[bool, typer.Option("--all", help="crawl every enabled platform")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Crawl platforms into the posts table (a second crawl of the same content adds nothing)."""
+    from crawlers.runner import run_crawl
+
+    settings = _settings(config)
+    if not platforms and not all_platforms:
+        typer.echo("weisu crawl: name platforms or pass --all", err=True)
+        raise typer.Exit(2)
+    unknown = sorted(set(platforms or []) - set(settings.platforms))
+    if unknown:
+        typer.echo(f"weisu crawl: unknown platform(s): {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
+    initialise_database(settings)
+    results = run_crawl(settings, None if all_platforms else list(platforms or []))
+    table = Table("platform", "status", "requests", "items", "new posts", "errors", title="crawl")
+    for result in results:
+        table.add_row(
+            result.platform_id,
+            result.status,
+            str(result.requests),
+            str(result.items),
+            str(result.posts_stored),
+            str(result.errors),
+        )
+    console.print(table)
+
+
+@app.command()
+def train(config: ConfigOption = None) -> None:
+    """Train the detector from the labelled corpus in fixtures/ and activate it."""
+    from classify.training import train_and_activate
+
+    settings = _settings(config)
+    initialise_database(settings)
+    with _scope(settings) as session:
+        report = train_and_activate(settings, session=session)
+    console.print(report.summary())
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="CSV with columns text, label (and optional title)")],
+    task: Annotated[str, typer.Option(help="category or relevance")] = "category",
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON object on the last line")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write a confusion-matrix PNG here")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Evaluate the active model on a labelled CSV: per-class P/R/F1, accuracy, macro-F1."""
+    from classify.evaluation import evaluate_file, format_report
+
+    settings = _settings(config)
+    if task not in ("category", "relevance"):
+        typer.echo("weisu evaluate: --task must be category or relevance", err=True)
+        raise typer.Exit(2)
+    result = evaluate_file(settings, data, task=task, plot=plot)
+    console.print(format_report(result))
+    if as_json:
+        # Plain print so nothing wraps or colours the machine-readable last line.
+        print(json.dumps(result, ensure_ascii=False))
+
+
+@app.command()
+def detect(config: ConfigOption = None) -> None:
+    """Classify new posts and turn the relevant ones into leads with their evidence."""
+    from classify.detection import detect_new_posts
+
+    settings = _settings(config)
+    initialise_database(settings)
+    summary = detect_new_posts(settings, _session_factory(settings))
+    console.print(summary.summary())
+
+
+@app.command()
+def push(config: ConfigOption = None) -> None:
+    """Send queued tickets to the dispatch system (Open311 POST /requests.json)."""
+    from verify.pusher import push_pending
+
+    settings = _settings(config)
+    summary = push_pending(settings, _session_factory(settings))
+    console.print(summary.summary())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the analysts' review app and the JSON API."""
+    import uvicorn
+
+    from verify.web.app import create_app
+
+    settings = _settings(config)
+    initialise_database(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """Print the stage counts: posts, leads, urgent leads, tickets."""
+    from storage.queries import stage_counts
+
+    settings = _settings(config)
+    with _scope(settings) as session:
+        counts = stage_counts(session)
+    for key, value in counts.items():
+        console.print(f"{key}: {value}")
+
+
+@app.command()
+def scheduler(config: ConfigOption = None) -> None:
+    """Run the scheduled jobs (nightly sweep, incremental crawls, detection, pushes) in the foreground."""
+    import schedules
+
+    settings = _settings(config)
+    initialise_database(settings)
+    schedules.run_forever(settings)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="review app port")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
+    from demo import run_demo
+
+    run_demo(_settings(config), port=port)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option(help="analyst, supervisor or admin")] = "analyst",
+    password: Annotated[str | None, typer.Option(help="password (asked for when omitted)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an account."""
+    from verify.users import create_user
+
+    settings = _settings(config)
+    initialise_database(settings)
+    secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with _scope(settings) as session:
+        create_user(session, username=name, password=secret, role=role)
+    console.print(f"created {role} {name}")
+
+
+def main() -> None:
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Typed loading of config.yaml plus environment overrides; a bad file stops the program in one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
+
+#: Environment variables that override config.yaml (documented in README; a test checks that).
+ENV_OVERRIDES = {
+    "WEISU_CONFIG": "path of the config file (default: config.yaml beside settings.py)",
+    "WEISU_DATABASE_URL": "database.url",
+    "WEISU_SIMULATOR_URL": "rebases every platform's base_url onto the platform simulator",
+    "WEISU_DISPATCH_URL": "dispatch.base_url",
+    "WEISU_DISPATCH_API_KEY": "the dispatch system's api_key (secret; never in config.yaml)",
+    "WEISU_AUTHOR_HASH_KEY": "HMAC key for pseudonymous author keys (secret)",
+    "WEISU_SECRET_KEY": "signs the review app's session cookies (secret)",
+    "WEISU_MODEL_DIR": "classify.model_dir",
+}
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message is one line: file, key path, reason."""
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in config.yaml must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class DatabaseSettings(StrictModel):
+    url: str = "sqlite:///var/weisu.db"
+    echo: bool = False
+
+
+class PaginationSettings(StrictModel):
+    """How a platform pages: by page number, offset, cursor/max_id taken from the response, or a next link."""
+
+    style: Literal["page", "offset", "cursor", "next_link", "none"] = "page"
+    param: str = "page"
+    start: int = 1
+    page_size: int = 20
+    max_pages: int = Field(default=5, ge=1)
+    cursor_path: str | None = None
+    has_more_path: str | None = None
+    next_selector: str | None = None
+
+
+class PolitenessSettings(StrictModel):
+    download_delay: float = Field(default=0.0, ge=0)
+    concurrency: int = Field(default=4, ge=1)
+    obey_robots: bool = True
+
+
+class EntryPoint(StrictModel):
+    """One place a crawl starts: a URL template, optionally expanded once per keyword."""
+
+    url: str
+    keywords: list[str] = Field(default_factory=list)
+    label: str | None = None
+
+
+class PlatformSettings(StrictModel):
+    """One monitored platform, entirely described by data (see DESIGN.md, "A platform is data")."""
+
+    name: str
+    kind: Literal["json_feed", "html_board", "rss", "comments"]
+    base_url: str
+    entry_points: list[EntryPoint] = Field(min_length=1)
+    fields: dict[str, str] = Field(default_factory=dict)
+    pagination: PaginationSettings = Field(default_factory=PaginationSettings)
+    politeness: PolitenessSettings = Field(default_factory=PolitenessSettings)
+    priority: Literal["incremental", "nightly"] = "nightly"
+    enabled: bool = True
+    encoding: str | None = None
+    credentials_env: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+
+class CitySettings(StrictModel):
+    name: str = "深圳"
+    other_cities: list[str] = Field(default_factory=list)
+    districts: dict[str, list[str]] = Field(default_factory=dict)
+    landmark_suffixes: list[str] = Field(default_factory=list)
+
+
+class ClassifySettings(StrictModel):
+    model_dir: str = "var/models"
+    relevance_threshold: float = Field(default=0.5, ge=0, le=1)
+    category_min_probability: float = Field(default=0.4, ge=0, le=1)
+    urgent_terms: dict[str, list[str]] = Field(default_factory=dict)
+    merge_similarity: float = Field(default=0.5, ge=0, le=1)
+
+
+class ReviewSettings(StrictModel):
+    claim_minutes: int = Field(default=15, ge=1)
+    urgent_sla_minutes: int = Field(default=30, ge=1)
+    ordinary_sla_minutes: int = Field(default=120, ge=1)
+    demo_analyst: str = "analyst"
+    demo_password: str = "weisu-demo"
+
+
+class DispatchSettings(StrictModel):
+    base_url: str = "http://127.0.0.1:8020"
+    jurisdiction_id: str = "shenzhen"
+    service_codes: dict[str, str] = Field(default_factory=dict)
+    default_service_code: str = "other"
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    api_key: str | None = Field(default=None, exclude=True)
+
+
+class ScheduleSettings(StrictModel):
+    timezone: str = "Asia/Shanghai"
+    nightly_sweep_cron: str = "0 2 * * *"
+    incremental_minutes: int = Field(default=15, ge=1)
+    push_seconds: int = Field(default=30, ge=1)
+
+
+class Settings(StrictModel):
+    """Everything an operator changes, as loaded from config.yaml and the environment."""
+
+    config_path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
+    user_agent: str = "weisu/0.1 (+https://example.invalid/weisu; city livelihood monitoring)"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    simulator_url: str | None = None
+    platforms: dict[str, PlatformSettings] = Field(default_factory=dict)
+    city: CitySettings = Field(default_factory=CitySettings)
+    classify: ClassifySettings = Field(default_factory=ClassifySettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    author_hash_key: str = Field(default="weisu-dev-only-author-key", exclude=True)
+    secret_key: str = Field(default="weisu-dev-only-secret", exclude=True)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """Relative paths in config.yaml are relative to the project root, not the working directory."""
+        path = Path(value)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.resolve_path(self.classify.model_dir)
+
+    @property
+    def database_url(self) -> str:
+        return absolute_sqlite_url(self.database.url)
+
+    def enabled_platforms(self) -> dict[str, PlatformSettings]:
+        return {key: p for key, p in self.platforms.items() if p.enabled}
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """Make a relative SQLite path relative to the project root so every process opens one file."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(PROJECT_ROOT / url[len(prefix) :])
+    return url
+
+
+def rebase_url(url: str, new_base: str, platform_key: str) -> str:
+    """Point a real platform URL at the simulator, which serves each platform under /p/<key>."""
+    base = urlsplit(new_base.rstrip("/"))
+    parts = urlsplit(url)
+    path = f"{base.path}/p/{platform_key}{parts.path}"
+    return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = len(error.errors()) - 1
+    tail = f" (+{more} more)" if more else ""
+    return f"{path}: {key}: {first['msg']}{tail}"
+
+
+def _apply_environment(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    if url := env.get("WEISU_DATABASE_URL"):
+        raw.setdefault("database", {})["url"] = url
+    if url := env.get("WEISU_DISPATCH_URL"):
+        raw.setdefault("dispatch", {})["base_url"] = url
+    if key := env.get("WEISU_DISPATCH_API_KEY"):
+        raw.setdefault("dispatch", {})["api_key"] = key
+    if model_dir := env.get("WEISU_MODEL_DIR"):
+        raw.setdefault("classify", {})["model_dir"] = model_dir
+    if key := env.get("WEISU_AUTHOR_HASH_KEY"):
+        raw["author_hash_key"] = key
+    if key := env.get("WEISU_SECRET_KEY"):
+        raw["secret_key"] = key
+    if url := env.get("WEISU_SIMULATOR_URL"):
+        raw["simulator_url"] = url
+    return raw
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Load config.yaml (or ``path``), apply environment overrides, validate; raise ConfigError."""
+    env = dict(os.environ) if env is None else env
+    config_path = Path(path or env.get("WEISU_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{config_path}: (file): not found") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ConfigError(f"{config_path}: {where}: not valid YAML") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: (top level): must be a mapping")
+    raw = _apply_environment(raw, env)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(config_path, exc)) from exc
+    settings.config_path = config_path
+    if settings.simulator_url:
+        for key, platform in settings.platforms.items():
+            platform.base_url = rebase_url(platform.base_url, settings.simulator_url, key)
+    return settings

@@ -1,0 +1,240 @@
+"""SQLAlchemy 2.0 typed models: the first-cut data model from DESIGN.md, shared by every stage."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.base import Base, utcnow
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Non-native enums keep SQLite and PostgreSQL identical and let migrations add values freely.
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda c: [m.value for m in c])
+
+
+class DetectionStatus(enum.StrEnum):
+    NEW = "new"
+    DETECTED = "detected"
+
+
+class LeadState(enum.StrEnum):
+    NEW = "new"
+    CLAIMED = "claimed"
+    VERIFIED = "verified"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    MERGED = "merged"
+
+
+class Priority(enum.StrEnum):
+    URGENT = "urgent"
+    ORDINARY = "ordinary"
+
+
+class TicketState(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+
+
+class Role(enum.StrEnum):
+    ANALYST = "analyst"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Platform(Base):
+    __tablename__ = "platforms"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    high_water_mark: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    requests: Mapped[int] = mapped_column(default=0)
+    items: Mapped[int] = mapped_column(default=0)
+    posts_stored: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    cursor: Mapped[str | None] = mapped_column(String(200))
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "external_id"),
+        Index("ix_posts_detection_status_id", "detection_status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    parent_external_id: Mapped[str | None] = mapped_column(String(200))
+    author_key: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    likes: Mapped[int] = mapped_column(default=0)
+    replies: Mapped[int] = mapped_column(default=0)
+    reposts: Mapped[int] = mapped_column(default=0)
+    ip_location: Mapped[str | None] = mapped_column(String(100))
+    entry_point: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    detection_status: Mapped[DetectionStatus] = mapped_column(
+        _enum(DetectionStatus), default=DetectionStatus.NEW
+    )
+
+
+class Classification(Base):
+    __tablename__ = "classifications"
+    __table_args__ = (UniqueConstraint("post_id", "model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(64))
+    relevance: Mapped[float] = mapped_column(Float)
+    is_lead: Mapped[bool] = mapped_column(Boolean)
+    category: Mapped[str | None] = mapped_column(String(50))
+    category_probability: Mapped[float | None] = mapped_column(Float)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgency_reason: Mapped[str | None] = mapped_column(String(500))
+    district: Mapped[str | None] = mapped_column(String(50))
+    street: Mapped[str | None] = mapped_column(String(100))
+    landmark: Mapped[str | None] = mapped_column(String(200))
+    top_terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (Index("ix_leads_state_priority_sla", "state", "priority", "sla_due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[LeadState] = mapped_column(_enum(LeadState), default=LeadState.NEW)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.ORDINARY)
+    category: Mapped[str | None] = mapped_column(String(50))
+    category_probability: Mapped[float | None] = mapped_column(Float)
+    urgency_reason: Mapped[str | None] = mapped_column(String(500))
+    district: Mapped[str | None] = mapped_column(String(50))
+    street: Mapped[str | None] = mapped_column(String(100))
+    landmark: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(1000))
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    top_terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    responsible_unit: Mapped[str | None] = mapped_column(String(200))
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
+    evidence_count: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_expires_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None]
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    posts: Mapped[list[Post]] = relationship(secondary="lead_posts", viewonly=True)
+
+
+class LeadPost(Base):
+    """Evidence: a post belongs to at most one lead (unique post_id), so no post counts twice."""
+
+    __tablename__ = "lead_posts"
+
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, unique=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(50))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Ticket(Base):
+    """The outbox: one row per promoted lead, drained by the pusher."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[TicketState] = mapped_column(_enum(TicketState), default=TicketState.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    service_request_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role), default=Role.ANALYST)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """Trained model versions with their metrics; at most one active per task."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    task: Mapped[str] = mapped_column(String(20), default="detector")
+    path: Mapped[str] = mapped_column(String(500))
+    data_hash: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    library_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

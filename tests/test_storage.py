@@ -1,0 +1,116 @@
+"""Storage behaviour on every configured backend: migrations, idempotent inserts, aware timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.db import make_engine, upgrade
+from storage.models import Lead, LeadPost, Platform, Post, Priority, Ticket
+from storage.queries import insert_posts, posts_awaiting_detection, stage_counts, sync_platforms
+
+
+def _post(external_id: str, **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "platform_id": "weibo",
+        "external_id": external_id,
+        "url": f"https://m.weibo.cn/detail/{external_id}",
+        "text": "小区门口井盖丢失",
+        "content_hash": "h" * 64,
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture
+def with_platform(session: Session) -> Session:
+    sync_platforms(session, {"weibo": ("微博", "json_feed", True)})
+    return session
+
+
+def test_migration_creates_every_table(database_url: str) -> None:
+    engine = make_engine(database_url)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
+    expected = {
+        "platforms", "crawl_runs", "posts", "classifications", "leads", "lead_posts",
+        "audit_events", "tickets", "users", "models", "alembic_version",
+    }  # fmt: skip
+    assert expected <= tables
+
+
+def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)
+
+
+def test_insert_posts_skips_existing_platform_and_external_id(with_platform: Session) -> None:
+    assert insert_posts(with_platform, [_post("1"), _post("2")]) == 2
+    assert insert_posts(with_platform, [_post("2"), _post("3")]) == 1
+    assert with_platform.scalar(select(Post.external_id).where(Post.external_id == "3")) == "3"
+    assert len(list(with_platform.scalars(select(Post)))) == 3
+
+
+def test_posts_awaiting_detection_pages_in_id_order(with_platform: Session) -> None:
+    insert_posts(with_platform, [_post(str(i)) for i in range(5)])
+    first = posts_awaiting_detection(with_platform, limit=2)
+    second = posts_awaiting_detection(with_platform, limit=10, after_id=first[-1].id)
+    assert [p.external_id for p in first] == ["0", "1"]
+    assert [p.external_id for p in second] == ["2", "3", "4"]
+
+
+def test_timestamps_come_back_aware_in_utc(with_platform: Session) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    insert_posts(with_platform, [_post("t", published_at=datetime(2026, 5, 1, 8, 0, tzinfo=shanghai))])
+    with_platform.expire_all()
+    post = with_platform.scalars(select(Post)).one()
+    assert post.published_at == datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
+    assert post.published_at.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_refused(with_platform: Session) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        insert_posts(with_platform, [_post("n", published_at=datetime(2026, 5, 1, 8, 0))])
+
+
+def test_a_post_is_evidence_for_at_most_one_lead(with_platform: Session) -> None:
+    insert_posts(with_platform, [_post("e")])
+    post_id = with_platform.scalar(select(Post.id))
+    first, second = Lead(summary="a"), Lead(summary="b")
+    with_platform.add_all([first, second])
+    with_platform.flush()
+    with_platform.add(LeadPost(lead_id=first.id, post_id=post_id))
+    with_platform.flush()
+    with_platform.add(LeadPost(lead_id=second.id, post_id=post_id))
+    with pytest.raises(IntegrityError):
+        with_platform.flush()
+
+
+def test_one_ticket_per_lead_and_per_idempotency_key(with_platform: Session) -> None:
+    lead = Lead(summary="x")
+    with_platform.add(lead)
+    with_platform.flush()
+    with_platform.add(Ticket(lead_id=lead.id, idempotency_key="lead-1", payload={}))
+    with_platform.flush()
+    with_platform.add(Ticket(lead_id=lead.id, idempotency_key="lead-1b", payload={}))
+    with pytest.raises(IntegrityError):
+        with_platform.flush()
+
+
+def test_stage_counts_count_urgent_open_leads(with_platform: Session) -> None:
+    insert_posts(with_platform, [_post("c")])
+    with_platform.add_all([Lead(summary="u", priority=Priority.URGENT), Lead(summary="o")])
+    with_platform.flush()
+    assert stage_counts(with_platform) == {
+        "posts": 1, "leads": 2, "urgent_leads": 1, "tickets": 0, "tickets_accepted": 0,
+    }  # fmt: skip
+
+
+def test_sync_platforms_updates_without_deleting(with_platform: Session) -> None:
+    sync_platforms(with_platform, {"weibo": ("新浪微博", "json_feed", False)})
+    row = with_platform.get(Platform, "weibo")
+    assert row is not None and (row.name, row.enabled) == ("新浪微博", False)
