@@ -13,7 +13,10 @@ from rich.table import Table
 
 from settings import ConfigError, Settings, load_settings
 
-app = typer.Typer(help="weisu (未诉): find livelihood complaints before they are filed.", no_args_is_help=True)
+app = typer.Typer(
+    help="weisu (未诉): find livelihood complaints before they are filed.",
+    no_args_is_help=True,
+)
 users_app = typer.Typer(help="Manage analyst, supervisor and admin accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 console = Console()
@@ -143,7 +146,7 @@ def train(config: ConfigOption = None) -> None:
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="CSV with columns text, label (and optional title)")],
     task: Annotated[str, typer.Option(help="category or relevance")] = "category",
-    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON object on the last line")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON object on its own line")] = False,
     plot: Annotated[Path | None, typer.Option(help="write a confusion-matrix PNG here")] = None,
     config: ConfigOption = None,
 ) -> None:

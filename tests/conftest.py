@@ -1,4 +1,4 @@
-"""Shared test fixtures: a migrated database on SQLite and, when WEISU_TEST_DATABASE_URL is set, PostgreSQL."""
+"""Shared fixtures: a migrated database on SQLite and, with WEISU_TEST_DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 
