@@ -1,0 +1,136 @@
+"""APScheduler 3 job table: nightly sweep, incremental crawls, detection, outbox pushes, claim expiry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from settings import Settings
+
+log = logging.getLogger("weisu.schedules")
+
+
+def _session_factory(settings: Settings) -> Any:
+    from storage.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[str, str]:
+    """Crawl the platforms (all enabled, or only those of one priority), then detect.
+
+    Each platform runs on its own so that one broken platform is recorded and the others still
+    run; detection runs even when some platforms failed, because whatever did arrive is worth it.
+    """
+    from classify.detection import detect_new_posts
+    from crawlers.runner import run_crawl
+
+    platform_ids = [
+        key for key, p in settings.enabled_platforms().items() if priority is None or p.priority == priority
+    ]
+    outcome: dict[str, str] = {}
+    for platform_id in platform_ids:
+        try:
+            results = run_crawl(settings, [platform_id])
+            outcome[platform_id] = ",".join(r.status for r in results) or "no-run"
+        except Exception as error:  # one platform's failure must not stop the sweep
+            log.exception("crawl of %s failed", platform_id)
+            outcome[platform_id] = f"error: {error}"
+    if platform_ids:
+        detect_new_posts(settings, _session_factory(settings))
+    return outcome
+
+
+def nightly_sweep(settings: Settings) -> dict[str, str]:
+    return crawl_then_detect(settings)
+
+
+def incremental_sweep(settings: Settings) -> dict[str, str]:
+    return crawl_then_detect(settings, priority="incremental")
+
+
+def push_tickets(settings: Settings) -> None:
+    from verify.pusher import push_pending
+
+    push_pending(settings, _session_factory(settings))
+
+
+def expire_claims(settings: Settings) -> None:
+    from storage.db import session_scope
+    from verify.workflow import expire_claims as expire
+
+    with session_scope(_session_factory(settings)) as session:
+        expire(session=session)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: Callable[[Settings], Any]
+    trigger: Callable[[Settings], Any]
+    misfire_grace_seconds: int
+
+
+#: The job table. Ids are stable so `replace_existing` updates rather than duplicates a job.
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec(
+        "nightly_sweep",
+        nightly_sweep,
+        lambda s: CronTrigger.from_crontab(s.schedules.nightly_sweep_cron, timezone=s.schedules.timezone),
+        misfire_grace_seconds=3600,
+    ),
+    JobSpec(
+        "incremental_sweep",
+        incremental_sweep,
+        lambda s: IntervalTrigger(minutes=s.schedules.incremental_minutes, timezone=s.schedules.timezone),
+        misfire_grace_seconds=300,
+    ),
+    JobSpec(
+        "push_tickets",
+        push_tickets,
+        lambda s: IntervalTrigger(seconds=s.schedules.push_seconds, timezone=s.schedules.timezone),
+        misfire_grace_seconds=60,
+    ),
+    JobSpec(
+        "expire_claims",
+        expire_claims,
+        lambda s: IntervalTrigger(minutes=1, timezone=s.schedules.timezone),
+        misfire_grace_seconds=60,
+    ),
+)
+
+
+def configure(scheduler: BaseScheduler, settings: Settings) -> BaseScheduler:
+    """Add every job of the table to ``scheduler``: one instance at a time, missed runs coalesced."""
+    for spec in JOBS:
+        scheduler.add_job(
+            spec.func,
+            trigger=spec.trigger(settings),
+            args=[settings],
+            id=spec.id,
+            name=spec.id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=spec.misfire_grace_seconds,
+        )
+    return scheduler
+
+
+def run_forever(settings: Settings) -> None:
+    """Run the job table in the foreground until interrupted (`weisu scheduler`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = configure(BlockingScheduler(timezone=settings.schedules.timezone), settings)
+    for job in scheduler.get_jobs():
+        log.info("scheduled %s: %s", job.id, job.trigger)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)

@@ -1,0 +1,49 @@
+"""`make bench`: run every benchmark, print each figure beside its same-run baseline and the ratio."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _run(name: str, bench: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    console.print(f"[bold]{name}[/bold] …")
+    started = time.perf_counter()
+    result = bench()
+    result["wall_seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def main() -> int:
+    from bench.crawl import bench_crawl
+    from bench.detect import bench_detect
+
+    results = {"crawl": _run("crawl", bench_crawl), "detect": _run("detect", bench_detect)}
+    table = Table("benchmark", "figure", "weisu", "baseline", "weisu / baseline")
+    for name, result in results.items():
+        table.add_row(
+            name,
+            str(result.get("unit", "")),
+            f"{result['weisu']:.1f}",
+            f"{result['baseline']:.1f} ({result.get('baseline_name', 'baseline')})",
+            f"{result['weisu'] / result['baseline']:.2f}" if result["baseline"] else "n/a",
+        )
+    console.print(table)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    console.print(f"python {platform.python_version()} on {platform.machine()}, peak RSS {peak_mib:.0f} MiB")
+    print(json.dumps(results, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""`weisu demo`: start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
+
+from fixtures.serving import LOOPBACK, free_port
+from settings import PROJECT_ROOT, Settings, load_settings
+
+console = Console()
+SIMULATOR_PORT = 8010
+DISPATCH_PORT = 8020
+DEMO_PUSH_SECONDS = 5
+
+
+def _port_or_free(preferred: int) -> int:
+    try:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind((LOOPBACK, preferred))
+        return preferred
+    except OSError:
+        return free_port()
+
+
+@contextmanager
+def child_process(args: list[str], ready_url: str, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``weisu ARGS`` in a child process, wait until ``ready_url`` answers, stop it on exit."""
+    process = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}")
+            try:
+                httpx.get(ready_url, timeout=1.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start at {ready_url}") from None
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _has_active_model(settings: Settings) -> bool:
+    from storage.db import make_engine, make_session_factory, session_scope
+    from storage.models import ModelVersion
+
+    with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
+        return session.scalar(select(ModelVersion.id).where(ModelVersion.active)) is not None
+
+
+def prepare(settings: Settings) -> dict[str, int]:
+    """Initialise, crawl every platform, train when no model is active, detect; return stage counts."""
+    from classify.detection import detect_new_posts
+    from classify.training import train_and_activate
+    from cli import _session_factory, initialise_database
+    from crawlers.runner import run_crawl
+    from storage.db import session_scope
+    from storage.queries import stage_counts
+    from verify.users import ensure_demo_analyst
+
+    initialise_database(settings)
+    factory = _session_factory(settings)
+    with session_scope(factory) as session:
+        ensure_demo_analyst(session, settings)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"抓取 {len(settings.enabled_platforms())} 个平台 (crawling)…")
+        run_crawl(settings, None)
+        progress.update(task, description="抓取完成 (crawled)", completed=1, total=1)
+        if not _has_active_model(settings):
+            task = progress.add_task("训练模型 (training the detector)…")
+            with session_scope(factory) as session:
+                train_and_activate(settings, session=session)
+            progress.update(task, description="模型就绪 (model trained)", completed=1, total=1)
+        task = progress.add_task("识别线索 (detecting leads)…")
+        detect_new_posts(settings, factory)
+        progress.update(task, description="识别完成 (detected)", completed=1, total=1)
+    with session_scope(factory) as session:
+        return stage_counts(session)
+
+
+def run_demo(settings: Settings, port: int = 8000) -> None:
+    """The whole path on loopback; Ctrl-C stops every process this started."""
+    import uvicorn
+
+    import schedules
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from verify.web.app import create_app
+
+    (PROJECT_ROOT / "var").mkdir(exist_ok=True)
+    simulator_port, dispatch_port = _port_or_free(SIMULATOR_PORT), _port_or_free(DISPATCH_PORT)
+    simulator_url = f"http://{LOOPBACK}:{simulator_port}"
+    dispatch_url = f"http://{LOOPBACK}:{dispatch_port}"
+    # Child processes (the crawler) re-read the configuration, so the overrides go through the env.
+    os.environ["WEISU_SIMULATOR_URL"] = simulator_url
+    os.environ["WEISU_DISPATCH_URL"] = dispatch_url
+    os.environ.setdefault("WEISU_DATABASE_URL", settings.database_url)
+    settings = load_settings(settings.config_path)
+    settings.schedules.push_seconds = DEMO_PUSH_SECONDS
+    dispatch_db = Path(PROJECT_ROOT / "var" / "dispatch.db")
+    with ExitStack() as stack:
+        stack.enter_context(
+            child_process(
+                ["simulate", "--port", str(simulator_port), "--seed", "42"],
+                f"{simulator_url}/_truth",
+                "platform simulator",
+            )
+        )
+        stack.enter_context(
+            child_process(
+                ["simulate-dispatch", "--port", str(dispatch_port), "--db", str(dispatch_db)],
+                f"{dispatch_url}/services.json",
+                "dispatch simulator",
+            )
+        )
+        counts = prepare(settings)
+        scheduler = schedules.configure(BackgroundScheduler(timezone=settings.schedules.timezone), settings)
+        for job_id in ("nightly_sweep", "incremental_sweep"):
+            scheduler.remove_job(job_id)  # the demo world is crawled once above
+        scheduler.start()
+        stack.callback(scheduler.shutdown, wait=False)
+        console.print(
+            f"\n[bold]weisu demo[/bold]  帖子 posts: {counts['posts']}  线索 leads: {counts['leads']}  "
+            f"加急 urgent leads: {counts['urgent_leads']}  工单 tickets: {counts['tickets']}\n"
+            f"review app: [link]http://{LOOPBACK}:{port}[/link]   "
+            f"login: {settings.review.demo_analyst} / {settings.review.demo_password}\n"
+            f"platform simulator: {simulator_url}   dispatch simulator: {dispatch_url}\n"
+            "verified leads are pushed to the dispatch simulator every "
+            f"{DEMO_PUSH_SECONDS} s; Ctrl-C stops everything."
+        )
+        try:
+            uvicorn.run(create_app(settings), host=LOOPBACK, port=port, log_level="warning")
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,70 @@
+"""The scheduler's job table: ids, triggers, one instance at a time, per-platform failure isolation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+import schedules
+from settings import PROJECT_ROOT, Settings, load_settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        PROJECT_ROOT / "config.yaml", env={"WEISU_DATABASE_URL": f"sqlite:///{tmp_path}/w.db"}
+    )
+
+
+def test_job_table_has_the_sweep_the_push_and_claim_expiry(settings: Settings) -> None:
+    scheduler = schedules.configure(BackgroundScheduler(timezone="Asia/Shanghai"), settings)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert sorted(jobs) == ["expire_claims", "incremental_sweep", "nightly_sweep", "push_tickets"]
+    assert (
+        str(jobs["nightly_sweep"].trigger)
+        == "cron[month='*', day='*', day_of_week='*', hour='2', minute='0']"
+    )
+    assert str(jobs["push_tickets"].trigger) == "interval[0:00:30]"
+    assert str(jobs["incremental_sweep"].trigger) == "interval[0:15:00]"
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
+
+
+def test_configuring_twice_replaces_instead_of_duplicating(settings: Settings) -> None:
+    scheduler = BackgroundScheduler(timezone="Asia/Shanghai")
+    schedules.configure(scheduler, settings)
+    schedules.configure(scheduler, settings)
+    assert len(scheduler.get_jobs()) == len(schedules.JOBS)
+
+
+@dataclass
+class _Result:
+    status: str
+
+
+def test_one_failing_platform_does_not_stop_the_sweep_or_detection(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import classify.detection
+    import crawlers.runner
+
+    crawled: list[str] = []
+    detected: list[bool] = []
+    platform_ids = list(settings.enabled_platforms())
+    broken = platform_ids[0]
+
+    def fake_crawl(_settings: Settings, ids: list[str]) -> list[_Result]:
+        crawled.extend(ids)
+        if ids == [broken]:
+            raise RuntimeError("layout changed")
+        return [_Result("finished")]
+
+    monkeypatch.setattr(crawlers.runner, "run_crawl", fake_crawl)
+    monkeypatch.setattr(classify.detection, "detect_new_posts", lambda *a: detected.append(True))
+    outcome = schedules.nightly_sweep(settings)
+    assert crawled == platform_ids
+    assert outcome[broken] == "error: layout changed"
+    assert all(outcome[p] == "finished" for p in platform_ids[1:])
+    assert detected == [True]
