@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -102,9 +102,9 @@ def prepare(settings: Settings) -> dict[str, int]:
 def run_demo(settings: Settings, port: int = 8000) -> None:
     """The whole path on loopback; Ctrl-C stops every process this started."""
     import uvicorn
+    from apscheduler.schedulers.background import BackgroundScheduler
 
     import schedules
-    from apscheduler.schedulers.background import BackgroundScheduler
     from verify.web.app import create_app
 
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
@@ -148,7 +148,5 @@ def run_demo(settings: Settings, port: int = 8000) -> None:
             "verified leads are pushed to the dispatch simulator every "
             f"{DEMO_PUSH_SECONDS} s; Ctrl-C stops everything."
         )
-        try:
+        with suppress(KeyboardInterrupt):
             uvicorn.run(create_app(settings), host=LOOPBACK, port=port, log_level="warning")
-        except KeyboardInterrupt:
-            pass
