@@ -105,8 +105,6 @@ def crawl(
     config: ConfigOption = None,
 ) -> None:
     """Crawl platforms into the posts table (a second crawl of the same content adds nothing)."""
-    from crawlers.runner import run_crawl
-
     settings = _settings(config)
     if not platforms and not all_platforms:
         typer.echo("weisu crawl: name platforms or pass --all", err=True)
@@ -115,6 +113,8 @@ def crawl(
     if unknown:
         typer.echo(f"weisu crawl: unknown platform(s): {', '.join(unknown)}", err=True)
         raise typer.Exit(2)
+    from crawlers.runner import run_crawl
+
     initialise_database(settings)
     results = run_crawl(settings, None if all_platforms else list(platforms or []))
     table = Table("platform", "status", "requests", "items", "new posts", "errors", title="crawl")
@@ -151,12 +151,12 @@ def evaluate(
     config: ConfigOption = None,
 ) -> None:
     """Evaluate the active model on a labelled CSV: per-class P/R/F1, accuracy, macro-F1."""
-    from classify.evaluation import evaluate_file, format_report
-
     settings = _settings(config)
     if task not in ("category", "relevance"):
         typer.echo("weisu evaluate: --task must be category or relevance", err=True)
         raise typer.Exit(2)
+    from classify.evaluation import evaluate_file, format_report
+
     result = evaluate_file(settings, data, task=task, plot=plot)
     console.print(format_report(result))
     if as_json:
