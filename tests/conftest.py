@@ -73,3 +73,13 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         db.rollback()
         db.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI (WEISU_REQUIRE_BROWSER=1) a skipped browser test is a failure, not a quiet pass."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("WEISU_REQUIRE_BROWSER") and item.get_closest_marker("browser"):
+        report.outcome = "failed"
+        report.longrepr = f"browser test skipped although WEISU_REQUIRE_BROWSER is set: {report.longrepr}"
