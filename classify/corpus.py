@@ -1,0 +1,108 @@
+"""The labelled training corpus: real messages (positives, categories) and real noise, with a fixed split."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from classify.text import join_segmented, tokenize, warm_cache
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
+RAW_MESSAGE_FILES = ("messages_labelled_raw.csv", "messages_hot_raw.csv", "messages_replied_raw.csv")
+NOISE_FILES = {
+    "negatives_news_titles.csv": False,
+    "negatives_weibo_comments_segmented.csv": True,
+    "negatives_chitchat.csv": False,
+    "negatives_food_delivery_reviews.csv": False,
+}
+#: One group in five goes to validation; the assignment hashes the group key, so it never changes.
+VALIDATION_BUCKETS = 5
+LEAD, NOISE = "lead", "noise"
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    relevance: str  # lead | noise
+    category: str | None  # first-level category, when labelled
+    kind: str  # letter | title | sentence | noise:<source>
+    group: str
+    validation: bool
+
+
+def content_key(text: str) -> str:
+    """Group key shared by duplicates across files: the first 24 CJK characters of the stop-word-free text."""
+    return "".join(_CJK.findall("".join(tokenize(text))))[:24]
+
+
+def in_validation(group: str) -> bool:
+    digest = hashlib.sha1(group.encode("utf-8")).digest()
+    return digest[0] % VALIDATION_BUCKETS == 0
+
+
+def first_sentence(text: str, low: int = 8, high: int = 80) -> str | None:
+    """The opening sentence of a letter: a stand-in for a one-line post."""
+    for part in _SENTENCE_END.split(str(text or "")):
+        part = part.strip()
+        if low <= len(part) <= high:
+            return part
+        if len(part) > high:
+            return None
+    return None
+
+
+def _read(name: str) -> pd.DataFrame:
+    return pd.read_csv(CORPUS_DIR / name, dtype=str, keep_default_na=False)
+
+
+def load_examples(processes: int = 2) -> list[Example]:
+    """Every labelled example with its split, deterministic for a given corpus."""
+    rows: list[tuple[str, str, str | None, str, str]] = []  # text, relevance, category, kind, group text
+    seg = _read("messages_labelled_segmented.csv")
+    for text, label in zip(seg["text"], seg["label"], strict=True):
+        letter = join_segmented(text)
+        rows.append((letter, LEAD, label, "letter", letter))
+    for name in RAW_MESSAGE_FILES:
+        frame = _read(name)
+        labels = frame["label"] if "label" in frame else [""] * len(frame)
+        for title, body, label in zip(frame["title"], frame["text"], labels, strict=True):
+            letter = f"{title}。{body}"
+            rows.append((letter, LEAD, label or None, "letter", letter))
+            if title.strip():
+                rows.append((title.strip(), LEAD, label or None, "title", letter))
+            if sentence := first_sentence(body):
+                rows.append((sentence, LEAD, label or None, "sentence", letter))
+    for name, segmented in NOISE_FILES.items():
+        source = name.removeprefix("negatives_").removesuffix(".csv").removesuffix("_segmented")
+        for text in _read(name)["text"]:
+            text = join_segmented(text) if segmented else text.strip()
+            if text:
+                rows.append((text, NOISE, None, f"noise:{source}", text))
+    warm_cache([row[0] for row in rows], processes=processes)
+    examples = []
+    for text, relevance, category, kind, group_text in rows:
+        prefix = "m:" if relevance == LEAD else "n:"
+        group = prefix + (content_key(group_text) or group_text)
+        examples.append(Example(text, relevance, category, kind, group, in_validation(group)))
+    return examples
+
+
+def corpus_hash() -> str:
+    """SHA-256 over the corpus files the model is trained on (names and bytes)."""
+    digest = hashlib.sha256()
+    names = [
+        "messages_labelled_segmented.csv",
+        *RAW_MESSAGE_FILES,
+        *NOISE_FILES,
+        "stop_words_segmented_set.txt",
+    ]
+    for name in names:
+        digest.update(name.encode())
+        digest.update((CORPUS_DIR / name).read_bytes())
+    return digest.hexdigest()

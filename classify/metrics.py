@@ -1,0 +1,53 @@
+"""Classification figures that stay defined on one-label files: undefined ratios are None, not 0."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+LEAD = "lead"
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def per_class(truth: Sequence[str], guess: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(truth) | set(guess)):
+        tp = sum(t == label and g == label for t, g in zip(truth, guess, strict=True))
+        support = sum(t == label for t in truth)
+        predicted = sum(g == label for g in guess)
+        precision, recall = _ratio(tp, predicted), _ratio(tp, support)
+        if precision is None or recall is None:
+            f1 = None
+        else:
+            f1 = round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0
+        out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return out
+
+
+def category_metrics(truth: Sequence[str], guess: Sequence[str]) -> dict[str, Any]:
+    """accuracy, macro_f1 (over classes present in the truth), per_class."""
+    classes = per_class(truth, guess)
+    f1s = [c["f1"] for c in classes.values() if c["support"] and c["f1"] is not None]
+    correct = sum(t == g for t, g in zip(truth, guess, strict=True))
+    return {
+        "accuracy": _ratio(correct, len(truth)),
+        "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
+        "per_class": classes,
+    }
+
+
+def relevance_metrics(truth: Sequence[str], guess: Sequence[str]) -> dict[str, Any]:
+    """Category figures plus lead-positive recall, precision and false-positive rate."""
+    result = category_metrics(truth, guess)
+    pairs = list(zip(truth, guess, strict=True))
+    tp = sum(t == LEAD and g == LEAD for t, g in pairs)
+    fp = sum(t != LEAD and g == LEAD for t, g in pairs)
+    positives = sum(t == LEAD for t in truth)
+    negatives = len(truth) - positives
+    result["recall"] = _ratio(tp, positives)
+    result["precision"] = _ratio(tp, tp + fp)
+    result["fpr"] = _ratio(fp, negatives)
+    return result

@@ -1,0 +1,140 @@
+"""Text normalisation and jieba tokenising shared by training and inference (module-level: picklable)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import jieba
+
+HERE = Path(__file__).resolve().parent
+USER_DICT = HERE / "userdict.txt"
+STOP_WORDS_FILE = HERE.parent / "fixtures" / "corpus" / "stop_words_segmented_set.txt"
+#: Long letters are cut here: the first 1,000 characters carry the complaint, the rest costs time.
+MAX_CHARS = 1000
+#: The character view looks at the opening only: it is there for short posts, the word view reads the rest.
+CHAR_VIEW_CHARS = 160
+CHAR_NGRAMS = (2, 3)
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_MENTION = re.compile(r"@[\w\u4e00-\u9fff\-]{1,30}")
+# The labelled letters are anonymised ("A市", "A3区"): drop the code so the model never learns it.
+_ANON_PLACE = re.compile(r"(?<![a-z])[a-z]\d{0,2}(?=[市区县镇])")
+_DIGITS = re.compile(r"\d+")
+# Segmented corpora separate every word by a space; real posts do not: remove spaces next to CJK.
+_CJK_SPACE = re.compile(r"\s+(?=[^\x00-\x7f])|(?<=[^\x00-\x7f])\s+")
+_SPACES = re.compile(r"\s+")
+_WORDLIKE = re.compile(r"[0-9a-z\u4e00-\u9fff]")
+
+_jieba_lock = threading.Lock()
+_jieba_ready = False
+
+
+def normalise(text: str | None) -> str:
+    """Canonical form for the models: NFKC, lower case, no links/mentions/anonymised codes, digits as 0."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", str(text)).lower()
+    text = _URL.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    text = text.replace("#", " ")
+    text = _ANON_PLACE.sub("", text)
+    text = _DIGITS.sub("0", text)
+    text = _CJK_SPACE.sub("", text)
+    return _SPACES.sub(" ", text).strip()[:MAX_CHARS]
+
+
+def join_segmented(text: str | None) -> str:
+    """Turn a space-segmented corpus line back into running text, so it is tokenised like a real post."""
+    return _CJK_SPACE.sub("", str(text or "")).strip()
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    words = STOP_WORDS_FILE.read_text(encoding="utf-8").split("\n")
+    return frozenset(w.strip().lower() for w in words if w.strip())
+
+
+def _ensure_jieba() -> None:
+    global _jieba_ready
+    if _jieba_ready:
+        return
+    with _jieba_lock:
+        if not _jieba_ready:
+            jieba.setLogLevel(60)
+            jieba.initialize()
+            jieba.load_userdict(str(USER_DICT))
+            _jieba_ready = True
+
+
+#: Token cache keyed by normalised text: training tokenises each text once for both models.
+_TOKEN_CACHE: dict[str, tuple[str, ...]] = {}
+TOKEN_CACHE_LIMIT = 200_000
+
+
+def _cut(text: str) -> tuple[str, ...]:
+    _ensure_jieba()
+    stops = stop_words()
+    out = []
+    for token in jieba.lcut(text, HMM=False):
+        token = token.strip()
+        if token and token not in stops and _WORDLIKE.search(token):
+            out.append(token)
+    return tuple(out)
+
+
+def _tokens_of_normalised(text: str) -> tuple[str, ...]:
+    tokens = _TOKEN_CACHE.get(text)
+    if tokens is None:
+        tokens = _cut(text)
+        if len(_TOKEN_CACHE) >= TOKEN_CACHE_LIMIT:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[text] = tokens
+    return tokens
+
+
+def _cut_many(texts: list[str]) -> list[tuple[str, ...]]:
+    return [_cut(text) for text in texts]
+
+
+def warm_cache(texts: Iterable[str | None], processes: int = 2) -> None:
+    """Tokenise many texts up front, in forked worker processes where the platform allows it."""
+    pending = sorted({n for n in map(normalise, texts) if n not in _TOKEN_CACHE})
+    if not pending:
+        return
+    _ensure_jieba()  # before forking, so workers inherit the loaded dictionary
+    if processes > 1 and len(pending) > 2000 and "fork" in multiprocessing.get_all_start_methods():
+        chunks = [pending[i::processes] for i in range(processes)]
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            results = pool.map(_cut_many, chunks)
+        for chunk, tokens in zip(chunks, results, strict=True):
+            _TOKEN_CACHE.update(zip(chunk, tokens, strict=True))
+    else:
+        _TOKEN_CACHE.update(zip(pending, _cut_many(pending), strict=True))
+
+
+def tokenize(text: str | None) -> list[str]:
+    """Words of a text: normalised, jieba-cut with the civic user dictionary, stop words removed."""
+    return list(_tokens_of_normalised(normalise(text)))
+
+
+def tokenize_normalised(text: str) -> list[str]:
+    """The TF-IDF ``tokenizer``: its ``preprocessor`` (normalise) has already run."""
+    return list(_tokens_of_normalised(text))
+
+
+def char_analyzer(text: str | None) -> list[str]:
+    """Character 2–3-grams of the stop-word-free token stream: robust on short, oddly spelt posts."""
+    joined = "".join(_tokens_of_normalised(normalise(text)))[:CHAR_VIEW_CHARS]
+    low, high = CHAR_NGRAMS
+    return [joined[i : i + n] for n in range(low, high + 1) for i in range(len(joined) - n + 1)]
+
+
+def clear_cache() -> None:
+    """Free the token cache (training fills it with the whole corpus)."""
+    _TOKEN_CACHE.clear()

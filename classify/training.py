@@ -1,0 +1,173 @@
+"""`weisu train`: fit both models on the labelled corpus, score them on the fixed split, activate."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from classify import text as text_module
+from classify.corpus import LEAD, NOISE, Example, corpus_hash, load_examples
+from classify.metrics import category_metrics, relevance_metrics
+from classify.model import TASK, Detector, library_versions, save_model
+from classify.pipelines import build_category_pipeline, build_relevance_pipeline
+from settings import Settings
+from storage.models import ModelVersion
+
+CLASSIFY_DIR = Path(__file__).resolve().parent
+RELEVANCE_SUBSETS = {"titles": "title", "letters": "letter", "sentences": "sentence"}
+
+
+def code_version() -> str:
+    """Hash of the classify package sources and user dictionary: changes whenever the code does."""
+    digest = hashlib.sha256()
+    for path in sorted([*CLASSIFY_DIR.glob("*.py"), CLASSIFY_DIR / "userdict.txt"]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainReport:
+    version: str
+    path: Path
+    metrics: dict[str, Any]
+    train_seconds: float
+    counts: dict[str, int]
+
+    def summary(self) -> str:
+        rel = self.metrics["relevance"]
+        cat = self.metrics["category"]
+        lines = [
+            f"模型 model {self.version} 已启用 (activated) — {self.train_seconds:.1f}s",
+            f"  训练 train: {self.counts['train']}  验证 validation: {self.counts['validation']}  "
+            f"(grouped, fixed split)",
+            "  相关性 relevance (lead = positive)      precision  recall   FPR",
+        ]
+        for name, figures in rel.items():
+            if name.startswith("fpr_"):
+                continue
+            precision, recall, fpr = (_pct(figures[k]) for k in ("precision", "recall", "fpr"))
+            lines.append(f"    {name:<34}{precision}  {recall}  {fpr}")
+        noise = ", ".join(f"{k[4:]} {_pct(v)}" for k, v in rel.items() if k.startswith("fpr_"))
+        lines.append(f"    误报率 FPR by noise source: {noise}")
+        lines.append("  类别 category                           accuracy  macro-F1")
+        for name, figures in cat.items():
+            lines.append(f"    {name:<34}{_pct(figures['accuracy'])}  {_pct(figures['macro_f1'])}")
+        lines.append(f"  保存于 saved at {self.path}")
+        return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "    n/a" if value is None else f"{value * 100:6.2f}%"
+
+
+def fit_detector(train: list[Example], c: float = 0.5, processes: int = 2) -> tuple[Any, Any]:
+    """Fit the relevance pipeline, then the category classifier on the same fitted features."""
+    text_module.warm_cache([e.text for e in train], processes=processes)
+    relevance = build_relevance_pipeline(c=c)
+    features = relevance.named_steps["features"]
+    matrix = features.fit_transform([e.text for e in train])
+    for _, vectorizer in features.transformer_list:
+        vectorizer.stop_words_ = None  # the discarded vocabulary: large, only for introspection
+    relevance.named_steps["classifier"].fit(matrix, [e.relevance for e in train])
+    labelled = [i for i, e in enumerate(train) if e.category]
+    category = build_category_pipeline(c=c)
+    category.steps[0] = ("features", features)  # shared: the same fitted object, pickled once
+    category.named_steps["classifier"].fit(matrix[labelled], [train[i].category for i in labelled])
+    return relevance, category
+
+
+def validation_metrics(detector: Detector, validation: list[Example], settings: Settings) -> dict[str, Any]:
+    threshold = settings.classify.relevance_threshold
+    predictions = detector.predict(
+        [e.text for e in validation], threshold, settings.classify.category_min_probability
+    )
+    noise = [i for i, e in enumerate(validation) if e.relevance == NOISE]
+    relevance: dict[str, Any] = {}
+    for name, kind in RELEVANCE_SUBSETS.items():
+        rows = [i for i, e in enumerate(validation) if e.kind == kind] + noise
+        truth = [validation[i].relevance for i in rows]
+        guess = [LEAD if predictions[i].is_lead else NOISE for i in rows]
+        figures = relevance_metrics(truth, guess)
+        relevance[f"{name} vs noise"] = {k: figures[k] for k in ("precision", "recall", "fpr")}
+    for source in sorted({e.kind for e in validation if e.relevance == NOISE}):
+        rows = [i for i, e in enumerate(validation) if e.kind == source]
+        relevance[f"fpr_{source.removeprefix('noise:')}"] = sum(predictions[i].is_lead for i in rows) / len(
+            rows
+        )
+    category: dict[str, Any] = {}
+    for name, kind in (("letters", "letter"), ("titles", "title")):
+        rows = [i for i, e in enumerate(validation) if e.category and e.kind == kind]
+        figures = category_metrics(
+            [validation[i].category for i in rows], [predictions[i].best_category for i in rows]
+        )
+        category[name] = {k: figures[k] for k in ("accuracy", "macro_f1")} | {"support": len(rows)}
+    return {"threshold": threshold, "relevance": relevance, "category": category}
+
+
+def _write_validation_csvs(directory: Path, validation: list[Example]) -> None:
+    """The held-out rows as `weisu evaluate` CSVs, so anyone can re-score the model on them."""
+    pd.DataFrame({"text": [e.text for e in validation], "label": [e.relevance for e in validation]}).to_csv(
+        directory / "validation_relevance.csv", index=False
+    )
+    rows = [e for e in validation if e.category]
+    pd.DataFrame({"text": [e.text for e in rows], "label": [e.category for e in rows]}).to_csv(
+        directory / "validation_category.csv", index=False
+    )
+
+
+def train_and_activate(
+    settings: Settings, session: Session, *, c: float = 0.5, processes: int = 2
+) -> TrainReport:
+    """Train, evaluate on the fixed validation split, save under model_dir/<version>/, activate."""
+    started = time.perf_counter()
+    examples = load_examples(processes=processes)
+    train = [e for e in examples if not e.validation]
+    validation = [e for e in examples if e.validation]
+    relevance, category = fit_detector(train, c=c, processes=processes)
+    data_hash = corpus_hash()
+    version = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{data_hash[:8]}"
+    metadata: dict[str, Any] = {
+        "version": version,
+        "task": TASK,
+        "created_at": datetime.now(UTC).isoformat(),
+        "data_hash": data_hash,
+        "code_version": code_version(),
+        "library_versions": library_versions(),
+        "params": {"c": c, "features": "word 1-2gram + char 2-3gram TF-IDF", "model": "calibrated LinearSVC"},
+        "counts": {"train": len(train), "validation": len(validation)},
+    }
+    detector = Detector(relevance, category, metadata)
+    metadata["metrics"] = validation_metrics(detector, validation, settings)
+    metadata["train_seconds"] = round(time.perf_counter() - started, 1)
+    directory = save_model(settings.model_dir / version, relevance, category, metadata)
+    _write_validation_csvs(directory, validation)
+    text_module.clear_cache()
+    session.execute(update(ModelVersion).where(ModelVersion.task == TASK).values(active=False))
+    session.add(
+        ModelVersion(
+            version=version,
+            task=TASK,
+            path=str(directory),
+            data_hash=data_hash,
+            metrics=metadata["metrics"],
+            library_versions=metadata["library_versions"],
+            active=True,
+        )
+    )
+    session.flush()
+    return TrainReport(
+        version=version,
+        path=directory,
+        metrics=metadata["metrics"],
+        train_seconds=metadata["train_seconds"],
+        counts=metadata["counts"],
+    )

@@ -1,0 +1,110 @@
+"""Field mapping helpers: tiny JSON paths (``data.cards[].mblog``), CSS/XPath selectors, and time parsing."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from parsel import Selector, SelectorList
+
+#: Platforms that print naive local times are in China Standard Time.
+PLATFORM_TZ = timezone(timedelta(hours=8))
+_TIME_FORMATS = ("%a %b %d %H:%M:%S %z %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S")
+_EPOCH = re.compile(r"^\d{10}(\d{3})?$")
+
+
+def json_path(data: Any, path: str) -> list[Any]:
+    """Every value at ``path``: dots descend, ``[]`` fans out over a list, ``[2]`` picks one element.
+
+    Missing keys yield nothing rather than raising, so a card without an ``mblog`` is simply skipped.
+    """
+    values = [data]
+    for part in path.split(".") if path else []:
+        match = re.fullmatch(r"([^\[\]]*)(?:\[(\d*)\])?", part)
+        if match is None:
+            raise ValueError(f"bad JSON path segment {part!r} in {path!r}")
+        key, index = match.group(1), match.group(2)
+        nxt: list[Any] = []
+        for value in values:
+            if key:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            if index is None:
+                nxt.append(value)
+            elif isinstance(value, list):
+                nxt.extend(value if index == "" else value[int(index) : int(index) + 1])
+        values = nxt
+    return values
+
+
+def json_first(data: Any, path: str | None) -> Any:
+    if not path:
+        return None
+    found = json_path(data, path)
+    return found[0] if found else None
+
+
+def is_xpath(expression: str) -> bool:
+    return expression.startswith(("/", "(", "./", "string("))
+
+
+def select(
+    node: Selector | SelectorList[Selector], expression: str, xpath: bool | None = None
+) -> SelectorList[Selector]:
+    """CSS unless the expression looks like XPath (or the caller says it is, as RSS fields are)."""
+    use_xpath = is_xpath(expression) if xpath is None else xpath
+    return node.xpath(expression) if use_xpath else node.css(expression)
+
+
+def select_first(node: Selector, expression: str | None, xpath: bool | None = None) -> str | None:
+    if not expression:
+        return None
+    value = select(node, expression, xpath).get()
+    return value.strip() if isinstance(value, str) else value
+
+
+def parse_time(value: Any, time_format: str | None = None) -> datetime | None:
+    """Epoch seconds/milliseconds, a configured format, RFC 822 or ISO 8601 → aware UTC (naive = UTC+8)."""
+    if value is None or value == "":
+        return None
+    parsed: datetime | None = None
+    text = str(value).strip()
+    if isinstance(value, int | float) or _EPOCH.match(text):
+        number = float(text)
+        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=UTC)
+    formats = ((time_format,) if time_format else ()) + _TIME_FORMATS
+    for fmt in formats:
+        try:
+            parsed = datetime.strptime(text, fmt)
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=PLATFORM_TZ)
+    return parsed.astimezone(UTC)
+
+
+def to_int(value: Any) -> int:
+    """Engagement counts arrive as ints, numeric strings or "1.2万"; anything else counts as 0."""
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        if text.endswith("万"):
+            return int(float(text[:-1]) * 10_000)
+        return int(float(text))
+    except ValueError:
+        return 0

@@ -1,0 +1,18 @@
+"""Generic spiders, one per platform kind; a platform entry in config.yaml picks its kind."""
+
+from __future__ import annotations
+
+from crawlers.spiders.base import PlatformSpider
+from crawlers.spiders.html_board import HtmlBoardSpider
+from crawlers.spiders.json_feed import JsonFeedSpider
+from crawlers.spiders.rss import RssSpider
+
+#: kind → spider class. ``comments`` threads are JSON feeds with a parent id (same machinery).
+SPIDERS: dict[str, type[PlatformSpider]] = {
+    "json_feed": JsonFeedSpider,
+    "comments": JsonFeedSpider,
+    "html_board": HtmlBoardSpider,
+    "rss": RssSpider,
+}
+
+__all__ = ["SPIDERS", "HtmlBoardSpider", "JsonFeedSpider", "PlatformSpider", "RssSpider"]

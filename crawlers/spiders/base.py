@@ -1,0 +1,118 @@
+"""What every platform spider shares: entry points, link joining, field counts, bad-page handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.http import Response, TextResponse
+
+from crawlers.items import PostItem
+from settings import EntryPoint, PlatformSettings
+
+Output = list[scrapy.Request | PostItem]
+
+
+class PlatformSpider(scrapy.Spider):
+    """A spider for one platform, built from its PlatformSettings; the spider name is the platform key."""
+
+    kind = ""
+
+    def __init__(self, platform_id: str, platform: PlatformSettings, **kwargs: Any) -> None:
+        super().__init__(name=platform_id, **kwargs)
+        self.platform_id = platform_id
+        self.platform = platform
+        self.fields = platform.fields
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PlatformSpider:
+        if "platform" not in kwargs:
+            kwargs["platform"] = crawler.settings["WEISU_SETTINGS"].platforms[kwargs["platform_id"]]
+        spider: PlatformSpider = super().from_crawler(crawler, *args, **kwargs)
+        return spider
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for entry in self.platform.entry_points:
+            for keyword in entry.keywords or [None]:
+                page = self.platform.pagination.start
+                yield self.page_request(entry, keyword, page, pages_seen=1)
+
+    def page_request(
+        self, entry: EntryPoint, keyword: str | None, page: Any, pages_seen: int
+    ) -> scrapy.Request:
+        path = entry.url.format(keyword=quote(keyword or "", safe=""), page=page)
+        label = entry.label or (
+            f"{entry.url.split('?')[0]}:{keyword}" if keyword else entry.url.split("?")[0]
+        )
+        meta = {"entry": entry, "keyword": keyword, "page": page, "pages_seen": pages_seen, "label": label}
+        return scrapy.Request(self.join(path), callback=self.parse_page, meta=meta)
+
+    def join(self, href: str, response: Response | None = None) -> str:
+        """Resolve a link; host-absolute paths ("/p/1") hang off base_url so the simulator prefix stays."""
+        if href.startswith("/") and not href.startswith("//"):
+            return self.platform.base_url + href
+        if response is not None:
+            return response.urljoin(href)
+        return urljoin(self.platform.base_url + "/", href)
+
+    # --- responses ------------------------------------------------------------------------------
+
+    def decoded(self, response: Response) -> Response:
+        """Apply the configured encoding where the platform mislabels its pages."""
+        if self.platform.encoding and isinstance(response, TextResponse):
+            return response.replace(encoding=self.platform.encoding)
+        return response
+
+    def parse_page(self, response: Response) -> Output:
+        return self.guarded(self.parse_listing, response)
+
+    def parse_listing(self, response: Response) -> Output:
+        raise NotImplementedError
+
+    def guarded(self, callback: Callable[[Response], Iterable[Any]], response: Response) -> Output:
+        """A malformed page is logged with platform and URL, counted, and skipped: the run goes on."""
+        try:
+            return list(callback(self.decoded(response)))
+        except Exception as error:  # noqa: BLE001 - any parser failure on one page must not end the crawl
+            self.count("malformed_pages")
+            self.logger.warning(
+                "malformed page skipped: platform=%s url=%s error=%s: %s",
+                self.platform_id,
+                response.url,
+                type(error).__name__,
+                error,
+            )
+            return []
+
+    def count(self, key: str, n: int = 1) -> None:
+        if self.crawler is not None and self.crawler.stats is not None:
+            self.crawler.stats.inc_value(f"weisu/{key}", n)
+
+    def make_item(self, values: dict[str, Any], response: Response) -> PostItem | None:
+        """An item from extracted values; without an id or text the post is counted and dropped."""
+        for name in ("external_id", "text"):
+            if values.get(name) in (None, ""):
+                self.count(f"missing_field/{name}")
+                return None
+        if values.get("published_at") is None:
+            self.count("missing_field/published_at")
+        return PostItem(
+            platform_id=self.platform_id,
+            external_id=str(values["external_id"]),
+            url=values.get("url") or response.url,
+            text=str(values["text"]),
+            title=values.get("title"),
+            author=None if values.get("author") in (None, "") else str(values["author"]),
+            published_at=values.get("published_at"),
+            likes=values.get("likes", 0),
+            replies=values.get("replies", 0),
+            reposts=values.get("reposts", 0),
+            ip_location=values.get("ip_location"),
+            entry_point=response.meta.get("label"),
+            parent_external_id=values.get("parent_external_id"),
+        )

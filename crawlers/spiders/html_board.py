@@ -1,0 +1,64 @@
+"""HTML board spider: list pages with thread links → detail pages; next-page links; GBK/GB18030-safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+
+from crawlers.fields import parse_time, select, select_first, to_int
+from crawlers.items import PostItem
+from crawlers.spiders.base import Output, PlatformSpider
+
+#: fields: items (list rows), external_id and link (inside a row), then detail-page selectors.
+DETAIL_FIELDS = ("title", "text", "author", "ip_location")
+
+
+class HtmlBoardSpider(PlatformSpider):
+    kind = "html_board"
+
+    def parse_listing(self, response: Response) -> Output:
+        out: Output = []
+        rows = select(response, self.fields["items"])
+        for row in rows:
+            external_id = select_first(row, self.fields.get("external_id"))
+            link = select_first(row, self.fields.get("link"))
+            if not external_id or not link:
+                self.count("missing_field/link" if external_id else "missing_field/external_id")
+                continue
+            meta = {"label": response.meta.get("label"), "external_id": external_id}
+            out.append(scrapy.Request(self.join(link, response), callback=self.parse_detail, meta=meta))
+        follow = self.next_page(response) if rows else None
+        if follow is not None:
+            out.append(follow)
+        return out
+
+    def next_page(self, response: Response) -> scrapy.Request | None:
+        pagination = self.platform.pagination
+        meta = response.meta
+        if pagination.style == "none" or meta["pages_seen"] >= pagination.max_pages:
+            return None
+        if pagination.style == "next_link":
+            href = select_first(response, pagination.next_selector or "")
+            if not href:
+                return None
+            next_meta = dict(meta) | {"pages_seen": meta["pages_seen"] + 1}
+            return scrapy.Request(self.join(href, response), callback=self.parse_page, meta=next_meta)
+        step = pagination.page_size if pagination.style == "offset" else 1
+        return self.page_request(meta["entry"], meta["keyword"], meta["page"] + step, meta["pages_seen"] + 1)
+
+    def parse_detail(self, response: Response) -> Output:
+        return self.guarded(self.extract_detail, response)
+
+    def extract_detail(self, response: Response) -> list[PostItem]:
+        values: dict[str, Any] = {"external_id": response.meta["external_id"], "url": response.url}
+        for name in DETAIL_FIELDS:
+            values[name] = select_first(response, self.fields.get(name))
+        values["published_at"] = parse_time(
+            select_first(response, self.fields.get("published_at")), self.fields.get("time_format")
+        )
+        for name in ("likes", "replies", "reposts"):
+            values[name] = to_int(select_first(response, self.fields.get(name)))
+        item = self.make_item(values, response)
+        return [item] if item else []

@@ -1,0 +1,72 @@
+"""JSON feed spider: search or list APIs paged by page number, offset or cursor (Weibo, 黑猫投诉…)."""
+
+from __future__ import annotations
+
+import json
+from string import Formatter
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+
+from crawlers.fields import json_first, json_path, parse_time, to_int
+from crawlers.items import PostItem
+from crawlers.spiders.base import Output, PlatformSpider
+
+#: fields: items (path to the list of posts), then paths inside one post. ``url`` may be a template
+#: such as "{base_url}/detail/{mid}" filled from the post's top-level keys.
+ITEM_FIELDS = ("external_id", "text", "title", "author", "url", "ip_location", "parent_external_id")
+COUNT_FIELDS = ("likes", "replies", "reposts")
+
+
+class JsonFeedSpider(PlatformSpider):
+    kind = "json_feed"
+
+    def parse_listing(self, response: Response) -> Output:
+        data = json.loads(response.text)
+        records = json_path(data, self.fields.get("items", ""))
+        out: Output = []
+        for record in records:
+            if isinstance(record, dict) and (item := self.extract(record, response)) is not None:
+                out.append(item)
+        if records and (follow := self.next_page(response, data, len(records))) is not None:
+            out.append(follow)
+        return out
+
+    def extract(self, record: dict[str, Any], response: Response) -> PostItem | None:
+        values: dict[str, Any] = {}
+        for name in ITEM_FIELDS:
+            path = self.fields.get(name)
+            if path and "{" in path:
+                keys = {k for _, k, _, _ in Formatter().parse(path) if k}
+                context = {"base_url": self.platform.base_url} | {k: record.get(k, "") for k in keys}
+                values[name] = path.format(**context)
+            else:
+                value = json_first(record, path)
+                values[name] = None if value is None else str(value)
+        if values.get("url"):
+            values["url"] = self.join(values["url"], response)
+        values["published_at"] = parse_time(
+            json_first(record, self.fields.get("published_at")), self.fields.get("time_format")
+        )
+        for name in COUNT_FIELDS:
+            values[name] = to_int(json_first(record, self.fields.get(name)))
+        return self.make_item(values, response)
+
+    def next_page(self, response: Response, data: Any, found: int) -> scrapy.Request | None:
+        """The next request, or None: no items, a false has-more flag, no cursor, or max_pages reached."""
+        pagination = self.platform.pagination
+        meta = response.meta
+        if pagination.style == "none" or meta["pages_seen"] >= pagination.max_pages:
+            return None
+        if pagination.has_more_path and not json_first(data, pagination.has_more_path):
+            return None
+        if pagination.style == "cursor":
+            page = json_first(data, pagination.cursor_path or "")
+            if page in (None, "", 0, "0"):
+                return None
+        elif pagination.style == "offset":
+            page = meta["page"] + pagination.page_size
+        else:
+            page = meta["page"] + 1
+        return self.page_request(meta["entry"], meta["keyword"], page, meta["pages_seen"] + 1)

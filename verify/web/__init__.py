@@ -1,0 +1,1 @@
+"""The analysts' review app: server-rendered pages and the JSON API."""

@@ -1,0 +1,84 @@
+"""create_app(settings): the FastAPI review app — pages, JSON API, signed session cookies, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from settings import Settings
+from storage.db import make_engine, make_session_factory
+from verify.web import api, display, pages
+from verify.web.deps import LoginRequired
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "weisu_session"
+SESSION_MAX_AGE = 12 * 3600
+# The pages need no script at all: forbid every script, inline or not, so injected markup cannot run.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def make_templates() -> Jinja2Templates:
+    # Autoescaping on for every template: crawled text is hostile and is never marked safe.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    env.filters.update(
+        local_time=display.local_time,
+        sla=display.sla_countdown,
+        bounded=display.bounded,
+        safe_link=display.safe_link,
+    )
+    env.globals.update(state_labels=display.STATE_LABELS, priority_labels=display.PRIORITY_LABELS)
+    return Jinja2Templates(env=env)
+
+
+async def _security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if not request.url.path.startswith(("/docs", "/redoc")):
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    return response
+
+
+async def _to_login(request: Request, _: Exception) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The review app; one engine and session factory for the app's lifetime, from settings.database_url."""
+    app = FastAPI(title="weisu review API", version="1", summary="未诉 线索核实与派单")
+    engine = make_engine(settings.database_url, echo=settings.database.echo)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.templates = make_templates()
+    app.middleware("http")(_security_headers)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=False,  # the demo serves plain http on loopback; production sits behind TLS
+    )
+    app.add_exception_handler(LoginRequired, _to_login)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    return app

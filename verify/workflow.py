@@ -1,0 +1,283 @@
+"""The lead state machine: one transition table, conditional updates, an audit event for every change."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from settings import Settings
+from storage.base import utcnow
+from storage.models import AuditEvent, Lead, LeadState, Ticket
+from verify.tickets import build_payload, idempotency_key
+
+SYSTEM_ACTOR = "system"
+
+
+class Action(enum.StrEnum):
+    CLAIM = "claim"
+    RELEASE = "release"
+    EXPIRE = "expire"
+    VERIFY = "verify"
+    PROMOTE = "promote"
+    REJECT = "reject"
+    MERGE = "merge"
+
+
+class RejectReason(enum.StrEnum):
+    NOT_A_COMPLAINT = "not_a_complaint"
+    OUTSIDE_CITY = "outside_city"
+    ALREADY_HANDLED = "already_handled"
+    SPAM = "spam"
+    DUPLICATE = "duplicate"
+
+
+REJECT_REASON_LABELS: dict[RejectReason, str] = {
+    RejectReason.NOT_A_COMPLAINT: "不是诉求",
+    RejectReason.OUTSIDE_CITY: "不在本市",
+    RejectReason.ALREADY_HANDLED: "已处理",
+    RejectReason.SPAM: "垃圾信息",
+    RejectReason.DUPLICATE: "重复",
+}
+
+S = LeadState
+#: Every allowed transition, in one place: (from state, action) -> to state. Anything else is refused.
+TRANSITIONS: dict[tuple[LeadState, Action], LeadState] = {
+    (S.NEW, Action.CLAIM): S.CLAIMED,
+    # Renewing one's own lease, or taking over a lease that has run out but not yet been swept.
+    (S.CLAIMED, Action.CLAIM): S.CLAIMED,
+    (S.CLAIMED, Action.RELEASE): S.NEW,
+    (S.CLAIMED, Action.EXPIRE): S.NEW,
+    (S.CLAIMED, Action.VERIFY): S.VERIFIED,
+    (S.VERIFIED, Action.PROMOTE): S.PROMOTED,
+    (S.CLAIMED, Action.REJECT): S.REJECTED,
+    (S.CLAIMED, Action.MERGE): S.MERGED,
+}
+
+#: Fields an analyst may correct when verifying a lead.
+EDITABLE_FIELDS = ("category", "district", "summary", "responsible_unit")
+
+
+class WorkflowError(Exception):
+    """A transition that is not allowed now (wrong state, someone else's claim, unknown lead)."""
+
+
+class LeadNotFound(WorkflowError):
+    pass
+
+
+class TransitionRefused(WorkflowError):
+    pass
+
+
+def next_state(state: LeadState, action: Action) -> LeadState:
+    """The state ``action`` leads to from ``state``; TransitionRefused when the table has no such row."""
+    try:
+        return TRANSITIONS[(state, action)]
+    except KeyError:
+        raise TransitionRefused(f"cannot {action.value} a lead that is {state.value}") from None
+
+
+def sources_of(action: Action) -> list[LeadState]:
+    return [source for (source, act) in TRANSITIONS if act == action]
+
+
+def get(*, session: Session, lead_id: int) -> Lead | None:
+    return session.get(Lead, lead_id)
+
+
+def get_or_raise(*, session: Session, lead_id: int) -> Lead:
+    lead = session.get(Lead, lead_id)
+    if lead is None:
+        raise LeadNotFound(f"lead {lead_id} not found")
+    return lead
+
+
+def _audit(
+    session: Session,
+    lead_id: int,
+    actor: str,
+    action: Action,
+    from_state: LeadState | None,
+    to_state: LeadState | None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            lead_id=lead_id,
+            actor=actor,
+            action=action.value,
+            from_state=from_state.value if from_state else None,
+            to_state=to_state.value if to_state else None,
+            reason=reason,
+            details=details or {},
+        )
+    )
+
+
+def _transition(
+    session: Session, lead_id: int, action: Action, condition: Any, values: dict[str, Any]
+) -> LeadState:
+    """Conditionally move one lead; the WHERE clause is the guard, so two racing writers cannot both win."""
+    lead = get_or_raise(session=session, lead_id=lead_id)
+    from_state = lead.state
+    to_state = next_state(from_state, action)
+    statement = (
+        update(Lead)
+        .where(Lead.id == lead_id, Lead.state == from_state, condition)
+        .values(state=to_state, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(statement).rowcount != 1:
+        session.expire(lead)
+        raise TransitionRefused(f"lead {lead_id} changed meanwhile or is held by someone else")
+    session.expire(lead)
+    return from_state
+
+
+def _held_by(actor: str, now: datetime) -> Any:
+    return and_(Lead.claimed_by == actor, or_(Lead.claim_expires_at.is_(None), Lead.claim_expires_at > now))
+
+
+def claim(*, session: Session, lead_id: int, actor: str, settings: Settings) -> Lead:
+    """Hold a lead for ``review.claim_minutes``; refused while another analyst's lease is running."""
+    now = utcnow()
+    lead = get_or_raise(session=session, lead_id=lead_id)
+    # A running lease belongs to its holder; the guard is in the UPDATE, not in this Python check.
+    condition = or_(Lead.claimed_by.is_(None), Lead.claimed_by == actor, Lead.claim_expires_at <= now)
+    expires = now + timedelta(minutes=settings.review.claim_minutes)
+    previous_holder = lead.claimed_by
+    from_state = _transition(
+        session, lead_id, Action.CLAIM, condition, {"claimed_by": actor, "claim_expires_at": expires}
+    )
+    details = {"claim_expires_at": expires.isoformat()}
+    if previous_holder and previous_holder != actor:
+        details["previous_holder"] = previous_holder
+    _audit(session, lead_id, actor, Action.CLAIM, from_state, LeadState.CLAIMED, details=details)
+    session.flush()
+    return get_or_raise(session=session, lead_id=lead_id)
+
+
+def release(*, session: Session, lead_id: int, actor: str) -> Lead:
+    """Give a claimed lead back to the queue."""
+    from_state = _transition(
+        session,
+        lead_id,
+        Action.RELEASE,
+        _held_by(actor, utcnow()),
+        {"claimed_by": None, "claim_expires_at": None},
+    )
+    _audit(session, lead_id, actor, Action.RELEASE, from_state, LeadState.NEW)
+    session.flush()
+    return get_or_raise(session=session, lead_id=lead_id)
+
+
+def expire_claims(*, session: Session, now: datetime | None = None) -> int:
+    """Return every lead whose lease has run out to the queue; how many were returned."""
+    now = now or utcnow()
+    stale = session.execute(
+        select(Lead.id, Lead.claimed_by).where(
+            Lead.state.in_(sources_of(Action.EXPIRE)), Lead.claim_expires_at <= now
+        )
+    ).all()
+    returned = 0
+    to_state = next_state(LeadState.CLAIMED, Action.EXPIRE)
+    for lead_id, holder in stale:
+        statement = (
+            update(Lead)
+            .where(Lead.id == lead_id, Lead.state == LeadState.CLAIMED, Lead.claim_expires_at <= now)
+            .values(state=to_state, claimed_by=None, claim_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if session.execute(statement).rowcount == 1:
+            returned += 1
+            _audit(
+                session,
+                lead_id,
+                SYSTEM_ACTOR,
+                Action.EXPIRE,
+                LeadState.CLAIMED,
+                LeadState.NEW,
+                reason="claim lease expired",
+                details={"previous_holder": holder},
+            )
+    session.flush()
+    session.expire_all()
+    return returned
+
+
+def verify_and_promote(
+    *, session: Session, lead_id: int, actor: str, settings: Settings, edits: dict[str, Any] | None = None
+) -> Ticket:
+    """Verify a lead the actor holds, apply corrections, promote it and queue its ticket — one transaction."""
+    now = utcnow()
+    changes = {k: v for k, v in (edits or {}).items() if k in EDITABLE_FIELDS and v not in (None, "")}
+    unknown = set(edits or {}) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise WorkflowError(f"fields cannot be edited: {', '.join(sorted(unknown))}")
+    lead = get_or_raise(session=session, lead_id=lead_id)
+    before = {k: getattr(lead, k) for k in changes}
+    from_state = _transition(session, lead_id, Action.VERIFY, _held_by(actor, now), changes)
+    edited = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}
+    _audit(session, lead_id, actor, Action.VERIFY, from_state, LeadState.VERIFIED, details={"edits": edited})
+    _transition(session, lead_id, Action.PROMOTE, true(), {"claimed_by": None, "claim_expires_at": None})
+    lead = get_or_raise(session=session, lead_id=lead_id)
+    ticket = Ticket(
+        lead_id=lead_id,
+        idempotency_key=idempotency_key(lead_id),
+        payload=build_payload(lead, settings),
+        next_attempt_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    _audit(
+        session,
+        lead_id,
+        actor,
+        Action.PROMOTE,
+        LeadState.VERIFIED,
+        LeadState.PROMOTED,
+        details={"ticket_id": ticket.id, "idempotency_key": ticket.idempotency_key},
+    )
+    session.flush()
+    return ticket
+
+
+def reject(*, session: Session, lead_id: int, actor: str, reason: RejectReason | str, note: str = "") -> Lead:
+    """Reject a lead the actor holds, with one of the fixed reasons (its label goes to training)."""
+    try:
+        reason = RejectReason(reason)
+    except ValueError:
+        raise WorkflowError(f"unknown reject reason: {reason}") from None
+    from_state = _transition(
+        session,
+        lead_id,
+        Action.REJECT,
+        _held_by(actor, utcnow()),
+        {"claimed_by": None, "claim_expires_at": None},
+    )
+    details = {"note": note[:500]} if note else {}
+    _audit(session, lead_id, actor, Action.REJECT, from_state, LeadState.REJECTED, reason.value, details)
+    session.flush()
+    return get_or_raise(session=session, lead_id=lead_id)
+
+
+def merge(*, session: Session, lead_id: int, into_id: int, actor: str) -> Lead:
+    """Mark a held lead as the same problem as ``into_id``; its evidence stays where it is for now."""
+    if lead_id == into_id:
+        raise WorkflowError("a lead cannot be merged into itself")
+    get_or_raise(session=session, lead_id=into_id)
+    from_state = _transition(
+        session,
+        lead_id,
+        Action.MERGE,
+        _held_by(actor, utcnow()),
+        {"claimed_by": None, "claim_expires_at": None, "merged_into_id": into_id},
+    )
+    _audit(session, lead_id, actor, Action.MERGE, from_state, LeadState.MERGED, details={"into": into_id})
+    session.flush()
+    return get_or_raise(session=session, lead_id=lead_id)
