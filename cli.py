@@ -60,11 +60,8 @@ def init(
     settings = _settings(config)
     initialise_database(settings)
     if admin:
-        from verify.users import create_user
-
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-        with _scope(settings) as session:
-            create_user(session, username=admin, password=password, role="admin")
+        _create_user(settings, admin, password, "admin")
     console.print(f"database ready: {settings.database_url}")
 
 
@@ -242,14 +239,22 @@ def users_add(
     config: ConfigOption = None,
 ) -> None:
     """Create an account."""
-    from verify.users import create_user
-
     settings = _settings(config)
     initialise_database(settings)
     secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    with _scope(settings) as session:
-        create_user(session, username=name, password=secret, role=role)
+    _create_user(settings, name, secret, role)
     console.print(f"created {role} {name}")
+
+
+def _create_user(settings: Settings, name: str, password: str, role: str) -> None:
+    from verify.users import UserError, create_user
+
+    try:
+        with _scope(settings) as session:
+            create_user(session, username=name, password=password, role=role)
+    except UserError as error:
+        typer.echo(f"weisu users: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

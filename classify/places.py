@@ -1,4 +1,4 @@
-"""Place extraction from the city gazetteer in config.yaml: district, street office, landmark; jurisdiction."""
+"""Place extraction from the config.yaml gazetteer: district, street office, landmark; jurisdiction."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from settings import CitySettings
 
 STREET_SUFFIX = "街道"
 #: A landmark name starts after the last of these (location words, verbs, the district/street itself).
-_LANDMARK_CUT = re.compile(r".*(?:区|市|街道|社区|在|住|的|是|到|于|近|和|与|及|对|从|经|个|我|们|家|旁|边|号)")
+_LANDMARK_CUT = re.compile(
+    r".*(?:区|市|街道|社区|在|住|的|是|到|于|近|和|与|及|对|从|经|个|我|们|家|旁|边|号)"
+)
 #: Words ending in a landmark suffix that name no place.
-GENERIC_LANDMARKS = frozenset({"马路", "道路", "公路", "一路", "上路", "路上", "网路", "铁路", "出路", "走路", "小区"})
+GENERIC_LANDMARKS = frozenset(
+    {"马路", "道路", "公路", "一路", "上路", "路上", "网路", "铁路", "出路", "走路", "小区"}
+)
 _NAME_CHARS = r"[\u4e00-\u9fffA-Za-z0-9]"
 
 

@@ -58,3 +58,11 @@ def test_evaluate_rejects_an_unknown_task(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "sentiment"], env=env)
     assert result.exit_code == 2
     assert result.stderr == "weisu evaluate: --task must be category or relevance\n"
+
+
+def test_adding_a_duplicate_user_is_a_one_line_error(env: dict[str, str]) -> None:
+    args = ["users", "add", "wang", "--role", "analyst", "--password", "s3cret-pass"]
+    assert runner.invoke(app, args, env=env).exit_code == 0
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("weisu users: ") and result.stderr.count("\n") == 1

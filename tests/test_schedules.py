@@ -34,9 +34,13 @@ def test_job_table_has_the_sweep_the_push_and_claim_expiry(settings: Settings) -
 
 def test_configuring_twice_replaces_instead_of_duplicating(settings: Settings) -> None:
     scheduler = BackgroundScheduler(timezone="Asia/Shanghai")
-    schedules.configure(scheduler, settings)
-    schedules.configure(scheduler, settings)
-    assert len(scheduler.get_jobs()) == len(schedules.JOBS)
+    scheduler.start(paused=True)  # replace_existing applies once jobs reach the job store
+    try:
+        schedules.configure(scheduler, settings)
+        schedules.configure(scheduler, settings)
+        assert len(scheduler.get_jobs()) == len(schedules.JOBS)
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, true, update
+from sqlalchemy import CursorResult, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from settings import Settings
@@ -119,6 +119,11 @@ def _audit(
     )
 
 
+def _rowcount(session: Session, statement: Any) -> int:
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount
+
+
 def _transition(
     session: Session, lead_id: int, action: Action, condition: Any, values: dict[str, Any]
 ) -> LeadState:
@@ -132,7 +137,7 @@ def _transition(
         .values(state=to_state, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    if session.execute(statement).rowcount != 1:
+    if _rowcount(session, statement) != 1:
         session.expire(lead)
         raise TransitionRefused(f"lead {lead_id} changed meanwhile or is held by someone else")
     session.expire(lead)
@@ -193,7 +198,7 @@ def expire_claims(*, session: Session, now: datetime | None = None) -> int:
             .values(state=to_state, claimed_by=None, claim_expires_at=None)
             .execution_options(synchronize_session=False)
         )
-        if session.execute(statement).rowcount == 1:
+        if _rowcount(session, statement) == 1:
             returned += 1
             _audit(
                 session,

@@ -11,7 +11,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response, TextResponse
 
 from crawlers.items import PostItem
-from settings import EntryPoint, PlatformSettings
+from settings import PlatformSettings
 
 Output = list[scrapy.Request | PostItem]
 
@@ -37,19 +37,27 @@ class PlatformSpider(scrapy.Spider):
     # --- requests -------------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        for entry in self.platform.entry_points:
+        for index, entry in enumerate(self.platform.entry_points):
             for keyword in entry.keywords or [None]:
                 page = self.platform.pagination.start
-                yield self.page_request(entry, keyword, page, pages_seen=1)
+                yield self.page_request(index, keyword, page, pages_seen=1)
 
     def page_request(
-        self, entry: EntryPoint, keyword: str | None, page: Any, pages_seen: int
+        self, entry_index: int, keyword: str | None, page: Any, pages_seen: int
     ) -> scrapy.Request:
+        """A listing-page request; meta holds only plain values, so requests can go through a queue."""
+        entry = self.platform.entry_points[entry_index]
         path = entry.url.format(keyword=quote(keyword or "", safe=""), page=page)
         label = entry.label or (
             f"{entry.url.split('?')[0]}:{keyword}" if keyword else entry.url.split("?")[0]
         )
-        meta = {"entry": entry, "keyword": keyword, "page": page, "pages_seen": pages_seen, "label": label}
+        meta = {
+            "entry": entry_index,
+            "keyword": keyword,
+            "page": page,
+            "pages_seen": pages_seen,
+            "label": label,
+        }
         return scrapy.Request(self.join(path), callback=self.parse_page, meta=meta)
 
     def join(self, href: str, response: Response | None = None) -> str:

@@ -21,6 +21,8 @@ class HtmlBoardSpider(PlatformSpider):
     def parse_listing(self, response: Response) -> Output:
         out: Output = []
         rows = select(response, self.fields["items"])
+        if not rows:
+            self.count("empty_pages")  # not an error: a board can be empty, but a monitor may watch it
         for row in rows:
             external_id = select_first(row, self.fields.get("external_id"))
             link = select_first(row, self.fields.get("link"))
@@ -43,7 +45,8 @@ class HtmlBoardSpider(PlatformSpider):
             href = select_first(response, pagination.next_selector or "")
             if not href:
                 return None
-            next_meta = dict(meta) | {"pages_seen": meta["pages_seen"] + 1}
+            keep = ("entry", "keyword", "page", "label")
+            next_meta = {k: meta.get(k) for k in keep} | {"pages_seen": meta["pages_seen"] + 1}
             return scrapy.Request(self.join(href, response), callback=self.parse_page, meta=next_meta)
         step = pagination.page_size if pagination.style == "offset" else 1
         return self.page_request(meta["entry"], meta["keyword"], meta["page"] + step, meta["pages_seen"] + 1)

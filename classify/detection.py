@@ -1,0 +1,218 @@
+"""`weisu detect`: classify new posts; relevant ones become leads or join an open lead, idempotently."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from classify.merging import jaccard, shingles
+from classify.model import Detector, Prediction, load_active
+from classify.places import Place, extract_place
+from classify.urgency import Urgency, assess
+from settings import Settings
+from storage.db import session_scope
+from storage.models import (
+    Classification,
+    DetectionStatus,
+    Lead,
+    LeadPost,
+    LeadState,
+    Post,
+    Priority,
+)
+from storage.queries import insert_one_ignoring_conflict, posts_awaiting_detection
+
+PAGE_SIZE = 500
+SUMMARY_CHARS = 120
+OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
+#: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
+MERGE_WINDOW = timedelta(days=30)
+_FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
+
+
+@dataclass
+class DetectSummary:
+    posts_seen: int = 0
+    classified: int = 0
+    leads_created: int = 0
+    leads_updated: int = 0
+    urgent: int = 0
+    dropped_elsewhere: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"检测 detect: {self.posts_seen} posts seen, {self.classified} classified, "
+            f"{self.leads_created} new leads ({self.urgent} urgent), {self.leads_updated} leads joined by "
+            f"evidence, {self.dropped_elsewhere} dropped as another city's"
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def post_text(post: Post) -> str:
+    title = (post.title or "").strip()
+    body = (post.text or "").strip()
+    return f"{title}。{body}" if title and not body.startswith(title) else body or title
+
+
+def summarise(post: Post) -> str:
+    """A bounded one-liner: the title, else the first sentence of the text."""
+    if post.title and post.title.strip():
+        return post.title.strip()[:SUMMARY_CHARS]
+    text = (post.text or "").strip()
+    match = _FIRST_SENTENCE.match(text)
+    return (match.group(1) if match else text)[:SUMMARY_CHARS].strip()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class _OpenLeads:
+    """Open leads' evidence shingles, loaded once per run and extended as leads are made."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.entries: list[tuple[int, frozenset[str], str | None, str | None]] = []
+        rows = session.execute(
+            select(Lead.id, Lead.district, Lead.category, Post.title, Post.text)
+            .join(LeadPost, LeadPost.lead_id == Lead.id)
+            .join(Post, Post.id == LeadPost.post_id)
+            .where(Lead.state.in_(OPEN_STATES), Lead.last_seen_at >= now - MERGE_WINDOW)
+        )
+        for lead_id, district, category, title, text in rows:
+            self.add(lead_id, f"{title or ''}。{text}", district, category)
+
+    def add(self, lead_id: int, text: str, district: str | None, category: str | None) -> None:
+        self.entries.append((lead_id, shingles(text), district, category))
+
+    def match(self, text: str, place: Place, category: str | None, threshold: float) -> int | None:
+        mine = shingles(text)
+        best, best_score = None, threshold
+        for lead_id, theirs, district, lead_category in self.entries:
+            if place.district and district and place.district != district:
+                continue
+            if category and lead_category and category != lead_category:
+                continue
+            score = jaccard(mine, theirs)
+            if score >= best_score:
+                best, best_score = lead_id, score
+        return best
+
+
+def _new_lead(
+    settings: Settings, post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str
+) -> Lead:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    seen = _utc(post.published_at) or _utc(post.fetched_at) or now
+    minutes = settings.review.urgent_sla_minutes if urgency.urgent else settings.review.ordinary_sla_minutes
+    return Lead(
+        state=LeadState.NEW,
+        priority=Priority.URGENT if urgency.urgent else Priority.ORDINARY,
+        urgency_reason=urgency.reason,
+        category=prediction.category,
+        category_probability=prediction.category_probability,
+        district=place.district,
+        street=place.street,
+        landmark=place.landmark,
+        summary=summarise(post),
+        score=prediction.relevance,
+        top_terms=prediction.top_terms,
+        model_version=model,
+        first_seen_at=seen,
+        last_seen_at=seen,
+        found_at=now,
+        evidence_count=1,
+        sla_due_at=now + timedelta(minutes=minutes),
+    )
+
+
+def _join_lead(settings: Settings, lead: Lead, post: Post, prediction: Prediction, urgency: Urgency) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    seen = _utc(post.published_at) or _utc(post.fetched_at) or now
+    lead.evidence_count += 1
+    lead.last_seen_at = max(lead.last_seen_at, seen)
+    lead.first_seen_at = min(lead.first_seen_at, seen)
+    # Independent reports make the lead more likely real: combine as a noisy-OR.
+    lead.score = round(1 - (1 - lead.score) * (1 - prediction.relevance), 4)
+    if urgency.urgent and lead.priority != Priority.URGENT:
+        lead.priority = Priority.URGENT
+        lead.urgency_reason = urgency.reason
+        due = now + timedelta(minutes=settings.review.urgent_sla_minutes)
+        lead.sla_due_at = min(lead.sla_due_at, due) if lead.sla_due_at else due
+
+
+def _detect_page(
+    settings: Settings, session: Session, detector: Detector, posts: list[Post], summary: DetectSummary
+) -> None:
+    texts = [post_text(p) for p in posts]
+    config = settings.classify
+    predictions = detector.predict(texts, config.relevance_threshold, config.category_min_probability)
+    open_leads = _OpenLeads(session, datetime.now(UTC).replace(tzinfo=None))
+    for post, text, prediction in zip(posts, texts, predictions, strict=True):
+        summary.posts_seen += 1
+        place = extract_place(text, settings.city)
+        urgency = assess(text, config.urgent_terms)
+        values = {
+            "post_id": post.id,
+            "model_version": detector.version,
+            "relevance": prediction.relevance,
+            "is_lead": prediction.is_lead and not place.elsewhere,
+            "category": prediction.category,
+            "category_probability": prediction.category_probability,
+            "urgent": urgency.urgent,
+            "urgency_reason": urgency.reason,
+            "district": place.district,
+            "street": place.street,
+            "landmark": place.landmark,
+            "top_terms": prediction.top_terms,
+        }
+        if insert_one_ignoring_conflict(session, Classification, values, ["post_id", "model_version"]):
+            summary.classified += 1
+        post.detection_status = DetectionStatus.DETECTED
+        if not prediction.is_lead:
+            continue
+        if place.elsewhere:
+            summary.dropped_elsewhere += 1
+            continue
+        if session.scalar(select(LeadPost.lead_id).where(LeadPost.post_id == post.id)) is not None:
+            continue  # already evidence (a crashed run's page committed elsewhere): never count twice
+        lead_id = open_leads.match(text, place, prediction.category, config.merge_similarity)
+        if lead_id is not None:
+            lead = session.get(Lead, lead_id)
+            assert lead is not None
+            _join_lead(settings, lead, post, prediction, urgency)
+            summary.leads_updated += 1
+        else:
+            lead = _new_lead(settings, post, prediction, place, urgency, detector.version)
+            session.add(lead)
+            session.flush()
+            summary.leads_created += 1
+            summary.urgent += int(urgency.urgent)
+        session.add(LeadPost(lead_id=lead.id, post_id=post.id))
+        session.flush()
+        open_leads.add(lead.id, text, lead.district, lead.category)
+
+
+def detect_new_posts(
+    settings: Settings, session_factory: sessionmaker[Session], page_size: int = PAGE_SIZE
+) -> DetectSummary:
+    """Process every NEW post, one transaction per page: a crash loses nothing, a re-run doubles nothing."""
+    summary = DetectSummary()
+    with session_scope(session_factory) as session:
+        detector = load_active(settings, session)
+    after_id = 0
+    while True:
+        with session_scope(session_factory) as session:
+            posts = posts_awaiting_detection(session, limit=page_size, after_id=after_id)
+            if not posts:
+                break
+            _detect_page(settings, session, detector, posts, summary)
+            after_id = posts[-1].id
+    return summary

@@ -1,0 +1,123 @@
+"""`weisu evaluate`: score the active model on any labelled CSV (text, label, optional title)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from classify.metrics import category_metrics, relevance_metrics
+from classify.model import load_active
+from settings import Settings
+from storage.db import make_engine, make_session_factory, session_scope
+
+REQUIRED_COLUMNS = ("text", "label")
+
+
+class EvaluationError(ValueError):
+    """A CSV that cannot be evaluated; the message names the file and the problem."""
+
+
+def read_labelled_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError as exc:
+        raise EvaluationError(f"{path}: file not found") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise EvaluationError(f"{path}: not a readable UTF-8 CSV ({type(exc).__name__})") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise EvaluationError(
+            f"{path}: missing column(s) {', '.join(missing)} (needs text, label; optional title)"
+        )
+    return frame
+
+
+def _texts(frame: pd.DataFrame) -> list[str]:
+    if "title" not in frame.columns:
+        return frame["text"].tolist()
+    return [f"{t}。{x}" if t.strip() else x for t, x in zip(frame["title"], frame["text"], strict=True)]
+
+
+def evaluate_file(
+    settings: Settings, path: str | Path, task: str = "category", plot: str | Path | None = None
+) -> dict[str, Any]:
+    """accuracy, macro_f1, per_class; for relevance also recall, precision, fpr (lead = positive)."""
+    if task not in ("category", "relevance"):
+        raise EvaluationError(f"unknown task {task!r}: use category or relevance")
+    path = Path(path)
+    frame = read_labelled_csv(path)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            detector = load_active(settings, session)
+    finally:
+        engine.dispose()
+    config = settings.classify
+    predictions = detector.predict(_texts(frame), config.relevance_threshold, config.category_min_probability)
+    truth = [label.strip() for label in frame["label"]]
+    if task == "relevance":
+        guess = ["lead" if p.is_lead else "noise" for p in predictions]
+        result = relevance_metrics(truth, guess)
+    else:
+        guess = [p.best_category for p in predictions]
+        result = category_metrics(truth, guess)
+        result["uncertain"] = sum(p.category is None for p in predictions)
+    result = {"task": task, "file": str(path), "rows": len(truth), "model_version": detector.version} | result
+    if plot is not None:
+        result["plot"] = str(plot_confusion(truth, guess, Path(plot)))
+    return result
+
+
+def plot_confusion(truth: list[str], guess: list[str], path: Path) -> Path:
+    """Confusion-matrix PNG; classes are numbered on the axes (no CJK font is assumed) and listed below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    labels = sorted(set(truth) | set(guess))
+    matrix = confusion_matrix(truth, guess, labels=labels)
+    figure, axes = plt.subplots(figsize=(6, 5))
+    axes.imshow(matrix, cmap="Blues")
+    for (row, column), count in pd.DataFrame(matrix).stack().items():
+        axes.text(column, row, str(count), ha="center", va="center", fontsize=8)
+    ticks = list(range(len(labels)))
+    axes.set_xticks(ticks, [str(i) for i in ticks])
+    axes.set_yticks(ticks, [str(i) for i in ticks])
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title("confusion matrix (class numbers: see the text report)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Per-class precision/recall/F1/support table, then the overall figures."""
+    lines = [
+        f"评估 evaluation: task {result['task']}, {result['rows']} rows, model {result['model_version']}",
+        f"{'label':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+    ]
+    for label, figures in result["per_class"].items():
+        lines.append(
+            f"{label:<16}{_fmt(figures['precision']):>10}{_fmt(figures['recall']):>10}"
+            f"{_fmt(figures['f1']):>10}{figures['support']:>9}"
+        )
+    overall = ["accuracy", "macro_f1"] + (
+        ["precision", "recall", "fpr"] if result["task"] == "relevance" else []
+    )
+    lines.append("  ".join(f"{key} {_fmt(result.get(key))}" for key in overall))
+    if "plot" in result:
+        labels = ", ".join(f"{i}={label}" for i, label in enumerate(sorted(result["per_class"])))
+        lines.append(f"confusion matrix: {result['plot']} ({labels})")
+    return "\n".join(lines)

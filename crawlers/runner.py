@@ -1,0 +1,94 @@
+"""Run a crawl from any Python process: start a child process, then read its crawl_runs rows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from settings import PROJECT_ROOT, Settings
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import CrawlRun
+from storage.queries import sync_platforms
+
+CRAWL_TIMEOUT_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    platform_id: str
+    status: str
+    requests: int
+    items: int
+    posts_stored: int
+    errors: int
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["WEISU_DATABASE_URL"] = settings.database_url
+    env["WEISU_AUTHOR_HASH_KEY"] = settings.author_hash_key
+    env["WEISU_CONFIG"] = str(settings.config_path)
+    if settings.simulator_url:
+        env["WEISU_SIMULATOR_URL"] = settings.simulator_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_crawl(
+    settings: Settings, platform_ids: list[str] | None = None, timeout: float = CRAWL_TIMEOUT_SECONDS
+) -> list[CrawlResult]:
+    """Crawl ``platform_ids`` (None: every enabled platform) in a child process; one result per platform."""
+    keys = list(settings.enabled_platforms()) if platform_ids is None else list(platform_ids)
+    unknown = sorted(set(keys) - set(settings.platforms))
+    if unknown:
+        raise ValueError(f"unknown platform(s): {', '.join(unknown)}")
+    if not keys:
+        return []
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    try:
+        with session_scope(factory) as session:
+            sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
+            last_run = session.scalar(select(func.max(CrawlRun.id))) or 0
+        dump = settings.model_dump(mode="json")
+        dump["database"]["url"] = settings.database_url
+        with tempfile.TemporaryDirectory(prefix="weisu-crawl-") as tmp:
+            path = Path(tmp) / "settings.json"
+            path.write_text(json.dumps(dump, ensure_ascii=False), encoding="utf-8")
+            command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", str(path), *keys]
+            # On timeout the runs the child left "running" are marked failed by _collect.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                subprocess.run(
+                    command, env=_child_env(settings), cwd=PROJECT_ROOT, timeout=timeout, check=False
+                )
+        return _collect(factory, keys, last_run)
+    finally:
+        engine.dispose()
+
+
+def _collect(factory: sessionmaker[Session], keys: list[str], last_run: int) -> list[CrawlResult]:
+    results = []
+    with session_scope(factory) as session:
+        runs = session.scalars(select(CrawlRun).where(CrawlRun.id > last_run).order_by(CrawlRun.id))
+        latest = {run.platform_id: run for run in runs}
+        for key in keys:
+            run = latest.get(key)
+            if run is None:
+                results.append(CrawlResult(key, "failed", 0, 0, 0, 1))
+                continue
+            if run.status == "running":  # the child died before the spider closed
+                run.status, run.finished_at = "failed", datetime.now(UTC)
+            results.append(
+                CrawlResult(key, run.status, run.requests, run.items, run.posts_stored, run.errors)
+            )
+    return results

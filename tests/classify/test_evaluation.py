@@ -1,0 +1,89 @@
+"""`weisu evaluate`: figures on small CSVs, nulls on one-label files, JSON keys, errors, the PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from classify.evaluation import EvaluationError, evaluate_file, format_report
+from classify.metrics import relevance_metrics
+from settings import Settings
+
+LEADS = ["小区门口井盖丢失三天了没人管，晚上很危险", "楼下工地夜间施工噪音扰民，严重影响休息"]
+NOISE = ["今天的外卖真好吃，送餐也快", "股市今天大涨，券商板块领涨", "你好呀，你叫什么名字"]
+
+
+def _csv(path: Path, rows: dict[str, list[str]]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_relevance_evaluation_returns_every_key_and_lead_positive_figures(
+    active_settings: Settings, tmp_path: Path
+) -> None:
+    data = _csv(tmp_path / "r.csv", {"text": LEADS + NOISE, "label": ["lead"] * 2 + ["noise"] * 3})
+    result = evaluate_file(active_settings, data, task="relevance")
+    assert {"accuracy", "macro_f1", "per_class", "recall", "precision", "fpr"} <= set(result)
+    assert (result["accuracy"], result["recall"], result["precision"], result["fpr"]) == (1.0, 1.0, 1.0, 0.0)
+    assert result["per_class"]["lead"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    json.loads(json.dumps(result))
+
+
+def test_noise_only_file_reports_fpr_and_nulls_for_undefined_figures(
+    active_settings: Settings, tmp_path: Path
+) -> None:
+    data = _csv(tmp_path / "n.csv", {"text": NOISE, "label": ["noise"] * 3})
+    result = evaluate_file(active_settings, data, task="relevance")
+    assert (result["recall"], result["precision"], result["fpr"], result["accuracy"]) == (
+        None,
+        None,
+        0.0,
+        1.0,
+    )
+    assert result["macro_f1"] == 1.0
+    assert "n/a" in format_report(result)
+
+
+def test_single_label_arithmetic_gives_nulls_where_a_ratio_has_no_denominator() -> None:
+    result = relevance_metrics(["noise", "noise"], ["lead", "noise"])
+    assert (result["recall"], result["precision"], result["fpr"]) == (None, 0.0, 0.5)
+    assert result["per_class"]["lead"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
+    assert result["macro_f1"] == 0.6667
+
+
+def test_category_evaluation_with_title_column_and_confusion_png(
+    active_settings: Settings, tmp_path: Path
+) -> None:
+    data = _csv(
+        tmp_path / "c.csv",
+        {
+            "title": ["孩子入学学位不足", "小区垃圾站臭气熏天", ""],
+            "text": [
+                "学校学位紧张，孩子上不了学",
+                "垃圾站长期不清理，污染环境",
+                "公司拖欠工资三个月，社保也不交",
+            ],
+            "label": ["教育文体", "环境保护", "劳动和社会保障"],
+        },
+    )
+    result = evaluate_file(active_settings, data, task="category", plot=tmp_path / "cm.png")
+    assert (result["accuracy"], result["macro_f1"]) == (1.0, 1.0)
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    assert "教育文体" in format_report(result)
+
+
+def test_missing_column_is_a_clear_error(active_settings: Settings, tmp_path: Path) -> None:
+    data = _csv(tmp_path / "bad.csv", {"content": ["x"], "label": ["noise"]})
+    with pytest.raises(EvaluationError, match="missing column\\(s\\) text"):
+        evaluate_file(active_settings, data, task="relevance")
+
+
+def test_unreadable_file_is_a_clear_error(active_settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "gbk.csv").write_bytes("text,label\n井盖,lead\n".encode("gbk"))
+    with pytest.raises(EvaluationError, match="not a readable UTF-8 CSV"):
+        evaluate_file(active_settings, tmp_path / "gbk.csv", task="relevance")
+    with pytest.raises(EvaluationError, match="file not found"):
+        evaluate_file(active_settings, tmp_path / "absent.csv", task="relevance")

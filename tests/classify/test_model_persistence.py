@@ -1,0 +1,72 @@
+"""Saved models: roundtrip, refusal on library mismatch, the active-model lookup, validation floors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from classify.model import (
+    ModelVersionMismatchError,
+    NoActiveModelError,
+    library_versions,
+    load_active,
+    load_model,
+)
+from classify.training import TrainReport
+from settings import Settings
+
+SAMPLES = ["小区门口井盖丢失了三天没人管", "今天的外卖很好吃", "南山区某学校周边道路坑洼严重"]
+
+
+def test_saved_model_loads_back_with_identical_predictions(trained: TrainReport) -> None:
+    first = load_model(trained.path).predict(SAMPLES)
+    second = load_model(trained.path).predict(SAMPLES)
+    assert [p.relevance for p in first] == [p.relevance for p in second]
+    assert [p.best_category for p in first] == [p.best_category for p in second]
+
+
+def test_loading_refuses_a_model_built_with_other_library_versions(trained: TrainReport) -> None:
+    here = library_versions() | {"scikit-learn": "0.0.1"}
+    with pytest.raises(ModelVersionMismatchError) as error:
+        load_model(trained.path, current_versions=here)
+    built = library_versions()["scikit-learn"]
+    assert str(error.value) == (
+        f"model {trained.version} was built with different library versions: "
+        f"scikit-learn {built} (here 0.0.1); retrain with `weisu train`"
+    )
+
+
+def test_load_active_without_a_trained_model_says_run_train(
+    session: Session, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings("sqlite://", tmp_path)
+    with pytest.raises(NoActiveModelError, match="^no active model: run `weisu train`$"):
+        load_active(settings, session)
+
+
+def test_training_stores_one_active_model_row_with_metadata(trained: TrainReport) -> None:
+    metadata = load_model(trained.path).metadata
+    assert metadata["version"] == trained.version
+    assert set(metadata["library_versions"]) == {"scikit-learn", "jieba", "numpy", "python"}
+    assert len(metadata["data_hash"]) == 64
+    assert (trained.path / "validation_relevance.csv").exists()
+
+
+def test_validation_metrics_meet_the_floor(trained: TrainReport) -> None:
+    relevance, category = trained.metrics["relevance"], trained.metrics["category"]
+    assert relevance["titles vs noise"]["recall"] >= 0.97
+    assert relevance["titles vs noise"]["precision"] >= 0.93
+    assert relevance["letters vs noise"]["recall"] >= 0.98
+    assert relevance["letters vs noise"]["fpr"] <= 0.02
+    assert category["letters"]["accuracy"] >= 0.89
+    assert category["letters"]["macro_f1"] >= 0.88
+    assert category["titles"]["accuracy"] >= 0.75
+
+
+def test_summary_reports_the_figures_in_chinese_and_english(trained: TrainReport) -> None:
+    text = trained.summary()
+    assert f"模型 model {trained.version} 已启用" in text
+    assert "titles vs noise" in text and "letters" in text

@@ -1,0 +1,47 @@
+"""Place extraction from the config.yaml gazetteer and the urgency rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from classify.places import Place, extract_place
+from classify.urgency import assess
+from settings import load_settings
+
+SETTINGS = load_settings(env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("深圳市南山区桃源街道龙珠花园门口井盖缺失", Place("南山区", "桃源街道", "龙珠花园")),
+        ("我住在西乡的碧海花园，楼下停水三天了", Place("宝安区", "西乡街道", "碧海花园")),
+        ("宝安区新安街道宝安大道与创业路交汇处积水", Place("宝安区", "新安街道", "宝安大道")),
+        ("龙岗区布吉地铁站出口的台阶破损", Place("龙岗区", "布吉街道", "布吉地铁站")),
+        ("大鹏新区南澳街道海边的路灯坏了", Place("大鹏新区", "南澳街道", None)),
+        ("马路上有个坑", Place(None, None, None)),
+        ("北京市朝阳区望京小区停电", Place(None, None, "望京小区", other_city="北京")),
+        ("深圳的上海宾馆附近路灯坏了", Place(None, None, None)),
+    ],
+)
+def test_extract_place_gives_exact_district_street_landmark(text: str, expected: Place) -> None:
+    assert extract_place(text, SETTINGS.city) == expected
+
+
+def test_gazetteer_covers_every_district_and_74_street_offices() -> None:
+    assert len(SETTINGS.city.districts) == 10
+    assert sum(len(streets) for streets in SETTINGS.city.districts.values()) == 74
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("楼道里有很浓的煤气味，怕是燃气泄漏", "燃气安全: 燃气泄漏、煤气味"),
+        ("小区停水又停电，老人被困在家", "停水: 停水; 停电: 停电; 老人残障受困: 老人被困"),
+        ("今天没有停水，谢谢物业", None),
+        ("路边的树很漂亮", None),
+    ],
+)
+def test_urgency_names_the_rules_and_terms_that_fired(text: str, reason: str | None) -> None:
+    urgency = assess(text, SETTINGS.classify.urgent_terms)
+    assert (urgency.urgent, urgency.reason) == (reason is not None, reason)

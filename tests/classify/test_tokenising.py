@@ -1,0 +1,43 @@
+"""Tokenising: civic user dictionary, stop words, segmented corpora read like running text, picklable."""
+
+from __future__ import annotations
+
+import pickle
+
+from sklearn.base import clone
+
+from classify.pipelines import build_category_pipeline, build_relevance_pipeline
+from classify.text import char_analyzer, join_segmented, normalise, tokenize
+
+
+def test_tokenize_keeps_places_and_civic_terms_whole_and_drops_stop_words() -> None:
+    assert tokenize("深圳市南山区桃源街道的小区门口井盖缺失了") == [
+        "深圳市",
+        "南山区",
+        "桃源街道",
+        "小区",
+        "门口",
+        "井盖",
+        "缺失",
+    ]
+
+
+def test_segmented_corpus_line_tokenises_like_the_running_text() -> None:
+    assert join_segmented("小区 停水 三天 物业 不 通知") == "小区停水三天物业不通知"
+    assert tokenize(join_segmented("小区 停水 三天 物业 不 通知")) == tokenize("小区停水三天，物业不通知")
+
+
+def test_normalise_drops_links_mentions_and_anonymised_place_codes() -> None:
+    assert normalise("A市A3区 西湖 建筑 @深圳交警 https://t.cn/abc 2024年") == "市区西湖建筑0年"
+
+
+def test_char_analyzer_gives_bigrams_then_trigrams_of_the_token_stream() -> None:
+    assert char_analyzer("停水三天") == ["停水", "水三", "三天", "停水三", "水三天"]
+
+
+def test_pipelines_are_clonable_with_explicit_parameters_and_picklable() -> None:
+    relevance = build_relevance_pipeline(c=2.0, calibration_folds=4)
+    assert clone(relevance).get_params()["classifier__estimator__C"] == 2.0
+    assert clone(relevance).get_params()["classifier__cv"] == 4
+    restored = pickle.loads(pickle.dumps(build_category_pipeline()))
+    assert restored.get_params()["features__word__token_pattern"] is None

@@ -1,0 +1,89 @@
+"""The pipelines and the run recorder, unit by unit, on every database backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from scrapy.exceptions import DropItem
+from scrapy.utils.test import get_crawler
+from sqlalchemy import select
+
+from crawlers.extensions.crawl_runs import CrawlRunRecorder, run_status
+from crawlers.items import PostItem
+from crawlers.pipelines.mask import MaskPipeline
+from crawlers.pipelines.normalise import NormalisePipeline
+from crawlers.pipelines.pseudonymise import PseudonymisePipeline
+from crawlers.pipelines.store import StorePipeline
+from crawlers.spiders import JsonFeedSpider
+from crawlers.text import author_key
+from settings import load_settings
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import CrawlRun, Platform, Post
+
+
+def _item(external_id: str, text: str, minute: int = 0) -> PostItem:
+    return PostItem(
+        platform_id="weibo",
+        external_id=external_id,
+        url=f"https://m.weibo.cn/detail/{external_id}",
+        text=text,
+        author="1986399651",
+        published_at=datetime(2026, 11, 28, 2, minute, tzinfo=UTC),
+    )
+
+
+def test_text_pipelines_normalise_mask_and_pseudonymise_in_order() -> None:
+    crawler = get_crawler(
+        JsonFeedSpider, {"WEISU_SETTINGS": load_settings(env={"WEISU_AUTHOR_HASH_KEY": "k"})}
+    )
+    item = _item("1", "<p>停水了，电话&nbsp;13812345678</p>")
+    for pipeline in (NormalisePipeline, MaskPipeline, PseudonymisePipeline):
+        item = pipeline.from_crawler(crawler).process_item(item)
+    assert item.text == "停水了,电话 [手机号]"
+    assert item.author is None and item.author_key == author_key("k", "weibo", "1986399651")
+    assert crawler.stats.get_value("weisu/masked/mobile") == 1
+
+
+def test_post_that_is_empty_after_normalising_is_dropped() -> None:
+    with pytest.raises(DropItem):
+        NormalisePipeline().process_item(_item("1", "<p> </p>"))
+
+
+def test_run_recorder_and_store_write_posts_runs_and_high_water_mark(database_url: str) -> None:
+    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
+    crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "weibo"})
+    spider = JsonFeedSpider.from_crawler(crawler, platform_id="weibo")
+    recorder = CrawlRunRecorder.from_crawler(crawler)
+    store = StorePipeline(crawler, settings.database_url, batch_size=2)
+
+    recorder.spider_opened(spider)
+    for item in (_item("1", "停水", 5), _item("2", "停电", 9), _item("1", "停水", 5), _item("3", "井盖", 1)):
+        crawler.stats.inc_value("item_scraped_count")
+        store.process_item(item)
+    store.close_spider()
+    recorder.spider_closed(spider, "finished")
+
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        posts = list(session.scalars(select(Post).order_by(Post.external_id)))
+        assert [p.external_id for p in posts] == ["1", "2", "3"]
+        run = session.scalars(select(CrawlRun)).one()
+        assert {p.crawl_run_id for p in posts} == {run.id}
+        assert (run.status, run.items, run.posts_stored, run.errors) == ("ok", 4, 3, 0)
+        assert run.finished_at is not None
+        assert run.cursor == "2026-11-28T02:09:00+00:00 2"
+        assert session.get(Platform, "weibo").high_water_mark == "2026-11-28T02:09:00+00:00 2"
+
+
+@pytest.mark.parametrize(
+    ("reason", "items", "errors", "status"),
+    [
+        ("finished", 5, 0, "ok"),
+        ("finished", 5, 2, "partial"),
+        ("finished", 0, 2, "failed"),
+        ("shutdown", 5, 0, "failed"),
+    ],
+)
+def test_run_status_table(reason: str, items: int, errors: int, status: str) -> None:
+    assert run_status(reason, items, errors) == status

@@ -1,0 +1,96 @@
+"""Normalising, masking, pseudonymising and time parsing give exact, stable outputs."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from crawlers.fields import json_path, parse_time, to_int
+from crawlers.text import author_key, content_hash, mask_personal_data, normalise_text
+
+WEIBO_HTML = (
+    '<a  href="https://m.weibo.cn/search?containerid=231522" data-hide="">'
+    '<span class="surl-text">#深圳#</span></a> 南山区停水三天了！！&amp;没人管 '
+    "<a href='/n/深圳发布'>@深圳发布</a> "
+    '<span class="url-icon"><img alt=[怒] src="https://h5.sinaimg.cn/d_nu.png" style="width:1em;" /></span>'
+)
+
+
+def test_weibo_html_becomes_plain_text_keeping_hashtags_mentions_and_emoticon_names() -> None:
+    assert normalise_text(WEIBO_HTML) == "#深圳# 南山区停水三天了!!&没人管 @深圳发布 [怒]"
+
+
+def test_normalise_applies_nfkc_collapses_whitespace_keeps_line_breaks_and_bounds_size() -> None:
+    assert normalise_text("ＡＢＣ１２３　\t 井盖<br/>  <br>丢了") == "ABC123 井盖\n丢了"
+    assert normalise_text("<script>x()</script>停电") == "停电"
+    assert normalise_text("长" * 30_000) == "长" * 20_000
+    assert normalise_text(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("联系电话13812345678，谢谢", "联系电话[手机号]，谢谢"),
+        ("手机 138 1234 5678 或 +86 139-1234-5678", "手机 [手机号] 或 [手机号]"),
+        ("邮箱szuser1234@163.com。", "邮箱[邮箱]。"),
+        ("物业座机0755-83456789一直没人接", "物业座机[电话]一直没人接"),
+        ("身份证号44030119900307123X已登记", "身份证号[身份证号]已登记"),
+        ("占道车辆车牌粤B12345，粤B·D1234F也在", "占道车辆车牌[车牌]，[车牌]也在"),
+        ("拨打12345热线，工单20190301123456", "拨打12345热线，工单20190301123456"),
+    ],
+)
+def test_personal_data_is_masked_exactly(raw: str, masked: str) -> None:
+    assert mask_personal_data(raw)[0] == masked
+
+
+def test_mask_reports_what_it_replaced() -> None:
+    text, counts = mask_personal_data("13812345678 13912345678 a@b.cn 粤B12345")
+    assert text == "[手机号] [手机号] [邮箱] [车牌]"
+    assert counts == {"email": 1, "mobile": 2, "plate": 1}
+
+
+def test_author_key_is_a_keyed_hash_scoped_to_the_platform() -> None:
+    key = author_key("secret", "weibo", "用户1986399651")
+    assert key == author_key("secret", "weibo", "用户1986399651")
+    assert len(key) == 64 and "1986399651" not in key
+    assert key != author_key("secret", "tieba", "用户1986399651")
+    assert key != author_key("other-secret", "weibo", "用户1986399651")
+
+
+def test_content_hash_is_sha256_of_the_text() -> None:
+    assert content_hash("停水") == hashlib.sha256("停水".encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "expected"),
+    [
+        (
+            "Sat Nov 28 10:12:00 +0800 2026",
+            "%a %b %d %H:%M:%S %z %Y",
+            datetime(2026, 11, 28, 2, 12, tzinfo=UTC),
+        ),
+        ("1795209120", None, datetime(2026, 11, 20, 21, 12, tzinfo=UTC)),
+        (1795209120000, None, datetime(2026, 11, 20, 21, 12, tzinfo=UTC)),
+        ("2026-11-24 00:44", "%Y-%m-%d %H:%M", datetime(2026, 11, 23, 16, 44, tzinfo=UTC)),
+        ("Sat, 21 Nov 2026 02:41:00 +0800", None, datetime(2026, 11, 20, 18, 41, tzinfo=UTC)),
+        ("2026-11-28T10:00:00+08:00", None, datetime(2026, 11, 28, 2, 0, tzinfo=UTC)),
+        ("昨天", None, None),
+    ],
+)
+def test_times_become_timezone_aware_utc(value: object, fmt: str | None, expected: datetime | None) -> None:
+    parsed = parse_time(value, fmt)
+    assert parsed == expected
+    assert parsed is None or parsed.tzinfo is UTC
+
+
+def test_json_path_fans_out_and_skips_cards_without_the_key() -> None:
+    data = {"data": {"cards": [{"card_type": 11}, {"mblog": {"id": "1"}}, {"mblog": {"id": "2"}}]}}
+    assert json_path(data, "data.cards[].mblog") == [{"id": "1"}, {"id": "2"}]
+    assert json_path(data, "data.cards[2].mblog.id") == ["2"]
+    assert json_path(data, "data.missing[].x") == []
+
+
+def test_counts_accept_numbers_strings_and_wan() -> None:
+    assert [to_int(v) for v in (12, "34", "1.2万", None, "n/a", True)] == [12, 34, 12000, 0, 0, 0]

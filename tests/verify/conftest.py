@@ -1,0 +1,89 @@
+"""Fixtures for the verify stage: settings pointing at the test database, and lead/post factories."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from settings import Settings, load_settings
+from storage.models import Lead, LeadPost, Platform, Post, Priority
+
+NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    loaded = load_settings(env={})
+    loaded.database.url = database_url
+    loaded.secret_key = "test-secret"
+    loaded.dispatch.base_url = "http://dispatch.test"
+    return loaded
+
+
+def add_lead(
+    session: Session, texts: tuple[str, ...] = ("小区门口路灯坏了一个月没人修",), **fields: Any
+) -> Lead:
+    """A lead with one evidence post per text; commits so other sessions see it."""
+    if session.get(Platform, "weibo") is None:
+        session.add(Platform(id="weibo", name="微博", kind="json_feed"))
+        session.flush()
+    values: dict[str, Any] = {
+        "summary": "南山区科技园路灯不亮",
+        "category": "城乡建设",
+        "district": "南山区",
+        "street": "粤海街道",
+        "landmark": "科技园",
+        "priority": Priority.ORDINARY,
+        "sla_due_at": NOW + timedelta(hours=2),
+        "score": 0.87,
+        "top_terms": ["路灯", "不亮"],
+        "evidence_count": len(texts),
+    }
+    post_url = fields.pop("post_url", None)
+    values.update(fields)
+    lead = Lead(**values)
+    session.add(lead)
+    session.flush()
+    for text in texts:
+        n = next(_ids)
+        post = Post(
+            platform_id="weibo",
+            external_id=f"p{n}-{uuid.uuid4().hex[:8]}",
+            url=post_url or f"https://m.weibo.cn/detail/{n}",
+            author_key=f"author{n:04d}",
+            text=text,
+            published_at=NOW - timedelta(hours=1),
+            content_hash=f"{n:064d}",
+        )
+        session.add(post)
+        session.flush()
+        session.add(LeadPost(lead_id=lead.id, post_id=post.id))
+    session.commit()
+    return lead
+
+
+@pytest.fixture
+def make_lead(session: Session) -> Callable[..., Lead]:
+    def factory(*texts: str, **fields: Any) -> Lead:
+        return add_lead(session, texts or ("小区门口路灯坏了一个月没人修",), **fields)
+
+    return factory
+
+
+@pytest.fixture
+def dispatch_db(tmp_path: Path) -> Path:
+    return tmp_path / "dispatch.db"
+
+
+@pytest.fixture
+def lead_adder() -> Callable[..., Lead]:
+    """add_lead itself, for tests that manage their own sessions (e.g. against a served app)."""
+    return add_lead

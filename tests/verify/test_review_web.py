@@ -1,0 +1,200 @@
+"""The review app through FastAPI's TestClient: sign-in, CSRF, escaping of hostile text, the JSON API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from storage.models import Lead, LeadState, Ticket, TicketState
+from verify.users import create_user
+from verify.web.app import create_app
+
+NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+HOSTILE = '<script>alert(1)</script> 路灯坏了 <img src=x onerror="alert(2)">'
+
+
+@pytest.fixture
+def app(settings, session):
+    create_user(session, "alice", "alice-pw", "analyst")
+    create_user(session, "bob", "bob-pw", "analyst")
+    session.commit()
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client: TestClient, username: str = "alice", password: str = "alice-pw") -> str:
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert response.status_code == 303, response.text
+    return response.headers["location"]
+
+
+def test_anonymous_pages_redirect_to_login_and_api_says_401(client) -> None:
+    page = client.get("/leads?state=new")
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=/leads%3Fstate%3Dnew")
+    api = client.get("/api/v1/leads")
+    assert (api.status_code, api.headers["www-authenticate"]) == (401, 'Basic realm="weisu"')
+
+
+def test_login_with_a_wrong_password_is_refused(client) -> None:
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"username": "alice", "password": "nope", "csrf_token": token})
+    assert response.status_code == 401
+    assert "用户名或密码错误" in response.text
+
+
+def test_login_sets_an_httponly_samesite_cookie_and_lands_on_the_queue(client) -> None:
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token})
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert response.headers["location"] == "/leads"
+    assert client.get("/leads").status_code == 200
+
+
+def test_login_never_redirects_off_site(client) -> None:
+    token = csrf_of(client.get("/login").text)
+    form = {"username": "alice", "password": "alice-pw", "csrf_token": token, "next": "//evil.example/x"}
+    assert client.post("/login", data=form).headers["location"] == "/leads"
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(client, make_lead) -> None:
+    lead = make_lead()
+    login(client)
+    client.get(f"/leads/{lead.id}")
+    assert client.post(f"/leads/{lead.id}/verify", data={"summary": "x"}).status_code == 403
+    wrong = client.post(f"/leads/{lead.id}/verify", data={"summary": "x", "csrf_token": "forged"})
+    assert wrong.status_code == 403
+    assert client.post("/login", data={"username": "alice", "password": "alice-pw"}).status_code == 403
+
+
+def test_the_queue_lists_urgent_leads_first_then_by_sla(client, make_lead) -> None:
+    late = make_lead(summary="普通-晚", sla_due_at=NOW + timedelta(hours=2))
+    early = make_lead(summary="普通-早", sla_due_at=NOW + timedelta(minutes=40))
+    urgent = make_lead(summary="加急-井盖", priority="urgent", sla_due_at=NOW + timedelta(hours=3))
+    login(client)
+    html = client.get("/leads").text
+    order = [int(n) for n in re.findall(r'<a href="/leads/(\d+)">#', html)]
+    assert order == [urgent.id, early.id, late.id]
+    assert "加急" in html and "2026-11-29 14:40" in html  # SLA shown in Asia/Shanghai
+
+
+def test_hostile_post_text_is_escaped_and_hostile_links_are_not_clickable(client, make_lead) -> None:
+    lead = make_lead(HOSTILE, summary="<b>摘要</b>", top_terms=["<i>t</i>"], post_url="javascript:alert(3)")
+    login(client)
+    html = client.get(f"/leads/{lead.id}").text
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(2)&#34;&gt;" in html
+    assert "<b>摘要</b>" not in html and "&lt;b&gt;摘要&lt;/b&gt;" in html
+    assert 'href="javascript:' not in html
+    assert "script-src" not in html  # no inline policy games: the header forbids every script
+    assert "default-src 'none'" in client.get(f"/leads/{lead.id}").headers["content-security-policy"]
+
+
+def test_opening_a_lead_claims_it_and_the_form_promotes_it(client, make_lead, session) -> None:
+    lead = make_lead()
+    login(client)
+    page = client.get(f"/leads/{lead.id}")
+    assert "核实并派单" in page.text and "驳回" in page.text
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "district": "福田区",
+        "summary": "福田区路灯不亮",
+        "category": "",
+    }
+    response = client.post(f"/leads/{lead.id}/verify", data=form)
+    assert (response.status_code, response.headers["location"]) == (303, f"/leads/{lead.id}")
+    assert f"工单 weisu-lead-{lead.id} 已进入发送队列" in client.get(f"/leads/{lead.id}").text
+    session.expire_all()
+    stored = session.get(Lead, lead.id)
+    assert (stored.state, stored.district, stored.summary) == (LeadState.PROMOTED, "福田区", "福田区路灯不亮")
+    tickets = session.scalars(select(Ticket)).all()
+    assert [(t.lead_id, t.state) for t in tickets] == [(lead.id, TicketState.QUEUED)]
+    session.rollback()
+
+
+def test_a_lead_held_by_another_analyst_opens_read_only(client, app, make_lead) -> None:
+    lead = make_lead()
+    login(client, "bob", "bob-pw")
+    client.get(f"/leads/{lead.id}")
+    with TestClient(app, follow_redirects=False) as other:
+        login(other, "alice", "alice-pw")
+        page = other.get(f"/leads/{lead.id}")
+    assert "此线索正由 bob 核实，只读显示。" in page.text
+    assert f'action="/leads/{lead.id}/verify"' not in page.text
+
+
+def test_reject_form_needs_a_reason_and_records_it(client, make_lead, session) -> None:
+    lead = make_lead()
+    login(client)
+    token = csrf_of(client.get(f"/leads/{lead.id}").text)
+    response = client.post(f"/leads/{lead.id}/reject", data={"csrf_token": token, "reason": "spam"})
+    assert response.headers["location"] == "/leads"
+    session.expire_all()
+    assert session.get(Lead, lead.id).state == LeadState.REJECTED
+    session.rollback()
+
+
+def test_api_with_basic_auth_claims_verifies_and_lists_the_ticket(client, make_lead) -> None:
+    lead = make_lead()
+    auth = ("alice", "alice-pw")
+    listed = client.get("/api/v1/leads", auth=auth).json()
+    assert (listed["total"], listed["items"][0]["id"]) == (1, lead.id)
+    detail = client.get(f"/api/v1/leads/{lead.id}", auth=auth).json()
+    assert detail["evidence"][0]["text"] == "小区门口路灯坏了一个月没人修"
+    assert client.post(f"/api/v1/leads/{lead.id}/claim", auth=auth).json()["claimed_by"] == "alice"
+    assert client.post(f"/api/v1/leads/{lead.id}/claim", auth=("bob", "bob-pw")).status_code == 409
+    verified = client.post(
+        f"/api/v1/leads/{lead.id}/verify", auth=auth, json={"responsible_unit": "南山区城管局"}
+    )
+    assert verified.status_code == 201
+    assert verified.json()["idempotency_key"] == f"weisu-lead-{lead.id}"
+    tickets = client.get("/api/v1/tickets", auth=auth).json()
+    assert [(t["lead_id"], t["state"]) for t in tickets] == [(lead.id, "queued")]
+    assert client.get("/api/v1/leads/999999", auth=auth).status_code == 404
+    assert client.get("/api/v1/leads", auth=("alice", "wrong")).status_code == 401
+
+
+def test_api_with_the_browser_session_needs_the_csrf_header_to_write(client, make_lead) -> None:
+    lead = make_lead()
+    login(client)
+    assert client.get("/api/v1/leads").status_code == 200
+    assert client.post(f"/api/v1/leads/{lead.id}/claim").status_code == 403
+    token = csrf_of(client.get("/leads").text)
+    claimed = client.post(f"/api/v1/leads/{lead.id}/claim", headers={"X-CSRF-Token": token})
+    assert claimed.status_code == 200
+
+
+def test_openapi_describes_the_review_api(client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/leads", "/api/v1/leads/{lead_id}/verify", "/api/v1/tickets"} <= set(paths)
+    assert "/leads" not in paths
+
+
+def test_the_queue_pages_by_twenty_and_filters_by_state(client, make_lead, session) -> None:
+    ids = [make_lead(sla_due_at=NOW + timedelta(minutes=n)).id for n in range(23)]
+    login(client)
+    second = client.get("/leads?page=2").text
+    assert [int(n) for n in re.findall(r'<a href="/leads/(\d+)">#', second)] == ids[20:]
+    assert "第 2 / 2 页" in second
+    client.get(f"/leads/{ids[0]}")  # opening claims it
+    claimed = client.get("/leads?state=claimed").text
+    assert [int(n) for n in re.findall(r'<a href="/leads/(\d+)">#', claimed)] == [ids[0]]
+    assert "共 1 条" in claimed
