@@ -70,9 +70,10 @@ def summarise(post: Post) -> str:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+    """Aware UTC (storage refuses naive times; a naive one from a driver is UTC already)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class _OpenLeads:
@@ -109,7 +110,7 @@ class _OpenLeads:
 def _new_lead(
     settings: Settings, post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str
 ) -> Lead:
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     minutes = settings.review.urgent_sla_minutes if urgency.urgent else settings.review.ordinary_sla_minutes
     return Lead(
@@ -134,7 +135,7 @@ def _new_lead(
 
 
 def _join_lead(settings: Settings, lead: Lead, post: Post, prediction: Prediction, urgency: Urgency) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     lead.evidence_count += 1
     lead.last_seen_at = max(lead.last_seen_at, seen)
@@ -154,7 +155,7 @@ def _detect_page(
     texts = [post_text(p) for p in posts]
     config = settings.classify
     predictions = detector.predict(texts, config.relevance_threshold, config.category_min_probability)
-    open_leads = _OpenLeads(session, datetime.now(UTC).replace(tzinfo=None))
+    open_leads = _OpenLeads(session, datetime.now(UTC))
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)

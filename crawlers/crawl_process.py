@@ -45,7 +45,7 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--settings", help="JSON dump of the parent's Settings")
-    parser.add_argument("--log-level", default=os.environ.get("WEISU_CRAWL_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--log-level", default="WARNING", help="Scrapy log level (INFO to watch a crawl)")
     parser.add_argument("platforms", nargs="+")
     args = parser.parse_args(argv)
     crawl(settings_from_file(args.settings), args.platforms, args.log_level)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from parsel import Selector, SelectorList
 
@@ -13,6 +13,14 @@ from parsel import Selector, SelectorList
 PLATFORM_TZ = timezone(timedelta(hours=8))
 _TIME_FORMATS = ("%a %b %d %H:%M:%S %z %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S")
 _EPOCH = re.compile(r"^\d{10}(\d{3})?$")
+
+
+class Selectable(Protocol):
+    """Anything with parsel's css/xpath: a Selector, a SelectorList, a Scrapy response."""
+
+    def css(self, query: str) -> SelectorList[Selector]: ...
+
+    def xpath(self, query: str, **kwargs: Any) -> SelectorList[Selector]: ...
 
 
 def json_path(data: Any, path: str) -> list[Any]:
@@ -51,15 +59,13 @@ def is_xpath(expression: str) -> bool:
     return expression.startswith(("/", "(", "./", "string("))
 
 
-def select(
-    node: Selector | SelectorList[Selector], expression: str, xpath: bool | None = None
-) -> SelectorList[Selector]:
+def select(node: Selectable, expression: str, xpath: bool | None = None) -> SelectorList[Selector]:
     """CSS unless the expression looks like XPath (or the caller says it is, as RSS fields are)."""
     use_xpath = is_xpath(expression) if xpath is None else xpath
     return node.xpath(expression) if use_xpath else node.css(expression)
 
 
-def select_first(node: Selector, expression: str | None, xpath: bool | None = None) -> str | None:
+def select_first(node: Selectable, expression: str | None, xpath: bool | None = None) -> str | None:
     if not expression:
         return None
     value = select(node, expression, xpath).get()

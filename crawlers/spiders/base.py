@@ -38,7 +38,8 @@ class PlatformSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for index, entry in enumerate(self.platform.entry_points):
-            for keyword in entry.keywords or [None]:
+            keywords: list[str | None] = [*entry.keywords] or [None]
+            for keyword in keywords:
                 page = self.platform.pagination.start
                 yield self.page_request(index, keyword, page, pages_seen=1)
 

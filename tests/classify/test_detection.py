@@ -14,7 +14,7 @@ from storage.models import Classification, DetectionStatus, Lead, LeadPost, Post
 from storage.queries import insert_posts, sync_platforms
 
 Env = tuple[Settings, sessionmaker[Session]]
-PUBLISHED = datetime(2026, 5, 1, 8, 0)
+PUBLISHED = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 MANHOLE = "南山区桃源街道龙珠花园小区门口井盖缺失，晚上很黑，老人差点掉下去，请尽快处理！"
 WATER_A = "宝安区西乡街道碧海花园小区停水三天了，一直没人管，物业也不通知，住户生活很困难"
 WATER_B = "碧海花园小区停水三天了一直没人管，物业也不通知！住户生活很困难，宝安区西乡街道"
@@ -112,7 +112,7 @@ def test_post_about_another_city_is_dropped_as_elsewhere(detect_env: Env) -> Non
 def test_found_time_is_utc_now(detect_env: Env) -> None:
     settings, factory = detect_env
     _store(factory, ("weibo", "1", MANHOLE))
-    before = datetime.now(UTC).replace(tzinfo=None)
+    before = datetime.now(UTC)
     detect_new_posts(settings, factory)
     [lead] = _leads(factory)
-    assert before <= lead.found_at <= datetime.now(UTC).replace(tzinfo=None)
+    assert before <= lead.found_at <= datetime.now(UTC)

@@ -73,7 +73,8 @@ def test_run_recorder_and_store_write_posts_runs_and_high_water_mark(database_ur
         assert (run.status, run.items, run.posts_stored, run.errors) == ("ok", 4, 3, 0)
         assert run.finished_at is not None
         assert run.cursor == "2026-11-28T02:09:00+00:00 2"
-        assert session.get(Platform, "weibo").high_water_mark == "2026-11-28T02:09:00+00:00 2"
+        platform = session.get(Platform, "weibo")
+        assert platform is not None and platform.high_water_mark == "2026-11-28T02:09:00+00:00 2"
 
 
 @pytest.mark.parametrize(

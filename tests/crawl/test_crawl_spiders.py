@@ -8,6 +8,8 @@ import pytest
 import scrapy
 from scrapy.http import HtmlResponse, TextResponse
 
+from crawlers.items import PostItem
+from crawlers.spiders import HtmlBoardSpider
 from fixtures.samples.replay import first_request, make_spider
 from settings import Settings, load_settings
 
@@ -24,12 +26,13 @@ def settings() -> Settings:
     return load_settings(env={})
 
 
-def _detail(settings: Settings, body: bytes, content_type: str) -> list[object]:
+def _detail(settings: Settings, body: bytes, content_type: str) -> list[PostItem]:
     spider = make_spider(settings, "tieba")
+    assert isinstance(spider, HtmlBoardSpider)
     url = "https://tieba.baidu.com/p/123"
     request = scrapy.Request(url, meta={"external_id": "123", "label": "tieba-shenzhen"})
     response = HtmlResponse(url=url, body=body, headers={"Content-Type": content_type}, request=request)
-    return spider.parse_detail(response)
+    return [item for item in spider.parse_detail(response) if isinstance(item, PostItem)]
 
 
 @pytest.mark.parametrize("declared", ["GBK", "gb2312", "GB18030"])
@@ -71,6 +74,7 @@ def test_utf8_feed_decodes(settings: Settings) -> None:
         request.url, body=body.encode("utf-8"), headers={"Content-Type": "application/json"}, request=request
     )
     [item, follow] = spider.parse_page(response)
+    assert isinstance(item, PostItem) and isinstance(follow, scrapy.Request)
     assert (item.external_id, item.title, item.text, item.author) == ("9", "退款难", "商家拒绝退款", "7")
     assert follow.url.endswith("page=2")
 
