@@ -22,6 +22,7 @@ NOISE_FILES = {
 #: One group in five goes to validation; the assignment hashes the group key, so it never changes.
 VALIDATION_BUCKETS = 5
 LEAD, NOISE = "lead", "noise"
+SENTENCES_PER_LETTER = 3
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -46,15 +47,10 @@ def in_validation(group: str) -> bool:
     return digest[0] % VALIDATION_BUCKETS == 0
 
 
-def first_sentence(text: str, low: int = 8, high: int = 80) -> str | None:
-    """The opening sentence of a letter: a stand-in for a one-line post."""
-    for part in _SENTENCE_END.split(str(text or "")):
-        part = part.strip()
-        if low <= len(part) <= high:
-            return part
-        if len(part) > high:
-            return None
-    return None
+def short_sentences(text: str, limit: int = 3, low: int = 8, high: int = 60) -> list[str]:
+    """Up to ``limit`` short sentences of a letter: citizens' own words, stand-ins for one-line posts."""
+    parts = (part.strip() for part in _SENTENCE_END.split(str(text or "")))
+    return [part for part in parts if low <= len(part) <= high][:limit]
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -76,8 +72,8 @@ def load_examples(processes: int = 2) -> list[Example]:
             rows.append((letter, LEAD, label or None, "letter", letter))
             if title.strip():
                 rows.append((title.strip(), LEAD, label or None, "title", letter))
-            if sentence := first_sentence(body):
-                rows.append((sentence, LEAD, label or None, "sentence", letter))
+            for sentence in short_sentences(body, limit=SENTENCES_PER_LETTER):
+                rows.append((sentence, LEAD, None, "sentence", letter))
     for name, segmented in NOISE_FILES.items():
         source = name.removeprefix("negatives_").removesuffix(".csv").removesuffix("_segmented")
         for text in _read(name)["text"]:

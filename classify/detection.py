@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from classify.merging import jaccard, shingles
+from classify.merging import shingles
 from classify.model import Detector, Prediction, load_active
 from classify.places import Place, extract_place
 from classify.urgency import Urgency, assess
@@ -77,10 +78,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class _OpenLeads:
-    """Open leads' evidence shingles, loaded once per run and extended as leads are made."""
+    """Open leads' evidence shingles, inverted-indexed; loaded once per run, extended as leads are made."""
 
     def __init__(self, session: Session, now: datetime) -> None:
-        self.entries: list[tuple[int, frozenset[str], str | None, str | None]] = []
+        self.entries: list[tuple[int, int, str | None, str | None]] = []  # lead, size, district, category
+        self.postings: dict[str, list[int]] = defaultdict(list)  # shingle -> entry numbers
         rows = session.execute(
             select(Lead.id, Lead.district, Lead.category, Post.title, Post.text)
             .join(LeadPost, LeadPost.lead_id == Lead.id)
@@ -91,19 +93,29 @@ class _OpenLeads:
             self.add(lead_id, f"{title or ''}。{text}", district, category)
 
     def add(self, lead_id: int, text: str, district: str | None, category: str | None) -> None:
-        self.entries.append((lead_id, shingles(text), district, category))
+        grams = shingles(text)
+        number = len(self.entries)
+        self.entries.append((lead_id, len(grams), district, category))
+        for gram in grams:
+            self.postings[gram].append(number)
 
     def match(self, text: str, place: Place, category: str | None, threshold: float) -> int | None:
+        """The compatible open lead whose evidence is most similar, at Jaccard ≥ threshold."""
         mine = shingles(text)
+        overlaps: Counter[int] = Counter()
+        for gram in mine:
+            overlaps.update(self.postings.get(gram, ()))
         best, best_score = None, threshold
-        for lead_id, theirs, district, lead_category in self.entries:
+        for number, overlap in overlaps.items():
+            lead_id, size, district, lead_category = self.entries[number]
+            score = overlap / (len(mine) + size - overlap)
+            if score < best_score:
+                continue
             if place.district and district and place.district != district:
                 continue
             if category and lead_category and category != lead_category:
                 continue
-            score = jaccard(mine, theirs)
-            if score >= best_score:
-                best, best_score = lead_id, score
+            best, best_score = lead_id, score
         return best
 
 
@@ -150,12 +162,16 @@ def _join_lead(settings: Settings, lead: Lead, post: Post, prediction: Predictio
 
 
 def _detect_page(
-    settings: Settings, session: Session, detector: Detector, posts: list[Post], summary: DetectSummary
+    settings: Settings,
+    session: Session,
+    detector: Detector,
+    posts: list[Post],
+    open_leads: _OpenLeads,
+    summary: DetectSummary,
 ) -> None:
     texts = [post_text(p) for p in posts]
     config = settings.classify
     predictions = detector.predict(texts, config.relevance_threshold, config.category_min_probability)
-    open_leads = _OpenLeads(session, datetime.now(UTC))
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
@@ -208,12 +224,13 @@ def detect_new_posts(
     summary = DetectSummary()
     with session_scope(session_factory) as session:
         detector = load_active(settings, session)
+        open_leads = _OpenLeads(session, datetime.now(UTC))
     after_id = 0
     while True:
         with session_scope(session_factory) as session:
             posts = posts_awaiting_detection(session, limit=page_size, after_id=after_id)
             if not posts:
                 break
-            _detect_page(settings, session, detector, posts, summary)
+            _detect_page(settings, session, detector, posts, open_leads, summary)
             after_id = posts[-1].id
     return summary

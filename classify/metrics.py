@@ -19,8 +19,10 @@ def per_class(truth: Sequence[str], guess: Sequence[str]) -> dict[str, dict[str,
         support = sum(t == label for t in truth)
         predicted = sum(g == label for g in guess)
         precision, recall = _ratio(tp, predicted), _ratio(tp, support)
-        if precision is None or recall is None:
-            f1 = None
+        if recall is None:
+            f1 = None  # the class is absent from the truth: no F1 to speak of
+        elif precision is None:
+            f1 = 0.0  # present but never predicted: recall is 0, so is F1
         else:
             f1 = round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0
         out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}

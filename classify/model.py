@@ -91,13 +91,15 @@ class Detector:
         coef = self._relevance_coef()
         row = row.tocsr()
         contributions = row.data * coef[row.indices]
-        order = np.argsort(-contributions)[:limit]
         assert self._names is not None
-        return [
-            [str(self._names[row.indices[i]]), round(float(contributions[i]), 4)]
-            for i in order
-            if contributions[i] > 0
-        ]
+        # The word and the character view often name the same string: add their weights together.
+        merged: dict[str, float] = {}
+        for index, value in zip(row.indices, contributions, strict=True):
+            if value > 0:
+                name = str(self._names[index])
+                merged[name] = merged.get(name, 0.0) + float(value)
+        ranked = sorted(merged.items(), key=lambda item: -item[1])[:limit]
+        return [[name, round(weight, 4)] for name, weight in ranked]
 
     def predict(
         self, texts: list[str], threshold: float = 0.5, category_min_probability: float = 0.4

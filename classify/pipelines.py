@@ -14,8 +14,8 @@ from classify.text import char_analyzer, normalise, tokenize_normalised
 def build_features(
     word_ngrams: tuple[int, int] = (1, 2),
     min_df: int = 2,
-    max_word_features: int = 200_000,
-    max_char_features: int = 300_000,
+    max_word_features: int = 100_000,
+    max_char_features: int = 120_000,
 ) -> FeatureUnion:
     """Word TF-IDF (jieba tokens) beside character 2–3-gram TF-IDF, both on the stop-word-free text."""
     words = TfidfVectorizer(
@@ -43,7 +43,7 @@ def build_relevance_pipeline(
     c: float = 0.5, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
 ) -> Pipeline:
     """Lead vs noise with a calibrated probability (sigmoid over a class-balanced linear SVM)."""
-    svm = LinearSVC(C=c, class_weight="balanced")
+    svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
     return Pipeline(
         [
             ("features", build_features(word_ngrams=word_ngrams, min_df=min_df)),
@@ -56,7 +56,7 @@ def build_category_pipeline(
     c: float = 0.5, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
 ) -> Pipeline:
     """First-level category with a calibrated probability per class."""
-    svm = LinearSVC(C=c, class_weight="balanced")
+    svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
     return Pipeline(
         [
             ("features", build_features(word_ngrams=word_ngrams, min_df=min_df)),

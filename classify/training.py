@@ -100,9 +100,8 @@ def validation_metrics(detector: Detector, validation: list[Example], settings: 
         relevance[f"{name} vs noise"] = {k: figures[k] for k in ("precision", "recall", "fpr")}
     for source in sorted({e.kind for e in validation if e.relevance == NOISE}):
         rows = [i for i, e in enumerate(validation) if e.kind == source]
-        relevance[f"fpr_{source.removeprefix('noise:')}"] = sum(predictions[i].is_lead for i in rows) / len(
-            rows
-        )
+        false_leads = sum(predictions[i].is_lead for i in rows)
+        relevance[f"fpr_{source.removeprefix('noise:')}"] = round(false_leads / len(rows), 4)
     category: dict[str, Any] = {}
     for name, kind in (("letters", "letter"), ("titles", "title")):
         rows = [i for i, e in enumerate(validation) if e.category and e.kind == kind]

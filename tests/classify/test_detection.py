@@ -19,7 +19,7 @@ MANHOLE = "南山区桃源街道龙珠花园小区门口井盖缺失，晚上很
 WATER_A = "宝安区西乡街道碧海花园小区停水三天了，一直没人管，物业也不通知，住户生活很困难"
 WATER_B = "碧海花园小区停水三天了一直没人管，物业也不通知！住户生活很困难，宝安区西乡街道"
 TAKEAWAY = "这家外卖太难吃了，米饭是冷的，送餐还慢了一个小时，差评"
-ELSEWHERE = "北京市朝阳区望京小区门口井盖缺失，晚上很黑，老人差点掉下去，请尽快处理！"
+ELSEWHERE = "北京市朝阳区望京小区停水三天了，一直没人管，物业也不通知，住户生活很困难"
 
 
 def _store(factory: sessionmaker[Session], *posts: tuple[str, str, str]) -> None:
@@ -57,7 +57,7 @@ def test_urgent_complaint_becomes_an_urgent_lead_with_reason_place_and_30_minute
     assert (lead.district, lead.street, lead.landmark) == ("南山区", "桃源街道", "龙珠花园小区")
     assert lead.sla_due_at - lead.found_at == timedelta(minutes=30)
     assert lead.category == "城乡建设"
-    assert lead.summary == "南山区桃源街道龙珠花园小区门口井盖缺失，"
+    assert lead.summary == MANHOLE  # one sentence, under the 120-character bound
     assert lead.evidence_count == 1 and lead.first_seen_at == PUBLISHED
     assert lead.top_terms and all(weight > 0 for _, weight in lead.top_terms)
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from classify.corpus import CORPUS_DIR, content_key, in_validation
 from classify.evaluation import EvaluationError, evaluate_file, format_report
 from classify.metrics import relevance_metrics
 from settings import Settings
 
 LEADS = ["小区门口井盖丢失三天了没人管，晚上很危险", "楼下工地夜间施工噪音扰民，严重影响休息"]
+HELD_OUT_IDS = ["110216", "144491", "185537", "9955", "52270", "171256", "14699"]
 NOISE = ["今天的外卖真好吃，送餐也快", "股市今天大涨，券商板块领涨", "你好呀，你叫什么名字"]
 
 
@@ -54,23 +56,18 @@ def test_single_label_arithmetic_gives_nulls_where_a_ratio_has_no_denominator() 
     assert result["macro_f1"] == 0.6667
 
 
-def test_category_evaluation_with_title_column_and_confusion_png(
+def test_category_evaluation_on_held_out_real_letters_with_titles_and_confusion_png(
     active_settings: Settings, tmp_path: Path
 ) -> None:
-    data = _csv(
-        tmp_path / "c.csv",
-        {
-            "title": ["孩子入学学位不足", "小区垃圾站臭气熏天", ""],
-            "text": [
-                "学校学位紧张，孩子上不了学",
-                "垃圾站长期不清理，污染环境",
-                "公司拖欠工资三个月，社保也不交",
-            ],
-            "label": ["教育文体", "环境保护", "劳动和社会保障"],
-        },
-    )
-    result = evaluate_file(active_settings, data, task="category", plot=tmp_path / "cm.png")
-    assert (result["accuracy"], result["macro_f1"]) == (1.0, 1.0)
+    # One held-out (validation-split) labelled letter per category, with its real title and label.
+    frame = pd.read_csv(CORPUS_DIR / "messages_labelled_raw.csv", dtype=str, keep_default_na=False)
+    rows = frame[frame["id"].isin(HELD_OUT_IDS)][["title", "text", "label"]]
+    letters = [f"{t}。{x}" for t, x in zip(rows["title"], rows["text"], strict=True)]
+    assert all(in_validation("m:" + content_key(letter)) for letter in letters)
+    data = _csv(tmp_path / "c.csv", rows.to_dict("list"))
+    result = evaluate_file(active_settings, data, plot=tmp_path / "cm.png")
+    assert (result["rows"], result["accuracy"], result["macro_f1"]) == (7, 1.0, 1.0)
+    assert set(result["per_class"]) >= set(rows["label"])
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
     assert "教育文体" in format_report(result)
 
