@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from classify.text import join_segmented, tokenize, warm_cache
+from classify.text import join_segmented, normalise, stop_words, warm_cache
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 RAW_MESSAGE_FILES = ("messages_labelled_raw.csv", "messages_hot_raw.csv", "messages_replied_raw.csv")
@@ -37,9 +38,16 @@ class Example:
     validation: bool
 
 
+@lru_cache(maxsize=1)
+def _stop_pattern() -> re.Pattern[str]:
+    words = sorted((w for w in stop_words() if _CJK.search(w)), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, words)))
+
+
 def content_key(text: str) -> str:
-    """Group key shared by duplicates across files: the first 24 CJK characters of the stop-word-free text."""
-    return "".join(_CJK.findall("".join(tokenize(text))))[:24]
+    """Group key shared by duplicates across files (raw and segmented): the first 24 CJK characters
+    once every stop word is cut out. No jieba: the split must not move when the user dictionary does."""
+    return "".join(_CJK.findall(_stop_pattern().sub("", normalise(text))))[:24]
 
 
 def in_validation(group: str) -> bool:

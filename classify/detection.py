@@ -25,9 +25,12 @@ from storage.models import (
     Post,
     Priority,
 )
-from storage.queries import insert_one_ignoring_conflict, posts_awaiting_detection
+from storage.queries import posts_awaiting_detection
 
 PAGE_SIZE = 500
+#: When an urgent rule fires, a post needs only this relevance to become a lead: a gas smell or a
+#: missing manhole cover told in one colloquial line must not be lost to the model's doubt.
+URGENT_RELEVANCE_FLOOR = 0.1
 SUMMARY_CHARS = 120
 OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
@@ -171,16 +174,29 @@ def _detect_page(
 ) -> None:
     texts = [post_text(p) for p in posts]
     config = settings.classify
-    predictions = detector.predict(texts, config.relevance_threshold, config.category_min_probability)
+    predictions = detector.predict(
+        texts, config.relevance_threshold, config.category_min_probability, URGENT_RELEVANCE_FLOOR
+    )
+    ids = [p.id for p in posts]
+    # One query each for what a crashed or concurrent run may already have written for this page.
+    classified = set(
+        session.scalars(
+            select(Classification.post_id).where(
+                Classification.post_id.in_(ids), Classification.model_version == detector.version
+            )
+        )
+    )
+    evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
         urgency = assess(text, config.urgent_terms)
+        is_lead = prediction.is_lead or (urgency.urgent and prediction.relevance >= URGENT_RELEVANCE_FLOOR)
         values = {
             "post_id": post.id,
             "model_version": detector.version,
             "relevance": prediction.relevance,
-            "is_lead": prediction.is_lead and not place.elsewhere,
+            "is_lead": is_lead and not place.elsewhere,
             "category": prediction.category,
             "category_probability": prediction.category_probability,
             "urgent": urgency.urgent,
@@ -190,15 +206,16 @@ def _detect_page(
             "landmark": place.landmark,
             "top_terms": prediction.top_terms,
         }
-        if insert_one_ignoring_conflict(session, Classification, values, ["post_id", "model_version"]):
+        if post.id not in classified:
+            session.add(Classification(**values))
             summary.classified += 1
         post.detection_status = DetectionStatus.DETECTED
-        if not prediction.is_lead:
+        if not is_lead:
             continue
         if place.elsewhere:
             summary.dropped_elsewhere += 1
             continue
-        if session.scalar(select(LeadPost.lead_id).where(LeadPost.post_id == post.id)) is not None:
+        if post.id in evidence:
             continue  # already evidence (a crashed run's page committed elsewhere): never count twice
         lead_id = open_leads.match(text, place, prediction.category, config.merge_similarity)
         if lead_id is not None:

@@ -102,8 +102,13 @@ class Detector:
         return [[name, round(weight, 4)] for name, weight in ranked]
 
     def predict(
-        self, texts: list[str], threshold: float = 0.5, category_min_probability: float = 0.4
+        self,
+        texts: list[str],
+        threshold: float = 0.5,
+        category_min_probability: float = 0.4,
+        explain_above: float | None = None,
     ) -> list[Prediction]:
+        """Predict each text; top terms are given from ``explain_above`` (default: the threshold) up."""
         if not texts:
             return []
         features = self._features()
@@ -116,6 +121,7 @@ class Detector:
         else:
             category_proba = self.category.predict_proba(texts)
         classes = self.category.classes_
+        explain = threshold if explain_above is None else min(threshold, explain_above)
         out = []
         for i, score in enumerate(relevance):
             best = int(np.argmax(category_proba[i]))
@@ -128,7 +134,7 @@ class Detector:
                     category=str(classes[best]) if probability >= category_min_probability else None,
                     category_probability=round(probability, 4),
                     best_category=str(classes[best]),
-                    top_terms=self.top_terms(matrix[i]) if is_lead else [],
+                    top_terms=self.top_terms(matrix[i]) if score >= explain else [],
                 )
             )
         return out

@@ -106,7 +106,7 @@ def validation_metrics(detector: Detector, validation: list[Example], settings: 
     for name, kind in (("letters", "letter"), ("titles", "title")):
         rows = [i for i, e in enumerate(validation) if e.category and e.kind == kind]
         figures = category_metrics(
-            [validation[i].category for i in rows], [predictions[i].best_category for i in rows]
+            [str(validation[i].category) for i in rows], [predictions[i].best_category for i in rows]
         )
         category[name] = {k: figures[k] for k in ("accuracy", "macro_f1")} | {"support": len(rows)}
     return {"threshold": threshold, "relevance": relevance, "category": category}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from classify import detection
 from classify.detection import detect_new_posts
+from classify.urgency import Urgency, assess
 from settings import Settings
 from storage.db import session_scope
 from storage.models import Classification, DetectionStatus, Lead, LeadPost, Post, Priority
@@ -55,7 +58,7 @@ def test_urgent_complaint_becomes_an_urgent_lead_with_reason_place_and_30_minute
     assert lead.priority == Priority.URGENT
     assert lead.urgency_reason == "井盖: 井盖缺失"
     assert (lead.district, lead.street, lead.landmark) == ("南山区", "桃源街道", "龙珠花园小区")
-    assert lead.sla_due_at - lead.found_at == timedelta(minutes=30)
+    assert lead.sla_due_at is not None and lead.sla_due_at - lead.found_at == timedelta(minutes=30)
     assert lead.category == "城乡建设"
     assert lead.summary == MANHOLE  # one sentence, under the 120-character bound
     assert lead.evidence_count == 1 and lead.first_seen_at == PUBLISHED
@@ -116,3 +119,49 @@ def test_found_time_is_utc_now(detect_env: Env) -> None:
     detect_new_posts(settings, factory)
     [lead] = _leads(factory)
     assert before <= lead.found_at <= datetime.now(UTC)
+
+
+def test_a_crash_mid_run_keeps_finished_pages_and_the_rerun_completes_the_rest(
+    detect_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, factory = detect_env
+    _store(factory, ("weibo", "1", MANHOLE), ("weibo", "2", WATER_A))
+    calls = []
+
+    def crash_on_second_post(text: str, rules: dict[str, list[str]]) -> Urgency:
+        calls.append(text)
+        if len(calls) == 2:
+            raise RuntimeError("crash")
+        return assess(text, rules)
+
+    monkeypatch.setattr(detection, "assess", crash_on_second_post)
+    with pytest.raises(RuntimeError, match="crash"):
+        detect_new_posts(settings, factory, page_size=1)
+    assert len(_leads(factory)) == 1
+    monkeypatch.undo()
+    summary = detect_new_posts(settings, factory, page_size=1)
+    assert (summary.posts_seen, summary.leads_created) == (1, 1)
+    assert [lead.evidence_count for lead in _leads(factory)] == [1, 1]
+
+
+def test_an_urgent_rule_lowers_the_bar_for_a_colloquial_one_liner(detect_env: Env) -> None:
+    settings, factory = detect_env
+    _store(factory, ("weibo", "1", "楼下有很重的煤气味"))
+    summary = detect_new_posts(settings, factory)
+    with session_scope(factory) as session:
+        relevance = session.scalar(select(Classification.relevance))
+    assert relevance is not None and 0.1 <= relevance < settings.classify.relevance_threshold
+    assert (summary.leads_created, summary.urgent) == (1, 1)
+    [lead] = _leads(factory)
+    assert lead.urgency_reason == "燃气安全: 煤气味"
+    assert lead.top_terms != []
+
+
+def test_a_category_below_the_minimum_probability_is_left_uncertain(detect_env: Env) -> None:
+    settings, factory = detect_env
+    settings.classify.category_min_probability = 0.999
+    _store(factory, ("weibo", "1", MANHOLE))
+    detect_new_posts(settings, factory)
+    [lead] = _leads(factory)
+    assert lead.category is None
+    assert lead.category_probability is not None and 0.4 < lead.category_probability < 0.999
