@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -33,6 +33,14 @@ def _settings(config: Path | None) -> Settings:
         # One line: file, key path, reason — then stop before anything is touched.
         typer.echo(f"weisu: invalid configuration: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+def _stage_errors() -> tuple[type[Exception], ...]:
+    """Errors a stage raises for bad input or state: shown as one line, never as a traceback."""
+    from classify.evaluation import EvaluationError
+    from classify.model import ModelError
+
+    return (EvaluationError, ModelError)
 
 
 def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
@@ -63,6 +71,11 @@ def init(
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
         _create_user(settings, admin, password, "admin")
     console.print(f"database ready: {settings.database_url}")
+
+
+def _fail(command: str, error: Exception) -> NoReturn:
+    typer.echo(f"weisu {command}: {error}", err=True)
+    raise typer.Exit(2)
 
 
 def _scope(settings: Settings):  # type: ignore[no-untyped-def]
@@ -134,8 +147,11 @@ def train(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     initialise_database(settings)
-    with _scope(settings) as session:
-        report = train_and_activate(settings, session=session)
+    try:
+        with _scope(settings) as session:
+            report = train_and_activate(settings, session=session)
+    except _stage_errors() as error:
+        _fail("train", error)
     console.print(report.summary())
 
 
@@ -154,7 +170,10 @@ def evaluate(
         raise typer.Exit(2)
     from classify.evaluation import evaluate_file, format_report
 
-    result = evaluate_file(settings, data, task=task, plot=plot)
+    try:
+        result = evaluate_file(settings, data, task=task, plot=plot)
+    except _stage_errors() as error:
+        _fail("evaluate", error)
     console.print(format_report(result))
     if as_json:
         # Plain print so nothing wraps or colours the machine-readable last line.
@@ -168,7 +187,10 @@ def detect(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     initialise_database(settings)
-    summary = detect_new_posts(settings, _session_factory(settings))
+    try:
+        summary = detect_new_posts(settings, _session_factory(settings))
+    except _stage_errors() as error:
+        _fail("detect", error)
     console.print(summary.summary())
 
 

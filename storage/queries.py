@@ -53,14 +53,6 @@ def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
     return len(result.all())
 
 
-def insert_one_ignoring_conflict(
-    session: Session, model: type, values: Mapping[str, Any], unique: Sequence[str]
-) -> bool:
-    """Insert one row unless its unique key exists; True when it was inserted."""
-    statement = _insert_ignoring_conflicts(session, model, unique).values(**values)
-    return session.execute(statement).rowcount == 1
-
-
 def posts_awaiting_detection(session: Session, limit: int = 1000, after_id: int = 0) -> list[Post]:
     """New posts in id order, a page at a time, so detection can resume after a crash."""
     statement = (

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.db import make_engine, make_session_factory, upgrade
+from classify.model import TASK
+from classify.training import TrainReport, train_and_activate
+from settings import Settings, load_settings
+from storage.db import make_engine, make_session_factory, session_scope, upgrade
+from storage.models import ModelVersion
 
 POSTGRES_URL = os.environ.get("WEISU_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -83,3 +87,46 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and os.environ.get("WEISU_REQUIRE_BROWSER") and item.get_closest_marker("browser"):
         report.outcome = "failed"
         report.longrepr = f"browser test skipped although WEISU_REQUIRE_BROWSER is set: {report.longrepr}"
+
+
+def trained_settings(url: str, model_dir: Path) -> Settings:
+    """The project's config.yaml (gazetteer, urgency rules, thresholds) on a test database."""
+    return load_settings(env={"WEISU_DATABASE_URL": url, "WEISU_MODEL_DIR": str(model_dir)})
+
+
+@pytest.fixture
+def make_settings() -> Callable[[str, Path], Settings]:
+    return trained_settings
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
+    """Train once per test session on the real corpus; every test that needs a model reuses it."""
+    root = tmp_path_factory.mktemp("trained")
+    url = f"sqlite:///{root / 'train.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(make_session_factory(engine)) as session:
+        report = train_and_activate(trained_settings(url, root / "models"), session)
+    engine.dispose()
+    return report
+
+
+def _activate(session: Session, report: TrainReport) -> None:
+    session.add(
+        ModelVersion(
+            version=report.version,
+            task=TASK,
+            path=str(report.path),
+            data_hash="test",
+            metrics=report.metrics,
+            library_versions={},
+            active=True,
+        )
+    )
+
+
+@pytest.fixture
+def activate_model() -> Callable[[Session, TrainReport], None]:
+    """Make the session-trained model the active one in a test database."""
+    return _activate

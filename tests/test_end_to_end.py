@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from classify.detection import detect_new_posts
 from classify.training import TrainReport
@@ -17,7 +19,7 @@ from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app as create_platform_app
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import Classification, Lead, LeadPost, ModelVersion, Post, Ticket, TicketState
+from storage.models import Classification, Lead, LeadPost, Post, Ticket, TicketState
 from verify import workflow
 from verify.pusher import push_pending
 
@@ -26,7 +28,10 @@ LEADS_TO_VERIFY = 3
 
 
 def test_every_stage_hands_exact_counts_to_the_next(
-    sqlite_url: str, trained: TrainReport, tmp_path: Path
+    sqlite_url: str,
+    trained: TrainReport,
+    activate_model: Callable[[Session, TrainReport], None],
+    tmp_path: Path,
 ) -> None:
     with (
         serve_in_thread(create_platform_app(seed=42)) as simulator_url,
@@ -43,9 +48,7 @@ def test_every_stage_hands_exact_counts_to_the_next(
         initialise_database(settings)
         factory = make_session_factory(make_engine(settings.database_url))
         with session_scope(factory) as session:
-            session.add(
-                ModelVersion(version=trained.version, path=str(trained.path), data_hash="e2e", active=True)
-            )
+            activate_model(session, trained)
 
         # Crawl: every post the simulator serves is stored once; a second crawl adds nothing.
         served = httpx.get(f"{simulator_url}/_truth").json()["posts"]
