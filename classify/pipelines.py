@@ -39,10 +39,10 @@ def build_features(
     return FeatureUnion([("word", words), ("char", chars)])
 
 
-def build_relevance_pipeline(
+def build_calibrated_svm_pipeline(
     c: float = 0.5, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
 ) -> Pipeline:
-    """Lead vs noise with a calibrated probability (sigmoid over a class-balanced linear SVM)."""
+    """TF-IDF features into a class-balanced linear SVM with sigmoid-calibrated probabilities."""
     svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
     return Pipeline(
         [
@@ -50,16 +50,17 @@ def build_relevance_pipeline(
             ("classifier", CalibratedClassifierCV(svm, cv=calibration_folds, method="sigmoid")),
         ]
     )
+
+
+def build_relevance_pipeline(
+    c: float = 0.5, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
+) -> Pipeline:
+    """Lead vs noise with a calibrated probability."""
+    return build_calibrated_svm_pipeline(c, calibration_folds, word_ngrams, min_df)
 
 
 def build_category_pipeline(
     c: float = 0.5, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
 ) -> Pipeline:
     """First-level category with a calibrated probability per class."""
-    svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
-    return Pipeline(
-        [
-            ("features", build_features(word_ngrams=word_ngrams, min_df=min_df)),
-            ("classifier", CalibratedClassifierCV(svm, cv=calibration_folds, method="sigmoid")),
-        ]
-    )
+    return build_calibrated_svm_pipeline(c, calibration_folds, word_ngrams, min_df)

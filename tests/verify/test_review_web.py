@@ -108,6 +108,14 @@ def test_hostile_post_text_is_escaped_and_hostile_links_are_not_clickable(client
     assert "default-src 'none'" in client.get(f"/leads/{lead.id}").headers["content-security-policy"]
 
 
+def test_top_terms_show_each_term_with_its_weight(client, make_lead) -> None:
+    lead = make_lead(top_terms=[["停水", 0.1914], ["<b>x</b>", 0.05]])
+    login(client)
+    html = client.get(f"/leads/{lead.id}").text
+    assert '<span class="term">停水 <small>0.19</small></span>' in html
+    assert '<span class="term">&lt;b&gt;x&lt;/b&gt; <small>0.05</small></span>' in html
+
+
 def test_opening_a_lead_claims_it_and_the_form_promotes_it(client, make_lead, session) -> None:
     lead = make_lead()
     login(client)
