@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from classify.training import TrainReport
 from cli import app
 from settings import PROJECT_ROOT
+from storage.db import make_engine, make_session_factory, session_scope, upgrade
 
 runner = CliRunner()
 
@@ -66,3 +72,69 @@ def test_adding_a_duplicate_user_is_a_one_line_error(env: dict[str, str]) -> Non
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 1
     assert result.stderr.startswith("weisu users: ") and result.stderr.count("\n") == 1
+
+
+@pytest.fixture
+def model_env(
+    env: dict[str, str],
+    trained: TrainReport,
+    activate_model: Callable[[Session, TrainReport], None],
+) -> dict[str, str]:
+    """A database whose active model is the session's trained one."""
+    upgrade(env["WEISU_DATABASE_URL"])
+    engine = make_engine(env["WEISU_DATABASE_URL"])
+    with session_scope(make_session_factory(engine)) as session:
+        activate_model(session, trained)
+    engine.dispose()
+    return env
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def test_evaluate_json_is_one_object_alone_on_the_last_line(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    data = _csv(
+        tmp_path / "category.csv",
+        [
+            ("小区门口的路灯坏了一个月没人修，晚上出行很危险", "城乡建设"),
+            ("孩子学校收取高额补课费", "教育文体"),
+        ],
+    )
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--json"], env=model_env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert {"accuracy", "macro_f1", "per_class"} <= set(figures)
+    assert sorted(figures["per_class"]) == ["城乡建设", "教育文体"]
+
+
+def test_evaluate_relevance_on_noise_only_reports_undefined_figures_as_null(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    data = _csv(tmp_path / "noise.csv", [("今天天气真好", "noise"), ("这家外卖太咸了", "noise")])
+    args = ["evaluate", "--task", "relevance", "--data", str(data), "--json"]
+    result = runner.invoke(app, args, env=model_env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["recall"] is None
+    assert {"accuracy", "macro_f1", "per_class", "precision", "fpr"} <= set(figures)
+
+
+def test_evaluate_names_a_missing_column_in_one_line(model_env: dict[str, str], tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("body,label\n路灯坏了,城乡建设\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "--data", str(data)], env=model_env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("weisu evaluate: ") and result.stderr.count("\n") == 1
+
+
+def test_detect_without_a_trained_model_says_how_to_get_one(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["detect"], env=env)
+    assert result.exit_code == 2
+    assert "weisu train" in result.stderr and result.stderr.count("\n") == 1
