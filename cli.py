@@ -101,11 +101,37 @@ def simulate_dispatch(
     port: Annotated[int, typer.Option(help="loopback port")] = 8020,
     db: Annotated[Path, typer.Option(help="SQLite file holding received requests")] = Path("var/dispatch.db"),
     host: Annotated[str, typer.Option(help="address to bind (loopback only)")] = "127.0.0.1",
+    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of POSTs answered 500")] = 0.0,
+    throttle_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of POSTs answered 429 + Retry-After")
+    ] = 0.0,
+    retry_after: Annotated[int, typer.Option(min=0, help="Retry-After seconds of a 429")] = 1,
+    drop_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of POSTs stored, then the connection dropped")
+    ] = 0.0,
+    slow_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of POSTs answered late")] = 0.0,
+    slow_seconds: Annotated[float, typer.Option(min=0.0, help="how late a slow answer comes")] = 2.0,
+    seed: Annotated[int, typer.Option(help="seed of the fault draws")] = 0,
 ) -> None:
-    """Serve the Open311 GeoReport v2 dispatch-system simulator."""
+    """Serve the Open311 GeoReport v2 dispatch-system simulator, optionally with seeded faults."""
+    from fixtures.dispatch_simulator.faults import FaultPlan
     from fixtures.dispatch_simulator.server import serve
 
-    serve(host=host, port=port, db_path=db)
+    try:
+        plan = FaultPlan(
+            error_rate=error_rate,
+            throttle_rate=throttle_rate,
+            retry_after_seconds=retry_after,
+            drop_after_store_rate=drop_rate,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
+            seed=seed,
+        )
+    except ValueError as error:
+        typer.echo(f"weisu simulate-dispatch: {error}", err=True)
+        raise typer.Exit(2) from None
+    faulty = error_rate or throttle_rate or drop_rate or slow_rate
+    serve(host=host, port=port, db_path=db, fault_plan=plan if faulty else None)
 
 
 @app.command()
@@ -195,12 +221,49 @@ def detect(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def push(config: ConfigOption = None) -> None:
+def push(
+    requeue: Annotated[
+        list[int] | None,
+        typer.Option(help="put this failed ticket back in the outbox first, payload rebuilt (repeatable)"),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
     """Send queued tickets to the dispatch system (Open311 POST /requests.json)."""
-    from verify.pusher import push_pending
+    import httpx
+
+    from storage.db import session_scope
+    from verify.pusher import push_pending, unknown_service_codes
+    from verify.tickets import TicketError, requeue_failed
 
     settings = _settings(config)
-    summary = push_pending(settings, _session_factory(settings))
+    factory = _session_factory(settings)
+    for ticket_id in requeue or []:
+        try:
+            with session_scope(factory) as session:
+                requeue_failed(session=session, ticket_id=ticket_id, actor="cli", settings=settings)
+        except TicketError as error:
+            typer.echo(f"weisu push: {error}", err=True)
+            raise typer.Exit(2) from None
+    try:
+        unknown = unknown_service_codes(settings)
+    except httpx.HTTPError as error:
+        typer.echo(f"weisu push: could not read the dispatch system's services: {error}", err=True)
+    else:
+        if unknown:  # the affected tickets will fail with the server's message; the others still go
+            typer.echo(
+                f"weisu push: service codes unknown to the dispatch system: {', '.join(unknown)}", err=True
+            )
+    summary = push_pending(settings, factory)
+    console.print(summary.summary())
+
+
+@app.command()
+def sync(config: ConfigOption = None) -> None:
+    """Read open tickets' status back from the dispatch system (open/closed, notes, reassignment)."""
+    from verify.sync import sync_statuses
+
+    settings = _settings(config)
+    summary = sync_statuses(settings, _session_factory(settings))
     console.print(summary.summary())
 
 

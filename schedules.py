@@ -1,10 +1,11 @@
-"""APScheduler 3 job table: nightly sweep, incremental crawls, detection, outbox pushes, claim expiry."""
+"""APScheduler 3 job table: sweeps (crawl then detect), outbox pushes, ticket status sync, claim expiry."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -17,10 +18,16 @@ from settings import Settings
 log = logging.getLogger("weisu.schedules")
 
 
-def _session_factory(settings: Settings) -> Any:
+@cache
+def _session_factory_for(url: str) -> Any:
     from storage.db import make_engine, make_session_factory
 
-    return make_session_factory(make_engine(settings.database_url))
+    return make_session_factory(make_engine(url))
+
+
+def _session_factory(settings: Settings) -> Any:
+    """One engine (and connection pool) per database for the scheduler's lifetime, not one per run."""
+    return _session_factory_for(settings.database_url)
 
 
 def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[str, str]:
@@ -62,6 +69,12 @@ def push_tickets(settings: Settings) -> None:
     push_pending(settings, _session_factory(settings))
 
 
+def sync_ticket_statuses(settings: Settings) -> None:
+    from verify.sync import sync_statuses
+
+    sync_statuses(settings, _session_factory(settings))
+
+
 def expire_claims(settings: Settings) -> None:
     from storage.db import session_scope
     from verify.workflow import expire_claims as expire
@@ -97,6 +110,12 @@ JOBS: tuple[JobSpec, ...] = (
         push_tickets,
         lambda s: IntervalTrigger(seconds=s.schedules.push_seconds, timezone=s.schedules.timezone),
         misfire_grace_seconds=60,
+    ),
+    JobSpec(
+        "sync_ticket_statuses",
+        sync_ticket_statuses,
+        lambda s: IntervalTrigger(minutes=s.schedules.sync_minutes, timezone=s.schedules.timezone),
+        misfire_grace_seconds=300,
     ),
     JobSpec(
         "expire_claims",

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
@@ -51,6 +51,8 @@ class PaginationSettings(StrictModel):
     max_pages: int = Field(default=5, ge=1)
     cursor_path: str | None = None
     has_more_path: str | None = None
+    end_path: str | None = None
+    total_path: str | None = None
     next_selector: str | None = None
 
 
@@ -122,7 +124,19 @@ class DispatchSettings(StrictModel):
     default_service_code: str = "other"
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=30.0, ge=0)
+    backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
     api_key: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_push(self) -> DispatchSettings:
+        # A POST may spend the timeout connecting, again writing and again reading: a shorter lease
+        # could expire mid-POST and let a second pusher send the same ticket at the same time.
+        if self.lease_seconds <= 3 * self.timeout_seconds:
+            lease, timeout = f"{self.lease_seconds:g}", f"{self.timeout_seconds:g}"
+            raise ValueError(f"lease_seconds ({lease}) must exceed 3 × timeout_seconds ({timeout})")
+        return self
 
 
 class ScheduleSettings(StrictModel):
@@ -130,6 +144,7 @@ class ScheduleSettings(StrictModel):
     nightly_sweep_cron: str = "0 2 * * *"
     incremental_minutes: int = Field(default=15, ge=1)
     push_seconds: int = Field(default=30, ge=1)
+    sync_minutes: int = Field(default=5, ge=1)
 
 
 class Settings(StrictModel):

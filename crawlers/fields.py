@@ -55,8 +55,24 @@ def json_first(data: Any, path: str | None) -> Any:
     return found[0] if found else None
 
 
+#: An XPath function call such as ``substring-after(a/@href, '/topic/')`` (no CSS selector starts so).
+_XPATH_FUNCTION = re.compile(r"^[a-z][a-z-]*\(")
+_TEMPLATE_KEY = re.compile(r"\{([^{}]+)\}")
+
+
 def is_xpath(expression: str) -> bool:
-    return expression.startswith(("/", "(", "./", "string("))
+    return expression.startswith(("/", "(", "./")) or bool(_XPATH_FUNCTION.match(expression))
+
+
+def fill_template(template: str, record: Any, base_url: str) -> str:
+    """A URL template such as "{base_url}/question/{question.id}/answer/{id}" filled from a JSON record."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        found = base_url if key == "base_url" else json_first(record, key)
+        return "" if found is None else str(found)
+
+    return _TEMPLATE_KEY.sub(value, template)
 
 
 def select(node: Selectable, expression: str, xpath: bool | None = None) -> SelectorList[Selector]:

@@ -211,6 +211,19 @@ class Ticket(Base):
     service_request_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The pusher's lease: a ticket is sent by at most one pusher at a time; a crashed pusher's
+    # claim simply expires.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_expires_at: Mapped[datetime | None]
+    # Status sync: what the dispatch system last said about the request (open / closed, notes).
+    dispatch_status: Mapped[str | None] = mapped_column(String(50))
+    status_notes: Mapped[str | None] = mapped_column(Text)
+    status_checked_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    # The unit the dispatch system says holds the case; each change of a known unit (退单 /
+    # reassignment) is counted, so first-dispatch accuracy can be measured per category.
+    agency_responsible: Mapped[str | None] = mapped_column(String(200))
+    reassignments: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class User(Base):

@@ -19,16 +19,23 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def test_job_table_has_the_sweep_the_push_and_claim_expiry(settings: Settings) -> None:
+def test_job_table_has_the_sweeps_push_sync_and_claim_expiry(settings: Settings) -> None:
     scheduler = schedules.configure(BackgroundScheduler(timezone="Asia/Shanghai"), settings)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert sorted(jobs) == ["expire_claims", "incremental_sweep", "nightly_sweep", "push_tickets"]
+    assert sorted(jobs) == [
+        "expire_claims",
+        "incremental_sweep",
+        "nightly_sweep",
+        "push_tickets",
+        "sync_ticket_statuses",
+    ]
     assert (
         str(jobs["nightly_sweep"].trigger)
         == "cron[month='*', day='*', day_of_week='*', hour='2', minute='0']"
     )
     assert str(jobs["push_tickets"].trigger) == "interval[0:00:30]"
     assert str(jobs["incremental_sweep"].trigger) == "interval[0:15:00]"
+    assert str(jobs["sync_ticket_statuses"].trigger) == "interval[0:05:00]"
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
 

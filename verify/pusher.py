@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import Ticket, TicketState
+from storage.models import Lead, Priority, Ticket, TicketState
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 3600.0
-BATCH_SIZE = 100
+MAX_CLAIM_TRIES = 5
+#: An urgent lead carries a 30-minute SLA: its ticket jumps a backlog of ordinary ones.
+URGENT_FIRST = case((Lead.priority == Priority.URGENT, 0), else_=1)
 MAX_ERROR_CHARS = 2000
 
 
@@ -49,9 +55,14 @@ class Outcome:
     retry_after: float | None = None
 
 
-def backoff_seconds(attempts: int, rng: Callable[[], float] = random.random) -> float:
+def backoff_seconds(
+    attempts: int,
+    rng: Callable[[], float] = random.random,
+    base: float = BACKOFF_BASE_SECONDS,
+    most: float = BACKOFF_MAX_SECONDS,
+) -> float:
     """Exponential backoff with full jitter in its upper half: base·2^(n-1) · [0.5, 1)."""
-    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    ceiling = min(most, base * 2 ** max(attempts - 1, 0))
     return ceiling * (0.5 + rng() / 2)
 
 
@@ -79,23 +90,44 @@ def _server_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:500]}"
 
 
+def _request_id(response: httpx.Response) -> str | None:
+    try:
+        return str(response.json()[0]["service_request_id"])
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
 def interpret(response: httpx.Response, now: datetime) -> Outcome:
-    """Map an Open311 response onto an outcome: 2xx sent, 429/5xx retry, other 4xx failed."""
+    """Map an Open311 response onto an outcome: 2xx sent, 429/5xx retry, other 4xx failed.
+
+    A 409 that names the service_request_id the server already holds for the idempotency key is
+    a delivery: the request was stored by an earlier attempt whose answer was lost.
+    """
     if response.status_code == 429 or response.status_code >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
         return Outcome("retry", error=_server_message(response), retry_after=retry_after)
+    request_id = _request_id(response)
+    if response.status_code == 409 and request_id is not None:
+        return Outcome("sent", service_request_id=request_id)
     if response.status_code >= 400:
         return Outcome("failed", error=_server_message(response))
-    try:
-        body = response.json()
-        request_id = str(body[0]["service_request_id"])
-    except (ValueError, LookupError, TypeError):
+    if request_id is None:
         # Accepted but unreadable: retrying is safe because the idempotency key deduplicates.
         return Outcome("retry", error=f"HTTP {response.status_code}: unreadable body {response.text[:200]!r}")
     return Outcome("sent", service_request_id=request_id)
 
 
-def post_ticket(client: httpx.Client, ticket: Ticket, settings: Settings) -> Outcome:
+@dataclass(frozen=True)
+class Claimed:
+    """What a pusher needs of a claimed ticket, read before the claim commits (no lazy loads later)."""
+
+    id: int
+    idempotency_key: str
+    payload: dict[str, str]
+    attempts: int
+
+
+def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Outcome:
     form = dict(ticket.payload)
     form["jurisdiction_id"] = settings.dispatch.jurisdiction_id
     if settings.dispatch.api_key:
@@ -107,17 +139,72 @@ def post_ticket(client: httpx.Client, ticket: Ticket, settings: Settings) -> Out
     return interpret(response, utcnow())
 
 
-def _record(session: Session, ticket: Ticket, outcome: Outcome, settings: Settings) -> str:
-    """Store one outcome on the ticket (guarded on state queued); returns the summary bucket."""
+def pusher_id() -> str:
+    """Names one pusher run in the tickets it claims: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim_next(
+    session: Session, *, worker: str, due_before: datetime, lease_seconds: float
+) -> Claimed | None:
+    """Claim the next due ticket no live pusher holds (urgent leads' tickets first), and commit the claim.
+
+    PostgreSQL locks the candidate row with FOR UPDATE SKIP LOCKED, so concurrent pushers pass
+    over each other's candidates; SQLite ignores the clause, but its BEGIN IMMEDIATE transaction
+    already serialises claims. The UPDATE repeats the conditions, so a claim is never stolen.
+    """
+    now = utcnow()
+    free = or_(Ticket.claim_expires_at.is_(None), Ticket.claim_expires_at < now)
+    claimable = (Ticket.state == TicketState.QUEUED, Ticket.next_attempt_at <= due_before, free)
+    for _ in range(MAX_CLAIM_TRIES):
+        ticket_id = session.scalars(
+            select(Ticket.id)
+            .join(Lead, Lead.id == Ticket.lead_id)
+            .where(*claimable)
+            .order_by(URGENT_FIRST, Ticket.next_attempt_at, Ticket.id)
+            .limit(1)
+            .with_for_update(of=Ticket, skip_locked=True)
+        ).first()
+        if ticket_id is None:
+            session.commit()
+            return None
+        claimed = session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, *claimable)
+            .values(claimed_by=worker, claim_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            row = session.execute(
+                select(Ticket.idempotency_key, Ticket.payload, Ticket.attempts).where(Ticket.id == ticket_id)
+            ).one()
+            session.commit()
+            return Claimed(ticket_id, row.idempotency_key, dict(row.payload), row.attempts)
+        session.commit()
+    return None
+
+
+def _record(session: Session, ticket: Claimed, outcome: Outcome, settings: Settings, worker: str) -> str:
+    """Store one outcome on the ticket and release the claim; returns the summary bucket.
+
+    A delivery is recorded whenever the ticket is still queued, claim or not, so a known
+    service_request_id is never thrown away; a retry or failure only by the pusher holding the claim.
+    """
     now = utcnow()
     attempts = ticket.attempts + 1
-    values: dict[str, object] = {"attempts": attempts}
+    values: dict[str, object] = {"attempts": attempts, "claimed_by": None, "claim_expires_at": None}
     bucket = outcome.kind
+    dispatch = settings.dispatch
     if outcome.kind == "sent":
         values.update(state=TicketState.SENT, service_request_id=outcome.service_request_id, sent_at=now)
-        values["last_error"] = None
-    elif outcome.kind == "retry" and attempts < settings.dispatch.max_attempts:
-        delay = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(attempts)
+        values.update(last_error=None, dispatch_status="open")
+        values["agency_responsible"] = ticket.payload.get("attribute[responsible_unit]")
+    elif outcome.kind == "retry" and attempts < dispatch.max_attempts:
+        delay = outcome.retry_after
+        if delay is None:
+            delay = backoff_seconds(
+                attempts, base=dispatch.backoff_base_seconds, most=dispatch.backoff_max_seconds
+            )
         values.update(next_attempt_at=now + timedelta(seconds=delay), last_error=outcome.error)
     else:
         bucket = "failed"
@@ -125,54 +212,99 @@ def _record(session: Session, ticket: Ticket, outcome: Outcome, settings: Settin
         if outcome.kind == "retry":
             error = f"gave up after {attempts} attempts: {error}"
         values.update(state=TicketState.FAILED, last_error=error[:MAX_ERROR_CHARS])
-    session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id, Ticket.state == TicketState.QUEUED)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    guard = [Ticket.id == ticket.id, Ticket.state == TicketState.QUEUED]
+    if outcome.kind != "sent":
+        guard.append(Ticket.claimed_by == worker)
+    result = session.execute(
+        update(Ticket).where(*guard).values(**values).execution_options(synchronize_session=False)
     )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        log.warning("ticket %s: claim lost before its %s outcome was recorded", ticket.id, outcome.kind)
+        return "lost"
     return bucket
-
-
-def due_ticket_ids(session: Session, now: datetime, limit: int = BATCH_SIZE) -> list[int]:
-    statement = (
-        select(Ticket.id)
-        .where(Ticket.state == TicketState.QUEUED, Ticket.next_attempt_at <= now)
-        .order_by(Ticket.next_attempt_at, Ticket.id)
-        .limit(limit)
-    )
-    return list(session.scalars(statement))
 
 
 def push_pending(
     settings: Settings,
     session_factory: sessionmaker[Session],
     transport: httpx.BaseTransport | None = None,
+    worker: str | None = None,
 ) -> PushSummary:
-    """Send every queued ticket that is due; each ticket's result is committed on its own."""
+    """Send every ticket that was due when the run began, one claimed ticket at a time.
+
+    Each claim and each result is its own short transaction, so no database lock is held during
+    a POST, and a pusher killed mid-run leaves at most one claimed ticket, free again after
+    ``dispatch.lease_seconds``. Tickets retried during this run wait for the next run.
+    """
     summary = PushSummary()
-    with session_factory() as session:
-        ids = due_ticket_ids(session, utcnow())
-    if not ids:
-        return summary
+    worker = worker or pusher_id()
+    started = utcnow()
+    lease = settings.dispatch.lease_seconds
     timeout = httpx.Timeout(settings.dispatch.timeout_seconds)
-    with httpx.Client(base_url=settings.dispatch.base_url, timeout=timeout, transport=transport) as client:
-        for ticket_id in ids:
+    client: httpx.Client | None = None
+    try:
+        while True:
             with session_factory() as session:
-                ticket = session.get(Ticket, ticket_id)
-                if ticket is None or ticket.state != TicketState.QUEUED:
-                    continue
-                # End the read transaction before the POST (SQLite's BEGIN IMMEDIATE holds the write
-                # lock); the idempotency key makes a POST repeated by a concurrent pusher harmless.
-                session.commit()
+                ticket = claim_next(session, worker=worker, due_before=started, lease_seconds=lease)
+                if ticket is None:
+                    break
+                if client is None:
+                    client = httpx.Client(
+                        base_url=settings.dispatch.base_url, timeout=timeout, transport=transport
+                    )
                 outcome = post_ticket(client, ticket, settings)
-                bucket = _record(session, ticket, outcome, settings)
+                bucket = _record(session, ticket, outcome, settings, worker)
                 session.commit()
             summary.attempted += 1
-            setattr(summary, _BUCKETS[bucket], getattr(summary, _BUCKETS[bucket]) + 1)
+            if bucket in _BUCKETS:
+                setattr(summary, _BUCKETS[bucket], getattr(summary, _BUCKETS[bucket]) + 1)
             if outcome.error:
-                log.warning("ticket %s (%s): %s", ticket_id, ticket.idempotency_key, outcome.error)
+                log.warning("ticket %s (%s): %s", ticket.id, ticket.idempotency_key, outcome.error)
+    finally:
+        if client is not None:
+            client.close()
     return summary
+
+
+def unknown_service_codes(settings: Settings, transport: httpx.BaseTransport | None = None) -> list[str]:
+    """Configured service codes the dispatch system does not offer (GET /services.json), sorted.
+
+    Checked before pushing so that a typo in `dispatch.service_codes` is reported at once
+    instead of surfacing later as failed tickets.
+    """
+    dispatch = settings.dispatch
+    configured = {*dispatch.service_codes.values(), dispatch.default_service_code}
+    timeout = httpx.Timeout(dispatch.timeout_seconds)
+    with httpx.Client(base_url=dispatch.base_url, timeout=timeout, transport=transport) as client:
+        response = client.get("/services.json", params={"jurisdiction_id": dispatch.jurisdiction_id})
+        response.raise_for_status()
+        offered = {str(service["service_code"]) for service in response.json()}
+    return sorted(configured - offered)
+
+
+def drain(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    within_seconds: float,
+    pause_seconds: float = 0.05,
+    transport: httpx.BaseTransport | None = None,
+) -> PushSummary:
+    """Push run after run until no ticket is queued (or time is up): for `weisu push --drain` and tests."""
+    total = PushSummary()
+    worker = pusher_id()
+    deadline = time.monotonic() + within_seconds
+    while True:
+        run = push_pending(settings, session_factory, transport=transport, worker=worker)
+        for name in ("attempted", "sent", "failed", "retried"):
+            setattr(total, name, getattr(total, name) + getattr(run, name))
+        with session_factory() as session:
+            queued = session.scalar(
+                select(func.count()).select_from(Ticket).where(Ticket.state == TicketState.QUEUED)
+            )
+        if not queued or time.monotonic() >= deadline:
+            return total
+        time.sleep(pause_seconds)
 
 
 _BUCKETS = {"sent": "sent", "retry": "retried", "failed": "failed"}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
 from settings import Settings
-from storage.models import Lead
+from storage.base import utcnow
+from storage.models import AuditEvent, Lead, Ticket, TicketState
 
 #: Open311 leaves description length to the server; 4,000 characters keeps every known system happy.
 MAX_DESCRIPTION = 4000
@@ -43,3 +47,51 @@ def build_payload(lead: Lead, settings: Settings) -> dict[str, str]:
     if lead.responsible_unit:
         payload["attribute[responsible_unit]"] = lead.responsible_unit
     return payload
+
+
+class TicketError(Exception):
+    """A ticket operation that does not apply to the ticket's current state."""
+
+
+def requeue_failed(*, session: Session, ticket_id: int, actor: str, settings: Settings) -> Ticket:
+    """Put a failed ticket back in the outbox (failed → queued) with its payload rebuilt from the lead.
+
+    Rebuilding applies the current mapping (e.g. a corrected service code); the idempotency key
+    stays, so a ticket the dispatch system did store after all is recovered, not sent twice.
+    """
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise TicketError(f"no ticket {ticket_id}")
+    lead = session.get(Lead, ticket.lead_id)
+    assert lead is not None  # tickets.lead_id is a foreign key
+    previous_error = ticket.last_error
+    changed = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.state == TicketState.FAILED)
+        .values(
+            state=TicketState.QUEUED,
+            payload=build_payload(lead, settings),
+            attempts=0,
+            next_attempt_at=utcnow(),
+            last_error=None,
+            claimed_by=None,
+            claim_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise TicketError(f"ticket {ticket_id} is {ticket.state.value}, not failed")
+    session.add(
+        AuditEvent(
+            lead_id=lead.id,
+            actor=actor,
+            action="repush",
+            from_state=TicketState.FAILED.value,
+            to_state=TicketState.QUEUED.value,
+            reason=(previous_error or "")[:500] or None,
+            details={"ticket_id": ticket_id},
+        )
+    )
+    session.flush()
+    session.refresh(ticket)
+    return ticket

@@ -1,4 +1,4 @@
-"""Record one crawl_runs row per platform per run and move the platform's high-water mark forward."""
+"""Record one crawl_runs row per platform per run, hand the spider what was seen, move the high-water mark."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from crawlers.db import session_factory
+from crawlers.incremental import load_seen
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
+from crawlers.spiders.base import PlatformSpider
 from storage.db import session_scope
 from storage.models import CrawlRun, Platform
 from storage.queries import sync_platforms
@@ -55,6 +57,9 @@ class CrawlRunRecorder:
             self.run_id = run.id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value(RUN_ID_STAT, self.run_id)
+        if isinstance(spider, PlatformSpider):
+            # Read here, before the first response is parsed, so paging can stop at seen content.
+            spider.seen = load_seen(session_factory(self.settings.database_url), self.platform_id)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats

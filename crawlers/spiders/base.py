@@ -10,10 +10,13 @@ import scrapy
 from scrapy.crawler import Crawler
 from scrapy.http import Response, TextResponse
 
+from crawlers.incremental import SeenContent
 from crawlers.items import PostItem
-from settings import PlatformSettings
+from settings import PlatformSettings, rebase_url
 
 Output = list[scrapy.Request | PostItem]
+#: How often a page that does not parse is fetched again before it is skipped.
+MALFORMED_RETRIES = 1
 
 
 class PlatformSpider(scrapy.Spider):
@@ -26,12 +29,18 @@ class PlatformSpider(scrapy.Spider):
         self.platform_id = platform_id
         self.platform = platform
         self.fields = platform.fields
+        #: Set when crawling the platform simulator: absolute links to the real host are rebased too.
+        self.simulator_url: str | None = None
+        #: What earlier crawls stored; the crawl-run recorder fills it in when the spider opens.
+        self.seen = SeenContent()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PlatformSpider:
         if "platform" not in kwargs:
             kwargs["platform"] = crawler.settings["WEISU_SETTINGS"].platforms[kwargs["platform_id"]]
         spider: PlatformSpider = super().from_crawler(crawler, *args, **kwargs)
+        weisu = crawler.settings.get("WEISU_SETTINGS")
+        spider.simulator_url = weisu.simulator_url if weisu is not None else None
         return spider
 
     # --- requests -------------------------------------------------------------------------------
@@ -65,9 +74,11 @@ class PlatformSpider(scrapy.Spider):
         """Resolve a link; host-absolute paths ("/p/1") hang off base_url so the simulator prefix stays."""
         if href.startswith("/") and not href.startswith("//"):
             return self.platform.base_url + href
-        if response is not None:
-            return response.urljoin(href)
-        return urljoin(self.platform.base_url + "/", href)
+        url = response.urljoin(href) if response is not None else urljoin(self.platform.base_url + "/", href)
+        if self.simulator_url and not url.startswith(self.simulator_url):
+            # Pages link to their real host (https://www.douban.com/group/topic/1/): same rebasing rule.
+            return rebase_url(url, self.simulator_url, self.platform_id)
+        return url
 
     # --- responses ------------------------------------------------------------------------------
 
@@ -84,10 +95,16 @@ class PlatformSpider(scrapy.Spider):
         raise NotImplementedError
 
     def guarded(self, callback: Callable[[Response], Iterable[Any]], response: Response) -> Output:
-        """A malformed page is logged with platform and URL, counted, and skipped: the run goes on."""
+        """A malformed page is fetched once more (a cut-off body is often transient); if it is still
+        malformed it is logged with platform and URL, counted, and skipped: the run goes on."""
         try:
             return list(callback(self.decoded(response)))
         except Exception as error:  # noqa: BLE001 - any parser failure on one page must not end the crawl
+            tries = int(response.meta.get("malformed_tries", 0))
+            if tries < MALFORMED_RETRIES and response.request is not None:
+                self.count("malformed_retried")
+                meta = dict(response.meta) | {"malformed_tries": tries + 1}
+                return [response.request.replace(dont_filter=True, meta=meta)]
             self.count("malformed_pages")
             self.logger.warning(
                 "malformed page skipped: platform=%s url=%s error=%s: %s",
@@ -96,7 +113,21 @@ class PlatformSpider(scrapy.Spider):
                 type(error).__name__,
                 error,
             )
+            return self.past_skipped(response)
+
+    def past_skipped(self, response: Response) -> Output:
+        """Requests that go on past a skipped page; a next page known without parsing one (page or
+        offset numbers) is still fetched, so one bad page does not lose the rest of a feed."""
+        pagination = self.platform.pagination
+        meta = response.meta
+        if pagination.style not in ("page", "offset") or "entry" not in meta:
             return []
+        if meta["pages_seen"] >= pagination.max_pages:
+            return []
+        step = pagination.page_size if pagination.style == "offset" else 1
+        return [
+            self.page_request(meta["entry"], meta["keyword"], meta["page"] + step, meta["pages_seen"] + 1)
+        ]
 
     def count(self, key: str, n: int = 1) -> None:
         if self.crawler is not None and self.crawler.stats is not None:

@@ -23,15 +23,24 @@ class HtmlBoardSpider(PlatformSpider):
         rows = select(response, self.fields["items"])
         if not rows:
             self.count("empty_pages")  # not an error: a board can be empty, but a monitor may watch it
+        threads: list[tuple[str, str]] = []
         for row in rows:
             external_id = select_first(row, self.fields.get("external_id"))
             link = select_first(row, self.fields.get("link"))
             if not external_id or not link:
                 self.count("missing_field/link" if external_id else "missing_field/external_id")
                 continue
+            threads.append((external_id, link))
+        # List rows carry no time: ask which threads are stored; their detail pages are not fetched again.
+        known = self.seen.known([external_id for external_id, _ in threads])
+        for external_id, link in threads:
+            if external_id in known:
+                continue
             meta = {"label": response.meta.get("label"), "external_id": external_id}
             out.append(scrapy.Request(self.join(link, response), callback=self.parse_detail, meta=meta))
-        follow = self.next_page(response) if rows else None
+        if known:
+            self.count("stopped_at_seen")
+        follow = self.next_page(response) if rows and not known else None
         if follow is not None:
             out.append(follow)
         return out

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from string import Formatter
 from typing import Any
 
 import scrapy
 from scrapy.http import Response
 
-from crawlers.fields import json_first, json_path, parse_time, to_int
+from crawlers.fields import fill_template, json_first, json_path, parse_time, to_int
 from crawlers.items import PostItem
 from crawlers.spiders.base import Output, PlatformSpider
 
 #: fields: items (path to the list of posts), then paths inside one post. ``url`` may be a template
-#: such as "{base_url}/detail/{mid}" filled from the post's top-level keys.
+#: such as "{base_url}/detail/{mid}" filled from JSON paths inside the post.
 ITEM_FIELDS = ("external_id", "text", "title", "author", "url", "ip_location", "parent_external_id")
 COUNT_FIELDS = ("likes", "replies", "reposts")
 
@@ -27,20 +26,26 @@ class JsonFeedSpider(PlatformSpider):
         records = json_path(data, self.fields.get("items", ""))
         out: Output = []
         for record in records:
-            if isinstance(record, dict) and (item := self.extract(record, response)) is not None:
-                out.append(item)
+            if isinstance(record, dict):
+                out.extend(self.extract_all(record, response))
+        if self.seen.reached(o for o in out if isinstance(o, PostItem)):
+            self.count("stopped_at_seen")  # newest first: every later page was crawled before
+            return out
         if records and (follow := self.next_page(response, data, len(records))) is not None:
             out.append(follow)
         return out
+
+    def extract_all(self, record: dict[str, Any], response: Response) -> list[PostItem]:
+        """The posts in one record: here just the record; comment threads add its nested replies."""
+        item = self.extract(record, response)
+        return [item] if item is not None else []
 
     def extract(self, record: dict[str, Any], response: Response) -> PostItem | None:
         values: dict[str, Any] = {}
         for name in ITEM_FIELDS:
             path = self.fields.get(name)
             if path and "{" in path:
-                keys = {k for _, k, _, _ in Formatter().parse(path) if k}
-                context = {"base_url": self.platform.base_url} | {k: record.get(k, "") for k in keys}
-                values[name] = path.format(**context)
+                values[name] = fill_template(path, record, self.platform.base_url)
             else:
                 value = json_first(record, path)
                 values[name] = None if value is None else str(value)
@@ -54,12 +59,16 @@ class JsonFeedSpider(PlatformSpider):
         return self.make_item(values, response)
 
     def next_page(self, response: Response, data: Any, found: int) -> scrapy.Request | None:
-        """The next request, or None: no items, a false has-more flag, no cursor, or max_pages reached."""
+        """The next request, or None: has-more false, is-end true, total covered, no cursor or max_pages."""
         pagination = self.platform.pagination
         meta = response.meta
         if pagination.style == "none" or meta["pages_seen"] >= pagination.max_pages:
             return None
         if pagination.has_more_path and not json_first(data, pagination.has_more_path):
+            return None
+        if pagination.end_path and json_first(data, pagination.end_path):
+            return None
+        if pagination.total_path and self.reached_total(meta, json_first(data, pagination.total_path)):
             return None
         if pagination.style == "cursor":
             page = json_first(data, pagination.cursor_path or "")
@@ -70,3 +79,12 @@ class JsonFeedSpider(PlatformSpider):
         else:
             page = meta["page"] + 1
         return self.page_request(meta["entry"], meta["keyword"], page, meta["pages_seen"] + 1)
+
+    def reached_total(self, meta: dict[str, Any], total: Any) -> bool:
+        """True when the pages fetched so far cover the response's total count (saves one empty page)."""
+        pagination = self.platform.pagination
+        if pagination.style == "offset":
+            covered = meta["page"] + pagination.page_size
+        else:
+            covered = (meta["page"] - pagination.start + 1) * pagination.page_size
+        return covered >= to_int(total) if total is not None else False

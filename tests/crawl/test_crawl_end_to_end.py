@@ -39,27 +39,51 @@ def test_full_crawl_stores_every_served_post_once_and_a_second_crawl_adds_nothin
         ("weibo", "ok", 0),
         ("heimao", "ok", 0),
         ("tieba", "ok", 0),
+        ("bilibili", "ok", 0),
+        ("bilibili_search", "ok", 0),
+        ("douyin", "ok", 0),
+        ("weibo_comments", "ok", 0),
+        ("zhihu", "ok", 0),
+        ("douban", "ok", 0),
+        ("szgov", "ok", 0),
         ("sznews", "ok", 0),
     ]
-    assert sum(r.posts_stored for r in first) == len(truth) == 265
+    assert sum(r.posts_stored for r in first) == len(truth) == 479
     assert {r.platform_id: r.posts_stored for r in first} == {
-        "weibo": 130,
+        "weibo": 131,
         "heimao": 44,
         "tieba": 45,
+        "bilibili": 60,
+        "bilibili_search": 24,
+        "douyin": 28,
+        "weibo_comments": 35,
+        "zhihu": 20,
+        "douban": 30,
+        "szgov": 16,
         "sznews": 46,
     }
-    assert [r.posts_stored for r in run_crawl(settings, None)] == [0, 0, 0, 0]
+    assert [r.posts_stored for r in run_crawl(settings, None)] == [0] * 11
 
     factory = make_session_factory(make_engine(settings.database_url))
     with session_scope(factory) as session:
-        stored = {(p.platform_id, p.external_id) for p in session.scalars(select(Post))}
-        assert stored == {(p["platform"], p["external_id"]) for p in truth}
+        stored = {(p.platform_id, p.external_id, p.parent_external_id) for p in session.scalars(select(Post))}
+        assert stored == {(p["platform"], p["external_id"], p["parent_external_id"]) for p in truth}
         runs = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
-        assert [(r.platform_id, r.status, r.posts_stored) for r in runs[4:]] == [
-            ("weibo", "ok", 0),
-            ("heimao", "ok", 0),
-            ("tieba", "ok", 0),
-            ("sznews", "ok", 0),
+        assert [(r.platform_id, r.status, r.posts_stored) for r in runs[11:]] == [
+            (key, "ok", 0)
+            for key in (
+                "weibo",
+                "heimao",
+                "tieba",
+                "bilibili",
+                "bilibili_search",
+                "douyin",
+                "weibo_comments",
+                "zhihu",
+                "douban",
+                "szgov",
+                "sznews",
+            )
         ]
         assert all(r.finished_at is not None and r.requests > 0 for r in runs)
         marks = {key: mark for key, mark in session.execute(select(Platform.id, Platform.high_water_mark))}

@@ -28,18 +28,25 @@ def test_truth_is_identical_for_one_seed_and_differs_for_another() -> None:
     assert first != json.dumps(build_world(7).truth(), ensure_ascii=False)
 
 
-def test_seed_42_world_serves_265_posts_on_four_platforms() -> None:
+def test_seed_42_world_serves_479_posts_on_eleven_platforms() -> None:
     truth = build_world(42).truth()
     assert truth["seed"] == 42
     assert Counter(p["platform"] for p in truth["posts"]) == {
-        "weibo": 130,
+        "weibo": 131,
+        "bilibili": 60,
         "sznews": 46,
         "tieba": 45,
         "heimao": 44,
+        "weibo_comments": 35,
+        "douban": 30,
+        "douyin": 28,
+        "bilibili_search": 24,
+        "zhihu": 20,
+        "szgov": 16,
     }
     complaints = [p for p in truth["posts"] if p["is_complaint"]]
-    assert len(complaints) == 135
-    assert sum(p["urgent"] for p in truth["posts"]) == 15
+    assert len(complaints) == 173
+    assert sum(p["urgent"] for p in truth["posts"]) == 21
     assert all(not p["urgent"] for p in truth["posts"] if not p["is_complaint"])
 
 
@@ -73,6 +80,39 @@ def test_one_incident_surfaces_on_weibo_and_tieba() -> None:
     assert len(shared) == 15
 
 
+def test_broken_step_is_reported_under_a_video_and_again_on_weibo_with_a_witness() -> None:
+    step = [p for p in build_world(42).truth()["posts"] if p["incident_id"] == "V-step"]
+    assert [(p["platform"], p["district"], p["category"]) for p in step] == [
+        ("weibo", "南山区", "城乡建设"),
+        ("bilibili", "南山区", "城乡建设"),
+        ("weibo_comments", None, "城乡建设"),  # a witness under the Weibo post: "桃园路天桥", no district
+    ]
+    assert "卷尺" in step[1]["text"] and step[1]["parent_external_id"] is None
+
+
+def test_bilibili_comments_hold_replies_and_replies_to_replies() -> None:
+    comments = [p for p in build_world(42).truth()["posts"] if p["platform"] == "bilibili"]
+    ids = {p["external_id"] for p in comments}
+    replies = [p for p in comments if p["parent_external_id"] is not None]
+    assert (len(comments), len(replies)) == (60, 22)
+    assert all(p["parent_external_id"] in ids for p in replies)
+    answering_replies = [p for p in replies if p["text"].startswith("回复 @")]
+    assert len(answering_replies) >= 1
+
+
+def test_bilibili_reply_api_pages_by_pn_and_counts_top_level_comments(client: httpx.Client) -> None:
+    params = {"type": "1", "oid": "113520947610231", "sort": "0", "ps": "20"}
+    first = client.get("/p/bilibili/x/v2/reply", params=params | {"pn": "1"}).json()
+    assert (first["code"], first["data"]["page"]["count"], len(first["data"]["replies"])) == (0, 24, 20)
+    reply = first["data"]["replies"][0]
+    assert reply["rpid_str"] == str(reply["rpid"]) and reply["parent_str"] == "0"
+    assert set(reply) >= {"ctime", "like", "rcount", "member", "content", "replies"}
+    second = client.get("/p/bilibili/x/v2/reply", params=params | {"pn": "2"}).json()
+    assert len(second["data"]["replies"]) == 4
+    missing = client.get("/p/bilibili/x/v2/reply", params=params | {"oid": "1", "pn": "1"}).json()
+    assert missing == {"code": -404, "message": "啥都木有", "ttl": 1}
+
+
 def test_truth_endpoint_lists_the_world(client: httpx.Client) -> None:
     assert client.get("/_truth").json() == json.loads(json.dumps(build_world(42).truth()))
 
@@ -82,9 +122,9 @@ def test_weibo_search_pages_like_m_weibo_cn(client: httpx.Client) -> None:
     first = client.get("/p/weibo/api/container/getIndex", params=params | {"page": "1"}).json()
     assert first["ok"] == 1 and first["data"]["cardlistInfo"]["page"] == 2
     assert [c["card_type"] for c in first["data"]["cards"]][:2] == [11, 9]
-    last = client.get("/p/weibo/api/container/getIndex", params=params | {"page": "13"}).json()
+    last = client.get("/p/weibo/api/container/getIndex", params=params | {"page": "14"}).json()
     assert last["data"]["cardlistInfo"]["page"] is None
-    beyond = client.get("/p/weibo/api/container/getIndex", params=params | {"page": "14"}).json()
+    beyond = client.get("/p/weibo/api/container/getIndex", params=params | {"page": "15"}).json()
     assert beyond == {"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}}
 
 
@@ -95,5 +135,6 @@ def test_tieba_is_served_as_gbk(client: httpx.Client) -> None:
 
 
 def test_robots_txt_allows_the_platform_paths(client: httpx.Client) -> None:
-    assert client.get("/robots.txt").text == "User-agent: *\nDisallow: /_truth\nAllow: /\n"
+    expected = "User-agent: *\nDisallow: /_truth\nDisallow: /_advance\nDisallow: /_faults\nAllow: /\n"
+    assert client.get("/robots.txt").text == expected
     assert client.get("/p/weibo/robots.txt").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -79,14 +80,19 @@ def test_utf8_feed_decodes(settings: Settings) -> None:
     assert follow.url.endswith("page=2")
 
 
-def test_malformed_json_page_is_logged_counted_and_skipped(
+def test_malformed_json_page_is_fetched_once_more_then_logged_counted_and_skipped_past(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     spider = make_spider(settings, "weibo")
     request = first_request(spider)
-    response = TextResponse(request.url, body=b'{"ok":1,"data":{"cards":[', request=request)
+    body = b'{"ok":1,"data":{"cards":['
+    [again] = spider.parse_page(TextResponse(request.url, body=body, request=request))
+    assert isinstance(again, scrapy.Request)
+    assert (again.url, again.dont_filter, again.meta["malformed_tries"]) == (request.url, True, 1)
     with caplog.at_level(logging.WARNING):
-        assert spider.parse_page(response) == []
+        [onwards] = spider.parse_page(TextResponse(again.url, body=body, request=again))
+    assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("&page=2")  # the feed goes on
+    assert spider.crawler.stats.get_value("weisu/malformed_retried") == 1
     assert spider.crawler.stats.get_value("weisu/malformed_pages") == 1
     assert f"platform=weibo url={request.url}" in caplog.text
 
@@ -110,3 +116,40 @@ def test_weibo_stops_paging_when_has_more_is_null(settings: Settings) -> None:
     response = TextResponse(request.url, body=body.encode(), request=request)
     outputs = spider.parse_page(response)
     assert [type(o).__name__ for o in outputs] == ["PostItem"]
+
+
+def test_nested_comments_become_posts_with_the_comment_they_answer(settings: Settings) -> None:
+    spider = make_spider(settings, "bilibili")
+    request = first_request(spider)
+    reply = {"rpid_str": "2", "parent_str": "1", "content": {"message": "同感"}, "ctime": 1795209120}
+    reply_to_reply = {"rpid_str": "3", "parent_str": "2", "content": {"message": "回复 @a :对"}}
+    root = {
+        "rpid_str": "1",
+        "parent_str": "0",
+        "content": {"message": "台阶断了"},
+        "replies": [reply, reply_to_reply, {"rpid_str": "4", "content": {"message": "无父字段"}}],
+    }
+    body = json.dumps({"code": 0, "data": {"page": {"count": 1}, "replies": [root]}}).encode()
+    outputs = spider.parse_page(TextResponse(request.url, body=body, request=request))
+    assert [(o.external_id, o.parent_external_id, o.text) for o in outputs if isinstance(o, PostItem)] == [
+        ("1", None, "台阶断了"),
+        ("2", "1", "同感"),
+        ("3", "2", "回复 @a :对"),
+        ("4", "1", "无父字段"),
+    ]
+    assert not any(isinstance(o, scrapy.Request) for o in outputs)  # 1 comment counted: no page 2
+
+
+def test_comment_paging_stops_when_pages_cover_the_total_count(settings: Settings) -> None:
+    spider = make_spider(settings, "bilibili")
+    request = first_request(spider)
+    roots = [{"rpid_str": str(n), "content": {"message": "x"}} for n in range(1, 21)]
+    body = json.dumps({"code": 0, "data": {"page": {"count": 21}, "replies": roots}}).encode()
+    [follow] = [
+        o
+        for o in spider.parse_page(TextResponse(request.url, body=body, request=request))
+        if isinstance(o, scrapy.Request)
+    ]
+    assert follow.url.endswith("&pn=2")
+    second = TextResponse(follow.url, body=body.replace(b'"count": 21', b'"count": 40'), request=follow)
+    assert [o for o in spider.parse_page(second) if isinstance(o, scrapy.Request)] == []

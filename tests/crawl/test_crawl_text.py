@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crawlers.fields import json_path, parse_time, to_int
+from crawlers.fields import fill_template, is_xpath, json_path, parse_time, to_int
 from crawlers.text import author_key, content_hash, mask_personal_data, normalise_text
 
 WEIBO_HTML = (
@@ -94,3 +94,25 @@ def test_json_path_fans_out_and_skips_cards_without_the_key() -> None:
 
 def test_counts_accept_numbers_strings_and_wan() -> None:
     assert [to_int(v) for v in (12, "34", "1.2万", None, "n/a", True)] == [12, 34, 12000, 0, 0, 0]
+
+
+def test_url_templates_fill_nested_json_paths() -> None:
+    record = {"id": "7", "question": {"id": "42"}}
+    assert fill_template("https://www.zhihu.com/question/{question.id}/answer/{id}", record, "") == (
+        "https://www.zhihu.com/question/42/answer/7"
+    )
+    assert fill_template("{base_url}/detail/{mid}", {}, "https://m.weibo.cn") == "https://m.weibo.cn/detail/"
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("substring-before(substring-after(td/a/@href, '/topic/'), '/')", True),
+        ("(//div)[1]//a/text()", True),
+        ("./guid/text()", True),
+        ("td.title a::attr(href)", False),
+        ("table.olt tr:not(.th)", False),
+    ],
+)
+def test_xpath_is_told_from_css_including_xpath_function_calls(expression: str, expected: bool) -> None:
+    assert is_xpath(expression) is expected

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fixtures.dispatch_simulator.app import SimulatorOptions, create_app
+from fixtures.dispatch_simulator.faults import FaultPlan
+from fixtures.serving import serve_in_thread
 
 FORM = {
     "jurisdiction_id": "shenzhen",
@@ -82,3 +87,118 @@ def test_a_fault_hook_can_answer_instead_of_the_simulator(dispatch_db) -> None:
     client = TestClient(create_app(dispatch_db, options))
     assert client.post("/requests.json", data=FORM).status_code == 503
     assert client.get("/_requests").json() == {"requests": []}
+
+
+SERVICES = {"urban-construction": "城乡建设"}
+
+
+def faulty(dispatch_db: Path, **knobs: float) -> TestClient:
+    options = SimulatorOptions(services=SERVICES, fault_plan=FaultPlan(**knobs))  # type: ignore[arg-type]
+    return TestClient(create_app(dispatch_db, options))
+
+
+def draws(plan: FaultPlan, keys: list[str]) -> dict[tuple[str, int], str | None]:
+    """Two submissions of every key, in the given order; keyed by (key, submission number)."""
+    return {(key, n): plan.draw(key) for n in (1, 2) for key in keys}
+
+
+def test_fault_draws_depend_only_on_seed_key_and_submission_number() -> None:
+    keys = [f"weisu-lead-{n}" for n in range(1000)]
+    knobs = {"error_rate": 0.1, "throttle_rate": 0.1, "drop_after_store_rate": 0.1}
+    in_order = draws(FaultPlan(**knobs, seed=7), keys)
+    assert draws(FaultPlan(**knobs, seed=7), keys[::-1]) == in_order
+    assert draws(FaultPlan(**knobs, seed=8), keys) != in_order
+    first = [in_order[(key, 1)] for key in keys]
+    assert {kind: first.count(kind) for kind in ("error", "throttle", "drop", "slow", None)} == {
+        "error": 95,
+        "throttle": 113,
+        "drop": 97,
+        "slow": 0,
+        None: 695,
+    }
+
+
+def test_rates_above_one_in_total_are_refused() -> None:
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        FaultPlan(error_rate=0.6, drop_after_store_rate=0.6)
+
+
+def test_an_error_fault_answers_500_and_stores_nothing(dispatch_db) -> None:
+    client = faulty(dispatch_db, error_rate=1.0)
+    response = client.post("/requests.json", data=FORM)
+    assert (response.status_code, response.json()) == (
+        500,
+        [{"code": 500, "description": "internal server error"}],
+    )
+    assert client.get("/_stats").json() == {"requests": 0, "submissions": 1, "fault_error": 1}
+
+
+def test_a_throttle_fault_answers_429_with_retry_after(dispatch_db) -> None:
+    client = faulty(dispatch_db, throttle_rate=1.0, retry_after_seconds=7)
+    response = client.post("/requests.json", data=FORM)
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "7")
+    assert client.get("/_requests").json() == {"requests": []}
+
+
+def test_a_dropped_connection_after_store_keeps_the_request_and_a_retry_recovers_its_id(dispatch_db) -> None:
+    plan = FaultPlan(drop_after_store_rate=1.0)
+    with serve_in_thread(
+        create_app(dispatch_db, SimulatorOptions(services=SERVICES, fault_plan=plan))
+    ) as url:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(f"{url}/requests.json", data=FORM)
+        plan.drop_after_store_rate = 0.0
+        again = httpx.post(f"{url}/requests.json", data=FORM)
+        stored = httpx.get(f"{url}/_requests").json()["requests"]
+    assert (again.status_code, again.json()[0]["service_request_id"]) == (200, "sr-000001")
+    assert [(r["service_request_id"], r["submissions"]) for r in stored] == [("sr-000001", 2)]
+
+
+def test_a_slow_answer_times_the_client_out_but_the_request_is_still_stored(dispatch_db) -> None:
+    plan = FaultPlan(slow_rate=1.0, slow_seconds=1.0)
+    with serve_in_thread(
+        create_app(dispatch_db, SimulatorOptions(services=SERVICES, fault_plan=plan))
+    ) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/requests.json", data=FORM, timeout=0.2)
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{url}/_stats").json()["requests"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stats = httpx.get(f"{url}/_stats").json()
+    assert stats == {"requests": 1, "submissions": 1, "fault_slow": 1}
+
+
+def test_the_city_can_close_a_request_with_a_note(dispatch_db) -> None:
+    client = TestClient(create_app(dispatch_db))
+    client.post("/requests.json", data=FORM)
+    answer = client.post(
+        "/_requests/sr-000001/status", data={"status": "closed", "status_notes": "路灯已修复"}
+    )
+    [one] = client.get("/requests/sr-000001.json").json()
+    assert answer.status_code == 200
+    assert (one["status"], one["status_notes"]) == ("closed", "路灯已修复")
+    assert client.post("/_requests/sr-999999/status", data={"status": "closed"}).status_code == 404
+    assert client.post("/_requests/sr-000001/status", data={"status": "gone"}).status_code == 400
+
+
+def test_a_simulator_that_answers_duplicates_with_409_names_the_stored_request(dispatch_db) -> None:
+    client = TestClient(create_app(dispatch_db, SimulatorOptions(services=SERVICES, duplicate_status=409)))
+    assert client.post("/requests.json", data=FORM).status_code == 201
+    again = client.post("/requests.json", data=FORM)
+    assert (again.status_code, again.json()) == (
+        409,
+        [{"code": 409, "description": "duplicate idempotency key", "service_request_id": "sr-000001"}],
+    )
+
+
+def test_the_city_can_hand_a_request_to_another_unit(dispatch_db) -> None:
+    client = TestClient(create_app(dispatch_db))
+    client.post("/requests.json", data={**FORM, "attribute[responsible_unit]": "南山区城管局"})
+    [before] = client.get("/requests/sr-000001.json").json()
+    client.post("/_requests/sr-000001/status", data={"agency_responsible": "粤海街道办事处"})
+    [after] = client.get("/requests/sr-000001.json").json()
+    assert (before["agency_responsible"], after["agency_responsible"], after["status"]) == (
+        "南山区城管局",
+        "粤海街道办事处",
+        "open",
+    )

@@ -1,0 +1,128 @@
+"""Issue #6 acceptance: exactly-once delivery through faults, two pushers at once and SIGKILLed pushers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
+from fixtures.dispatch_simulator.app import create_app as create_simulator
+from fixtures.dispatch_simulator.faults import FaultPlan
+from fixtures.serving import serve_in_thread
+from settings import PROJECT_ROOT, Settings
+from storage.models import Lead, Platform, Priority, Ticket, TicketState
+from verify import workflow
+
+N = 1000
+# 30% of submissions fail transiently: 12% HTTP 500, 6% 429 + Retry-After, 12% stored then dropped.
+FAULTS = {"error_rate": 0.12, "throttle_rate": 0.06, "drop_after_store_rate": 0.12}
+SLOW = {"slow_rate": 0.05, "slow_seconds": 0.2}  # slow but inside the client's timeout
+WAIT_SECONDS = 120  # bound on every wait; the run itself takes a few seconds
+
+WORKER = f"""
+import json, sys
+from settings import load_settings
+from storage.db import make_engine, make_session_factory
+from verify.pusher import drain
+
+knobs = json.loads(sys.argv[1])
+settings = load_settings(env={{}})
+settings.database.url = knobs.pop("database_url")
+settings.dispatch = type(settings.dispatch).model_validate({{**settings.dispatch.model_dump(), **knobs}})
+factory = make_session_factory(make_engine(settings.database.url))
+print(drain(settings, factory, within_seconds={WAIT_SECONDS}).summary())
+"""
+
+
+def promote_many(session: Session, settings: Settings, n: int) -> list[int]:
+    """n leads taken through claim → verify → promote, committed together; their lead ids."""
+    if session.get(Platform, "weibo") is None:
+        session.add(Platform(id="weibo", name="微博", kind="json_feed"))
+    leads = [
+        Lead(summary=f"路灯不亮 #{i}", category="城乡建设", district="南山区", priority=Priority.ORDINARY)
+        for i in range(n)
+    ]
+    session.add_all(leads)
+    session.flush()
+    for lead in leads:
+        workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
+        workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    session.commit()
+    return [lead.id for lead in leads]
+
+
+def start_pusher(database_url: str, dispatch_url: str) -> subprocess.Popen[bytes]:
+    knobs = {
+        "database_url": database_url,
+        "base_url": dispatch_url,
+        "timeout_seconds": 1.5,
+        "lease_seconds": 5.0,  # a SIGKILLed pusher's ticket is free again after this
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.5,
+        "max_attempts": 50,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, json.dumps(knobs)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_thousand_tickets_reach_the_simulator_exactly_once_through_faults_and_kills(
+    session, settings, database_url, dispatch_db: Path
+) -> None:
+    lead_ids = promote_many(session, settings, N)
+    plan = FaultPlan(**FAULTS, **SLOW, retry_after_seconds=1, seed=6)
+    simulator = create_simulator(
+        dispatch_db, SimulatorOptions(services=configured_services(), fault_plan=plan)
+    )
+    with serve_in_thread(simulator) as url:
+
+        def held() -> int:
+            return int(httpx.get(f"{url}/_stats").json()["requests"])
+
+        pushers = [start_pusher(database_url, url), start_pusher(database_url, url)]
+        held_at_kill = []
+        for share in (N // 3, 2 * N // 3):
+            wait_until(lambda share=share: held() >= share)
+            victim = pushers.pop(0)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            held_at_kill.append(held())
+            pushers.append(start_pusher(database_url, url))
+        outputs = [p.communicate(timeout=WAIT_SECONDS)[0].decode() for p in pushers]
+        stats = httpx.get(f"{url}/_stats").json()
+        stored = httpx.get(f"{url}/_requests").json()["requests"]
+
+    assert [p.returncode for p in pushers] == [0, 0], outputs
+    assert all(count < N for count in held_at_kill), held_at_kill  # both kills landed mid-run
+    assert stats["requests"] == N
+    assert sorted(r["idempotency_key"] for r in stored) == sorted(f"weisu-lead-{i}" for i in lead_ids)
+    assert stats.get("overlapping_submissions", 0) == 0  # no two pushers ever sent one ticket at once
+    assert all(stats[f"fault_{kind}"] > 0 for kind in ("error", "throttle", "drop", "slow"))
+    by_key = {r["idempotency_key"]: r["service_request_id"] for r in stored}
+    session.expire_all()
+    tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
+    assert len(tickets) == N
+    assert {t.state for t in tickets} == {TicketState.SENT}
+    assert [t.service_request_id for t in tickets] == [by_key[t.idempotency_key] for t in tickets]
+    assert {t.claimed_by for t in tickets} == {None}
