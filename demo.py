@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy import select
 
 from fixtures.serving import LOOPBACK, free_port
 from settings import PROJECT_ROOT, Settings, load_settings
@@ -60,12 +59,17 @@ def child_process(args: list[str], ready_url: str, name: str) -> Iterator[subpro
             process.kill()
 
 
-def _has_active_model(settings: Settings) -> bool:
+def _has_usable_model(settings: Settings) -> bool:
+    """An active model that still loads (a model from older library versions is refused)."""
+    from classify.model import ModelError, load_active
     from storage.db import make_engine, make_session_factory, session_scope
-    from storage.models import ModelVersion
 
-    with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
-        return session.scalar(select(ModelVersion.id).where(ModelVersion.active)) is not None
+    try:
+        with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
+            load_active(settings, session)
+    except ModelError:
+        return False
+    return True
 
 
 def prepare(settings: Settings) -> dict[str, int]:
@@ -87,7 +91,7 @@ def prepare(settings: Settings) -> dict[str, int]:
         task = progress.add_task(f"抓取 {len(settings.enabled_platforms())} 个平台 (crawling)…")
         run_crawl(settings, None)
         progress.update(task, description="抓取完成 (crawled)", completed=1, total=1)
-        if not _has_active_model(settings):
+        if not _has_usable_model(settings):
             task = progress.add_task("训练模型 (training the detector)…")
             with session_scope(factory) as session:
                 train_and_activate(settings, session=session)

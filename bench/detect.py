@@ -1,9 +1,11 @@
-"""Detection throughput: posts/s through detect_new_posts vs bare `jieba.lcut` over the same texts."""
+"""Detection throughput: posts/s through detect_new_posts, split by step, beside bare tokenisers."""
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from typing import Any
 import jieba
 import pandas as pd
 
+from classify import detection
+from classify import text as text_module
 from classify.corpus import CORPUS_DIR
 from classify.detection import detect_new_posts
 from classify.model import load_active
@@ -33,6 +37,46 @@ def _real_texts(count: int) -> list[str]:
     ]
     texts = [text for group in zip(*sources, strict=False) for text in group if text]
     return texts[:count]
+
+
+@contextmanager
+def _step_timers() -> Iterator[dict[str, float]]:
+    """Seconds spent per detection step, by wrapping the functions each step calls (~1 µs per call)."""
+    spent = dict.fromkeys(("tokenise", "score", "place", "urgency", "merge"), 0.0)
+    patches: list[tuple[Any, str, Any]] = []
+
+    def wrap(owner: Any, name: str, step: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[step] += time.perf_counter() - started
+
+        patches.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    wrap(text_module, "_cut", "tokenise")  # called inside the vectorisers: subtracted from "score"
+    wrap(detection.Detector, "predict", "score")
+    wrap(detection, "extract_place", "place")
+    wrap(detection, "assess", "urgency")
+    wrap(detection._OpenLeads, "match", "merge")
+    wrap(detection._OpenLeads, "add", "merge")
+    try:
+        yield spent
+    finally:
+        for owner, name, original in reversed(patches):
+            setattr(owner, name, original)
+        spent["score"] -= spent["tokenise"]
+
+
+def _rate(function: Callable[[str], Any], texts: list[str]) -> float:
+    started = time.perf_counter()
+    for text in texts:
+        function(text)
+    return len(texts) / (time.perf_counter() - started)
 
 
 def bench_detect(posts: int = POSTS) -> dict[str, Any]:
@@ -64,13 +108,19 @@ def bench_detect(posts: int = POSTS) -> dict[str, Any]:
             load_active(settings, session)  # once per process; a scheduler keeps it
         load_seconds = time.perf_counter() - started
         jieba.initialize()
-        started = time.perf_counter()
-        for text in texts:
-            jieba.lcut(text)
-        baseline = len(texts) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        summary = detect_new_posts(settings, factory)
-        weisu = summary.posts_seen / (time.perf_counter() - started)
+        baseline = _rate(jieba.lcut, texts)
+        rjieba_rate = None
+        if text_module.rjieba is not None:
+            bare = text_module.rjieba.Jieba()
+            rjieba_rate = _rate(lambda text: bare.cut(text, False), texts)
+        text_module.clear_cache()
+        text_module.normalise.cache_clear()
+        with _step_timers() as spent:
+            started = time.perf_counter()
+            summary = detect_new_posts(settings, factory)
+            total = time.perf_counter() - started
+        weisu = summary.posts_seen / total
+        spent["store"] = total - sum(spent.values())  # reading pages, writing rows, commits
         engine.dispose()
     return {
         "unit": "posts/s",
@@ -78,6 +128,10 @@ def bench_detect(posts: int = POSTS) -> dict[str, Any]:
         "baseline": round(baseline, 1),
         "baseline_name": "bare jieba.lcut",
         "ratio": round(weisu / baseline, 3),
+        "bare_rjieba": None if rjieba_rate is None else round(rjieba_rate, 1),
+        "segmenter": text_module.segmenter_name(),
+        "step_ms_per_post": {step: round(1000 * s / len(texts), 3) for step, s in spent.items()},
+        "step_share": {step: round(s / total, 3) for step, s in spent.items()},
         "posts": len(texts),
         "model_load_seconds": round(load_seconds, 2),
         "detect": summary.as_dict(),
@@ -85,4 +139,12 @@ def bench_detect(posts: int = POSTS) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(bench_detect())
+    result = bench_detect()
+    print(result)
+    print(
+        f"detection {result['weisu']} posts/s ({result['segmenter']}); "
+        f"bare jieba.lcut {result['baseline']}/s, bare rjieba {result['bare_rjieba']}/s; "
+        f"model load {result['model_load_seconds']} s"
+    )
+    for step, ms in result["step_ms_per_post"].items():
+        print(f"  {step:<9}{ms:8.3f} ms/post  {result['step_share'][step]:6.1%}")

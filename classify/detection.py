@@ -6,13 +6,16 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from itertools import chain
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from classify.merging import shingles
 from classify.model import Detector, Prediction, load_active
 from classify.places import Place, extract_place
+from classify.text import clear_cache
 from classify.urgency import Urgency, assess
 from settings import Settings
 from storage.db import session_scope
@@ -84,8 +87,10 @@ class _OpenLeads:
     """Open leads' evidence shingles, inverted-indexed; loaded once per run, extended as leads are made."""
 
     def __init__(self, session: Session, now: datetime) -> None:
-        self.entries: list[tuple[int, int, str | None, str | None]] = []  # lead, size, district, category
+        # lead (its id, or the Lead itself until the page is flushed), size, district, category
+        self.entries: list[tuple[int | Lead, int, str | None, str | None]] = []
         self.postings: dict[str, list[int]] = defaultdict(list)  # shingle -> entry numbers
+        self._last: tuple[str, frozenset[str]] | None = None
         rows = session.execute(
             select(Lead.id, Lead.district, Lead.category, Post.title, Post.text)
             .join(LeadPost, LeadPost.lead_id == Lead.id)
@@ -95,19 +100,32 @@ class _OpenLeads:
         for lead_id, district, category, title, text in rows:
             self.add(lead_id, f"{title or ''}。{text}", district, category)
 
-    def add(self, lead_id: int, text: str, district: str | None, category: str | None) -> None:
-        grams = shingles(text)
+    def _shingles(self, text: str) -> frozenset[str]:
+        """A post is matched, then added: cut its shingles once."""
+        if self._last is None or self._last[0] is not text:
+            self._last = (text, shingles(text))
+        return self._last[1]
+
+    def add(self, lead: int | Lead, text: str, district: str | None, category: str | None) -> None:
+        grams = self._shingles(text)
         number = len(self.entries)
-        self.entries.append((lead_id, len(grams), district, category))
+        self.entries.append((lead, len(grams), district, category))
         for gram in grams:
             self.postings[gram].append(number)
 
-    def match(self, text: str, place: Place, category: str | None, threshold: float) -> int | None:
+    def settle(self) -> None:
+        """After a page is flushed, keep ids rather than Lead objects of a closed session."""
+        self.entries = [
+            (lead.id if isinstance(lead, Lead) else lead, size, district, category)
+            for lead, size, district, category in self.entries
+        ]
+
+    def match(self, text: str, place: Place, category: str | None, threshold: float) -> int | Lead | None:
         """The compatible open lead whose evidence is most similar, at Jaccard ≥ threshold."""
-        mine = shingles(text)
-        overlaps: Counter[int] = Counter()
-        for gram in mine:
-            overlaps.update(self.postings.get(gram, ()))
+        mine = self._shingles(text)
+        postings = self.postings
+        # One counting pass in C over every matching posting list.
+        overlaps = Counter(chain.from_iterable(postings[gram] for gram in mine if gram in postings))
         best, best_score = None, threshold
         for number, overlap in overlaps.items():
             lead_id, size, district, lead_category = self.entries[number]
@@ -175,7 +193,11 @@ def _detect_page(
     texts = [post_text(p) for p in posts]
     config = settings.classify
     predictions = detector.predict(
-        texts, config.relevance_threshold, config.category_min_probability, URGENT_RELEVANCE_FLOOR
+        texts,
+        config.relevance_threshold,
+        config.category_min_probability,
+        explain_above=URGENT_RELEVANCE_FLOOR,
+        categorise_above=URGENT_RELEVANCE_FLOOR,  # below it no post can become a lead
     )
     ids = [p.id for p in posts]
     # One query each for what a crashed or concurrent run may already have written for this page.
@@ -187,6 +209,8 @@ def _detect_page(
         )
     )
     evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
+    links: list[tuple[Lead, int]] = []
+    new_classifications: list[dict[str, Any]] = []
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
@@ -207,7 +231,7 @@ def _detect_page(
             "top_terms": prediction.top_terms,
         }
         if post.id not in classified:
-            session.add(Classification(**values))
+            new_classifications.append(values)
             summary.classified += 1
         post.detection_status = DetectionStatus.DETECTED
         if not is_lead:
@@ -217,21 +241,26 @@ def _detect_page(
             continue
         if post.id in evidence:
             continue  # already evidence (a crashed run's page committed elsewhere): never count twice
-        lead_id = open_leads.match(text, place, prediction.category, config.merge_similarity)
-        if lead_id is not None:
-            lead = session.get(Lead, lead_id)
+        match = open_leads.match(text, place, prediction.category, config.merge_similarity)
+        if match is not None:
+            lead = match if isinstance(match, Lead) else session.get(Lead, match)
             assert lead is not None
             _join_lead(settings, lead, post, prediction, urgency)
             summary.leads_updated += 1
         else:
             lead = _new_lead(settings, post, prediction, place, urgency, detector.version)
             session.add(lead)
-            session.flush()
             summary.leads_created += 1
             summary.urgent += int(urgency.urgent)
-        session.add(LeadPost(lead_id=lead.id, post_id=post.id))
-        session.flush()
-        open_leads.add(lead.id, text, lead.district, lead.category)
+        open_leads.add(lead, text, lead.district, lead.category)
+        links.append((lead, post.id))
+    # One flush per page: classifications as one executemany, new leads in a batch, then evidence.
+    if new_classifications:
+        session.execute(insert(Classification), new_classifications)
+    session.flush()
+    session.add_all([LeadPost(lead_id=lead.id, post_id=post_id) for lead, post_id in links])
+    session.flush()
+    open_leads.settle()
 
 
 def detect_new_posts(
@@ -250,4 +279,5 @@ def detect_new_posts(
                 break
             _detect_page(settings, session, detector, posts, open_leads, summary)
             after_id = posts[-1].id
+        clear_cache()  # a page's tokens serve its four vectorisers; keep memory flat over long runs
     return summary

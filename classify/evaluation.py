@@ -61,7 +61,7 @@ def evaluate_file(
         guess = ["lead" if p.is_lead else "noise" for p in predictions]
         result = relevance_metrics(truth, guess)
     else:
-        guess = [p.best_category for p in predictions]
+        guess = [p.best_category or "" for p in predictions]  # every text is categorised here
         result = category_metrics(truth, guess)
         result["uncertain"] = sum(p.category is None for p in predictions)
     result = {"task": task, "file": str(path), "rows": len(truth), "model_version": detector.version} | result

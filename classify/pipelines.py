@@ -8,16 +8,19 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from classify.text import char_analyzer, normalise, tokenize_normalised
+from classify.text import category_char_analyzer, char_analyzer, normalise, tokenize_normalised
 
 
 def build_features(
     word_ngrams: tuple[int, int] = (1, 2),
     min_df: int = 2,
-    max_word_features: int = 100_000,
-    max_char_features: int = 120_000,
+    max_word_features: int | None = 100_000,
+    max_char_features: int | None = 120_000,
+    char_view: str = "relevance",
 ) -> FeatureUnion:
-    """Word TF-IDF (jieba tokens) beside character 2–3-gram TF-IDF, both on the stop-word-free text."""
+    """Word TF-IDF (jieba tokens) beside character n-gram TF-IDF, both on the stop-word-free text.
+
+    ``char_view`` "relevance": 2–3-grams of the opening 160 characters; "category": 1–3-grams of 600."""
     words = TfidfVectorizer(
         preprocessor=normalise,
         tokenizer=tokenize_normalised,
@@ -30,7 +33,7 @@ def build_features(
         dtype=np.float32,
     )
     chars = TfidfVectorizer(
-        analyzer=char_analyzer,
+        analyzer=category_char_analyzer if char_view == "category" else char_analyzer,
         min_df=min_df,
         max_features=max_char_features,
         sublinear_tf=True,
@@ -60,7 +63,21 @@ def build_relevance_pipeline(
 
 
 def build_category_pipeline(
-    c: float = 0.5, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
+    c: float = 0.3, calibration_folds: int = 3, word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2
 ) -> Pipeline:
-    """First-level category with a calibrated probability per class."""
-    return build_calibrated_svm_pipeline(c, calibration_folds, word_ngrams, min_df)
+    """First-level category with a calibrated probability per class, on its own features.
+
+    Fitted on labelled messages only, so its vocabulary is the complaints' own (not the noise's), and
+    its character view (1–3-grams of 600 characters) reads titles and whole letters alike."""
+    svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
+    features = build_features(
+        word_ngrams=word_ngrams,
+        min_df=min_df,
+        max_word_features=50_000,
+        max_char_features=50_000,
+        char_view="category",
+    )
+    # ensemble=False: one SVM fitted on all the labelled data, calibrated on cross-validated scores.
+    # Averaging three SVMs that each saw two thirds of the data loses 0.005–0.03 macro-F1 here.
+    calibrated = CalibratedClassifierCV(svm, cv=calibration_folds, method="sigmoid", ensemble=False)
+    return Pipeline([("features", features), ("classifier", calibrated)])

@@ -46,6 +46,12 @@ def _street_index(districts: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tu
     return sorted(index, key=lambda item: -len(item[0]))
 
 
+@lru_cache(maxsize=8)
+def _any_street(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One pass over the text tells whether any street pattern occurs (most posts name none)."""
+    return re.compile("|".join(map(re.escape, patterns)) or r"(?!)")
+
+
 def _district(text: str, city: CitySettings) -> str | None:
     for district in city.districts:
         if district in text:
@@ -77,10 +83,12 @@ def landmark(text: str, suffixes: list[str]) -> str | None:
 def extract_place(text: str, city: CitySettings) -> Place:
     districts = tuple((d, tuple(s)) for d, s in city.districts.items())
     street = district = None
-    for pattern, street_name, street_district in _street_index(districts):
-        if pattern in text:
-            street, district = street_name, street_district
-            break
+    index = _street_index(districts)
+    if _any_street(tuple(pattern for pattern, _, _ in index)).search(text):
+        for pattern, street_name, street_district in index:
+            if pattern in text:
+                street, district = street_name, street_district
+                break
     district = district or _district(text, city)
     mark = landmark(text, city.landmark_suffixes)
     ours = bool(district or street or city.name in text)

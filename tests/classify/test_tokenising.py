@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pickle
 
+import jieba
+import pytest
 from sklearn.base import clone
 
+from classify import text as text_module
 from classify.pipelines import build_category_pipeline, build_relevance_pipeline
 from classify.text import char_analyzer, join_segmented, normalise, tokenize
 
@@ -41,3 +44,20 @@ def test_pipelines_are_clonable_with_explicit_parameters_and_picklable() -> None
     assert clone(relevance).get_params()["classifier__cv"] == 4
     restored = pickle.loads(pickle.dumps(build_category_pipeline()))
     assert restored.get_params()["features__word__token_pattern"] is None
+
+
+def test_the_fast_segmenter_cuts_like_jieba_with_the_civic_dictionary() -> None:
+    rjieba = pytest.importorskip("rjieba")
+    del rjieba
+    reference = jieba.Tokenizer()
+    reference.load_userdict(str(text_module.USER_DICT))
+    sentences = [
+        "深圳市南山区桃源街道的小区门口井盖缺失了",
+        "宝安区西乡街道碧海花园小区停水三天了一直没人管",
+        "楼下工地夜间施工噪音扰民严重影响休息",
+        "地铁站出口的台阶破损老人差点摔倒",
+    ]
+    text_module._ensure_jieba()
+    assert text_module.segmenter_name().startswith("rjieba ")
+    for sentence in sentences:
+        assert text_module._segment(sentence) == reference.lcut(sentence, HMM=False)

@@ -1,0 +1,48 @@
+"""Leave-one-noise-source-out: each source is scored by a model that never saw it."""
+
+from __future__ import annotations
+
+from classify.corpus import LEAD, NOISE, Example
+from classify.generalisation import leave_one_source_out
+from classify.pipelines import build_relevance_pipeline
+
+LEADS = [
+    "小区门口井盖丢失没人管",
+    "楼下工地夜间施工噪音扰民",
+    "小区停水三天物业不通知",
+    "路灯坏了一个月没人修",
+]
+NEWS = ["股市今天大涨券商板块领涨", "球队昨晚客场取胜", "新款手机发布会今日举行", "央行公布最新利率"]
+FOOD = ["外卖送得很快味道不错", "米饭是冷的差评", "分量太少不会再点了", "包装很好汤没有洒"]
+
+
+def _examples() -> list[Example]:
+    rows = [Example(t, LEAD, None, "title", f"m{i}", False) for i, t in enumerate(LEADS * 3)]
+    rows += [Example(LEADS[0], LEAD, None, "title", "m-val", True)]
+    rows += [Example(t, NOISE, None, "noise:news", f"n{i}", False) for i, t in enumerate(NEWS * 3)]
+    rows += [Example(t, NOISE, None, "noise:food", f"f{i}", False) for i, t in enumerate(FOOD * 3)]
+    return rows
+
+
+def test_every_noise_source_is_measured_on_all_its_texts_by_a_model_trained_without_it() -> None:
+    seen: list[set[str]] = []
+
+    def build() -> object:
+        pipeline = build_relevance_pipeline(min_df=1)
+        fit = pipeline.fit
+
+        def recording_fit(texts: list[str], labels: list[str]) -> object:
+            seen.append(set(texts))
+            return fit(texts, labels)
+
+        pipeline.fit = recording_fit  # type: ignore[method-assign]
+        return pipeline
+
+    result = leave_one_source_out(_examples(), build=build)
+    assert set(result) == {"food", "news"}
+    assert (result["food"]["texts"], result["news"]["texts"]) == (12, 12)
+    assert not set(FOOD) & seen[0] and set(NEWS) <= seen[0]  # sources in sorted order: food first
+    assert not set(NEWS) & seen[1] and set(FOOD) <= seen[1]
+    assert all(
+        0.0 <= figures["fpr"] <= 1.0 and figures["title_recall"] is not None for figures in result.values()
+    )
