@@ -44,9 +44,9 @@ def _stage_errors() -> tuple[type[Exception], ...]:
 
 
 def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    from storage.db import make_engine, make_session_factory
+    from storage.db import session_factory_for
 
-    return make_session_factory(make_engine(settings.database_url, echo=settings.database.echo))
+    return session_factory_for(settings.database_url, settings.database.echo)
 
 
 def initialise_database(settings: Settings) -> None:

@@ -62,10 +62,10 @@ def child_process(args: list[str], ready_url: str, name: str) -> Iterator[subpro
 def _has_usable_model(settings: Settings) -> bool:
     """An active model that still loads (a model from older library versions is refused)."""
     from classify.model import ModelError, load_active
-    from storage.db import make_engine, make_session_factory, session_scope
+    from storage.db import session_factory_for, session_scope
 
     try:
-        with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
+        with session_scope(session_factory_for(settings.database_url)) as session:
             load_active(settings, session)
     except ModelError:
         return False
@@ -76,14 +76,14 @@ def prepare(settings: Settings) -> dict[str, int]:
     """Initialise, crawl every platform, train when no model is active, detect; return stage counts."""
     from classify.detection import detect_new_posts
     from classify.training import train_and_activate
-    from cli import _session_factory, initialise_database
+    from cli import initialise_database
     from crawlers.runner import run_crawl
-    from storage.db import session_scope
+    from storage.db import session_factory_for, session_scope
     from storage.queries import stage_counts
     from verify.users import ensure_demo_analyst
 
     initialise_database(settings)
-    factory = _session_factory(settings)
+    factory = session_factory_for(settings.database_url)
     with session_scope(factory) as session:
         ensure_demo_analyst(session, settings)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())

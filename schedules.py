@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -18,16 +17,11 @@ from settings import Settings
 log = logging.getLogger("weisu.schedules")
 
 
-@cache
-def _session_factory_for(url: str) -> Any:
-    from storage.db import make_engine, make_session_factory
-
-    return make_session_factory(make_engine(url))
-
-
 def _session_factory(settings: Settings) -> Any:
     """One engine (and connection pool) per database for the scheduler's lifetime, not one per run."""
-    return _session_factory_for(settings.database_url)
+    from storage.db import session_factory_for
+
+    return session_factory_for(settings.database_url)
 
 
 def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,12 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@cache
+def session_factory_for(url: str, echo: bool = False) -> sessionmaker[Session]:
+    """One engine (and connection pool) per database URL for the life of the process."""
+    return make_session_factory(make_engine(url, echo=echo))
 
 
 @contextmanager

@@ -9,11 +9,10 @@ from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
-from crawlers.db import session_factory
 from crawlers.incremental import load_seen
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
-from storage.db import session_scope
+from storage.db import session_factory_for, session_scope
 from storage.models import CrawlRun, Platform
 from storage.queries import sync_platforms
 
@@ -49,7 +48,7 @@ class CrawlRunRecorder:
 
     def spider_opened(self, spider: Spider) -> None:
         platform = self.settings.platforms[self.platform_id]
-        with session_scope(session_factory(self.settings.database_url)) as session:
+        with session_scope(session_factory_for(self.settings.database_url)) as session:
             sync_platforms(session, {self.platform_id: (platform.name, platform.kind, platform.enabled)})
             run = CrawlRun(platform_id=self.platform_id, status="running", stats={})
             session.add(run)
@@ -59,7 +58,7 @@ class CrawlRunRecorder:
         self.crawler.stats.set_value(RUN_ID_STAT, self.run_id)
         if isinstance(spider, PlatformSpider):
             # Read here, before the first response is parsed, so paging can stop at seen content.
-            spider.seen = load_seen(session_factory(self.settings.database_url), self.platform_id)
+            spider.seen = load_seen(session_factory_for(self.settings.database_url), self.platform_id)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats
@@ -68,7 +67,7 @@ class CrawlRunRecorder:
         items = int(values.get("item_scraped_count", 0))
         errors = sum(int(values.get(key, 0)) for key in ERROR_STATS)
         mark = values.get(HIGH_WATER_STAT)
-        with session_scope(session_factory(self.settings.database_url)) as session:
+        with session_scope(session_factory_for(self.settings.database_url)) as session:
             run = session.get(CrawlRun, self.run_id)
             if run is None:
                 return

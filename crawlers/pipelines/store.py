@@ -8,10 +8,9 @@ from typing import Any
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
-from crawlers.db import session_factory
 from crawlers.items import PostItem
 from crawlers.text import content_hash
-from storage.db import session_scope
+from storage.db import session_factory_for, session_scope
 from storage.queries import insert_posts
 
 RUN_ID_STAT = "weisu/crawl_run_id"
@@ -57,7 +56,7 @@ class StorePipeline:
         if not self.batch:
             return
         batch, self.batch = self.batch, []
-        with session_scope(session_factory(self.database_url)) as session:
+        with session_scope(session_factory_for(self.database_url)) as session:
             stored = insert_posts(session, batch)
         self.stats.inc_value("weisu/posts_stored", stored)
         self.stats.inc_value("weisu/posts_seen_before", len(batch) - stored)
