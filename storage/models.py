@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -87,6 +88,26 @@ class CrawlRun(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class RawResponse(Base):
+    """The exact bytes a platform answered, gzip-compressed, kept as evidence: posts get edited or deleted.
+
+    One row per distinct body (``sha256`` of the uncompressed bytes is unique), so the listing page
+    behind twenty posts is stored once and a re-crawl of an unchanged page stores nothing.
+    """
+
+    __tablename__ = "raw_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[int] = mapped_column(default=200)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(default=0)
+    body_gz: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
@@ -111,6 +132,7 @@ class Post(Base):
     entry_point: Mapped[str | None] = mapped_column(String(200))
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    raw_response_id: Mapped[int | None] = mapped_column(ForeignKey("raw_responses.id"))
     detection_status: Mapped[DetectionStatus] = mapped_column(
         _enum(DetectionStatus), default=DetectionStatus.NEW
     )

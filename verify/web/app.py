@@ -15,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from settings import Settings
 from storage.db import make_engine, make_session_factory
-from verify.web import api, display, pages
+from verify.web import admin_pages, api, dashboard, display, lead_pages, pages
 from verify.web.deps import LoginRequired
 
 HERE = Path(__file__).resolve().parent
@@ -80,5 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(LoginRequired, _to_login)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(lead_pages.router)
+    app.include_router(dashboard.router)
+    app.include_router(admin_pages.router)
     app.include_router(api.router)
     return app

@@ -1,0 +1,26 @@
+"""responsibility list and dispatch follow-up (issue #6)
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-29 08:55:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import storage.base  # noqa: F401
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
