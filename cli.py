@@ -50,13 +50,15 @@ def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def initialise_database(settings: Settings) -> None:
-    """Upgrade to head and mirror the configured platforms into the platforms table."""
+    """Upgrade to head, mirror the configured platforms, and load the starter responsibility list once."""
     from storage.db import session_scope, upgrade
     from storage.queries import sync_platforms
+    from verify.responsibility import seed_if_empty
 
     upgrade(settings.database_url)
     with session_scope(_session_factory(settings)) as session:
         sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
+        seed_if_empty(session=session, path=settings.resolve_path(settings.dispatch.responsibility_csv))
 
 
 @app.command()
@@ -182,6 +184,21 @@ def train(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def retrain(config: ConfigOption = None) -> None:
+    """Retrain on the corpus plus analysts' decisions; activate the new model only if it is not worse."""
+    from classify.retraining import retrain as retrain_detector
+
+    settings = _settings(config)
+    initialise_database(settings)
+    try:
+        with _scope(settings) as session:
+            report = retrain_detector(settings, session=session)
+    except _stage_errors() as error:
+        _fail("retrain", error)
+    console.print(report.summary())
+
+
+@app.command()
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="CSV with columns text, label (and optional title)")],
     task: Annotated[str, typer.Option(help="category or relevance")] = "category",
@@ -268,6 +285,36 @@ def sync(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet")] = "csv",
+    since: Annotated[str | None, typer.Option(help="first day verified, YYYY-MM-DD (Shanghai)")] = None,
+    until: Annotated[str | None, typer.Option(help="last day verified, YYYY-MM-DD (Shanghai)")] = None,
+    category: Annotated[str | None, typer.Option(help="only this category, e.g. 城乡建设")] = None,
+    district: Annotated[str | None, typer.Option(help="only this district, e.g. 南山区")] = None,
+    state: Annotated[str | None, typer.Option(help="queued, failed, open or closed")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export verified cases (Chinese column headers) as CSV, XLSX or Parquet."""
+    from datetime import date
+
+    from verify.exports import ExportError, cases_frame, write_frame
+
+    settings = _settings(config)
+    try:
+        first = date.fromisoformat(since) if since else None
+        last = date.fromisoformat(until) if until else None
+        with _scope(settings) as session:
+            frame = cases_frame(
+                session, since=first, until=last, category=category, district=district, state=state
+            )
+        write_frame(frame, fmt, output)
+    except (ExportError, ValueError) as error:
+        _fail("export", error)
+    console.print(f"export: {len(frame)} cases → {output}")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
@@ -281,6 +328,30 @@ def serve(
     settings = _settings(config)
     initialise_database(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def platforms(
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of platforms, for machines")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List every configured platform with its last crawl run, counts and layout-change flag."""
+    from zoneinfo import ZoneInfo
+
+    from crawlers.extensions.health import TABLE_COLUMNS, platform_overview
+    from storage.queries import latest_runs
+
+    settings = _settings(config)
+    initialise_database(settings)
+    with _scope(settings) as session:
+        rows = platform_overview(settings, latest_runs(session))
+    if as_json:
+        typer.echo(json.dumps([row.as_json() for row in rows], ensure_ascii=False, indent=1))
+        return
+    table = Table(*TABLE_COLUMNS, title="platforms")
+    for row in rows:
+        table.add_row(*row.cells(ZoneInfo(settings.schedules.timezone)))
+    console.print(table)
 
 
 @app.command()
@@ -329,6 +400,26 @@ def users_add(
     secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
     _create_user(settings, name, secret, role)
     console.print(f"created {role} {name}")
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="the account the token acts as")],
+    label: Annotated[str, typer.Option(help="what the token is for, e.g. the client's name")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Create an API token for /api/v1 (Bearer); printed once, only its hash is stored."""
+    from verify.users import UserError, create_token
+
+    settings = _settings(config)
+    initialise_database(settings)
+    try:
+        with _scope(settings) as session:
+            token = create_token(session, name, label)
+    except UserError as error:
+        typer.echo(f"weisu users: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(token)
 
 
 def _create_user(settings: Settings, name: str, password: str, role: str) -> None:

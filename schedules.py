@@ -63,6 +63,26 @@ def push_tickets(settings: Settings) -> None:
     push_pending(settings, _session_factory(settings))
 
 
+def check_dispatch_services(settings: Settings) -> list[str]:
+    """At start: name configured service codes the dispatch system does not offer (GET /services.json).
+
+    Logged, not fatal: tickets of other categories still go, and the affected ones fail with the
+    server's message, re-pushable once the mapping is fixed. Returns the unknown codes.
+    """
+    import httpx
+
+    from verify.pusher import unknown_service_codes
+
+    try:
+        unknown = unknown_service_codes(settings)
+    except (httpx.HTTPError, ValueError, LookupError) as error:
+        log.error("could not read the dispatch system's services: %s", error)
+        return []
+    if unknown:
+        log.error("service codes unknown to the dispatch system: %s", ", ".join(unknown))
+    return unknown
+
+
 def sync_ticket_statuses(settings: Settings) -> None:
     from verify.sync import sync_statuses
 
@@ -141,6 +161,7 @@ def run_forever(settings: Settings) -> None:
     """Run the job table in the foreground until interrupted (`weisu scheduler`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheduler = configure(BlockingScheduler(timezone=settings.schedules.timezone), settings)
+    check_dispatch_services(settings)
     for job in scheduler.get_jobs():
         log.info("scheduled %s: %s", job.id, job.trigger)
     try:

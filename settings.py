@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -63,11 +64,46 @@ class PolitenessSettings(StrictModel):
 
 
 class EntryPoint(StrictModel):
-    """One place a crawl starts: a URL template, optionally expanded once per keyword."""
+    """One place a crawl starts: a URL template, optionally expanded once per keyword.
+
+    POST APIs (search fronts that take a form or JSON body) set ``method: POST`` and a ``body``
+    template filled with ``{keyword}`` and ``{page}`` like the URL; ``headers`` are sent as given.
+    """
 
     url: str
     keywords: list[str] = Field(default_factory=list)
     label: str | None = None
+    method: Literal["GET", "POST"] = "GET"
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+#: window.__INITIAL_STATE__ = {...}</script> as Xiaohongshu, Douyin and many Vue/React SSR pages embed it.
+DEFAULT_EMBEDDED_JSON_PATTERN = r"window\.__INITIAL_STATE__\s*=\s*(.+?)\s*;?\s*</script>"
+
+
+class ResponseSettings(StrictModel):
+    """Where the JSON of a json_feed/comments response is: the body, a JSONP wrapper, or an HTML page."""
+
+    format: Literal["json", "jsonp", "embedded_json"] = "json"
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_group(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            groups = re.compile(value).groups
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        if groups != 1:
+            raise ValueError(f"must have exactly one group (the JSON text), has {groups}")
+        return value
+
+    @property
+    def effective_pattern(self) -> str:
+        return self.pattern or DEFAULT_EMBEDDED_JSON_PATTERN
 
 
 class PlatformSettings(StrictModel):
@@ -79,6 +115,7 @@ class PlatformSettings(StrictModel):
     entry_points: list[EntryPoint] = Field(min_length=1)
     fields: dict[str, str] = Field(default_factory=dict)
     pagination: PaginationSettings = Field(default_factory=PaginationSettings)
+    response: ResponseSettings = Field(default_factory=ResponseSettings)
     politeness: PolitenessSettings = Field(default_factory=PolitenessSettings)
     priority: Literal["incremental", "nightly"] = "nightly"
     enabled: bool = True
@@ -115,6 +152,12 @@ class ReviewSettings(StrictModel):
     ordinary_sla_minutes: int = Field(default=120, ge=1)
     demo_analyst: str = "analyst"
     demo_password: str = "weisu-demo"
+    # An urgent lead's ticket waits for a second analyst's confirmation before the pusher sends it.
+    urgent_second_confirmation: bool = False
+    # Sign-in rate limit: this many failures within the window refuse further tries (429).
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
 
 
 class DispatchSettings(StrictModel):
@@ -128,6 +171,14 @@ class DispatchSettings(StrictModel):
     backoff_max_seconds: float = Field(default=3600.0, ge=0)
     lease_seconds: float = Field(default=120.0, gt=0)
     api_key: str | None = Field(default=None, exclude=True)
+    # Starter responsibility list (职责清单) loaded into an empty database; admins edit it in the web app.
+    responsibility_csv: str = "fixtures/responsibility/shenzhen.csv"
+    # Another ticket API served by configuration: its paths ({id} is the request id) and the names its
+    # form fields carry (Open311 name → that API's name; unlisted fields keep their Open311 names).
+    request_path: str = "/requests.json"
+    status_path: str = "/requests/{id}.json"
+    services_path: str = "/services.json"
+    field_names: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _lease_outlasts_a_push(self) -> DispatchSettings:
@@ -147,6 +198,26 @@ class ScheduleSettings(StrictModel):
     sync_minutes: int = Field(default=5, ge=1)
 
 
+class CrawlHealthSettings(StrictModel):
+    """When a finished crawl run is flagged ``layout_changed`` (compared with the platform's earlier runs)."""
+
+    #: How many earlier finished runs of the platform a run is compared with.
+    lookback_runs: int = Field(default=5, ge=1)
+    #: A run with no items is flagged only when an earlier run found at least this many.
+    min_previous_items: int = Field(default=1, ge=1)
+    #: Flag when the share of items with empty text exceeds the earlier runs' average by this much...
+    empty_text_jump: float = Field(default=0.3, gt=0, le=1)
+    #: ...and the run found at least this many items (a share of three items is noise).
+    min_items_for_share: int = Field(default=5, ge=1)
+
+
+class EvidenceSettings(StrictModel):
+    """Raw response bodies kept as evidence behind stored posts (gzip, one row per distinct body)."""
+
+    #: Bytes of a body kept; a longer body is cut here (its served size is still recorded).
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+
 class Settings(StrictModel):
     """Everything an operator changes, as loaded from config.yaml and the environment."""
 
@@ -160,6 +231,8 @@ class Settings(StrictModel):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    crawl_health: CrawlHealthSettings = Field(default_factory=CrawlHealthSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     author_hash_key: str = Field(default="weisu-dev-only-author-key", exclude=True)
     secret_key: str = Field(default="weisu-dev-only-secret", exclude=True)
 

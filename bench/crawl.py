@@ -3,11 +3,16 @@
 Both run in a child process (a Twisted reactor cannot restart), so both figures include process
 start-up. The baseline has no pipelines, no parsing, no robots.txt and no database; it may use the
 same total concurrency weisu's platforms add up to.
+
+Wall-clock pages/s is the headline figure. On a shared machine it moves with everyone else's load,
+so the CPU seconds each side's child process used are reported too: pages per CPU-second compare
+the work each side does per page, whatever the load.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -20,24 +25,30 @@ from fixtures.simulator.app import create_app
 from settings import PROJECT_ROOT, load_settings
 
 
-def _weisu_crawl(base: str, database_url: str) -> tuple[int, float]:
+def _children_cpu_seconds() -> float:
+    """CPU (user + system) used so far by this process's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _weisu_crawl(base: str, database_url: str) -> tuple[int, float, float]:
     from crawlers.runner import run_crawl
     from storage.db import upgrade
 
     upgrade(database_url)
     settings = load_settings(env={"WEISU_SIMULATOR_URL": base, "WEISU_DATABASE_URL": database_url})
-    started = time.perf_counter()
+    cpu, started = _children_cpu_seconds(), time.perf_counter()
     results = run_crawl(settings, None)
     elapsed = time.perf_counter() - started
     if any(r.status != "ok" for r in results):
         raise RuntimeError(f"weisu crawl was not clean: {results}")
-    return sum(r.requests for r in results), elapsed
+    return sum(r.requests for r in results), elapsed, _children_cpu_seconds() - cpu
 
 
-def _baseline_crawl(urls: list[str], concurrency: int, workdir: Path) -> tuple[int, float]:
+def _baseline_crawl(urls: list[str], concurrency: int, workdir: Path) -> tuple[int, float, float]:
     url_file = workdir / "urls.json"
     url_file.write_text(json.dumps(urls), encoding="utf-8")
-    started = time.perf_counter()
+    cpu, started = _children_cpu_seconds(), time.perf_counter()
     output = subprocess.run(
         [sys.executable, "-m", "bench.crawl", "--baseline", str(url_file), str(concurrency)],
         cwd=PROJECT_ROOT,
@@ -46,7 +57,7 @@ def _baseline_crawl(urls: list[str], concurrency: int, workdir: Path) -> tuple[i
         check=True,
     ).stdout
     elapsed = time.perf_counter() - started
-    return int(output.strip().splitlines()[-1]), elapsed
+    return int(output.strip().splitlines()[-1]), elapsed, _children_cpu_seconds() - cpu
 
 
 def bench_crawl() -> dict[str, Any]:
@@ -55,12 +66,13 @@ def bench_crawl() -> dict[str, Any]:
     concurrency = sum(p.politeness.concurrency for p in settings.enabled_platforms().values())
     app = create_app(42)
     with tempfile.TemporaryDirectory(prefix="weisu-bench-") as tmp, serve_in_thread(app) as base:
-        requests, weisu_seconds = _weisu_crawl(base, f"sqlite:///{tmp}/bench.db")
+        requests, weisu_seconds, weisu_cpu = _weisu_crawl(base, f"sqlite:///{tmp}/bench.db")
         urls = list(app.state.request_log)  # the pages weisu fetched (robots.txt excluded)
         weisu_pages = len(urls)
-        baseline_pages, baseline_seconds = _baseline_crawl(urls, concurrency, Path(tmp))
+        baseline_pages, baseline_seconds, baseline_cpu = _baseline_crawl(urls, concurrency, Path(tmp))
     weisu = weisu_pages / weisu_seconds
     baseline = baseline_pages / baseline_seconds
+    weisu_per_cpu, baseline_per_cpu = weisu_pages / weisu_cpu, baseline_pages / baseline_cpu
     return {
         "unit": "pages/s",
         "weisu": round(weisu, 1),
@@ -73,6 +85,10 @@ def bench_crawl() -> dict[str, Any]:
         "weisu_seconds": round(weisu_seconds, 2),
         "baseline_pages": baseline_pages,
         "baseline_seconds": round(baseline_seconds, 2),
+        "weisu_cpu_seconds": round(weisu_cpu, 2),
+        "baseline_cpu_seconds": round(baseline_cpu, 2),
+        "pages_per_cpu_second": {"weisu": round(weisu_per_cpu, 1), "baseline": round(baseline_per_cpu, 1)},
+        "cpu_ratio": round(weisu_per_cpu / baseline_per_cpu, 2),
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from classify.corpus import LEAD, NOISE, Example, load_examples
 from classify.pipelines import build_relevance_pipeline
+from classify.training import sample_weights
 
 
 def leave_one_source_out(
@@ -24,7 +25,11 @@ def leave_one_source_out(
     for source in sorted({e.kind for e in examples if e.relevance == NOISE}):
         train = [e for e in examples if not e.validation and e.kind != source]
         held_out = [e for e in examples if e.kind == source]
-        model = build().fit([e.text for e in train], [e.relevance for e in train])
+        model = build().fit(
+            [e.text for e in train],
+            [e.relevance for e in train],
+            classifier__sample_weight=sample_weights(train),
+        )
         column = list(model.classes_).index(LEAD)
         noise = model.predict_proba([e.text for e in held_out])[:, column]
         recall = None
@@ -40,7 +45,11 @@ def leave_one_source_out(
 
 
 if __name__ == "__main__":  # pragma: no cover - a report, run by hand (about a minute per source)
-    for name, figures in leave_one_source_out(load_examples()).items():
+    from settings import load_settings
+
+    threshold = load_settings().classify.relevance_threshold
+    print(f"threshold {threshold} (classify.relevance_threshold)")
+    for name, figures in leave_one_source_out(load_examples(), threshold).items():
         print(
             f"without {name:<24} FPR on it {figures['fpr']:7.2%} of {figures['texts']:>6}  "
             f"title recall {figures['title_recall']:.2%}"

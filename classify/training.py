@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from classify import text as text_module
 from classify.corpus import LEAD, NOISE, Example, corpus_hash, load_examples
+from classify.feedback import FEEDBACK_KIND, FEEDBACK_NOISE_KIND
 from classify.metrics import category_metrics, relevance_metrics
 from classify.model import TASK, Detector, library_versions, save_model
 from classify.pipelines import build_category_pipeline, build_relevance_pipeline
@@ -24,6 +26,9 @@ from storage.models import ModelVersion
 CLASSIFY_DIR = Path(__file__).resolve().parent
 #: Chosen among 0.1 / 0.3 / 1.0 (macro-F1 differences under 0.01 on letters; 0.3 best on titles).
 CATEGORY_C = 0.3
+#: An analyst's decision on a platform post weighs as much as this many corpus complaints.
+FEEDBACK_WEIGHT = 2.0
+ACTIVATED = {True: "已启用 (activated)", False: "未启用 (not activated)"}
 RELEVANCE_SUBSETS = {"titles": "title", "letters": "letter", "sentences": "sentence"}
 
 
@@ -43,12 +48,13 @@ class TrainReport:
     metrics: dict[str, Any]
     train_seconds: float
     counts: dict[str, int]
+    activated: bool = True
 
     def summary(self) -> str:
         rel = self.metrics["relevance"]
         cat = self.metrics["category"]
         lines = [
-            f"模型 model {self.version} 已启用 (activated) — {self.train_seconds:.1f}s",
+            f"模型 model {self.version} {ACTIVATED[self.activated]} — {self.train_seconds:.1f}s",
             f"  训练 train: {self.counts['train']}  验证 validation: {self.counts['validation']}  "
             f"(grouped, fixed split)",
             "  相关性 relevance (lead = positive)      precision  recall   FPR",
@@ -77,7 +83,9 @@ def fit_detector(
     """Fit the relevance pipeline on everything, the category pipeline on the labelled messages alone."""
     text_module.warm_cache([e.text for e in train], processes=processes)
     relevance = build_relevance_pipeline(c=c)
-    relevance.fit([e.text for e in train], [e.relevance for e in train])
+    relevance.fit(
+        [e.text for e in train], [e.relevance for e in train], classifier__sample_weight=sample_weights(train)
+    )
     labelled = [e for e in train if e.category]
     category = build_category_pipeline(c=category_c)
     category.fit([e.text for e in labelled], [e.category for e in labelled])
@@ -125,17 +133,49 @@ def _write_validation_csvs(directory: Path, validation: list[Example]) -> None:
     )
 
 
-def train_and_activate(
-    settings: Settings, session: Session, *, c: float = 0.5, processes: int = 2
-) -> TrainReport:
-    """Train, evaluate on the fixed validation split, save under model_dir/<version>/, activate."""
+def sample_weights(train: list[Example]) -> list[float]:
+    """Sample weights: every noise source together weighs as much as the complaints, each source an
+    equal share, so that no single kind of noise (and its style) dominates what "noise" means.
+    Analysts' feedback counts FEEDBACK_WEIGHT times a complaint: it is the platforms' own text."""
+    leads = sum(1 for e in train if e.relevance == LEAD and e.kind != FEEDBACK_KIND)
+    sources = Counter(e.kind for e in train if e.relevance == NOISE and e.kind != FEEDBACK_NOISE_KIND)
+    share = leads / max(len(sources), 1)
+    weights = []
+    for e in train:
+        if e.kind in (FEEDBACK_KIND, FEEDBACK_NOISE_KIND):
+            weights.append(FEEDBACK_WEIGHT)
+        elif e.relevance == NOISE:
+            weights.append(share / sources[e.kind])
+        else:
+            weights.append(1.0)
+    return weights
+
+
+def _data_hash(feedback: list[Example]) -> str:
+    if not feedback:
+        return corpus_hash()
+    digest = hashlib.sha256(corpus_hash().encode())
+    for e in feedback:
+        digest.update(f"{e.relevance}\t{e.category}\t{e.text}\n".encode())
+    return digest.hexdigest()
+
+
+def train_model(
+    settings: Settings, *, c: float = 0.5, processes: int = 2, feedback: list[Example] | None = None
+) -> tuple[Detector, Path, list[Example]]:
+    """Train on the corpus's training split (plus feedback), score on the fixed validation split, save.
+
+    Returns the detector, its directory and the validation examples; nothing is registered yet."""
     started = time.perf_counter()
     examples = load_examples(processes=processes)
-    train = [e for e in examples if not e.validation]
     validation = [e for e in examples if e.validation]
+    held_out = {e.group for e in validation}
+    # A feedback text that duplicates a held-out corpus row would flatter the validation figures.
+    feedback = [e for e in feedback or [] if e.group not in held_out]
+    train = [e for e in examples if not e.validation] + feedback
     relevance, category = fit_detector(train, c=c, category_c=CATEGORY_C, processes=processes)
-    data_hash = corpus_hash()
-    version = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{data_hash[:8]}"
+    data_hash = _data_hash(feedback)
+    version = f"{datetime.now(UTC):%Y%m%d%H%M%S%f}-{data_hash[:8]}"
     metadata: dict[str, Any] = {
         "version": version,
         "task": TASK,
@@ -146,35 +186,57 @@ def train_and_activate(
         "params": {
             "c": c,
             "category_c": CATEGORY_C,
-            "features": "relevance: word 1-2gram + char 2-3gram (160 chars) TF-IDF; "
+            "features": "relevance: complaint-vocabulary word + char 2-3gram (160 chars) TF-IDF, other terms "
+            "as one feature, noise sources weighted equally; "
             "category: word 1-2gram + char 1-3gram (600 chars) TF-IDF",
             "model": "calibrated LinearSVC",
         },
-        "counts": {"train": len(train), "validation": len(validation)},
+        "counts": {"train": len(train), "validation": len(validation), "feedback": len(feedback)},
     }
     detector = Detector(relevance, category, metadata)
     metadata["metrics"] = validation_metrics(detector, validation, settings)
     metadata["train_seconds"] = round(time.perf_counter() - started, 1)
     directory = save_model(settings.model_dir / version, relevance, category, metadata)
     _write_validation_csvs(directory, validation)
-    text_module.clear_cache()
-    session.execute(update(ModelVersion).where(ModelVersion.task == TASK).values(active=False))
+    return detector, directory, validation
+
+
+def register(session: Session, detector: Detector, directory: Path, *, activate: bool) -> None:
+    """Record the version in the models table; when activated, it replaces the active one."""
+    metadata = detector.metadata
+    if activate:
+        session.execute(update(ModelVersion).where(ModelVersion.task == TASK).values(active=False))
     session.add(
         ModelVersion(
-            version=version,
+            version=metadata["version"],
             task=TASK,
             path=str(directory),
-            data_hash=data_hash,
+            data_hash=metadata["data_hash"],
             metrics=metadata["metrics"],
             library_versions=metadata["library_versions"],
-            active=True,
+            active=activate,
         )
     )
     session.flush()
+
+
+def report_of(detector: Detector, directory: Path, *, activated: bool = True) -> TrainReport:
+    metadata = detector.metadata
     return TrainReport(
-        version=version,
+        version=metadata["version"],
         path=directory,
         metrics=metadata["metrics"],
         train_seconds=metadata["train_seconds"],
         counts=metadata["counts"],
+        activated=activated,
     )
+
+
+def train_and_activate(
+    settings: Settings, session: Session, *, c: float = 0.5, processes: int = 2
+) -> TrainReport:
+    """Train on the corpus, evaluate on the fixed validation split, save in model_dir/<version>/, activate."""
+    detector, directory, _ = train_model(settings, c=c, processes=processes)
+    text_module.clear_cache()
+    register(session, detector, directory, activate=True)
+    return report_of(detector, directory)

@@ -8,6 +8,24 @@ from crawlers.pipelines import PIPELINES
 from settings import Settings
 
 
+class SharedSettings(Settings):
+    """weisu Settings that Scrapy's per-crawler deep copy of its settings passes through unchanged.
+
+    A sweep builds one Crawler per platform and each deep-copies its settings, WEISU_SETTINGS with
+    all 42 platforms included: read-only data, so one object is shared instead of 42 copies made.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> SharedSettings:
+        return self
+
+    @classmethod
+    def of(cls, settings: Settings) -> SharedSettings:
+        if isinstance(settings, SharedSettings):
+            return settings
+        values = {name: getattr(settings, name) for name in Settings.model_fields}
+        return cls.model_construct(_fields_set=settings.model_fields_set, **values)
+
+
 def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WARNING") -> dict[str, Any]:
     """Per-platform Scrapy settings: each platform runs in its own Crawler, so delays never mix.
 
@@ -30,7 +48,15 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "AUTOTHROTTLE_MAX_DELAY": max(30.0, delay * 10),
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(politeness.concurrency),
         "COOKIES_ENABLED": False,
+        # No control ports: Scrapy 2.19 opens a telnet console and an aiohttp remote-control server
+        # per crawler by default (one per platform here); listing the extension as None also spares
+        # the aiohttp import.
         "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        # Our pipelines are synchronous, so items gain nothing from running in parallel, while Scrapy
+        # starts CONCURRENT_ITEMS asyncio tasks for every response (100 by default: most of the
+        # reactor's CPU in a sweep's profile).
+        "CONCURRENT_ITEMS": 8,
         "RETRY_TIMES": 3,
         "DOWNLOADER_MIDDLEWARES": {"crawlers.middlewares.retry_after.RetryAfterMiddleware": 560},
         "WEISU_MAX_RETRY_AFTER": 60.0,
@@ -38,8 +64,14 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "LOG_LEVEL": log_level,
         "LOGSTATS_INTERVAL": 0,
         "ITEM_PIPELINES": PIPELINES,
-        "EXTENSIONS": {"crawlers.extensions.crawl_runs.CrawlRunRecorder": 500},
-        "WEISU_SETTINGS": settings,
+        "EXTENSIONS": {
+            "crawlers.extensions.crawl_runs.CrawlRunRecorder": 500,
+            "scrapy.extensions.remote_control.RemoteControl": None,
+        },
+        # Nearest the spider, so every item leaving a callback is stamped with its response body.
+        "SPIDER_MIDDLEWARES": {"crawlers.middlewares.evidence.EvidenceMiddleware": 950},
+        "WEISU_MAX_RAW_BODY_BYTES": settings.evidence.max_body_bytes,
+        "WEISU_SETTINGS": SharedSettings.of(settings),
         "WEISU_PLATFORM": platform_id,
         "WEISU_STORE_BATCH": 100,
     }

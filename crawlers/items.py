@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """The response a post came from, as served (bytes, not re-encoded), cut at the configured size.
+
+    One object per response, shared by every item parsed from it; ``sha256`` is of ``body`` (the
+    bytes kept), so a downloaded body can be checked against it; ``size`` is the size as served.
+    """
+
+    url: str
+    status: int
+    content_type: str | None
+    fetched_at: datetime
+    body: bytes
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(
+        cls, url: str, status: int, content_type: str | None, fetched_at: datetime, body: bytes, limit: int
+    ) -> RawBody:
+        kept = body[:limit]
+        return cls(url, status, content_type, fetched_at, kept, len(body), hashlib.sha256(kept).hexdigest())
 
 
 @dataclass
@@ -27,6 +52,8 @@ class PostItem:
     entry_point: str | None = None
     parent_external_id: str | None = None
     masked: dict[str, int] = field(default_factory=dict)
+    #: The response behind the post, stamped by the evidence spider middleware; stored as raw_responses.
+    evidence: RawBody | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:
         """The posts-table columns this item fills (the store pipeline adds hash, run and fetch time)."""

@@ -53,6 +53,8 @@ class TicketState(enum.StrEnum):
     SENT = "sent"
     ACKNOWLEDGED = "acknowledged"
     FAILED = "failed"
+    # An urgent lead's ticket waiting for a second analyst's confirmation; the pusher sends only QUEUED.
+    UNCONFIRMED = "unconfirmed"
 
 
 class Role(enum.StrEnum):
@@ -86,6 +88,13 @@ class CrawlRun(Base):
     errors: Mapped[int] = mapped_column(default=0)
     cursor: Mapped[str | None] = mapped_column(String(200))
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Crawl health: {"200": 12, "404": 1}, {"empty_text": 2, "missing_field/text": 1}, and the
+    # layout-change flag with its reason, set when the run closes (crawlers/extensions/health.py).
+    responses_by_status: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    dropped: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    layout_changed: Mapped[bool] = mapped_column(default=False)
+    health_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class RawResponse(Base):
@@ -160,7 +169,11 @@ class Classification(Base):
 
 class Lead(Base):
     __tablename__ = "leads"
-    __table_args__ = (Index("ix_leads_state_priority_sla", "state", "priority", "sla_due_at"),)
+    __table_args__ = (
+        Index("ix_leads_state_priority_sla", "state", "priority", "sla_due_at"),
+        # The queue's default order (urgent first, then SLA due soonest) across all states.
+        Index("ix_leads_priority_sla", "priority", "sla_due_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[LeadState] = mapped_column(_enum(LeadState), default=LeadState.NEW)
@@ -248,6 +261,26 @@ class Ticket(Base):
     reassignments: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
+class ResponsibilityRule(Base):
+    """One row of the responsibility list (职责清单): the unit that handles a category, here.
+
+    An empty district or street means "anywhere" (empty, not NULL, so the unique constraint
+    holds on every database); the most specific matching row wins.
+    """
+
+    __tablename__ = "responsibility_rules"
+    __table_args__ = (UniqueConstraint("category", "district", "street"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(50))
+    district: Mapped[str] = mapped_column(String(50), default="", server_default="")
+    street: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    unit: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -257,6 +290,35 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role), default=Role.ANALYST)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A machine client's bearer token for /api/v1; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginFailure(Base):
+    """One failed sign-in, counted per username and per client address to slow down password guessing."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ModelVersion(Base):

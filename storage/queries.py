@@ -1,7 +1,9 @@
-"""The few query functions every stage shares: platform rows, idempotent post inserts, stage counts."""
+"""The few query functions every stage shares: platform rows, idempotent post inserts, raw evidence
+bodies, crawl runs, stage counts."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -11,12 +13,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import (
+    CrawlRun,
     DetectionStatus,
     Lead,
     LeadState,
     Platform,
     Post,
     Priority,
+    RawResponse,
     Ticket,
     TicketState,
 )
@@ -51,6 +55,72 @@ def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
     statement = _insert_ignoring_conflicts(session, Post, ["platform_id", "external_id"])
     result = session.execute(statement.returning(Post.id), batch)
     return len(result.all())
+
+
+def stored_external_ids(session: Session, platform_id: str, external_ids: Iterable[str]) -> set[str]:
+    """Which of these external ids the platform already has in posts."""
+    ids = list(set(external_ids))
+    if not ids:
+        return set()
+    query = select(Post.external_id).where(Post.platform_id == platform_id, Post.external_id.in_(ids))
+    return set(session.scalars(query))
+
+
+def raw_response_ids(session: Session, sha256s: Iterable[str]) -> dict[str, int]:
+    """{sha256: raw_responses.id} for the bodies already stored."""
+    digests = list(set(sha256s))
+    if not digests:
+        return {}
+    query = select(RawResponse.sha256, RawResponse.id).where(RawResponse.sha256.in_(digests))
+    return {digest: row_id for digest, row_id in session.execute(query)}
+
+
+def insert_raw_responses(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Insert raw bodies whose sha256 is not stored yet (a concurrent writer's copy wins); return
+    {sha256: id} for every row given."""
+    if not rows:
+        return {}
+    statement = _insert_ignoring_conflicts(session, RawResponse, ["sha256"])
+    session.execute(statement, [dict(row) for row in rows])
+    return raw_response_ids(session, (row["sha256"] for row in rows))
+
+
+def compress_body(body: bytes) -> bytes:
+    """gzip with a fixed timestamp, so one body always compresses to the same bytes."""
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def decompressed(raw: RawResponse) -> bytes:
+    """The body exactly as the platform served it (up to the size limit kept)."""
+    return gzip.decompress(raw.body_gz)
+
+
+def raw_response_for_post(session: Session, post_id: int) -> RawResponse | None:
+    """The raw response a post was parsed from, or None (unknown post, or stored before evidence)."""
+    query = select(RawResponse).join(Post, Post.raw_response_id == RawResponse.id).where(Post.id == post_id)
+    return session.scalars(query).first()
+
+
+def latest_runs(session: Session) -> dict[str, CrawlRun]:
+    """The newest crawl run of every platform that has one: {platform_id: run}."""
+    newest = select(func.max(CrawlRun.id)).group_by(CrawlRun.platform_id)
+    runs = session.scalars(select(CrawlRun).where(CrawlRun.id.in_(newest)))
+    return {run.platform_id: run for run in runs}
+
+
+def previous_runs(session: Session, platform_id: str, before_id: int, limit: int) -> list[CrawlRun]:
+    """The platform's finished runs before ``before_id``, newest first."""
+    query = (
+        select(CrawlRun)
+        .where(
+            CrawlRun.platform_id == platform_id,
+            CrawlRun.id < before_id,
+            CrawlRun.finished_at.is_not(None),
+        )
+        .order_by(CrawlRun.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
 
 
 def posts_awaiting_detection(session: Session, limit: int = 1000, after_id: int = 0) -> list[Post]:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from classify.training import TrainReport
 from cli import app
-from settings import PROJECT_ROOT
+from settings import PROJECT_ROOT, load_settings
 from storage.db import make_engine, make_session_factory, session_scope, upgrade
 
 runner = CliRunner()
@@ -138,3 +138,57 @@ def test_detect_without_a_trained_model_says_how_to_get_one(env: dict[str, str])
     result = runner.invoke(app, ["detect"], env=env)
     assert result.exit_code == 2
     assert "weisu train" in result.stderr and result.stderr.count("\n") == 1
+
+
+def _crawl_runs(url: str) -> None:
+    """Two platforms' runs: weibo's last run flagged as a layout change; heimao never crawled."""
+    from datetime import UTC, datetime
+
+    from storage.models import CrawlRun
+    from storage.queries import sync_platforms
+
+    upgrade(url)
+    with session_scope(make_session_factory(make_engine(url))) as session:
+        sync_platforms(session, {"weibo": ("微博", "json_feed", True)})
+        finished = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+        session.add(CrawlRun(platform_id="weibo", status="ok", requests=9, items=40, posts_stored=40))
+        session.flush()
+        reason = "本次未解析出任何条目，此前1次运行最多 40 条"
+        flagged = {"requests": 3, "items": 0, "errors": 0, "layout_changed": True, "health_reason": reason}
+        session.add(CrawlRun(platform_id="weibo", status="ok", finished_at=finished, **flagged))
+
+
+def test_platforms_json_lists_every_platform_with_its_last_run_and_flag(env: dict[str, str]) -> None:
+    _crawl_runs(env["WEISU_DATABASE_URL"])
+    result = runner.invoke(app, ["platforms", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows[0] == {
+        "platform_id": "weibo",
+        "name": "微博",
+        "kind": "json_feed",
+        "priority": "incremental",
+        "enabled": True,
+        "last_run_at": "2026-11-29T01:30:00+00:00",
+        "status": "ok",
+        "requests": 3,
+        "items": 0,
+        "stored": 0,
+        "errors": 0,
+        "layout_changed": True,
+        "reason": "本次未解析出任何条目，此前1次运行最多 40 条",
+    }
+    assert rows[1]["platform_id"] == "heimao" and rows[1]["last_run_at"] is None
+    assert len(rows) == len(load_settings(env=env).platforms)
+
+
+def test_platforms_table_shows_the_last_run_in_shanghai_time_and_the_flag(env: dict[str, str]) -> None:
+    _crawl_runs(env["WEISU_DATABASE_URL"])
+    result = runner.invoke(app, ["platforms"], env=env | {"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    weibo = next(line for line in result.stdout.splitlines() if "weibo " in line)
+    cells = [cell.strip() for cell in weibo.split("│")[1:-1]]
+    assert cells == [
+        "weibo", "微博", "json_feed", "incremental", "yes", "2026-11-29 09:30", "ok", "3", "0", "0", "0",
+        "版面可能已改变：本次未解析出任何条目，此前1次运行最多 40 条",
+    ]  # fmt: skip

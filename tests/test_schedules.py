@@ -79,3 +79,31 @@ def test_one_failing_platform_does_not_stop_the_sweep_or_detection(
     assert outcome[broken] == "error: layout changed"
     assert all(outcome[p] == "finished" for p in platform_ids[1:])
     assert detected == [True]
+
+
+def test_service_codes_the_dispatch_system_lacks_are_logged_by_name_at_start(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fixtures.dispatch_simulator.app import SimulatorOptions
+    from fixtures.dispatch_simulator.app import create_app as create_simulator
+    from fixtures.serving import serve_in_thread
+
+    offered = {code: code for code in settings.dispatch.service_codes.values() if code != "health"}
+    offered["other"] = "其他"
+    simulator = create_simulator(tmp_path / "dispatch.db", SimulatorOptions(services=offered))
+    with serve_in_thread(simulator) as url:
+        settings.dispatch.base_url = url
+        with caplog.at_level("ERROR", logger="weisu.schedules"):
+            unknown = schedules.check_dispatch_services(settings)
+    assert unknown == ["health"]
+    assert caplog.messages == ["service codes unknown to the dispatch system: health"]
+
+
+def test_an_unreachable_dispatch_system_at_start_is_logged_not_fatal(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.dispatch.base_url = "http://127.0.0.1:9"  # discard port: nothing listens
+    settings.dispatch.timeout_seconds = 1
+    with caplog.at_level("ERROR", logger="weisu.schedules"):
+        assert schedules.check_dispatch_services(settings) == []
+    assert caplog.messages[0].startswith("could not read the dispatch system's services: ")

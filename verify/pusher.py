@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
 from storage.models import Lead, Priority, Ticket, TicketState
+from verify.tickets import RESPONSIBLE_UNIT, complete_payload, wire_names
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,17 @@ MAX_CLAIM_TRIES = 5
 #: An urgent lead carries a 30-minute SLA: its ticket jumps a backlog of ordinary ones.
 URGENT_FIRST = case((Lead.priority == Priority.URGENT, 0), else_=1)
 MAX_ERROR_CHARS = 2000
+#: The only ticket states a pusher sends, named explicitly: a state added later (e.g. a ticket awaiting
+#: a second analyst's confirmation) is never pushed by accident.
+PUSHABLE_STATES = (TicketState.QUEUED,)
+
+
+class UnknownServiceCodes(Exception):
+    """Configured service codes the dispatch system does not offer; the message names them."""
+
+    def __init__(self, codes: list[str]) -> None:
+        super().__init__(f"service codes unknown to the dispatch system: {', '.join(codes)}")
+        self.codes = codes
 
 
 @dataclass
@@ -123,8 +135,9 @@ class Claimed:
 
     id: int
     idempotency_key: str
-    payload: dict[str, str]
+    payload: dict[str, str]  # the stored payload completed for sending (unit, lat/long, evidence)
     attempts: int
+    lead_id: int = 0
 
 
 def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Outcome:
@@ -133,7 +146,7 @@ def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Ou
     if settings.dispatch.api_key:
         form["api_key"] = settings.dispatch.api_key
     try:
-        response = client.post("/requests.json", data=form)
+        response = client.post(settings.dispatch.request_path, data=wire_names(form, settings))
     except httpx.HTTPError as error:
         return Outcome("retry", error=f"{type(error).__name__}: {error}")
     return interpret(response, utcnow())
@@ -152,15 +165,20 @@ def claim_next(
     PostgreSQL locks the candidate row with FOR UPDATE SKIP LOCKED, so concurrent pushers pass
     over each other's candidates; SQLite ignores the clause, but its BEGIN IMMEDIATE transaction
     already serialises claims. The UPDATE repeats the conditions, so a claim is never stolen.
+
+    Due means due when the run began (``due_before``), except for an urgent lead's first attempt:
+    one verified while a long run drains a backlog goes next, instead of waiting for the next run.
     """
     now = utcnow()
     free = or_(Ticket.claim_expires_at.is_(None), Ticket.claim_expires_at < now)
-    claimable = (Ticket.state == TicketState.QUEUED, Ticket.next_attempt_at <= due_before, free)
+    claimable = (Ticket.state.in_(PUSHABLE_STATES), Ticket.next_attempt_at <= now, free)
+    fresh_urgent = and_(Lead.priority == Priority.URGENT, Ticket.attempts == 0)
+    due = or_(Ticket.next_attempt_at <= due_before, fresh_urgent)
     for _ in range(MAX_CLAIM_TRIES):
         ticket_id = session.scalars(
             select(Ticket.id)
             .join(Lead, Lead.id == Ticket.lead_id)
-            .where(*claimable)
+            .where(*claimable, due)
             .order_by(URGENT_FIRST, Ticket.next_attempt_at, Ticket.id)
             .limit(1)
             .with_for_update(of=Ticket, skip_locked=True)
@@ -176,10 +194,13 @@ def claim_next(
         )
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             row = session.execute(
-                select(Ticket.idempotency_key, Ticket.payload, Ticket.attempts).where(Ticket.id == ticket_id)
+                select(Ticket.idempotency_key, Ticket.payload, Ticket.attempts, Ticket.lead_id).where(
+                    Ticket.id == ticket_id
+                )
             ).one()
+            payload = complete_payload(session, row.lead_id, row.payload)
             session.commit()
-            return Claimed(ticket_id, row.idempotency_key, dict(row.payload), row.attempts)
+            return Claimed(ticket_id, row.idempotency_key, payload, row.attempts, row.lead_id)
         session.commit()
     return None
 
@@ -198,7 +219,7 @@ def _record(session: Session, ticket: Claimed, outcome: Outcome, settings: Setti
     if outcome.kind == "sent":
         values.update(state=TicketState.SENT, service_request_id=outcome.service_request_id, sent_at=now)
         values.update(last_error=None, dispatch_status="open")
-        values["agency_responsible"] = ticket.payload.get("attribute[responsible_unit]")
+        values["agency_responsible"] = ticket.payload.get(RESPONSIBLE_UNIT)
     elif outcome.kind == "retry" and attempts < dispatch.max_attempts:
         delay = outcome.retry_after
         if delay is None:
@@ -212,7 +233,7 @@ def _record(session: Session, ticket: Claimed, outcome: Outcome, settings: Setti
         if outcome.kind == "retry":
             error = f"gave up after {attempts} attempts: {error}"
         values.update(state=TicketState.FAILED, last_error=error[:MAX_ERROR_CHARS])
-    guard = [Ticket.id == ticket.id, Ticket.state == TicketState.QUEUED]
+    guard = [Ticket.id == ticket.id, Ticket.state.in_(PUSHABLE_STATES)]
     if outcome.kind != "sent":
         guard.append(Ticket.claimed_by == worker)
     result = session.execute(
@@ -221,6 +242,15 @@ def _record(session: Session, ticket: Claimed, outcome: Outcome, settings: Setti
     if result.rowcount == 0:  # type: ignore[attr-defined]
         log.warning("ticket %s: claim lost before its %s outcome was recorded", ticket.id, outcome.kind)
         return "lost"
+    unit = ticket.payload.get(RESPONSIBLE_UNIT)
+    if outcome.kind == "sent" and unit and ticket.lead_id:
+        # The responsibility list's suggestion becomes the lead's unit when the analyst named none.
+        session.execute(
+            update(Lead)
+            .where(Lead.id == ticket.lead_id, Lead.responsible_unit.is_(None))
+            .values(responsible_unit=unit)
+            .execution_options(synchronize_session=False)
+        )
     return bucket
 
 
@@ -275,11 +305,19 @@ def unknown_service_codes(settings: Settings, transport: httpx.BaseTransport | N
     dispatch = settings.dispatch
     configured = {*dispatch.service_codes.values(), dispatch.default_service_code}
     timeout = httpx.Timeout(dispatch.timeout_seconds)
+    code_field = dispatch.field_names.get("service_code", "service_code")
     with httpx.Client(base_url=dispatch.base_url, timeout=timeout, transport=transport) as client:
-        response = client.get("/services.json", params={"jurisdiction_id": dispatch.jurisdiction_id})
+        response = client.get(dispatch.services_path, params={"jurisdiction_id": dispatch.jurisdiction_id})
         response.raise_for_status()
-        offered = {str(service["service_code"]) for service in response.json()}
+        offered = {str(service[code_field]) for service in response.json()}
     return sorted(configured - offered)
+
+
+def check_service_codes(settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    """Raise UnknownServiceCodes naming every configured code GET /services.json does not list."""
+    unknown = unknown_service_codes(settings, transport)
+    if unknown:
+        raise UnknownServiceCodes(unknown)
 
 
 def drain(
@@ -300,7 +338,7 @@ def drain(
             setattr(total, name, getattr(total, name) + getattr(run, name))
         with session_factory() as session:
             queued = session.scalar(
-                select(func.count()).select_from(Ticket).where(Ticket.state == TicketState.QUEUED)
+                select(func.count()).select_from(Ticket).where(Ticket.state.in_(PUSHABLE_STATES))
             )
         if not queued or time.monotonic() >= deadline:
             return total

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import case, func, or_, select, update
@@ -71,7 +72,8 @@ def fetch_status(client: httpx.Client, service_request_id: str, settings: Settin
     params = {"jurisdiction_id": settings.dispatch.jurisdiction_id}
     if settings.dispatch.api_key:
         params["api_key"] = settings.dispatch.api_key
-    response = client.get(f"/requests/{service_request_id}.json", params=params)
+    path = settings.dispatch.status_path.format(id=quote(service_request_id, safe=""))
+    response = client.get(path, params=params)
     response.raise_for_status()
     try:
         record = response.json()[0]

@@ -1,16 +1,26 @@
-"""Ticket payloads: a promoted lead as an Open311 GeoReport v2 service request (form fields)."""
+"""Tickets: a promoted lead as an Open311 GeoReport v2 request (form fields), re-pushing, and ticket lists."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, Ticket, TicketState
+from storage.models import AuditEvent, Lead, LeadPost, Post, Ticket, TicketState
+from verify.geo import district_point
+from verify.responsibility import suggest_unit
 
 #: Open311 leaves description length to the server; 4,000 characters keeps every known system happy.
 MAX_DESCRIPTION = 4000
+#: Links to the public posts behind a case, earliest first; a handful is what a dispatcher opens.
+MAX_EVIDENCE_LINKS = 5
+MAX_EVIDENCE_CHARS = 2000
+RESPONSIBLE_UNIT = "attribute[responsible_unit]"
 
 
 def idempotency_key(lead_id: int) -> str:
@@ -47,6 +57,56 @@ def build_payload(lead: Lead, settings: Settings) -> dict[str, str]:
     if lead.responsible_unit:
         payload["attribute[responsible_unit]"] = lead.responsible_unit
     return payload
+
+
+def evidence_links(session: Session, lead_id: int) -> list[str]:
+    """The http(s) URLs of a lead's evidence posts, earliest first, at most MAX_EVIDENCE_LINKS."""
+    urls = session.scalars(
+        select(Post.url)
+        .join(LeadPost, LeadPost.post_id == Post.id)
+        .where(LeadPost.lead_id == lead_id, Post.url.startswith("http"))
+        .order_by(Post.published_at, Post.id)
+        .limit(MAX_EVIDENCE_LINKS * 2)
+    )
+    links: list[str] = []
+    room = MAX_EVIDENCE_CHARS
+    for url in urls:
+        # A crawled URL is hostile: only whole plain http(s) links, no whitespace that could split the list.
+        plain = url.startswith(("http://", "https://")) and not any(ch.isspace() for ch in url)
+        if plain and url not in links and len(url) + 1 <= room and len(links) < MAX_EVIDENCE_LINKS:
+            links.append(url)
+            room -= len(url) + 1
+    return links
+
+
+def complete_payload(session: Session, lead_id: int, payload: dict[str, Any]) -> dict[str, str]:
+    """The stored payload plus what the pusher adds when sending: the responsibility list's unit
+    when the analyst named none, the district's coordinates, and the evidence links.
+
+    Computed at send time so a corrected responsibility list applies to tickets still queued.
+    """
+    form = {key: str(value) for key, value in payload.items()}
+    lead = session.get(Lead, lead_id)
+    if lead is None:
+        return form
+    if not form.get(RESPONSIBLE_UNIT):
+        unit = suggest_unit(session, lead.category, lead.district, lead.street)
+        if unit:
+            form[RESPONSIBLE_UNIT] = unit
+            form["description"] = f"{form.get('description', '')}\n责任单位: {unit}"[:MAX_DESCRIPTION]
+    point = district_point(lead.district)
+    if point is not None and not (form.get("lat") and form.get("long")):
+        form["lat"], form["long"] = f"{point[0]:.3f}", f"{point[1]:.3f}"
+    links = evidence_links(session, lead_id)
+    if links and "attribute[evidence]" not in form:
+        form["attribute[evidence]"] = "\n".join(links)
+    return form
+
+
+def wire_names(form: dict[str, str], settings: Settings) -> dict[str, str]:
+    """Rename Open311 fields to another ticket API's names (dispatch.field_names); others unchanged."""
+    names = settings.dispatch.field_names
+    return {names.get(key, key): value for key, value in form.items()}
 
 
 class TicketError(Exception):
@@ -95,3 +155,69 @@ def requeue_failed(*, session: Session, ticket_id: int, actor: str, settings: Se
     session.flush()
     session.refresh(ticket)
     return ticket
+
+
+#: The ticket page's views: failed (re-pushable), queued, open at the dispatch system, closed.
+TICKET_VIEWS = ("failed", "queued", "open", "closed")
+CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    """One line of the tickets page: the ticket, its lead, and how long the city took to close it."""
+
+    ticket: Ticket
+    lead: Lead
+
+    @property
+    def resolution_time(self) -> timedelta | None:
+        start = self.ticket.sent_at or self.ticket.created_at
+        if self.ticket.closed_at is None or self.ticket.dispatch_status != CLOSED:
+            return None
+        return self.ticket.closed_at - start
+
+
+def _view_condition(view: str) -> Any:
+    conditions = {
+        "failed": Ticket.state == TicketState.FAILED,
+        "queued": Ticket.state == TicketState.QUEUED,
+        "open": and_(
+            Ticket.state.in_([TicketState.SENT, TicketState.ACKNOWLEDGED]),
+            or_(Ticket.dispatch_status.is_(None), Ticket.dispatch_status != CLOSED),
+        ),
+        "closed": Ticket.dispatch_status == CLOSED,
+    }
+    if view not in conditions:
+        raise TicketError(f"unknown view {view!r}")
+    return conditions[view]
+
+
+def list_tickets(*, session: Session, view: str, limit: int = 200) -> list[TicketRow]:
+    """Tickets of one view, newest first (closed: most recently closed first), at most ``limit``."""
+    newest = Ticket.closed_at.desc() if view == "closed" else Ticket.id.desc()
+    rows = session.execute(
+        select(Ticket, Lead)
+        .join(Lead, Lead.id == Ticket.lead_id)
+        .where(_view_condition(view))
+        .order_by(newest, Ticket.id.desc())
+        .limit(limit)
+    )
+    return [TicketRow(ticket, lead) for ticket, lead in rows]
+
+
+def view_counts(session: Session) -> dict[str, int]:
+    """How many tickets each view holds, for the page's tabs."""
+    count = select(func.count()).select_from(Ticket)
+    return {view: session.scalar(count.where(_view_condition(view))) or 0 for view in TICKET_VIEWS}
+
+
+def format_duration(value: timedelta | None) -> str:
+    """A resolution time as an analyst reads it: "3 天 4 小时", "5 小时 12 分", "8 分"."""
+    if value is None:
+        return "—"
+    minutes = int(value.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} 天 {hours} 小时"
+    return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"

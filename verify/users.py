@@ -1,14 +1,23 @@
-"""Accounts: analysts, supervisors and admins with argon2 password hashes."""
+"""Accounts: analysts, supervisors and admins — argon2 passwords, hashed API tokens, sign-in rate limit."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from settings import Settings
-from storage.models import Role, User
+from settings import ReviewSettings, Settings
+from storage.base import utcnow
+from storage.models import ApiToken, LoginFailure, Role, User
+
+#: Each role may do everything the roles before it may.
+ROLE_RANK = {Role.ANALYST: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}
+TOKEN_PREFIX = "wsu_"
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so both paths take the same time.
@@ -61,3 +70,76 @@ def ensure_demo_analyst(session: Session, settings: Settings) -> User:
     if user is not None:
         return user
     return create_user(session, settings.review.demo_analyst, settings.review.demo_password, Role.ANALYST)
+
+
+def has_role(user: User, minimum: Role) -> bool:
+    return ROLE_RANK[user.role] >= ROLE_RANK[minimum]
+
+
+def list_users(*, session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, username: str, label: str = "") -> str:
+    """A new bearer token for the user; returned once, only its SHA-256 is stored."""
+    user = get_by_username(session=session, username=username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    # 32 random bytes: a token cannot be guessed, so a fast hash (not argon2) is enough at rest.
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, label=label[:100], token_sha256=_token_digest(token)))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str, now: datetime | None = None) -> User | None:
+    """The active user a live (not revoked) bearer token belongs to, or None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.token_sha256 == _token_digest(token), ApiToken.revoked.is_(False))
+    )
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    row.last_used_at = now or utcnow()
+    return user
+
+
+def revoke_tokens(session: Session, username: str) -> int:
+    """Revoke every token of the user; how many were live."""
+    user = get_by_username(session=session, username=username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False)))
+    count = 0
+    for token in tokens:
+        token.revoked = True
+        count += 1
+    session.flush()
+    return count
+
+
+def login_blocked(session: Session, username: str, client: str, review: ReviewSettings) -> bool:
+    """True when the user name or the client address has used up its failed sign-ins in the window."""
+    since = utcnow() - timedelta(minutes=review.login_window_minutes)
+    recent = select(func.count()).select_from(LoginFailure).where(LoginFailure.at > since)
+    by_user = session.scalar(recent.where(LoginFailure.username == username[:100])) or 0
+    by_client = session.scalar(recent.where(LoginFailure.client == client[:100])) or 0
+    return by_user >= review.login_failures_per_user or by_client >= review.login_failures_per_address
+
+
+def record_login_failure(session: Session, username: str, client: str) -> None:
+    session.add(LoginFailure(username=username[:100], client=client[:100]))
+    session.flush()
+
+
+def clear_login_failures(session: Session, username: str) -> None:
+    """A successful sign-in forgives the user name's earlier failures (the address keeps its count)."""
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username[:100]))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadState, Ticket
+from storage.models import AuditEvent, Lead, LeadState, Priority, Ticket, TicketState
 from verify.tickets import build_payload, idempotency_key
 
 SYSTEM_ACTOR = "system"
@@ -25,6 +25,9 @@ class Action(enum.StrEnum):
     PROMOTE = "promote"
     REJECT = "reject"
     MERGE = "merge"
+    # Not state changes, but analysts' acts the audit trail keeps too.
+    NOTE = "note"
+    CONFIRM = "confirm"
 
 
 class RejectReason(enum.StrEnum):
@@ -59,6 +62,7 @@ TRANSITIONS: dict[tuple[LeadState, Action], LeadState] = {
 
 #: Fields an analyst may correct when verifying a lead.
 EDITABLE_FIELDS = ("category", "district", "summary", "responsible_unit")
+MAX_NOTE_CHARS = 2000
 
 
 class WorkflowError(Exception):
@@ -167,18 +171,42 @@ def claim(*, session: Session, lead_id: int, actor: str, settings: Settings) -> 
     return get_or_raise(session=session, lead_id=lead_id)
 
 
-def release(*, session: Session, lead_id: int, actor: str) -> Lead:
-    """Give a claimed lead back to the queue."""
+def release(*, session: Session, lead_id: int, actor: str, override: bool = False) -> Lead:
+    """Give a claimed lead back to the queue; ``override`` (supervisors) takes it from whoever holds it."""
+    holder = get_or_raise(session=session, lead_id=lead_id).claimed_by
     from_state = _transition(
         session,
         lead_id,
         Action.RELEASE,
-        _held_by(actor, utcnow()),
+        true() if override else _held_by(actor, utcnow()),
         {"claimed_by": None, "claim_expires_at": None},
     )
-    _audit(session, lead_id, actor, Action.RELEASE, from_state, LeadState.NEW)
+    details = {"previous_holder": holder, "override": True} if override and holder != actor else {}
+    _audit(session, lead_id, actor, Action.RELEASE, from_state, LeadState.NEW, details=details)
     session.flush()
     return get_or_raise(session=session, lead_id=lead_id)
+
+
+def renew(*, session: Session, lead_id: int, actor: str, settings: Settings) -> Lead:
+    """Extend the actor's running lease (the lead page's heartbeat); refused once the lease is lost.
+
+    Not written to the audit trail: a heartbeat every minute is no decision, and the claim that
+    started the lease is recorded.
+    """
+    now = utcnow()
+    statement = (
+        update(Lead)
+        .where(Lead.id == lead_id, Lead.state == LeadState.CLAIMED, _held_by(actor, now))
+        .values(claim_expires_at=now + timedelta(minutes=settings.review.claim_minutes))
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(session, statement) != 1:
+        get_or_raise(session=session, lead_id=lead_id)
+        raise TransitionRefused(f"lead {lead_id} is not held by {actor}")
+    session.flush()
+    lead = get_or_raise(session=session, lead_id=lead_id)
+    session.refresh(lead)
+    return lead
 
 
 def expire_claims(*, session: Session, now: datetime | None = None) -> int:
@@ -231,23 +259,21 @@ def verify_and_promote(
     _audit(session, lead_id, actor, Action.VERIFY, from_state, LeadState.VERIFIED, details={"edits": edited})
     _transition(session, lead_id, Action.PROMOTE, true(), {"claimed_by": None, "claim_expires_at": None})
     lead = get_or_raise(session=session, lead_id=lead_id)
+    # The pusher sends only QUEUED tickets: an unconfirmed urgent one waits for a second analyst.
+    waits = lead.priority == Priority.URGENT and settings.review.urgent_second_confirmation
     ticket = Ticket(
         lead_id=lead_id,
         idempotency_key=idempotency_key(lead_id),
         payload=build_payload(lead, settings),
         next_attempt_at=now,
+        state=TicketState.UNCONFIRMED if waits else TicketState.QUEUED,
     )
     session.add(ticket)
     session.flush()
-    _audit(
-        session,
-        lead_id,
-        actor,
-        Action.PROMOTE,
-        LeadState.VERIFIED,
-        LeadState.PROMOTED,
-        details={"ticket_id": ticket.id, "idempotency_key": ticket.idempotency_key},
-    )
+    details: dict[str, Any] = {"ticket_id": ticket.id, "idempotency_key": ticket.idempotency_key}
+    if waits:
+        details["awaiting_confirmation"] = True
+    _audit(session, lead_id, actor, Action.PROMOTE, LeadState.VERIFIED, LeadState.PROMOTED, details=details)
     session.flush()
     return ticket
 
@@ -286,3 +312,49 @@ def merge(*, session: Session, lead_id: int, into_id: int, actor: str) -> Lead:
     _audit(session, lead_id, actor, Action.MERGE, from_state, LeadState.MERGED, details={"into": into_id})
     session.flush()
     return get_or_raise(session=session, lead_id=lead_id)
+
+
+def promoted_by(*, session: Session, lead_id: int) -> str | None:
+    """Who verified and promoted the lead (from the audit trail)."""
+    statement = (
+        select(AuditEvent.actor)
+        .where(AuditEvent.lead_id == lead_id, AuditEvent.action == Action.PROMOTE.value)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    return session.scalar(statement)
+
+
+def confirm(*, session: Session, lead_id: int, actor: str) -> Ticket:
+    """A second analyst confirms an urgent lead's ticket, releasing it to the pusher."""
+    ticket = session.scalar(select(Ticket).where(Ticket.lead_id == lead_id))
+    if ticket is None or ticket.state != TicketState.UNCONFIRMED:
+        raise TransitionRefused(f"lead {lead_id} has no ticket awaiting confirmation")
+    if promoted_by(session=session, lead_id=lead_id) == actor:
+        raise TransitionRefused("the second confirmation must come from another analyst")
+    statement = (
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.state == TicketState.UNCONFIRMED)
+        .values(state=TicketState.QUEUED, next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(session, statement) != 1:
+        raise TransitionRefused(f"lead {lead_id}'s ticket was confirmed meanwhile")
+    _audit(session, lead_id, actor, Action.CONFIRM, None, None, details={"ticket_id": ticket.id})
+    session.flush()
+    session.refresh(ticket)
+    return ticket
+
+
+def add_note(*, session: Session, lead_id: int, actor: str, text: str) -> AuditEvent:
+    """An analyst's free-text note on a lead, kept in the audit trail (bounded)."""
+    get_or_raise(session=session, lead_id=lead_id)
+    text = text.strip()
+    if not text:
+        raise WorkflowError("a note must not be empty")
+    event = AuditEvent(
+        lead_id=lead_id, actor=actor, action=Action.NOTE.value, details={"note": text[:MAX_NOTE_CHARS]}
+    )
+    session.add(event)
+    session.flush()
+    return event

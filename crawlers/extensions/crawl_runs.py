@@ -1,7 +1,9 @@
-"""Record one crawl_runs row per platform per run, hand the spider what was seen, move the high-water mark."""
+"""Record one crawl_runs row per platform per run (counts, health, layout-change flag), hand the spider
+what was seen, move the high-water mark."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,12 +11,13 @@ from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from crawlers.extensions.health import RunFigures, dropped_reasons, layout_change, responses_by_status
 from crawlers.incremental import load_seen
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
 from storage.db import session_factory_for, session_scope
 from storage.models import CrawlRun, Platform
-from storage.queries import sync_platforms
+from storage.queries import previous_runs, sync_platforms
 
 ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
 
@@ -34,6 +37,7 @@ class CrawlRunRecorder:
         self.settings = settings
         self.platform_id = platform_id
         self.run_id: int | None = None
+        self.opened_at = time.monotonic()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlRunRecorder:
@@ -47,6 +51,7 @@ class CrawlRunRecorder:
         return recorder
 
     def spider_opened(self, spider: Spider) -> None:
+        self.opened_at = time.monotonic()
         platform = self.settings.platforms[self.platform_id]
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             sync_platforms(session, {self.platform_id: (platform.name, platform.kind, platform.enabled)})
@@ -67,6 +72,11 @@ class CrawlRunRecorder:
         items = int(values.get("item_scraped_count", 0))
         errors = sum(int(values.get(key, 0)) for key in ERROR_STATS)
         mark = values.get(HIGH_WATER_STAT)
+        statuses = responses_by_status(values)
+        dropped = dropped_reasons(values)
+        figures = RunFigures.of(
+            items, dropped, statuses, reached_seen=bool(values.get("weisu/stopped_at_seen"))
+        )
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             run = session.get(CrawlRun, self.run_id)
             if run is None:
@@ -81,6 +91,20 @@ class CrawlRunRecorder:
             run.stats = {k: v for k, v in values.items() if k.startswith("weisu/")} | {
                 "finish_reason": reason
             }
+            run.responses_by_status = statuses
+            run.dropped = dropped
+            run.duration_seconds = round(time.monotonic() - self.opened_at, 3)
+            rules = self.settings.crawl_health
+            earlier = previous_runs(session, self.platform_id, run.id, rules.lookback_runs)
+            flag = layout_change(figures, [_figures(r) for r in earlier], rules)
+            run.layout_changed = flag is not None
+            run.health_reason = flag
             platform = session.get(Platform, self.platform_id)
             if platform is not None and mark and (platform.high_water_mark or "") < mark:
                 platform.high_water_mark = mark
+
+
+def _figures(run: CrawlRun) -> RunFigures:
+    """An earlier run's figures from its row (runs from before the health columns count as clean)."""
+    reached_seen = bool((run.stats or {}).get("weisu/stopped_at_seen"))
+    return RunFigures.of(run.items, run.dropped or {}, run.responses_by_status or {}, reached_seen)

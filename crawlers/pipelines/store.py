@@ -1,4 +1,5 @@
-"""Store posts in batches; (platform, external id) already stored are skipped, so re-crawls add nothing."""
+"""Store posts in batches with the raw bodies behind them; posts already stored are skipped, so a
+re-crawl adds nothing (no post, no body)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from sqlalchemy.orm import Session
 
-from crawlers.items import PostItem
+from crawlers.items import PostItem, RawBody
 from crawlers.text import content_hash
 from storage.db import session_factory_for, session_scope
-from storage.queries import insert_posts
+from storage.queries import (
+    compress_body,
+    insert_posts,
+    insert_raw_responses,
+    raw_response_ids,
+    stored_external_ids,
+)
 
 RUN_ID_STAT = "weisu/crawl_run_id"
 HIGH_WATER_STAT = "weisu/high_water_mark"
+
+Pending = tuple[dict[str, Any], RawBody | None]
 
 
 class StorePipeline:
@@ -22,7 +32,7 @@ class StorePipeline:
         self.crawler = crawler
         self.database_url = database_url
         self.batch_size = batch_size
-        self.batch: list[dict[str, Any]] = []
+        self.batch: list[Pending] = []
         self.newest: tuple[str, str] | None = None
 
     @classmethod
@@ -33,12 +43,11 @@ class StorePipeline:
         return cls(crawler, settings.database_url, crawler.settings.getint("WEISU_STORE_BATCH", 100))
 
     def process_item(self, item: Any) -> PostItem:
-        row = item.row() | {
-            "content_hash": content_hash(item.text),
-            "fetched_at": datetime.now(UTC),
-            "crawl_run_id": self.stats.get_value(RUN_ID_STAT),
-        }
-        self.batch.append(row)
+        evidence: RawBody | None = item.evidence
+        row = item.row()
+        row["content_hash"] = content_hash(item.text)
+        row["fetched_at"] = evidence.fetched_at if evidence is not None else datetime.now(UTC)
+        self.batch.append((row, evidence))
         if item.published_at is not None:
             mark = (item.published_at.astimezone(UTC).isoformat(), item.external_id)
             if self.newest is None or mark > self.newest:
@@ -56,10 +65,65 @@ class StorePipeline:
         if not self.batch:
             return
         batch, self.batch = self.batch, []
+        run_id = self.stats.get_value(RUN_ID_STAT)
         with session_scope(session_factory_for(self.database_url)) as session:
-            stored = insert_posts(session, batch)
+            fresh = _not_yet_stored(session, batch)
+            body_ids = self._store_bodies(session, fresh)
+            rows = [
+                row
+                | {
+                    "crawl_run_id": run_id,
+                    "raw_response_id": body_ids.get(evidence.sha256 if evidence else ""),
+                }
+                for row, evidence in fresh
+            ]
+            stored = insert_posts(session, rows)
         self.stats.inc_value("weisu/posts_stored", stored)
         self.stats.inc_value("weisu/posts_seen_before", len(batch) - stored)
 
+    def _store_bodies(self, session: Session, fresh: list[Pending]) -> dict[str, int]:
+        """Bodies are compressed only when their SHA-256 is new: a listing behind twenty posts once."""
+        known = raw_response_ids(session, (body.sha256 for _, body in fresh if body is not None))
+        new: dict[str, tuple[str, RawBody]] = {}
+        for row, body in fresh:
+            if body is not None and body.sha256 not in known:
+                new.setdefault(body.sha256, (row["platform_id"], body))
+        rows = [
+            {
+                "platform_id": platform_id,
+                "url": body.url[:2000],
+                "status": body.status,
+                "content_type": body.content_type,
+                "fetched_at": body.fetched_at,
+                "sha256": body.sha256,
+                "size": body.size,
+                "body_gz": compress_body(body.body),
+            }
+            for platform_id, body in new.values()
+        ]
+        if rows:
+            known |= insert_raw_responses(session, rows)
+            self.stats.inc_value("weisu/raw_responses_stored", len(rows))
+        return known
+
     def close_spider(self) -> None:
         self.flush()
+
+
+def _not_yet_stored(session: Session, batch: list[Pending]) -> list[Pending]:
+    """The batch without posts already in the database or earlier in the batch (first one wins)."""
+    by_platform: dict[str, list[str]] = {}
+    for row, _ in batch:
+        by_platform.setdefault(row["platform_id"], []).append(row["external_id"])
+    taken = {
+        (platform_id, external_id)
+        for platform_id, ids in by_platform.items()
+        for external_id in stored_external_ids(session, platform_id, ids)
+    }
+    fresh: list[Pending] = []
+    for row, evidence in batch:
+        key = (row["platform_id"], row["external_id"])
+        if key not in taken:
+            taken.add(key)
+            fresh.append((row, evidence))
+    return fresh

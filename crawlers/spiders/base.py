@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -17,6 +19,29 @@ from settings import PlatformSettings, rebase_url
 Output = list[scrapy.Request | PostItem]
 #: How often a page that does not parse is fetched again before it is skipped.
 MALFORMED_RETRIES = 1
+#: Only these two placeholders are filled, so a JSON body template may hold literal braces.
+_ENTRY_PLACEHOLDER = re.compile(r"\{(keyword|page)\}")
+
+
+def quote_keyword(keyword: str) -> str:
+    """A keyword in a URL or form body: percent-encoded UTF-8, nothing left unescaped."""
+    return quote(keyword, safe="")
+
+
+def json_escape(keyword: str) -> str:
+    """A keyword inside a JSON string literal of a body template (quotes and backslashes escaped)."""
+    return json.dumps(keyword, ensure_ascii=False)[1:-1]
+
+
+def guess_body_type(body: str) -> str:
+    """The Content-Type of a body template the entry point gives no header for: JSON or a form."""
+    return "application/json" if body.lstrip()[:1] in ("{", "[") else "application/x-www-form-urlencoded"
+
+
+def fill_entry_template(template: str, keyword: str | None, page: Any, escape: Callable[[str], str]) -> str:
+    """Fill ``{keyword}`` (escaped for where it goes) and ``{page}``; every other brace stays as written."""
+    values = {"keyword": escape(keyword or ""), "page": str(page)}
+    return _ENTRY_PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
 
 class PlatformSpider(scrapy.Spider):
@@ -57,7 +82,7 @@ class PlatformSpider(scrapy.Spider):
     ) -> scrapy.Request:
         """A listing-page request; meta holds only plain values, so requests can go through a queue."""
         entry = self.platform.entry_points[entry_index]
-        path = entry.url.format(keyword=quote(keyword or "", safe=""), page=page)
+        path = fill_entry_template(entry.url, keyword, page, quote_keyword)
         label = entry.label or (
             f"{entry.url.split('?')[0]}:{keyword}" if keyword else entry.url.split("?")[0]
         )
@@ -68,7 +93,23 @@ class PlatformSpider(scrapy.Spider):
             "pages_seen": pages_seen,
             "label": label,
         }
-        return scrapy.Request(self.join(path), callback=self.parse_page, meta=meta)
+        headers = dict(entry.headers)
+        body: str | None = None
+        if entry.body is not None:
+            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+            if content_type is None:
+                content_type = guess_body_type(entry.body)
+                headers["Content-Type"] = content_type
+            escape = json_escape if "json" in content_type else quote_keyword
+            body = fill_entry_template(entry.body, keyword, page, escape)
+        return scrapy.Request(
+            self.join(path),
+            method=entry.method,
+            body=body,
+            headers=headers or None,
+            callback=self.parse_page,
+            meta=meta,
+        )
 
     def join(self, href: str, response: Response | None = None) -> str:
         """Resolve a link; host-absolute paths ("/p/1") hang off base_url so the simulator prefix stays."""

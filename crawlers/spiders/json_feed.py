@@ -1,8 +1,10 @@
-"""JSON feed spider: search or list APIs paged by page number, offset or cursor (Weibo, 黑猫投诉…)."""
+"""JSON feed spider: search or list APIs paged by page number, offset or cursor (Weibo, 黑猫投诉…).
+
+The JSON may come bare, in a JSONP wrapper or embedded in an HTML page (``response.format``).
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import scrapy
@@ -11,6 +13,7 @@ from scrapy.http import Response
 from crawlers.fields import fill_template, json_first, json_path, parse_time, to_int
 from crawlers.items import PostItem
 from crawlers.spiders.base import Output, PlatformSpider
+from crawlers.spiders.payload import load_payload
 
 #: fields: items (path to the list of posts), then paths inside one post. ``url`` may be a template
 #: such as "{base_url}/detail/{mid}" filled from JSON paths inside the post.
@@ -22,7 +25,7 @@ class JsonFeedSpider(PlatformSpider):
     kind = "json_feed"
 
     def parse_listing(self, response: Response) -> Output:
-        data = json.loads(response.text)
+        data = load_payload(response.text, self.platform.response)
         records = json_path(data, self.fields.get("items", ""))
         out: Output = []
         for record in records:

@@ -31,9 +31,9 @@ def test_every_noise_source_is_measured_on_all_its_texts_by_a_model_trained_with
         pipeline = build_relevance_pipeline(min_df=1)
         fit = pipeline.fit
 
-        def recording_fit(texts: list[str], labels: list[str]) -> object:
+        def recording_fit(texts: list[str], labels: list[str], **params: object) -> object:
             seen.append(set(texts))
-            return fit(texts, labels)
+            return fit(texts, labels, **params)
 
         pipeline.fit = recording_fit  # type: ignore[method-assign]
         return pipeline

@@ -1,111 +1,208 @@
-"""A full crawl of the simulator stores exactly the posts it serves; a second crawl stores none."""
+"""Sweeping every configured platform of the simulator: exactly /_truth once, then nothing, then the new.
+
+One simulator and one database for the module, swept three times in order (each sweep is a fixture
+that depends on the one before): a full sweep; a second sweep with nothing new; an incremental sweep
+after ``/_advance``. The expected posts and counts come from ``/_truth`` and config.yaml, so the test
+covers every platform that is configured, however many there are.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from simulated import (
+    PLANTED,
+    Simulator,
+    crawl_runs,
+    crawl_settings,
+    entry_point_count,
+    keys_of,
+    migrated_sqlite,
+    platform_of,
+    simulator,
+    stored_posts,
+)
 
-from crawlers.config import crawler_settings
 from crawlers.runner import CrawlResult, run_crawl
-from fixtures.serving import serve_in_thread
-from fixtures.simulator.app import create_app
-from settings import Settings, load_settings
-from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import CrawlRun, Platform, Post
+from crawlers.text import mask_personal_data, normalise_text
+from fixtures.samples.replay import SAMPLES_DIR
+from settings import Settings
+from storage.models import Post
+
+GB_CHARSETS = ("gbk", "gb2312", "gb18030")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    results: list[CrawlResult]
+    #: The rows this sweep added (posts with a larger id than any before it).
+    posts: list[Post]
+    #: The simulator requests this sweep sent.
+    requests: list[str]
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    with serve_in_thread(create_app(42)) as base:
-        yield base
+def sim() -> Iterator[Simulator]:
+    with simulator() as running:
+        yield running
 
 
-@pytest.fixture
-def settings(simulator: str, sqlite_url: str) -> Settings:
-    return load_settings(env={"WEISU_SIMULATOR_URL": simulator, "WEISU_DATABASE_URL": sqlite_url})
+@pytest.fixture(scope="module")
+def settings(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return crawl_settings(sim.base, migrated_sqlite(tmp_path_factory.mktemp("e2e")))
 
 
-def test_full_crawl_stores_every_served_post_once_and_a_second_crawl_adds_nothing(
-    settings: Settings, simulator: str
+def _sweep(settings: Settings, sim: Simulator) -> Sweep:
+    before_posts = max((p.id for p in stored_posts(settings)), default=0)
+    before_requests = len(sim.request_log)
+    results = run_crawl(settings, None)
+    return Sweep(results, stored_posts(settings, before_posts), sim.request_log[before_requests:])
+
+
+@pytest.fixture(scope="module")
+def truth(sim: Simulator) -> list[dict[str, Any]]:
+    return sim.truth()
+
+
+@pytest.fixture(scope="module")
+def full(settings: Settings, sim: Simulator, truth: list[dict[str, Any]]) -> Sweep:
+    return _sweep(settings, sim)
+
+
+@pytest.fixture(scope="module")
+def repeat(full: Sweep, settings: Settings, sim: Simulator) -> Sweep:
+    return _sweep(settings, sim)
+
+
+@pytest.fixture(scope="module")
+def advanced(repeat: Sweep, settings: Settings, sim: Simulator) -> tuple[list[dict[str, Any]], Sweep]:
+    appeared = httpx.post(f"{sim.base}/_advance", params={"minutes": 330}, timeout=30).json()["appeared"]
+    return appeared, _sweep(settings, sim)
+
+
+# --- the full sweep ----------------------------------------------------------------------------
+
+
+def test_full_sweep_stores_exactly_the_posts_truth_lists(full: Sweep, truth: list[dict[str, Any]]) -> None:
+    stored = {(p.platform_id, p.external_id, p.parent_external_id) for p in full.posts}
+    assert stored == {(p["platform"], p["external_id"], p["parent_external_id"]) for p in truth}
+
+
+def test_full_sweep_stores_no_post_twice(full: Sweep, truth: list[dict[str, Any]]) -> None:
+    counts = Counter((p.platform_id, p.external_id) for p in full.posts)
+    assert [key for key, n in counts.items() if n > 1] == []
+    assert len(full.posts) == len(truth)
+
+
+def test_every_configured_platform_finishes_ok_with_its_truth_count(
+    full: Sweep, settings: Settings, truth: list[dict[str, Any]]
 ) -> None:
-    truth = httpx.get(f"{simulator}/_truth").json()["posts"]
-    first = run_crawl(settings, None)
-    assert [(r.platform_id, r.status, r.errors) for r in first] == [
-        ("weibo", "ok", 0),
-        ("heimao", "ok", 0),
-        ("tieba", "ok", 0),
-        ("bilibili", "ok", 0),
-        ("bilibili_search", "ok", 0),
-        ("douyin", "ok", 0),
-        ("weibo_comments", "ok", 0),
-        ("zhihu", "ok", 0),
-        ("douban", "ok", 0),
-        ("szgov", "ok", 0),
-        ("sznews", "ok", 0),
+    expected = Counter(p["platform"] for p in truth)
+    assert [(r.platform_id, r.status, r.errors) for r in full.results] == [
+        (key, "ok", 0) for key in settings.enabled_platforms()
     ]
-    assert sum(r.posts_stored for r in first) == len(truth) == 479
-    assert {r.platform_id: r.posts_stored for r in first} == {
-        "weibo": 131,
-        "heimao": 44,
-        "tieba": 45,
-        "bilibili": 60,
-        "bilibili_search": 24,
-        "douyin": 28,
-        "weibo_comments": 35,
-        "zhihu": 20,
-        "douban": 30,
-        "szgov": 16,
-        "sznews": 46,
+    assert {r.platform_id: r.posts_stored for r in full.results} == {
+        key: expected[key] for key in settings.enabled_platforms()
     }
-    assert [r.posts_stored for r in run_crawl(settings, None)] == [0] * 11
-
-    factory = make_session_factory(make_engine(settings.database_url))
-    with session_scope(factory) as session:
-        stored = {(p.platform_id, p.external_id, p.parent_external_id) for p in session.scalars(select(Post))}
-        assert stored == {(p["platform"], p["external_id"], p["parent_external_id"]) for p in truth}
-        runs = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
-        assert [(r.platform_id, r.status, r.posts_stored) for r in runs[11:]] == [
-            (key, "ok", 0)
-            for key in (
-                "weibo",
-                "heimao",
-                "tieba",
-                "bilibili",
-                "bilibili_search",
-                "douyin",
-                "weibo_comments",
-                "zhihu",
-                "douban",
-                "szgov",
-                "sznews",
-            )
-        ]
-        assert all(r.finished_at is not None and r.requests > 0 for r in runs)
-        marks = {key: mark for key, mark in session.execute(select(Platform.id, Platform.high_water_mark))}
-        assert marks["weibo"] == "2026-11-28T02:43:00+00:00 9222034125856492"
+    assert all(expected[key] > 0 for key in settings.enabled_platforms())
 
 
-def test_stored_posts_are_masked_pseudonymous_and_utc(settings: Settings, simulator: str) -> None:
-    run_crawl(settings, ["weibo", "tieba"])
-    factory = make_session_factory(make_engine(settings.database_url))
-    with session_scope(factory) as session:
-        posts = list(session.scalars(select(Post)))
-        assert {p.platform_id for p in posts} == {"weibo", "tieba"}
-        assert all(p.published_at is not None and p.published_at.tzinfo == UTC for p in posts)
-        assert all(p.author_key and re.fullmatch(r"[0-9a-f]{64}", p.author_key) for p in posts)
-        every_text = "\n".join(f"{p.title or ''} {p.text}" for p in posts)
-        assert re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", every_text) is None
-        assert "用户" not in {p.author_key for p in posts}
-        assert "[手机号]" in every_text
-        assert "<span" not in every_text and "&amp;" not in every_text
-        assert "😡" in every_text  # GB18030 bytes from the GBK-labelled board decoded intact
-        count = session.scalar(select(func.count()).select_from(CrawlRun))
-        assert count == 2
+def test_planted_personal_data_never_reaches_the_database(full: Sweep, truth: list[dict[str, Any]]) -> None:
+    planted = {m for p in truth for m in PLANTED.findall(f"{p['title'] or ''} {p['text']}")}
+    assert len(planted) >= 20  # the simulator does plant them, on many platforms
+    stored = "\n".join(f"{p.title or ''}\n{p.text}\n{p.url}" for p in full.posts)
+    assert [value for value in planted if value in stored] == []
+    assert {"[手机号]", "[邮箱]", "[电话]", "[车牌]"} <= set(re.findall(r"\[[^\]]+\]", stored))
+
+
+def test_authors_are_keyed_hashes_and_times_utc(full: Sweep) -> None:
+    assert all(p.author_key is None or re.fullmatch(r"[0-9a-f]{64}", p.author_key) for p in full.posts)
+    assert sum(p.author_key is not None for p in full.posts) > len(full.posts) // 2
+    assert all(p.published_at is None or p.published_at.tzinfo == UTC for p in full.posts)
+
+
+def _gb_platforms(settings: Settings) -> list[str]:
+    """Platforms whose recorded pages are served in a GB encoding (or configured to be read so)."""
+    keys = []
+    for key, platform in settings.enabled_platforms().items():
+        sample = SAMPLES_DIR / key / "responses.json"
+        served = json.loads(sample.read_text("utf-8")) if sample.exists() else []
+        labels = [entry["content_type"].lower() for entry in served] + [(platform.encoding or "").lower()]
+        if any(charset in label for label in labels for charset in GB_CHARSETS):
+            keys.append(key)
+    return keys
+
+
+def test_gbk_and_gb18030_pages_are_stored_as_the_text_truth_holds(
+    full: Sweep, settings: Settings, truth: list[dict[str, Any]]
+) -> None:
+    gb = _gb_platforms(settings)
+    assert "tieba" in gb
+    expected = {
+        (p["platform"], p["external_id"]): mask_personal_data(normalise_text(p["text"]))[0]
+        for p in truth
+        if p["platform"] in gb
+    }
+    stored = {(p.platform_id, p.external_id): p.text for p in full.posts if p.platform_id in gb}
+    assert stored == expected
+    assert any("😡" in text for text in stored.values())  # outside GBK: GB18030 bytes decoded intact
+
+
+# --- a second sweep with nothing new -----------------------------------------------------------
+
+
+def test_second_sweep_stores_nothing(repeat: Sweep) -> None:
+    assert repeat.posts == []
+    assert [r.posts_stored for r in repeat.results] == [0] * len(repeat.results)
+    assert {r.status for r in repeat.results} == {"ok"}
+
+
+def test_second_sweep_sends_at_most_two_requests_per_entry_point(repeat: Sweep, settings: Settings) -> None:
+    sent = Counter(platform_of(url) for url in repeat.requests)
+    over = {
+        key: (sent[key], entry_point_count(settings, key))
+        for key in settings.enabled_platforms()
+        if sent[key] > 2 * entry_point_count(settings, key)
+    }
+    assert over == {}
+    assert set(sent) == set(settings.enabled_platforms())  # each platform was still asked
+
+
+# --- after /_advance ---------------------------------------------------------------------------
+
+
+def test_incremental_sweep_after_advance_stores_exactly_the_new_posts(
+    advanced: tuple[list[dict[str, Any]], Sweep], settings: Settings
+) -> None:
+    appeared, sweep = advanced
+    assert {p["platform"] for p in appeared} == set(settings.enabled_platforms())
+    assert {(p.platform_id, p.external_id, p.parent_external_id) for p in sweep.posts} == {
+        (p["platform"], p["external_id"], p["parent_external_id"]) for p in appeared
+    }
+    assert {r.platform_id: r.posts_stored for r in sweep.results} == Counter(p["platform"] for p in appeared)
+    assert {r.status for r in sweep.results} == {"ok"}
+
+
+def test_after_all_sweeps_the_database_holds_truth_once(
+    advanced: tuple[list[dict[str, Any]], Sweep], settings: Settings, sim: Simulator
+) -> None:
+    every = stored_posts(settings)
+    assert len(every) == len({(p.platform_id, p.external_id) for p in every})
+    assert {(p.platform_id, p.external_id) for p in every} == keys_of(sim.truth())
+    runs = crawl_runs(settings)
+    assert len(runs) == 3 * len(settings.enabled_platforms())
+    assert all(r.finished_at is not None and r.requests > 0 for r in runs)
+
+
+# --- runner edges ------------------------------------------------------------------------------
 
 
 def test_unknown_platform_is_refused_before_crawling(settings: Settings) -> None:
@@ -113,20 +210,9 @@ def test_unknown_platform_is_refused_before_crawling(settings: Settings) -> None
         run_crawl(settings, ["nope"])
 
 
-def test_child_process_that_fails_is_reported_as_failed(settings: Settings) -> None:
-    settings.platforms["sznews"].base_url = "http://127.0.0.1:9/p/sznews"  # nothing listens there
-    [result] = run_crawl(settings, ["sznews"])
+def test_child_process_that_fails_is_reported_as_failed(sim: Simulator, sqlite_url: str) -> None:
+    broken = crawl_settings(sim.base, sqlite_url)
+    broken.platforms["sznews"].base_url = "http://127.0.0.1:9/p/sznews"  # nothing listens there
+    [result] = run_crawl(broken, ["sznews"])
     assert result == CrawlResult("sznews", "failed", result.requests, 0, 0, result.errors)
     assert result.errors >= 1
-
-
-def test_politeness_comes_from_config_and_is_dropped_only_for_the_simulator(settings: Settings) -> None:
-    real = load_settings(env={})
-    weibo = crawler_settings(real, "weibo")
-    assert (weibo["DOWNLOAD_DELAY"], weibo["CONCURRENT_REQUESTS_PER_DOMAIN"], weibo["ROBOTSTXT_OBEY"]) == (
-        3.0,
-        1,
-        True,
-    )
-    assert weibo["USER_AGENT"] == real.user_agent and weibo["AUTOTHROTTLE_ENABLED"] is True
-    assert crawler_settings(settings, "weibo")["DOWNLOAD_DELAY"] == 0.0

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from storage.models import Lead, LeadState, Ticket, TicketState
-from verify.users import create_user
+from verify.users import create_token, create_user
 from verify.web.app import create_app
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
@@ -26,6 +26,14 @@ def app(settings, session):
     application = create_app(settings)
     yield application
     application.state.engine.dispose()
+
+
+@pytest.fixture
+def tokens(session) -> dict[str, dict[str, str]]:
+    """Bearer headers for alice and bob (API tokens are made after the accounts exist)."""
+    made = {name: create_token(session, name, "test") for name in ("alice", "bob")}
+    session.commit()
+    return {name: {"Authorization": f"Bearer {token}"} for name, token in made.items()}
 
 
 @pytest.fixture
@@ -49,7 +57,7 @@ def test_anonymous_pages_redirect_to_login_and_api_says_401(client) -> None:
     page = client.get("/leads?state=new")
     assert (page.status_code, page.headers["location"]) == (303, "/login?next=/leads%3Fstate%3Dnew")
     api = client.get("/api/v1/leads")
-    assert (api.status_code, api.headers["www-authenticate"]) == (401, 'Basic realm="weisu"')
+    assert (api.status_code, api.headers["www-authenticate"]) == (401, 'Bearer realm="weisu"')
 
 
 def test_login_with_a_wrong_password_is_refused(client) -> None:
@@ -160,24 +168,25 @@ def test_reject_form_needs_a_reason_and_records_it(client, make_lead, session) -
     session.rollback()
 
 
-def test_api_with_basic_auth_claims_verifies_and_lists_the_ticket(client, make_lead) -> None:
+def test_api_with_a_bearer_token_claims_verifies_and_lists_the_ticket(client, make_lead, tokens) -> None:
     lead = make_lead()
-    auth = ("alice", "alice-pw")
-    listed = client.get("/api/v1/leads", auth=auth).json()
+    alice = tokens["alice"]
+    listed = client.get("/api/v1/leads", headers=alice).json()
     assert (listed["total"], listed["items"][0]["id"]) == (1, lead.id)
-    detail = client.get(f"/api/v1/leads/{lead.id}", auth=auth).json()
+    detail = client.get(f"/api/v1/leads/{lead.id}", headers=alice).json()
     assert detail["evidence"][0]["text"] == "小区门口路灯坏了一个月没人修"
-    assert client.post(f"/api/v1/leads/{lead.id}/claim", auth=auth).json()["claimed_by"] == "alice"
-    assert client.post(f"/api/v1/leads/{lead.id}/claim", auth=("bob", "bob-pw")).status_code == 409
+    assert client.post(f"/api/v1/leads/{lead.id}/claim", headers=alice).json()["claimed_by"] == "alice"
+    assert client.post(f"/api/v1/leads/{lead.id}/claim", headers=tokens["bob"]).status_code == 409
     verified = client.post(
-        f"/api/v1/leads/{lead.id}/verify", auth=auth, json={"responsible_unit": "南山区城管局"}
+        f"/api/v1/leads/{lead.id}/verify", headers=alice, json={"responsible_unit": "南山区城管局"}
     )
     assert verified.status_code == 201
     assert verified.json()["idempotency_key"] == f"weisu-lead-{lead.id}"
-    tickets = client.get("/api/v1/tickets", auth=auth).json()
+    tickets = client.get("/api/v1/tickets", headers=alice).json()
     assert [(t["lead_id"], t["state"]) for t in tickets] == [(lead.id, "queued")]
-    assert client.get("/api/v1/leads/999999", auth=auth).status_code == 404
-    assert client.get("/api/v1/leads", auth=("alice", "wrong")).status_code == 401
+    assert client.get("/api/v1/leads/999999", headers=alice).status_code == 404
+    forged = client.get("/api/v1/leads", headers={"Authorization": "Bearer wsu_forged"})
+    assert forged.status_code == 401
 
 
 def test_api_with_the_browser_session_needs_the_csrf_header_to_write(client, make_lead) -> None:
@@ -190,8 +199,9 @@ def test_api_with_the_browser_session_needs_the_csrf_header_to_write(client, mak
     assert claimed.status_code == 200
 
 
-def test_openapi_describes_the_review_api(client) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+def test_openapi_describes_the_review_api(client, tokens) -> None:
+    assert client.get("/openapi.json").status_code == 401
+    paths = client.get("/openapi.json", headers=tokens["alice"]).json()["paths"]
     assert {"/api/v1/leads", "/api/v1/leads/{lead_id}/verify", "/api/v1/tickets"} <= set(paths)
     assert "/leads" not in paths
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.models import LeadState, Priority, TicketState
+from storage.models import LeadState, Priority, Role, TicketState
 from verify import review, workflow
-from verify.web.deps import ApiUser, DbSession, get_settings
+from verify.review import LeadFilter, QueueSort
+from verify.users import has_role
+from verify.web import exports
+from verify.web.deps import AnalystApi, DbSession, get_settings
 from verify.web.display import MAX_EVIDENCE_SHOWN, MAX_POST_CHARS, bounded
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
+openapi_router = APIRouter(include_in_schema=False)
 
 
 class LeadOut(BaseModel):
@@ -58,6 +64,8 @@ class LeadPage(BaseModel):
     total: int
     page: int
     page_size: int
+    counts: dict[LeadState, int]
+    sla_breaches: int
 
 
 class TicketOut(BaseModel):
@@ -86,27 +94,80 @@ class RejectIn(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
+class MergeIn(BaseModel):
+    into: int = Field(ge=1, description="the lead this one is the same problem as")
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=workflow.MAX_NOTE_CHARS)
+
+
+class NoteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    lead_id: int | None
+    actor: str
+    at: datetime
+
+
 def _refused(error: workflow.WorkflowError) -> HTTPException:
     code = status.HTTP_404_NOT_FOUND if isinstance(error, workflow.LeadNotFound) else status.HTTP_409_CONFLICT
     return HTTPException(code, str(error))
 
 
-@router.get("/leads", response_model=LeadPage)
-def list_leads(
-    session: DbSession,
-    _: ApiUser,
+def lead_filter(
     state: LeadState | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    priority: Priority | None = None,
+    category: Annotated[str | None, Query(max_length=50)] = None,
+    district: Annotated[str | None, Query(max_length=50)] = None,
+    platform: Annotated[str | None, Query(max_length=64)] = None,
+    found_from: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
+    found_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
+    score_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+    score_max: Annotated[float | None, Query(ge=0, le=1)] = None,
+    text: Annotated[str | None, Query(max_length=review.MAX_SEARCH_CHARS)] = None,
+    sort: QueueSort = QueueSort.URGENT,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=review.MAX_PAGE_SIZE)] = 20,
-) -> LeadPage:
-    criteria = review.LeadFilter(state=state, page=page, page_size=page_size)
+) -> LeadFilter:
+    """The queue filter, the same on the API as on the queue page."""
+    return LeadFilter(
+        state=state,
+        priority=priority,
+        category=category or None,
+        district=district or None,
+        platform=platform or None,
+        found_from=found_from,
+        found_to=found_to,
+        score_min=score_min,
+        score_max=score_max,
+        text=text or None,
+        sort=sort,
+        page=page,
+        page_size=page_size,
+    )
+
+
+Filter = Annotated[LeadFilter, Depends(lead_filter)]
+
+
+@router.get("/leads", response_model=LeadPage)
+def list_leads(session: DbSession, _: AnalystApi, criteria: Filter) -> LeadPage:
+    """One page of the queue with the same filters and sorting as the queue page, counts per state."""
     leads, total = review.queue(session=session, criteria=criteria)
-    items = [LeadOut.model_validate(lead) for lead in leads]
-    return LeadPage(items=items, total=total, page=page, page_size=page_size)
+    return LeadPage(
+        items=[LeadOut.model_validate(lead) for lead in leads],
+        total=total,
+        page=criteria.page,
+        page_size=criteria.page_size,
+        counts=review.state_counts(session=session, criteria=criteria),
+        sla_breaches=review.sla_breaches(session=session, criteria=criteria),
+    )
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetail)
-def get_lead(session: DbSession, _: ApiUser, lead_id: int) -> LeadDetail:
+def get_lead(session: DbSession, _: AnalystApi, lead_id: int) -> LeadDetail:
     try:
         lead = workflow.get_or_raise(session=session, lead_id=lead_id)
     except workflow.WorkflowError as error:
@@ -121,7 +182,7 @@ def get_lead(session: DbSession, _: ApiUser, lead_id: int) -> LeadDetail:
 
 
 @router.post("/leads/{lead_id}/claim", response_model=LeadOut)
-def claim_lead(request: Request, session: DbSession, user: ApiUser, lead_id: int) -> LeadOut:
+def claim_lead(request: Request, session: DbSession, user: AnalystApi, lead_id: int) -> LeadOut:
     try:
         lead = workflow.claim(
             session=session, lead_id=lead_id, actor=user.username, settings=get_settings(request)
@@ -133,9 +194,11 @@ def claim_lead(request: Request, session: DbSession, user: ApiUser, lead_id: int
 
 
 @router.post("/leads/{lead_id}/release", response_model=LeadOut)
-def release_lead(session: DbSession, user: ApiUser, lead_id: int) -> LeadOut:
+def release_lead(session: DbSession, user: AnalystApi, lead_id: int) -> LeadOut:
+    """Give a lead you hold back to the queue; a supervisor may take it from whoever holds it."""
+    override = has_role(user, Role.SUPERVISOR)
     try:
-        lead = workflow.release(session=session, lead_id=lead_id, actor=user.username)
+        lead = workflow.release(session=session, lead_id=lead_id, actor=user.username, override=override)
         session.commit()
     except workflow.WorkflowError as error:
         raise _refused(error) from None
@@ -144,7 +207,7 @@ def release_lead(session: DbSession, user: ApiUser, lead_id: int) -> LeadOut:
 
 @router.post("/leads/{lead_id}/verify", response_model=TicketOut, status_code=status.HTTP_201_CREATED)
 def verify_lead(
-    request: Request, session: DbSession, user: ApiUser, lead_id: int, body: VerifyIn | None = None
+    request: Request, session: DbSession, user: AnalystApi, lead_id: int, body: VerifyIn | None = None
 ) -> TicketOut:
     """Verify a lead you hold and promote it: its ticket is queued for the dispatch system."""
     edits = body.model_dump(exclude_none=True) if body else {}
@@ -159,7 +222,7 @@ def verify_lead(
 
 
 @router.post("/leads/{lead_id}/reject", response_model=LeadOut)
-def reject_lead(session: DbSession, user: ApiUser, lead_id: int, body: RejectIn) -> LeadOut:
+def reject_lead(session: DbSession, user: AnalystApi, lead_id: int, body: RejectIn) -> LeadOut:
     try:
         lead = workflow.reject(
             session=session, lead_id=lead_id, actor=user.username, reason=body.reason, note=body.note
@@ -170,11 +233,62 @@ def reject_lead(session: DbSession, user: ApiUser, lead_id: int, body: RejectIn)
     return LeadOut.model_validate(lead)
 
 
+@router.post("/leads/{lead_id}/merge", response_model=LeadOut)
+def merge_lead(session: DbSession, user: AnalystApi, lead_id: int, body: MergeIn) -> LeadOut:
+    """Mark a lead you hold as the same problem as another lead."""
+    try:
+        lead = workflow.merge(session=session, lead_id=lead_id, into_id=body.into, actor=user.username)
+        session.commit()
+    except workflow.WorkflowError as error:
+        raise _refused(error) from None
+    return LeadOut.model_validate(lead)
+
+
+@router.post("/leads/{lead_id}/confirm", response_model=TicketOut)
+def confirm_lead(session: DbSession, user: AnalystApi, lead_id: int) -> TicketOut:
+    """Second confirmation of an urgent lead's ticket (by someone other than who verified it)."""
+    try:
+        ticket = workflow.confirm(session=session, lead_id=lead_id, actor=user.username)
+        session.commit()
+    except workflow.WorkflowError as error:
+        raise _refused(error) from None
+    return TicketOut.model_validate(ticket)
+
+
+@router.post("/leads/{lead_id}/notes", response_model=NoteOut, status_code=status.HTTP_201_CREATED)
+def add_note(session: DbSession, user: AnalystApi, lead_id: int, body: NoteIn) -> NoteOut:
+    try:
+        event = workflow.add_note(session=session, lead_id=lead_id, actor=user.username, text=body.text)
+        session.commit()
+    except workflow.WorkflowError as error:
+        raise _refused(error) from None
+    return NoteOut.model_validate(event)
+
+
+@router.get(
+    "/exports/{what}.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {m: {} for m in exports.MEDIA_TYPES.values()}}},
+)
+def export(
+    session: DbSession, _: AnalystApi, what: exports.ExportWhat, fmt: exports.ExportFormat, criteria: Filter
+) -> Response:
+    """Leads (under the queue filter) or verified cases, as a CSV or XLSX download."""
+    unpaged = dataclasses.replace(criteria, page=1, page_size=exports.MAX_EXPORT_ROWS)
+    return exports.download(session, what.value, fmt, unpaged)
+
+
 @router.get("/tickets", response_model=list[TicketOut])
 def list_tickets(
     session: DbSession,
-    _: ApiUser,
+    _: AnalystApi,
     state: TicketState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[TicketOut]:
     return [TicketOut.model_validate(t) for t in review.tickets(session=session, state=state, limit=limit)]
+
+
+@openapi_router.get("/openapi.json")
+def openapi_document(request: Request, _: AnalystApi) -> JSONResponse:
+    """The OpenAPI document, for signed-in users and token holders only."""
+    return JSONResponse(request.app.openapi())

@@ -15,16 +15,16 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from settings import Settings
 from storage.db import make_engine, make_session_factory
-from verify.web import admin_pages, api, dashboard, display, lead_pages, pages
-from verify.web.deps import LoginRequired
+from verify.web import admin_pages, api, dashboard, display, exports, lead_pages, pages, users_pages
+from verify.web.deps import LoginRequired, PageForbidden
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "weisu_session"
 SESSION_MAX_AGE = 12 * 3600
-# The pages need no script at all: forbid every script, inline or not, so injected markup cannot run.
+# Scripts only from our own /static files, never inline: markup injected through crawled text cannot run.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 
@@ -50,8 +50,7 @@ async def _security_headers(
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    if not request.url.path.startswith(("/docs", "/redoc")):
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     return response
 
 
@@ -60,9 +59,23 @@ async def _to_login(request: Request, _: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
+async def _forbidden(request: Request, _: Exception) -> Response:
+    templates = request.app.state.templates
+    context = {"csrf_token": "", "flash": None}
+    return templates.TemplateResponse(request, "forbidden.html", context, status_code=403)  # type: ignore[no-any-return]
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The review app; one engine and session factory for the app's lifetime, from settings.database_url."""
-    app = FastAPI(title="weisu review API", version="1", summary="未诉 线索核实与派单")
+    # The OpenAPI document is served by api.openapi_router, behind the same sign-in as the API itself.
+    app = FastAPI(
+        title="weisu review API",
+        version="1",
+        summary="未诉 线索核实与派单",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     app.state.settings = settings
     app.state.engine = engine
@@ -78,10 +91,14 @@ def create_app(settings: Settings) -> FastAPI:
         https_only=False,  # the demo serves plain http on loopback; production sits behind TLS
     )
     app.add_exception_handler(LoginRequired, _to_login)
+    app.add_exception_handler(PageForbidden, _forbidden)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(lead_pages.router)
     app.include_router(dashboard.router)
     app.include_router(admin_pages.router)
+    app.include_router(users_pages.router)
+    app.include_router(exports.router)
     app.include_router(api.router)
+    app.include_router(api.openapi_router)
     return app

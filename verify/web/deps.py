@@ -1,30 +1,38 @@
-"""Request dependencies: a database session per request, the signed-in user, and CSRF checks."""
+"""Request dependencies: a database session per request, the signed-in user at a role level, CSRF checks.
+
+Every page and endpoint takes exactly one of the role-level user dependencies below (``AnalystPage`` …
+``AdminApi``); no route checks roles by hand.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from settings import Settings
-from storage.models import User
-from verify.users import authenticate, get_by_username
+from storage.models import Role, User
+from verify.users import get_by_username, has_role, user_for_token
 
 SESSION_USER = "user"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
-basic_auth = HTTPBasic(auto_error=False, description="weisu account name and password")
+bearer_auth = HTTPBearer(auto_error=False, description="an API token from `weisu users token NAME`")
 
 
 class LoginRequired(Exception):
     """A page asked for by someone not signed in; answered with a redirect to /login."""
+
+
+class PageForbidden(Exception):
+    """A page asked for by a signed-in user whose role is too low; answered with a 403 page."""
 
 
 def get_settings(request: Request) -> Settings:
@@ -73,40 +81,58 @@ def session_user(request: Request, session: Session) -> User | None:
     return user if user is not None and user.active else None
 
 
-def page_user(request: Request, session: DbSession) -> User:
-    user = session_user(request, session)
-    if user is None:
-        raise LoginRequired
-    return user
+def page_user_at_least(minimum: Role) -> Callable[..., User]:
+    """A page dependency: the signed-in user when their role reaches ``minimum``."""
 
-
-def api_user(
-    request: Request,
-    session: DbSession,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_auth)],
-) -> User:
-    """HTTP Basic for machine clients, or the browser session (unsafe methods then need X-CSRF-Token)."""
-    if credentials is not None:
-        user = authenticate(session, credentials.username, credentials.password)
+    def dependency(request: Request, session: DbSession) -> User:
+        user = session_user(request, session)
         if user is None:
-            raise _unauthorized("wrong name or password")
+            raise LoginRequired
+        if not has_role(user, minimum):
+            raise PageForbidden
         return user
-    user = session_user(request, session)
-    if user is None:
-        raise _unauthorized("not signed in")
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_matches(
-        request, request.headers.get(CSRF_HEADER)
-    ):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{CSRF_HEADER} header missing or wrong")
-    return user
+
+    return dependency
+
+
+def api_user_at_least(minimum: Role) -> Callable[..., User]:
+    """An API dependency: a bearer token's user, or the browser session (writes then need X-CSRF-Token)."""
+
+    def dependency(
+        request: Request,
+        session: DbSession,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_auth)],
+    ) -> User:
+        if credentials is not None:
+            user = user_for_token(session, credentials.credentials)
+            if user is None:
+                raise _unauthorized("unknown or revoked API token")
+            session.commit()  # the token's last_used_at
+        else:
+            user = session_user(request, session)
+            if user is None:
+                raise _unauthorized("not signed in")
+            if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_matches(
+                request, request.headers.get(CSRF_HEADER)
+            ):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"{CSRF_HEADER} header missing or wrong")
+        if not has_role(user, minimum):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs the {minimum.value} role")
+        return user
+
+    return dependency
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": 'Basic realm="weisu"'}
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": 'Bearer realm="weisu"'}
     )
 
 
-PageUser = Annotated[User, Depends(page_user)]
-ApiUser = Annotated[User, Depends(api_user)]
+AnalystPage = Annotated[User, Depends(page_user_at_least(Role.ANALYST))]
+SupervisorPage = Annotated[User, Depends(page_user_at_least(Role.SUPERVISOR))]
+AdminPage = Annotated[User, Depends(page_user_at_least(Role.ADMIN))]
+AnalystApi = Annotated[User, Depends(api_user_at_least(Role.ANALYST))]
+SupervisorApi = Annotated[User, Depends(api_user_at_least(Role.SUPERVISOR))]
+AdminApi = Annotated[User, Depends(api_user_at_least(Role.ADMIN))]
 CsrfChecked = Depends(require_csrf_form)

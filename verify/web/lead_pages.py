@@ -1,104 +1,200 @@
-"""Server-rendered pages of one lead: its evidence, history and the decision forms."""
+"""Server-rendered pages of one lead: evidence, similar leads, history, and every decision form."""
 
 from __future__ import annotations
 
+import gzip
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 
-from storage.models import LeadState, TicketState
+from storage.base import utcnow
+from storage.models import LeadState, Role, TicketState, User
 from verify import review, workflow
-from verify.web.deps import CsrfChecked, DbSession, PageUser, get_settings
+from verify.users import has_role
+from verify.web.deps import CSRF_HEADER, AnalystPage, CsrfChecked, DbSession, csrf_matches, get_settings
 from verify.web.display import MAX_EVIDENCE_SHOWN
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
 
 
+def _claim_on_open(request: Request, session: Session, user: User, lead_id: int) -> str | None:
+    """Opening an open lead claims it, so two analysts never work on the same one; a notice if taken."""
+    try:
+        workflow.claim(session=session, lead_id=lead_id, actor=user.username, settings=get_settings(request))
+        session.commit()
+        return None
+    except workflow.WorkflowError:
+        session.rollback()
+        lead = workflow.get_or_raise(session=session, lead_id=lead_id)
+        return f"此线索正由 {lead.claimed_by} 核实，只读显示。"
+
+
 @router.get("/leads/{lead_id}")
-def lead_page(request: Request, session: DbSession, user: PageUser, lead_id: int) -> Response:
+def lead_page(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
     lead = workflow.get(session=session, lead_id=lead_id)
     if lead is None:
         return render(request, "not_found.html", {"user": user}, status_code=404)
     notice = None
-    if lead.state in (LeadState.NEW, LeadState.CLAIMED):
-        try:
-            # Opening a lead claims it, so two analysts never work on the same one.
-            lead = workflow.claim(
-                session=session, lead_id=lead_id, actor=user.username, settings=get_settings(request)
-            )
-            session.commit()
-        except workflow.WorkflowError:
-            session.rollback()
-            lead = workflow.get_or_raise(session=session, lead_id=lead_id)
-            notice = f"此线索正由 {lead.claimed_by} 核实，只读显示。"
+    if lead.state in workflow.sources_of(workflow.Action.CLAIM):
+        notice = _claim_on_open(request, session, user, lead_id)
+        lead = workflow.get_or_raise(session=session, lead_id=lead_id)
+    ticket = review.ticket_of(session=session, lead_id=lead_id)
+    awaiting = ticket is not None and ticket.state == TicketState.UNCONFIRMED
+    promoter = workflow.promoted_by(session=session, lead_id=lead_id) if awaiting else None
     context = {
         "user": user,
         "lead": lead,
         "notice": notice,
         "mine": lead.state == LeadState.CLAIMED and lead.claimed_by == user.username,
+        "supervisor": has_role(user, Role.SUPERVISOR),
         "posts": review.evidence(session=session, lead_id=lead_id, limit=MAX_EVIDENCE_SHOWN),
-        "ticket": review.ticket_of(session=session, lead_id=lead_id),
+        "similar": review.similar(session=session, lead=lead),
+        "ticket": ticket,
+        "awaiting_confirmation": awaiting,
+        "promoted_by": promoter,
+        "can_confirm": awaiting and promoter != user.username,
         "events": review.history(session=session, lead_id=lead_id),
         "reasons": workflow.REJECT_REASON_LABELS,
-        "ticket_states": TicketState,
+        "clock": review.sla_clocks(lead, get_settings(request).review),
+        "now": utcnow(),
     }
     return render(request, "lead.html", context)
+
+
+def _act(request: Request, session: Session, action: Callable[[], str], done: str, failed: str) -> Response:
+    """Run one decision: commit and flash its message, or roll back and say why; then redirect."""
+    try:
+        message = action()
+        session.commit()
+        request.session["flash"] = message
+        return see_other(done)
+    except workflow.WorkflowError as error:
+        session.rollback()
+        request.session["flash"] = f"操作未完成：{error}"
+        return see_other(failed)
 
 
 @router.post("/leads/{lead_id}/verify", dependencies=[CsrfChecked])
 def verify_lead(
     request: Request,
     session: DbSession,
-    user: PageUser,
+    user: AnalystPage,
     lead_id: int,
-    category: Annotated[str, Form()] = "",
-    district: Annotated[str, Form()] = "",
+    category: Annotated[str, Form(max_length=50)] = "",
+    district: Annotated[str, Form(max_length=50)] = "",
     summary: Annotated[str, Form(max_length=1000)] = "",
     responsible_unit: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     edits = {"category": category.strip(), "district": district.strip(), "summary": summary.strip()}
     edits["responsible_unit"] = responsible_unit.strip()
-    try:
+
+    def action() -> str:
         ticket = workflow.verify_and_promote(
             session=session, lead_id=lead_id, actor=user.username, settings=get_settings(request), edits=edits
         )
-        session.commit()
-        request.session["flash"] = f"已核实并派单：工单 {ticket.idempotency_key} 已进入发送队列。"
-    except workflow.WorkflowError as error:
-        session.rollback()
-        request.session["flash"] = f"操作未完成：{error}"
-    return see_other(f"/leads/{lead_id}")
+        if ticket.state == TicketState.UNCONFIRMED:
+            return f"已核实：加急工单 {ticket.idempotency_key} 等待第二位分析员确认后发送。"
+        return f"已核实并派单：工单 {ticket.idempotency_key} 已进入发送队列。"
+
+    here = f"/leads/{lead_id}"
+    return _act(request, session, action, here, here)
+
+
+@router.post("/leads/{lead_id}/confirm", dependencies=[CsrfChecked])
+def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+    def action() -> str:
+        ticket = workflow.confirm(session=session, lead_id=lead_id, actor=user.username)
+        return f"已确认：工单 {ticket.idempotency_key} 已进入发送队列。"
+
+    here = f"/leads/{lead_id}"
+    return _act(request, session, action, here, here)
 
 
 @router.post("/leads/{lead_id}/reject", dependencies=[CsrfChecked])
 def reject_lead(
     request: Request,
     session: DbSession,
-    user: PageUser,
+    user: AnalystPage,
     lead_id: int,
-    reason: Annotated[str, Form()],
+    reason: Annotated[str, Form(max_length=50)],
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    try:
+    def action() -> str:
         workflow.reject(session=session, lead_id=lead_id, actor=user.username, reason=reason, note=note)
-        session.commit()
-        request.session["flash"] = f"线索 {lead_id} 已驳回。"
-        return see_other("/leads")
-    except workflow.WorkflowError as error:
-        session.rollback()
-        request.session["flash"] = f"操作未完成：{error}"
-        return see_other(f"/leads/{lead_id}")
+        return f"线索 {lead_id} 已驳回。"
+
+    return _act(request, session, action, "/leads", f"/leads/{lead_id}")
+
+
+@router.post("/leads/{lead_id}/merge", dependencies=[CsrfChecked])
+def merge_lead(
+    request: Request, session: DbSession, user: AnalystPage, lead_id: int, into: Annotated[int, Form(ge=1)]
+) -> Response:
+    def action() -> str:
+        workflow.merge(session=session, lead_id=lead_id, into_id=into, actor=user.username)
+        return f"线索 {lead_id} 已合并到线索 {into}。"
+
+    return _act(request, session, action, f"/leads/{into}", f"/leads/{lead_id}")
 
 
 @router.post("/leads/{lead_id}/release", dependencies=[CsrfChecked])
-def release_lead(request: Request, session: DbSession, user: PageUser, lead_id: int) -> Response:
+def release_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+    def action() -> str:
+        # A supervisor may take a lead back from whoever holds it (reassignment).
+        override = has_role(user, Role.SUPERVISOR)
+        workflow.release(session=session, lead_id=lead_id, actor=user.username, override=override)
+        return f"线索 {lead_id} 已放回队列。"
+
+    return _act(request, session, action, "/leads", f"/leads/{lead_id}")
+
+
+@router.post("/leads/{lead_id}/note", dependencies=[CsrfChecked])
+def note_lead(
+    request: Request,
+    session: DbSession,
+    user: AnalystPage,
+    lead_id: int,
+    text: Annotated[str, Form(max_length=workflow.MAX_NOTE_CHARS)],
+) -> Response:
+    def action() -> str:
+        workflow.add_note(session=session, lead_id=lead_id, actor=user.username, text=text)
+        return "备注已保存。"
+
+    here = f"/leads/{lead_id}"
+    return _act(request, session, action, here, here)
+
+
+@router.post("/leads/{lead_id}/renew")
+def renew_claim(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+    """The lead page's heartbeat (static/lead.js): keep the analyst's lease while they work."""
+    if not csrf_matches(request, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{CSRF_HEADER} header missing or wrong")
     try:
-        workflow.release(session=session, lead_id=lead_id, actor=user.username)
+        settings = get_settings(request)
+        lead = workflow.renew(session=session, lead_id=lead_id, actor=user.username, settings=settings)
         session.commit()
-        request.session["flash"] = f"线索 {lead_id} 已放回队列。"
     except workflow.WorkflowError as error:
         session.rollback()
-        request.session["flash"] = f"操作未完成：{error}"
-    return see_other("/leads")
+        return JSONResponse({"held": False, "detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+    expires = lead.claim_expires_at.isoformat() if lead.claim_expires_at else None
+    return JSONResponse({"held": True, "claim_expires_at": expires})
+
+
+@router.get("/leads/{lead_id}/posts/{post_id}/raw")
+def raw_evidence(session: DbSession, user: AnalystPage, lead_id: int, post_id: int) -> Response:
+    """The platform's exact response behind an evidence post, as a download — never rendered as a page."""
+    raw = review.raw_evidence(session=session, lead_id=lead_id, post_id=post_id)
+    if raw is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no raw response kept for this post")
+    headers = {
+        "Content-Disposition": f'attachment; filename="weisu-post-{post_id}-{raw.sha256[:12]}.raw"',
+        "X-Weisu-SHA256": raw.sha256,
+        "X-Weisu-Fetched-At": raw.fetched_at.isoformat(),
+        "X-Weisu-Source-Status": str(raw.status),
+    }
+    # application/octet-stream + attachment + nosniff: hostile HTML in the body cannot run on our origin.
+    return Response(gzip.decompress(raw.body_gz), media_type="application/octet-stream", headers=headers)

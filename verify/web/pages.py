@@ -1,19 +1,27 @@
-"""Server-rendered pages: login and the lead queue (a lead's own page is in ``lead_pages``)."""
+"""Server-rendered pages: sign-in (rate-limited) and the filtered lead queue (one lead: ``lead_pages``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from storage.models import LeadState
-from verify import review
-from verify.users import authenticate
-from verify.web.deps import SESSION_USER, CsrfChecked, DbSession, PageUser, csrf_token
+from storage.base import utcnow
+from storage.models import LeadState, Priority
+from verify import review, users
+from verify.review import QueueSort
+from verify.web.deps import SESSION_USER, AnalystPage, CsrfChecked, DbSession, csrf_token, get_settings
+from verify.web.filters import parse_filter
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
+SORT_LABELS = {
+    QueueSort.URGENT: "加急优先、时限最近",
+    QueueSort.SCORE: "评分最高",
+    QueueSort.UNCERTAINTY: "模型最不确定",
+}
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -33,6 +41,10 @@ def _local_path(target: str | None) -> str:
     return "/leads"
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/")
 def home() -> Response:
     return see_other("/leads")
@@ -47,15 +59,24 @@ def login_form(request: Request, next: str = "/leads") -> Response:
 def login(
     request: Request,
     session: DbSession,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/leads",
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=2000)] = "/leads",
 ) -> Response:
-    user = authenticate(session, username, password)
+    review_settings = get_settings(request).review
+    client = client_address(request)
+    if users.login_blocked(session, username, client, review_settings):
+        minutes = review_settings.login_window_minutes
+        error = f"登录失败次数过多，请 {minutes} 分钟后再试。"
+        return render(request, "login.html", {"next": _local_path(next), "error": error}, status_code=429)
+    user = users.authenticate(session, username, password)
     if user is None:
+        users.record_login_failure(session, username, client)
+        session.commit()
         context = {"next": _local_path(next), "error": "用户名或密码错误"}
         return render(request, "login.html", context, status_code=401)
-    session.commit()  # a rehashed password, if argon2 parameters changed
+    users.clear_login_failures(session, username)
+    session.commit()  # the cleared failures and a rehashed password, if argon2 parameters changed
     request.session.clear()  # a fresh session (and CSRF token) on every login
     request.session[SESSION_USER] = user.username
     return see_other(_local_path(next))
@@ -68,13 +89,26 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/leads")
-def leads_page(
-    request: Request, session: DbSession, user: PageUser, state: str = "", page: int = 1
-) -> Response:
-    chosen = LeadState(state) if state in LeadState.__members__.values() else None
-    criteria = review.LeadFilter(state=chosen, page=max(page, 1), page_size=PAGE_SIZE)
+def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Response:
+    criteria = parse_filter(request.query_params, PAGE_SIZE)
     leads, total = review.queue(session=session, criteria=criteria)
+    now = utcnow()
+    review_settings = get_settings(request).review
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    context = {"user": user, "leads": leads, "total": total, "page": criteria.page, "pages": pages}
-    context.update(state=chosen.value if chosen else "", states=list(LeadState))
+    context = {
+        "user": user,
+        "leads": leads,
+        "clocks": {lead.id: review.sla_clocks(lead, review_settings) for lead in leads},
+        "now": now,
+        "total": total,
+        "page": criteria.page,
+        "pages": pages,
+        "filter": criteria,
+        "counts": review.state_counts(session=session, criteria=criteria),
+        "breaches": review.sla_breaches(session=session, criteria=criteria, now=now),
+        "states": list(LeadState),
+        "priorities": list(Priority),
+        "sorts": SORT_LABELS,
+        "query": lambda **overrides: urlencode(criteria.query_params(**overrides)),
+    }
     return render(request, "leads.html", context)

@@ -1,4 +1,4 @@
-"""raw_responses: compressed response bodies kept as evidence; posts.raw_response_id
+"""raw_responses: compressed response bodies kept as evidence; posts.raw_response_id; crawl health columns
 
 Revision ID: 0003
 Revises: 0002
@@ -38,9 +38,18 @@ def upgrade() -> None:
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("raw_response_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key("fk_posts_raw_response_id", "raw_responses", ["raw_response_id"], ["id"])
+    with op.batch_alter_table("crawl_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("responses_by_status", sa.JSON(), server_default="{}", nullable=False))
+        batch_op.add_column(sa.Column("dropped", sa.JSON(), server_default="{}", nullable=False))
+        batch_op.add_column(sa.Column("duration_seconds", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("layout_changed", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column("health_reason", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("crawl_runs", schema=None) as batch_op:
+        for column in ("health_reason", "layout_changed", "duration_seconds", "dropped", "responses_by_status"):
+            batch_op.drop_column(column)
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_constraint("fk_posts_raw_response_id", type_="foreignkey")
         batch_op.drop_column("raw_response_id")

@@ -1,0 +1,104 @@
+"""Issue #4's targets on the seed-42 simulated world: crawl it, detect, compare the leads with /_truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bench.world import TARGETS, run_world, short_of_targets, world_figures
+from classify.training import TrainReport
+from cli import initialise_database
+from fixtures.serving import serve_in_thread
+from fixtures.simulator.app import create_app
+from settings import load_settings
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import Lead, LeadPost, Post, Priority
+from storage.queries import sync_platforms
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_seed_42_world_meets_every_detection_target(
+    sqlite_url: str,
+    trained: TrainReport,
+    activate_model: Callable[[Session, TrainReport], None],
+    tmp_path: Path,
+) -> None:
+    with serve_in_thread(create_app(seed=42)) as simulator_url:
+        settings = load_settings(
+            env={
+                "WEISU_DATABASE_URL": sqlite_url,
+                "WEISU_SIMULATOR_URL": simulator_url,
+                "WEISU_MODEL_DIR": str(tmp_path / "models"),
+            }
+        )
+        initialise_database(settings)
+        engine = make_engine(sqlite_url)
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session:
+            activate_model(session, trained)
+        figures = run_world(settings, factory, simulator_url)
+        with session_scope(factory) as session:
+            versions = set(session.scalars(select(Lead.model_version)))
+        engine.dispose()
+    assert figures["stored_posts"] == figures["truth_posts"]
+    assert short_of_targets(figures) == {}, figures
+    assert versions == {trained.version}  # every lead records the model version that flagged it
+
+
+def _truth(
+    number: int, incident: str | None, urgent: bool = False, district: str | None = None
+) -> dict[str, Any]:
+    return {
+        "platform": "weibo",
+        "external_id": str(number),
+        "incident_id": incident,
+        "is_complaint": incident is not None,
+        "urgent": urgent,
+        "district": district,
+    }
+
+
+def test_world_figures_score_leads_against_the_truth_exactly(session: Session) -> None:
+    sync_platforms(session, {"weibo": ("微博", "json_feed", True)})
+    posts = [
+        Post(platform_id="weibo", external_id=str(n), url=f"u{n}", text="t", content_hash=f"{n:064d}")
+        for n in range(1, 7)
+    ]
+    session.add_all(posts)
+    urgent = Lead(summary="a", priority=Priority.URGENT, district="南山区")  # incident A, both posts
+    split = Lead(summary="b", district="福田区")  # incident B, one of its two posts
+    noise = Lead(summary="c")  # a noise post
+    session.add_all([urgent, split, noise])
+    session.flush()
+    ids = [p.id for p in posts]
+    for lead, post in ((urgent, 0), (urgent, 1), (split, 2), (noise, 5)):
+        session.add(LeadPost(lead_id=lead.id, post_id=ids[post]))
+    session.flush()
+    truth = [
+        _truth(1, "A", urgent=True, district="南山区"),
+        _truth(2, "A", urgent=True),
+        _truth(3, "B", district="罗湖区"),
+        _truth(4, "B"),
+        _truth(5, "C", urgent=True),  # never became a lead
+        _truth(6, None),
+        _truth(7, None),  # served but not stored
+    ]
+    figures = world_figures(truth, session)
+    assert figures["stored_posts"] == 6
+    assert (figures["incidents"], figures["incident_recall"]) == (3, round(2 / 3, 4))
+    assert (figures["urgent_incidents"], figures["urgent_recall"], figures["missed_urgent"]) == (
+        2,
+        0.5,
+        ["C"],
+    )
+    assert (figures["leads"], figures["lead_precision"]) == (3, round(2 / 3, 4))
+    assert (figures["leads_with_truth_district"], figures["district_accuracy"]) == (2, 0.5)
+    # Evidence pairs: (1,2) same lead and incident; (1,3), (2,3) neither. Incident B's post 4 is no evidence.
+    assert (figures["merge_precision"], figures["merge_recall"], figures["merge_f1"]) == (1.0, 1.0, 1.0)
+    assert set(short_of_targets(figures)) == set(TARGETS) - {"merge_f1"}

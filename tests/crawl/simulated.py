@@ -1,0 +1,97 @@
+"""What the crawl acceptance tests share: a simulator in a thread, a migrated database, the stored posts.
+
+The expected figures always come from the simulator's ``/_truth`` and from config.yaml, never from
+counts written into a test, so the tests grow with every platform added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from starlette.applications import Starlette
+
+from fixtures.serving import serve_in_thread
+from fixtures.simulator.app import create_app
+from settings import Settings, load_settings
+from storage.db import session_factory_for, session_scope, upgrade
+from storage.models import CrawlRun, Post
+
+#: What the simulator plants (fixtures/simulator/corpus.py personal_data), found independently of
+#: the masking patterns under test: mobiles, 163.com e-mails, Shenzhen landlines, 粤B plates.
+PLANTED = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|szuser\d{4}@163\.com|0755-\d{8}|粤B[A-Z0-9]{5}")
+
+
+@dataclass(frozen=True)
+class Simulator:
+    app: Starlette
+    base: str
+
+    def truth(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.base}/_truth", timeout=30).json()["posts"])
+
+    def set_faults(self, **params: object) -> dict[str, Any]:
+        response = httpx.post(f"{self.base}/_faults", params=params, timeout=10)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return dict(response.json())
+
+    def injected(self) -> dict[str, int]:
+        return dict(httpx.get(f"{self.base}/_faults", timeout=10).json()["injected"])
+
+    @property
+    def request_log(self) -> list[str]:
+        return list(self.app.state.request_log)
+
+
+@contextmanager
+def simulator(seed: int = 42) -> Iterator[Simulator]:
+    app = create_app(seed)
+    with serve_in_thread(app) as base:
+        yield Simulator(app, base)
+
+
+def migrated_sqlite(folder: Path) -> str:
+    url = f"sqlite:///{folder / 'weisu.db'}"
+    upgrade(url)
+    return url
+
+
+def crawl_settings(base: str, database_url: str) -> Settings:
+    return load_settings(env={"WEISU_SIMULATOR_URL": base, "WEISU_DATABASE_URL": database_url})
+
+
+def stored_posts(settings: Settings, after_id: int = 0) -> list[Post]:
+    """Every stored post (detached, loaded), oldest row first; ``after_id`` keeps only later rows."""
+    with session_scope(session_factory_for(settings.database_url)) as session:
+        posts = list(session.scalars(select(Post).where(Post.id > after_id).order_by(Post.id)))
+        session.expunge_all()
+    return posts
+
+
+def crawl_runs(settings: Settings) -> list[CrawlRun]:
+    with session_scope(session_factory_for(settings.database_url)) as session:
+        runs = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
+        session.expunge_all()
+    return runs
+
+
+def platform_of(url: str) -> str:
+    """The platform key of a simulator URL (/p/KEY/…, /_moved/p/KEY/…)."""
+    parts = urlsplit(url).path.removeprefix("/_moved").split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "p" else ""
+
+
+def entry_point_count(settings: Settings, key: str) -> int:
+    """How many start requests a platform's entry points make (one per keyword, or one)."""
+    return sum(len(entry.keywords) or 1 for entry in settings.platforms[key].entry_points)
+
+
+def keys_of(posts: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(p["platform"], p["external_id"]) for p in posts}

@@ -1,0 +1,170 @@
+"""The social group (快手, 小红书, 头条, 西瓜, 视频号, 百家号, 公众号, 留言板, 澎湃, 懂车帝) crawled.
+
+One crawl of the ten platforms per module; each test checks one thing the crawl stored against /_truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from crawlers.runner import CrawlResult, run_crawl
+from crawlers.text import mask_personal_data, normalise_text
+from fixtures.serving import serve_in_thread
+from fixtures.simulator.app import create_app
+from fixtures.simulator.groups import social
+from settings import Settings, load_settings
+from storage.db import make_engine, make_session_factory, session_scope, upgrade
+from storage.models import Post
+
+SOCIAL = social.PLATFORMS
+COMMENT_THREADS_WITH_REPLIES = ("kuaishou", "xiaohongshu", "weixin_channels")
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[str]:
+    with serve_in_thread(create_app(42)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def every_truth(simulator: str) -> list[dict[str, Any]]:
+    return httpx.get(f"{simulator}/_truth", timeout=30).json()["posts"]
+
+
+@pytest.fixture(scope="module")
+def truth(every_truth: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in every_truth if p["platform"] in SOCIAL]
+
+
+@pytest.fixture(scope="module")
+def settings(simulator: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    url = f"sqlite:///{tmp_path_factory.mktemp('social') / 'weisu.db'}"
+    upgrade(url)
+    return load_settings(env={"WEISU_SIMULATOR_URL": simulator, "WEISU_DATABASE_URL": url})
+
+
+@pytest.fixture(scope="module")
+def crawl(settings: Settings) -> list[CrawlResult]:
+    return run_crawl(settings, list(SOCIAL))
+
+
+@pytest.fixture(scope="module")
+def stored(settings: Settings, crawl: list[CrawlResult]) -> list[Post]:
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        posts = list(session.scalars(select(Post).where(Post.platform_id.in_(SOCIAL))))
+        session.expunge_all()
+    return posts
+
+
+def _as_stored(text: str) -> str:
+    """What the pipelines make of a served text: normalised, personal data masked."""
+    return mask_personal_data(normalise_text(text))[0]
+
+
+def test_every_social_platform_is_configured_and_crawls_without_errors(crawl: list[CrawlResult]) -> None:
+    assert [(r.platform_id, r.status, r.errors) for r in crawl] == [(key, "ok", 0) for key in SOCIAL]
+
+
+@pytest.mark.parametrize("platform", SOCIAL)
+def test_a_crawl_stores_exactly_the_posts_the_truth_lists(
+    platform: str, truth: list[dict[str, Any]], stored: list[Post]
+) -> None:
+    expected = {(p["external_id"], _as_stored(p["text"])) for p in truth if p["platform"] == platform}
+    got = {(p.external_id, p.text) for p in stored if p.platform_id == platform}
+    assert len(expected) >= 12
+    assert got == expected
+
+
+@pytest.mark.parametrize("platform", SOCIAL)
+def test_every_post_keeps_the_parent_it_answers(
+    platform: str, truth: list[dict[str, Any]], stored: list[Post]
+) -> None:
+    expected = {(p["external_id"], p["parent_external_id"]) for p in truth if p["platform"] == platform}
+    got = {(p.external_id, p.parent_external_id) for p in stored if p.platform_id == platform}
+    assert got == expected
+
+
+def test_comment_threads_have_replies_and_xiaohongshu_replies_to_replies(truth: list[dict[str, Any]]) -> None:
+    replies = {key: [p for p in truth if p["platform"] == key and p["parent_external_id"]] for key in SOCIAL}
+    assert all(len(replies[key]) >= 5 for key in COMMENT_THREADS_WITH_REPLIES)
+    roots = {
+        p["external_id"] for p in truth if p["platform"] == "xiaohongshu" and not p["parent_external_id"]
+    }
+    assert any(p["parent_external_id"] not in roots for p in replies["xiaohongshu"])
+
+
+def test_titles_of_articles_and_letters_are_stored(truth: list[dict[str, Any]], stored: list[Post]) -> None:
+    titled = ("toutiao", "baijiahao", "weixin_mp", "people_liuyan", "thepaper")
+    expected = {(p["external_id"], _as_stored(p["title"])) for p in truth if p["platform"] in titled}
+    got = {(p.external_id, p.title) for p in stored if p.platform_id in titled}
+    assert got == expected
+
+
+def test_the_group_plants_urgent_complaints_and_personal_data(truth: list[dict[str, Any]]) -> None:
+    assert sum(p["urgent"] for p in truth) >= 5
+    assert sum(p["is_complaint"] for p in truth) >= 45
+    assert sum(1 for p in truth if mask_personal_data(p["text"])[1]) >= 3
+
+
+def test_no_planted_phone_number_reaches_the_database(stored: list[Post]) -> None:
+    every_text = "\n".join(f"{p.title or ''} {p.text}" for p in stored)
+    assert "[手机号]" in every_text
+    assert mask_personal_data(every_text)[1] == {}
+
+
+def test_the_broken_step_and_weibo_incidents_are_reported_again_here(
+    every_truth: list[dict[str, Any]],
+) -> None:
+    on_kuaishou = [p for p in every_truth if p["platform"] == "kuaishou" and p["incident_id"] == "V-step"]
+    assert [(p["category"], p["district"]) for p in on_kuaishou] == [("城乡建设", "南山区")]
+    on_weibo = {p["incident_id"]: p["category"] for p in every_truth if p["platform"] == "weibo"}
+    for platform in ("toutiao", "baijiahao"):
+        again = [p for p in every_truth if p["platform"] == platform and p["incident_id"] in on_weibo]
+        assert [p["category"] for p in again] == [on_weibo[p["incident_id"]] for p in again] != []
+
+
+def test_publication_times_are_stored_in_utc_from_each_platforms_format(
+    truth: list[dict[str, Any]], stored: list[Post]
+) -> None:
+    assert all(p.published_at is not None for p in stored)
+    assert len({p.published_at for p in stored if p.platform_id == "weixin_mp"}) == 14
+
+
+def test_the_simulator_keeps_the_first_eleven_platforms_unchanged(simulator: str) -> None:
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "samples" / "weibo" / "page-1.json"
+    served = httpx.get(
+        f"{simulator}/p/weibo/api/container/getIndex",
+        params={"containerid": "100103type=1&q=深圳", "page_type": "searchall", "page": "1"},
+        timeout=10,
+    )
+    assert served.content == path.read_bytes()
+
+
+def test_after_time_passes_an_incremental_crawl_stores_exactly_the_new_posts(
+    simulator: str, settings: Settings, stored: list[Post]
+) -> None:
+    # Runs last: it moves the module's simulator clock (every earlier test saw the world at its start).
+    appeared = httpx.post(f"{simulator}/_advance", params={"minutes": 24 * 60}, timeout=30).json()["appeared"]
+    new = {
+        (p["platform"], p["external_id"], p["parent_external_id"])
+        for p in appeared
+        if p["platform"] in SOCIAL
+    }
+    results = run_crawl(settings, list(SOCIAL))
+    assert {r.platform_id: r.posts_stored for r in results} == {key: 3 for key in SOCIAL}
+    factory = make_session_factory(make_engine(settings.database_url))
+    before = {(p.platform_id, p.external_id) for p in stored}
+    with session_scope(factory) as session:
+        rows = session.scalars(select(Post).where(Post.platform_id.in_(SOCIAL)))
+        added = {(p.platform_id, p.external_id, p.parent_external_id) for p in rows} - {
+            (p.platform_id, p.external_id, p.parent_external_id) for p in stored
+        }
+    assert added == new
+    assert not {(platform, external_id) for platform, external_id, _ in new} & before

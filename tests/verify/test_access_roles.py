@@ -1,0 +1,207 @@
+"""Who may do what: anonymous clients, analysts, supervisors, admins; API tokens; the sign-in rate limit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cli import app as cli_app
+from storage.db import make_engine, make_session_factory, upgrade
+from storage.models import ApiToken, LoginFailure, User
+from verify.users import create_token, create_user, revoke_tokens
+from verify.web.app import create_app
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with minimal cost: these tests are about access rules, not about hashing strength."""
+    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+PUBLIC_PATHS = {"/login", "/", "/logout"}  # "/" only redirects; signing out needs no account
+
+
+@pytest.fixture
+def app(settings, session):
+    create_user(session, "alice", "alice-pw", "analyst")
+    create_user(session, "sue", "sue-pw-123", "supervisor")
+    create_user(session, "ada", "ada-pw-123", "admin")
+    session.commit()
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def attempt(client: TestClient, username: str, password: str) -> int:
+    token = csrf_of(client.get("/login").text)
+    form = {"username": username, "password": password, "csrf_token": token}
+    return client.post("/login", data=form).status_code
+
+
+def login(client: TestClient, username: str, password: str) -> None:
+    assert attempt(client, username, password) == 303
+
+
+def _api_routes(routes) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # FastAPI keeps included routers as branches
+            yield from _api_routes(route.original_router.routes)
+
+
+def routes(app) -> list[tuple[str, str]]:
+    """Every (method, concrete path) the app serves, path parameters filled with harmless values."""
+    found = []
+    for route in _api_routes(app.routes):
+        path = route.path.replace("{fmt}", "csv").replace("{what}", "leads")
+        path = re.sub(r"\{[^}]+\}", "1", path)
+        found += [(method, path) for method in sorted(route.methods - {"HEAD"})]
+    return found
+
+
+def test_anonymous_clients_are_sent_to_login_or_told_401_everywhere_but_login(client, app) -> None:
+    token = csrf_of(client.get("/login").text)  # a real token, so the refusal is the sign-in check
+    checked = 0
+    for method, path in routes(app):
+        if path in PUBLIC_PATHS:
+            continue
+        response = client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
+        checked += 1
+        if path.startswith("/api/") or path == "/openapi.json":
+            assert response.status_code == 401, (method, path)
+        else:
+            assert response.status_code == 303, (method, path)
+            assert response.headers["location"].startswith("/login?next="), (method, path)
+    assert checked >= 20
+
+
+def test_an_analyst_is_refused_every_supervisor_and_admin_page(client, app) -> None:
+    login(client, "alice", "alice-pw")
+    token = csrf_of(client.get("/leads").text)
+    guarded = [(m, p) for m, p in routes(app) if p.startswith(("/admin", "/dashboard"))]
+    assert ("GET", "/admin/users") in guarded and ("GET", "/dashboard") in guarded
+    for method, path in guarded:
+        response = client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
+        assert response.status_code == 403, (method, path)
+    assert "无权访问" in client.get("/admin/users").text
+
+
+def test_a_supervisor_sees_the_dashboard_but_not_the_accounts(client) -> None:
+    login(client, "sue", "sue-pw-123")
+    assert client.get("/dashboard").status_code == 200
+    assert client.get("/admin/users").status_code == 403
+
+
+def test_an_admin_lists_and_adds_accounts(client, session) -> None:
+    login(client, "ada", "ada-pw-123")
+    page = client.get("/admin/users")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", page.text)
+    assert rows == [("ada", "管理员"), ("alice", "分析员"), ("sue", "主管")]
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "username": "wang",
+        "password": "wang-pw-123",
+        "role": "supervisor",
+    }
+    assert client.post("/admin/users", data=form).headers["location"] == "/admin/users"
+    assert "已创建主管 wang。" in client.get("/admin/users").text
+    session.expire_all()
+    assert session.scalar(select(User.role).where(User.username == "wang")).value == "supervisor"
+    session.rollback()  # end the read, so the app may write (SQLite has one writer)
+    duplicate = client.post("/admin/users", data=form)
+    assert (
+        duplicate.status_code == 400 and "未能创建账号：user &#39;wang&#39; already exists" in duplicate.text
+    )
+
+
+def test_the_sixth_failed_sign_in_within_the_window_is_refused_with_429(client) -> None:
+    assert [attempt(client, "alice", "wrong") for _ in range(5)] == [401] * 5
+    response_code = attempt(client, "alice", "alice-pw")  # even the right password, for now
+    assert response_code == 429
+    token = csrf_of(client.get("/login").text)
+    page = client.post("/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token})
+    assert "登录失败次数过多，请 15 分钟后再试。" in page.text
+    login(client, "sue", "sue-pw-123")  # another account from the same address still signs in
+
+
+def test_failures_from_one_address_across_names_are_limited_too(client, settings) -> None:
+    settings.review.login_failures_per_address = 3
+    assert [attempt(client, name, "guess") for name in ("a", "b", "c")] == [401, 401, 401]
+    assert attempt(client, "sue", "sue-pw-123") == 429
+
+
+def test_a_successful_sign_in_forgives_the_names_earlier_failures(client, session) -> None:
+    assert [attempt(client, "alice", "wrong") for _ in range(4)] == [401] * 4
+    login(client, "alice", "alice-pw")
+    session.expire_all()
+    assert session.scalars(select(LoginFailure.username)).all() == []
+
+
+def test_api_tokens_are_stored_only_as_their_hash(session) -> None:
+    create_user(session, "bot", "bot-pw-123", "analyst")
+    token = create_token(session, "bot", "nightly export")
+    stored = session.scalars(select(ApiToken)).one()
+    assert token.startswith("wsu_") and len(token) == 47
+    assert stored.label == "nightly export" and len(stored.token_sha256) == 64
+    assert token not in stored.token_sha256
+
+
+def test_a_revoked_token_or_a_deactivated_account_is_refused(client, session) -> None:
+    token = create_token(session, "alice")
+    session.commit()
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/leads", headers=bearer).status_code == 200
+    assert revoke_tokens(session, "alice") == 1
+    session.commit()
+    assert client.get("/api/v1/leads", headers=bearer).status_code == 401
+    second = {"Authorization": f"Bearer {create_token(session, 'alice')}"}
+    session.scalar(select(User).where(User.username == "alice")).active = False
+    session.commit()
+    assert client.get("/api/v1/leads", headers=second).status_code == 401
+
+
+def test_the_session_cookie_is_httponly_and_samesite(client) -> None:
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token})
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_weisu_users_token_prints_a_working_token_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"WEISU_DATABASE_URL": url}
+    runner = CliRunner()
+    args = ["users", "add", "bot", "--role", "analyst", "--password", "bot-pw-123"]
+    assert runner.invoke(cli_app, args, env=env).exit_code == 0
+    result = runner.invoke(cli_app, ["users", "token", "bot", "--label", "报表"], env=env)
+    token = result.stdout.strip()
+    assert result.exit_code == 0 and token.startswith("wsu_")
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        from verify.users import user_for_token
+
+        assert user_for_token(session, token).username == "bot"
+    engine.dispose()
+    missing = runner.invoke(cli_app, ["users", "token", "nobody"], env=env)
+    assert (missing.exit_code, missing.stderr) == (1, "weisu users: no user 'nobody'\n")

@@ -1,0 +1,188 @@
+"""The queue: filters, sorting, counts per state, SLA clocks and breaches, pagination, API and exports."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from storage.base import utcnow
+from storage.models import Lead, LeadPost, LeadState, Platform, Post, Priority
+from verify import review
+from verify.review import LeadFilter, QueueSort
+from verify.users import create_token, create_user
+from verify.web.app import create_app
+from verify.web.filters import parse_filter
+
+LEAD_LINK = re.compile(r'<a href="/leads/(\d+)">#')
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def client(settings, session) -> Iterator[TestClient]:
+    create_user(session, "alice", "alice-pw", "analyst")
+    session.commit()
+    app = create_app(settings)
+    with TestClient(app, follow_redirects=False) as test_client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', test_client.get("/login").text).group(1)
+        form = {"username": "alice", "password": "alice-pw", "csrf_token": token}
+        assert test_client.post("/login", data=form).status_code == 303
+        yield test_client
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def bearer(session) -> dict[str, str]:
+    create_user(session, "robot", "robot-pw", "analyst")
+    token = create_token(session, "robot")
+    session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ids(session, criteria: LeadFilter) -> list[int]:
+    return [lead.id for lead in review.queue(session=session, criteria=criteria)[0]]
+
+
+def move_to_platform(session, lead: Lead, platform: str) -> None:
+    """Put the lead's evidence on another platform (the factory writes weibo posts)."""
+    if session.get(Platform, platform) is None:
+        session.add(Platform(id=platform, name=platform, kind="html_board"))
+        session.flush()
+    for post in session.scalars(select(Post).join(LeadPost).where(LeadPost.lead_id == lead.id)):
+        post.platform_id = platform
+    session.commit()
+
+
+def test_each_filter_narrows_the_queue_to_matching_leads(session, make_lead) -> None:
+    nanshan = make_lead(summary="南山路灯", district="南山区", category="城乡建设", score=0.9)
+    futian = make_lead(summary="福田噪音扰民", district="福田区", category="环境保护", score=0.55)
+    urgent = make_lead(summary="燃气泄漏 50%", priority=Priority.URGENT, score=0.7)
+    move_to_platform(session, futian, "tieba")
+    assert ids(session, LeadFilter(district="福田区")) == [futian.id]
+    assert ids(session, LeadFilter(category="环境保护")) == [futian.id]
+    assert ids(session, LeadFilter(platform="tieba")) == [futian.id]
+    assert ids(session, LeadFilter(priority=Priority.URGENT)) == [urgent.id]
+    assert sorted(ids(session, LeadFilter(score_min=0.6, score_max=0.95))) == [nanshan.id, urgent.id]
+    assert ids(session, LeadFilter(text="噪音")) == [futian.id]
+    assert ids(session, LeadFilter(text="50%")) == [urgent.id]
+    assert ids(session, LeadFilter(text="%")) == [urgent.id]  # a typed % is a character, not a wildcard
+
+
+def test_found_date_range_uses_shanghai_calendar_days(session, make_lead) -> None:
+    # 2026-11-28 16:30 UTC is already 2026-11-29 00:30 in Shanghai.
+    late = make_lead(found_at=datetime(2026, 11, 28, 16, 30, tzinfo=UTC))
+    early = make_lead(found_at=datetime(2026, 11, 28, 15, 30, tzinfo=UTC))
+    assert ids(session, LeadFilter(found_from=date(2026, 11, 29))) == [late.id]
+    assert ids(session, LeadFilter(found_to=date(2026, 11, 28))) == [early.id]
+
+
+def test_sorting_by_score_and_by_model_uncertainty(session, make_lead) -> None:
+    sure = make_lead(score=0.97)
+    unsure = make_lead(score=0.52)
+    middle = make_lead(score=0.30)
+    assert ids(session, LeadFilter(sort=QueueSort.SCORE)) == [sure.id, unsure.id, middle.id]
+    assert ids(session, LeadFilter(sort=QueueSort.UNCERTAINTY)) == [unsure.id, middle.id, sure.id]
+
+
+def test_counts_per_state_ignore_the_state_filter_but_honour_the_others(session, make_lead) -> None:
+    make_lead(district="南山区")
+    make_lead(district="南山区", state=LeadState.REJECTED)
+    make_lead(district="福田区")
+    counts = review.state_counts(session=session, criteria=LeadFilter(district="南山区", state=LeadState.NEW))
+    assert counts == {s: {LeadState.NEW: 1, LeadState.REJECTED: 1}.get(s, 0) for s in LeadState}
+
+
+def test_breaches_count_only_open_leads_past_their_sla(session, make_lead) -> None:
+    now = utcnow()
+    make_lead(sla_due_at=now - timedelta(minutes=5))
+    make_lead(sla_due_at=now - timedelta(minutes=5), state=LeadState.PROMOTED)
+    make_lead(sla_due_at=now + timedelta(minutes=5))
+    assert review.sla_breaches(session=session, criteria=LeadFilter(), now=now) == 1
+
+
+def test_sla_clocks_run_from_the_first_post_and_from_when_it_was_found(session, make_lead, settings) -> None:
+    first = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
+    found = datetime(2026, 11, 29, 5, 20, tzinfo=UTC)
+    lead = make_lead(priority=Priority.URGENT, first_seen_at=first, found_at=found, sla_due_at=None)
+    clocks = review.sla_clocks(lead, settings.review)
+    assert (clocks.from_first_post, clocks.from_found) == (
+        first + timedelta(minutes=30),
+        found + timedelta(minutes=30),
+    )
+    assert clocks.breached(first + timedelta(minutes=31)) is True
+    assert clocks.breached(first + timedelta(minutes=29)) is False
+
+
+def test_a_malformed_query_string_falls_back_to_no_filter() -> None:
+    params = {"state": "bogus", "score_min": "2", "found_from": "yesterday", "page": "-3", "sort": "x"}
+    assert parse_filter(params, 20) == LeadFilter(page=1, page_size=20)
+
+
+def test_the_queue_page_shows_counts_breaches_and_highlights_late_leads(client, make_lead) -> None:
+    now = utcnow()
+    late = make_lead(summary="超时线索", sla_due_at=now - timedelta(minutes=10), first_seen_at=now)
+    make_lead(summary="按时线索", sla_due_at=now + timedelta(minutes=50), first_seen_at=now)
+    html = client.get("/leads").text
+    assert re.search(r'data-state="new" >待认领 <b>2</b>', html)
+    assert '<b id="breach-count">1</b>' in html
+    assert f'<tr class="ordinary breach" data-lead="{late.id}">' in html
+    assert "发现起 超时 1" in html  # 10 or 11 minutes late, depending on the second
+
+
+def test_the_queue_page_filters_and_keeps_the_filter_in_page_links(client, make_lead) -> None:
+    wanted = [make_lead(district="南山区", sla_due_at=utcnow() + timedelta(minutes=n)).id for n in range(21)]
+    make_lead(district="福田区")
+    html = client.get("/leads?district=南山区&sort=urgent").text
+    assert [int(n) for n in LEAD_LINK.findall(html)] == wanted[:20]
+    assert "共 21 条" in html
+    assert 'href="/leads?district=%E5%8D%97%E5%B1%B1%E5%8C%BA&amp;sort=urgent&amp;page=2" rel="next"' in html
+    assert 'href="/exports/leads.csv?district=%E5%8D%97%E5%B1%B1%E5%8C%BA&amp;sort=urgent"' in html
+
+
+def test_the_api_lists_with_the_same_filters_and_rejects_bad_values(client, make_lead, bearer) -> None:
+    make_lead(district="南山区", score=0.9)
+    futian = make_lead(district="福田区", score=0.6)
+    listed = client.get("/api/v1/leads", params={"district": "福田区"}, headers=bearer).json()
+    assert ([item["id"] for item in listed["items"]], listed["total"]) == ([futian.id], 1)
+    assert listed["counts"]["new"] == 1 and listed["counts"]["promoted"] == 0
+    by_score = client.get("/api/v1/leads", params={"score_min": 0.7}, headers=bearer).json()
+    assert by_score["total"] == 1
+    assert client.get("/api/v1/leads", params={"score_min": 3}, headers=bearer).status_code == 422
+
+
+def test_leads_export_as_csv_honours_the_filter_and_defuses_formulas(client, make_lead) -> None:
+    hostile = make_lead(summary='=HYPERLINK("http://evil")', district="南山区")
+    make_lead(district="福田区")
+    response = client.get("/exports/leads.csv?district=南山区")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"].startswith('attachment; filename="weisu-leads-')
+    frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")
+    assert frame["线索编号"].tolist() == [hostile.id]
+    assert frame["摘要"].tolist() == ['\'=HYPERLINK("http://evil")']
+    assert frame["类别"].tolist() == ["城乡建设"]
+
+
+def test_leads_export_as_xlsx_over_the_api(client, make_lead, bearer) -> None:
+    lead = make_lead(category=None)
+    response = client.get("/api/v1/exports/leads.xlsx", headers=bearer)
+    frame = pd.read_excel(io.BytesIO(response.content), sheet_name="线索")
+    assert (frame["线索编号"].tolist(), frame["类别"].tolist()) == ([lead.id], ["不确定"])
+
+
+def test_verified_cases_export_lists_only_promoted_leads(client, make_lead, bearer) -> None:
+    promoted = make_lead(state=LeadState.PROMOTED, summary="已派单")
+    make_lead(summary="待认领")
+    response = client.get("/api/v1/exports/cases.csv", headers=bearer)
+    frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")
+    assert (frame["线索编号"].tolist(), frame["摘要"].tolist()) == ([promoted.id], ["已派单"])

@@ -1,0 +1,127 @@
+"""Downloads of the queue as the analyst filtered it (leads) and of verified cases, as CSV or XLSX.
+
+The cases frame is verify.exports' (the same one `weisu export` writes); this module adds the leads
+frame and serves both, from the queue page (/exports/…) and the API (/api/v1/exports/…).
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from storage.models import Lead
+from verify import exports as case_exports
+from verify.review import LeadFilter, filtered
+from verify.web.deps import AnalystPage, DbSession
+from verify.web.display import PRIORITY_LABELS, STATE_LABELS
+from verify.web.filters import parse_filter
+
+router = APIRouter(include_in_schema=False)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: An export is a working list, not a database dump: the newest this many matching leads at most.
+MAX_EXPORT_ROWS = 100_000
+LEAD_COLUMNS = (
+    "线索编号", "状态", "优先级", "类别", "区", "街道", "地点", "摘要", "评分", "证据数",
+    "首帖时间", "发现时间", "办理时限", "认领人", "责任单位",
+)  # fmt: skip
+
+
+class ExportFormat(enum.StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+class ExportWhat(enum.StrEnum):
+    LEADS = "leads"
+    CASES = "cases"
+
+
+MEDIA_TYPES = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _local(value: datetime | None) -> datetime | None:
+    return value.astimezone(SHANGHAI).replace(tzinfo=None) if value else None
+
+
+def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
+    """The leads matching the queue filter, newest first, with Chinese headers."""
+    statement = filtered(criteria).order_by(Lead.id.desc())
+    rows = [
+        {
+            "线索编号": lead.id,
+            "状态": STATE_LABELS[lead.state],
+            "优先级": PRIORITY_LABELS[lead.priority],
+            "类别": lead.category or "不确定",
+            "区": lead.district,
+            "街道": lead.street,
+            "地点": lead.landmark,
+            "摘要": lead.summary,
+            "评分": round(lead.score, 4),
+            "证据数": lead.evidence_count,
+            "首帖时间": _local(lead.first_seen_at),
+            "发现时间": _local(lead.found_at),
+            "办理时限": _local(lead.sla_due_at),
+            "认领人": lead.claimed_by,
+            "责任单位": lead.responsible_unit,
+        }
+        for lead in session.scalars(statement.limit(MAX_EXPORT_ROWS))
+    ]
+    return pd.DataFrame(rows, columns=list(LEAD_COLUMNS))
+
+
+def cases_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
+    """Verified cases under the same filter's category, district and date range (verification days)."""
+    return case_exports.cases_frame(
+        session,
+        since=criteria.found_from,
+        until=criteria.found_to,
+        category=criteria.category,
+        district=criteria.district,
+    )
+
+
+def spreadsheet_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str) -> bytes:
+    """CSV (UTF-8 with BOM, for Excel) or XLSX; text that would start a formula is defused first."""
+    safe = case_exports.spreadsheet_safe(frame)
+    if fmt == ExportFormat.XLSX:
+        buffer = io.BytesIO()
+        safe.to_excel(buffer, index=False, sheet_name=sheet, engine="openpyxl")
+        return buffer.getvalue()
+    return safe.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode("utf-8-sig")
+
+
+def download(session: Session, what: str, fmt: ExportFormat, criteria: LeadFilter) -> Response:
+    """The file for ``what`` ("leads" or "cases") in ``fmt`` as an attachment."""
+    if what == "cases":
+        frame, sheet = cases_frame(session, criteria), "核实案件"
+    else:
+        frame, sheet = leads_frame(session, criteria), "线索"
+    stamp = datetime.now(SHANGHAI).strftime("%Y%m%d-%H%M")
+    headers = {"Content-Disposition": f'attachment; filename="weisu-{what}-{stamp}.{fmt.value}"'}
+    return Response(spreadsheet_bytes(frame, fmt, sheet), media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+def _criteria(params: Mapping[str, Any]) -> LeadFilter:
+    return parse_filter(params, page_size=MAX_EXPORT_ROWS)
+
+
+@router.get("/exports/leads.{fmt}")
+def export_leads_page(request: Request, session: DbSession, _: AnalystPage, fmt: ExportFormat) -> Response:
+    return download(session, "leads", fmt, _criteria(request.query_params))
+
+
+@router.get("/exports/cases.{fmt}")
+def export_cases_page(request: Request, session: DbSession, _: AnalystPage, fmt: ExportFormat) -> Response:
+    return download(session, "cases", fmt, _criteria(request.query_params))
