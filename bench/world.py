@@ -62,7 +62,7 @@ def world_figures(truth_posts: list[dict[str, Any]], session: Session) -> dict[s
             select(Post.id, Post.platform_id, Post.external_id)
         )
     }
-    lead_of = dict(session.execute(select(LeadPost.post_id, LeadPost.lead_id)).tuples())
+    lead_of = {post: lead for post, lead in session.execute(select(LeadPost.post_id, LeadPost.lead_id))}
     leads = {lead.id: lead for lead in session.scalars(select(Lead))}
     complaints = {stored[k]: t for k, t in truth.items() if t["is_complaint"] and k in stored}
     incidents = {t["incident_id"] for t in complaints.values()}

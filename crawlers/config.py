@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrapy.settings import default_settings
+
 from crawlers.pipelines import PIPELINES
 from settings import Settings
+
+#: Scrapy's base extensions without RemoteControl. Switched off, it is still imported (and aiohttp
+#: with it: 1.2 s of a sweep's start-up) unless it is absent from the base list; disabling it in
+#: EXTENSIONS would import it too, since Scrapy resolves every EXTENSIONS key to its class.
+EXTENSIONS_BASE = {
+    name: order
+    for name, order in default_settings.EXTENSIONS_BASE.items()
+    if name != "scrapy.extensions.remote_control.RemoteControl"
+}
 
 
 class SharedSettings(Settings):
@@ -49,10 +60,10 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(politeness.concurrency),
         "COOKIES_ENABLED": False,
         # No control ports: Scrapy 2.19 opens a telnet console and an aiohttp remote-control server
-        # per crawler by default (one per platform here); listing the extension as None also spares
-        # the aiohttp import.
+        # per crawler by default (one per platform here).
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
+        "EXTENSIONS_BASE": EXTENSIONS_BASE,
         # Our pipelines are synchronous, so items gain nothing from running in parallel, while Scrapy
         # starts CONCURRENT_ITEMS asyncio tasks for every response (100 by default: most of the
         # reactor's CPU in a sweep's profile).
@@ -64,10 +75,7 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "LOG_LEVEL": log_level,
         "LOGSTATS_INTERVAL": 0,
         "ITEM_PIPELINES": PIPELINES,
-        "EXTENSIONS": {
-            "crawlers.extensions.crawl_runs.CrawlRunRecorder": 500,
-            "scrapy.extensions.remote_control.RemoteControl": None,
-        },
+        "EXTENSIONS": {"crawlers.extensions.crawl_runs.CrawlRunRecorder": 500},
         # Nearest the spider, so every item leaving a callback is stamped with its response body.
         "SPIDER_MIDDLEWARES": {"crawlers.middlewares.evidence.EvidenceMiddleware": 950},
         "WEISU_MAX_RAW_BODY_BYTES": settings.evidence.max_body_bytes,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bench.world import TARGETS, run_world, short_of_targets, world_figures
+from bench.world import run_world, short_of_targets, world_figures
 from classify.training import TrainReport
 from cli import initialise_database
 from fixtures.serving import serve_in_thread
@@ -101,4 +101,4 @@ def test_world_figures_score_leads_against_the_truth_exactly(session: Session) -
     assert (figures["leads_with_truth_district"], figures["district_accuracy"]) == (2, 0.5)
     # Evidence pairs: (1,2) same lead and incident; (1,3), (2,3) neither. Incident B's post 4 is no evidence.
     assert (figures["merge_precision"], figures["merge_recall"], figures["merge_f1"]) == (1.0, 1.0, 1.0)
-    assert set(short_of_targets(figures)) == set(TARGETS) - {"merge_f1"}
+    assert set(short_of_targets(figures)) == {"incident_recall", "urgent_recall", "district_accuracy"}

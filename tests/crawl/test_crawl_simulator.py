@@ -9,11 +9,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from protego import Protego
 
+from fixtures.samples.replay import first_request, make_spider
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.corpus import DISTRICTS, relocate
-from fixtures.simulator.world import build_world
+from fixtures.simulator.robots import is_trapped
+from fixtures.simulator.world import PLATFORMS, build_world
+from settings import load_settings
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +32,11 @@ def test_truth_is_identical_for_one_seed_and_differs_for_another() -> None:
     assert first != json.dumps(build_world(7).truth(), ensure_ascii=False)
 
 
-def test_seed_42_world_serves_479_posts_on_eleven_platforms() -> None:
+def test_seed_42_world_serves_479_posts_on_the_first_eleven_platforms() -> None:
     truth = build_world(42).truth()
     assert truth["seed"] == 42
-    assert Counter(p["platform"] for p in truth["posts"]) == {
+    first_eleven = [p for p in truth["posts"] if p["platform"] in PLATFORMS]
+    assert Counter(p["platform"] for p in first_eleven) == {
         "weibo": 131,
         "bilibili": 60,
         "sznews": 46,
@@ -44,10 +49,15 @@ def test_seed_42_world_serves_479_posts_on_eleven_platforms() -> None:
         "zhihu": 20,
         "szgov": 16,
     }
-    complaints = [p for p in truth["posts"] if p["is_complaint"]]
+    complaints = [p for p in first_eleven if p["is_complaint"]]
     assert len(complaints) == 173
-    assert sum(p["urgent"] for p in truth["posts"]) == 21
+    assert sum(p["urgent"] for p in first_eleven) == 21
     assert all(not p["urgent"] for p in truth["posts"] if not p["is_complaint"])
+
+
+def test_world_has_posts_on_every_configured_platform() -> None:
+    served = Counter(p["platform"] for p in build_world(42).truth()["posts"])
+    assert [key for key in load_settings(env={}).platforms if served[key] == 0] == []
 
 
 def test_truth_places_are_relocated_into_shenzhen() -> None:
@@ -76,12 +86,13 @@ def test_one_incident_surfaces_on_weibo_and_tieba() -> None:
     for post in posts:
         if post["incident_id"]:
             platforms_by_incident.setdefault(post["incident_id"], set()).add(post["platform"])
-    shared = [i for i, found in platforms_by_incident.items() if found == {"weibo", "tieba"}]
+    shared = [i for i, found in platforms_by_incident.items() if {"weibo", "tieba"} <= found]
     assert len(shared) == 15
 
 
 def test_broken_step_is_reported_under_a_video_and_again_on_weibo_with_a_witness() -> None:
-    step = [p for p in build_world(42).truth()["posts"] if p["incident_id"] == "V-step"]
+    posts = build_world(42).truth()["posts"]
+    step = [p for p in posts if p["incident_id"] == "V-step" and p["platform"] in PLATFORMS]
     assert [(p["platform"], p["district"], p["category"]) for p in step] == [
         ("weibo", "南山区", "城乡建设"),
         ("bilibili", "南山区", "城乡建设"),
@@ -113,8 +124,10 @@ def test_bilibili_reply_api_pages_by_pn_and_counts_top_level_comments(client: ht
     assert missing == {"code": -404, "message": "啥都木有", "ttl": 1}
 
 
-def test_truth_endpoint_lists_the_world(client: httpx.Client) -> None:
-    assert client.get("/_truth").json() == json.loads(json.dumps(build_world(42).truth()))
+def test_truth_endpoint_lists_the_world_with_no_post_behind_robots_by_default(client: httpx.Client) -> None:
+    world = json.loads(json.dumps(build_world(42).truth()))
+    world["posts"] = [p | {"robots_disallowed": False} for p in world["posts"]]
+    assert client.get("/_truth").json() == world
 
 
 def test_weibo_search_pages_like_m_weibo_cn(client: httpx.Client) -> None:
@@ -134,7 +147,58 @@ def test_tieba_is_served_as_gbk(client: httpx.Client) -> None:
     assert "深圳吧" in response.content.decode("gb18030")
 
 
-def test_robots_txt_allows_the_platform_paths(client: httpx.Client) -> None:
-    expected = "User-agent: *\nDisallow: /_truth\nDisallow: /_advance\nDisallow: /_faults\nAllow: /\n"
-    assert client.get("/robots.txt").text == expected
-    assert client.get("/p/weibo/robots.txt").status_code == 200
+def test_each_platform_serves_its_real_style_robots_txt(client: httpx.Client) -> None:
+    robots = client.get("/p/douban/robots.txt").text
+    assert robots.startswith("User-agent: *\nDisallow: /share/\n")
+    assert "Disallow: /group/topic/*/add_comment\n" in robots and robots.endswith("Allow: /\n")
+
+
+def test_host_robots_txt_holds_every_platforms_rules_under_its_prefix(client: httpx.Client) -> None:
+    robots = client.get("/robots.txt").text
+    assert robots.startswith("User-agent: *\nDisallow: /_truth\nDisallow: /_advance\nDisallow: /_faults\n")
+    assert "Disallow: /p/tieba/share/\nDisallow: /p/tieba/login\n" in robots
+    assert "Disallow: /p/tieba/*?*see_lz=\n" in robots
+
+
+def test_robots_txt_allows_every_configured_entry_point(client: httpx.Client) -> None:
+    settings = load_settings(env={"WEISU_SIMULATOR_URL": str(client.base_url)})
+    robots = Protego.parse(client.get("/robots.txt").text)
+    first_pages = {key: first_request(make_spider(settings, key)).url for key in settings.platforms}
+    assert [url for url in first_pages.values() if not robots.can_fetch(url, settings.user_agent)] == []
+    assert not robots.can_fetch(f"{client.base_url}/p/tieba/share/p/1", settings.user_agent)
+
+
+def _tieba_first_page(client: httpx.Client) -> str:
+    response = client.get("/p/tieba/f", params={"kw": "深圳", "ie": "utf-8", "pn": "0"})
+    return response.content.decode("gb18030")
+
+
+def test_robots_traps_link_a_fixed_share_of_threads_under_the_disallowed_path() -> None:
+    app = create_app(42)
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+        plain = _tieba_first_page(client)
+        client.post("/_faults", params={"robots_traps": "tieba"})
+        trapped_page = _tieba_first_page(client)
+        truth = client.get("/_truth").json()["posts"]
+        trapped = [p["external_id"] for p in truth if p["platform"] == "tieba" and p["robots_disallowed"]]
+        on_page = [tid for tid in re.findall(r'data-tid="(\d+)"', plain) if tid in trapped]
+        assert re.findall(r'href="/share/p/(\d+)"', trapped_page) == on_page != []
+        assert trapped_page.replace("/share/p/", "/p/") == plain
+        assert len(trapped) == sum(
+            is_trapped("tieba", p["external_id"]) for p in truth if p["platform"] == "tieba"
+        )
+        shared = client.get(f"/p/tieba/share/p/{on_page[0]}")
+        assert shared.content == client.get(f"/p/tieba/p/{on_page[0]}").content
+        assert {p["platform"] for p in truth if p["robots_disallowed"]} == {"tieba"}
+    assert app.state.request_log[-2].endswith(f"/p/tieba/share/p/{on_page[0]}")  # logged as asked
+
+
+def test_layout_variant_renames_classes_on_the_chosen_platform_only() -> None:
+    with serve_in_thread(create_app(42)) as base, httpx.Client(base_url=base, timeout=10) as client:
+        client.post("/_faults", params={"layout_variant": "tieba"})
+        page = _tieba_first_page(client)
+        douban = client.get("/p/douban/group/shenzhen/discussions", params={"start": "0"}).text
+    assert 'class="nx-j_thread_list nx-clearfix nx-thread_item_box"' in page and "<li" not in page
+    assert "j_thread_list" not in page.replace("nx-j_thread_list", "")
+    assert "深圳吧" in page  # same text, same encoding
+    assert 'class="olt"' in douban

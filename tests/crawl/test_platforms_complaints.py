@@ -109,7 +109,7 @@ def test_every_platform_serves_at_least_two_pages_of_posts_with_complaints_among
         "dianping": 20,
         "meituan": 18,
         "ctrip": 14,
-        "amap": 11,
+        "amap": 13,
         "netease_news": 20,
         "qq_news": 19,
         "sina_news": 24,
@@ -144,11 +144,11 @@ def test_personal_data_in_complaints_reviews_and_comments_is_masked_before_stora
     assert planted == {
         "people_tousu": {"email": 1, "mobile": 1},
         "cn12315": {"landline": 1},
-        "meituan": {"mobile": 1},
+        "meituan": {"mobile": 1, "plate": 1},
         "sina_news": {"landline": 1},
     }
     stored = " ".join(p.text for key in planted for p in crawl.stored[key])
-    assert [stored.count(mark) for mark in ("[邮箱]", "[手机号]", "[电话]")] == [1, 2, 2]
+    assert [stored.count(mark) for mark in ("[邮箱]", "[手机号]", "[电话]", "[车牌]")] == [1, 2, 2, 1]
 
 
 def test_the_broken_step_is_also_reported_under_a_dianping_review_with_the_same_incident(
