@@ -140,7 +140,7 @@ class CitySettings(StrictModel):
 
 class ClassifySettings(StrictModel):
     model_dir: str = "var/models"
-    relevance_threshold: float = Field(default=0.5, ge=0, le=1)
+    relevance_threshold: float = Field(default=0.7, ge=0, le=1)
     category_min_probability: float = Field(default=0.4, ge=0, le=1)
     urgent_terms: dict[str, list[str]] = Field(default_factory=dict)
     merge_similarity: float = Field(default=0.5, ge=0, le=1)

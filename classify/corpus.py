@@ -24,10 +24,6 @@ NOISE_FILES = {
 VALIDATION_BUCKETS = 5
 LEAD, NOISE = "lead", "noise"
 SENTENCES_PER_LETTER = 3
-#: Officials' replies to the letters: the complaints' own topics and civic objects, written as statements
-#: rather than grievances. They teach that civic vocabulary alone does not make a complaint.
-REPLY_FILE, REPLY_KIND = "messages_replied_raw.csv", "noise:official_replies"
-_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"|「[^」]*」")
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -65,14 +61,6 @@ def short_sentences(text: str, limit: int = 3, low: int = 8, high: int = 60) -> 
     return [part for part in parts if low <= len(part) <= high][:limit]
 
 
-def reply_texts(reply: str) -> list[str]:
-    """A reply without the complaint it quotes, and a few of its short sentences (stand-ins for posts)."""
-    statement = _QUOTED.sub("", str(reply or "")).strip()
-    if len(statement) < 8:
-        return []
-    return [statement, *short_sentences(statement, limit=SENTENCES_PER_LETTER)]
-
-
 def _read(name: str) -> pd.DataFrame:
     return pd.read_csv(CORPUS_DIR / name, dtype=str, keep_default_na=False)
 
@@ -87,16 +75,13 @@ def load_examples(processes: int = 2) -> list[Example]:
     for name in RAW_MESSAGE_FILES:
         frame = _read(name)
         labels = frame["label"] if "label" in frame else [""] * len(frame)
-        replies = frame["reply"] if name == REPLY_FILE else [""] * len(frame)
-        for title, body, label, reply in zip(frame["title"], frame["text"], labels, replies, strict=True):
+        for title, body, label in zip(frame["title"], frame["text"], labels, strict=True):
             letter = f"{title}。{body}"
             rows.append((letter, LEAD, label or None, "letter", letter))
             if title.strip():
                 rows.append((title.strip(), LEAD, label or None, "title", letter))
             for sentence in short_sentences(body, limit=SENTENCES_PER_LETTER):
                 rows.append((sentence, LEAD, None, "sentence", letter))
-            # Grouped with its letter: a reply lands in the same split as the complaint it answers.
-            rows.extend((text, NOISE, None, REPLY_KIND, letter) for text in reply_texts(reply))
     for name, segmented in NOISE_FILES.items():
         source = name.removeprefix("negatives_").removesuffix(".csv").removesuffix("_segmented")
         for text in _read(name)["text"]:
@@ -106,7 +91,7 @@ def load_examples(processes: int = 2) -> list[Example]:
     warm_cache([row[0] for row in rows], processes=processes)
     examples = []
     for text, relevance, category, kind, group_text in rows:
-        prefix = "m:" if relevance == LEAD or kind == REPLY_KIND else "n:"
+        prefix = "m:" if relevance == LEAD else "n:"
         group = prefix + (content_key(group_text) or group_text)
         examples.append(Example(text, relevance, category, kind, group, in_validation(group)))
     return examples

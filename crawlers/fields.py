@@ -13,6 +13,8 @@ from parsel import Selector, SelectorList
 PLATFORM_TZ = timezone(timedelta(hours=8))
 _TIME_FORMATS = ("%a %b %d %H:%M:%S %z %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S")
 _EPOCH = re.compile(r"^\d{10}(\d{3})?$")
+#: ASP.NET's JSON date, "/Date(1732770000000+0800)/" (Ctrip): epoch milliseconds, offset informational.
+_DOTNET_DATE = re.compile(r"^/Date\((\d+)([+-]\d{4})?\)/$")
 
 
 class Selectable(Protocol):
@@ -24,7 +26,8 @@ class Selectable(Protocol):
 
 
 def json_path(data: Any, path: str) -> list[Any]:
-    """Every value at ``path``: dots descend, ``[]`` fans out over a list, ``[2]`` picks one element.
+    """Every value at ``path``: dots descend, ``[]`` fans out over a list, ``[2]`` picks one element,
+    ``*`` fans out over an object's values (NetEase keys its comments by id: ``comments.*``).
 
     Missing keys yield nothing rather than raising, so a card without an ``mblog`` is simply skipped.
     """
@@ -36,6 +39,9 @@ def json_path(data: Any, path: str) -> list[Any]:
         key, index = match.group(1), match.group(2)
         nxt: list[Any] = []
         for value in values:
+            if key == "*":
+                nxt.extend(value.values() if isinstance(value, dict) else [])
+                continue
             if key:
                 value = value.get(key) if isinstance(value, dict) else None
             if value is None:
@@ -94,6 +100,8 @@ def parse_time(value: Any, time_format: str | None = None) -> datetime | None:
         return None
     parsed: datetime | None = None
     text = str(value).strip()
+    if dotnet := _DOTNET_DATE.match(text):
+        return datetime.fromtimestamp(int(dotnet.group(1)) / 1000, tz=UTC)
     if isinstance(value, int | float) or _EPOCH.match(text):
         number = float(text)
         return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=UTC)

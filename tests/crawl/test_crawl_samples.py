@@ -35,6 +35,12 @@ def test_recorded_sample_is_still_what_the_simulator_serves(platform_id: str) ->
     entries = json.loads((SAMPLES_DIR / platform_id / "responses.json").read_text(encoding="utf-8"))
     with serve_in_thread(create_app(42)) as base, httpx.Client(timeout=10) as client:
         for entry in entries:
-            response = client.get(rebase_url(entry["url"], base, platform_id))
+            body = entry.get("body")
+            response = client.request(
+                entry.get("method", "GET"),
+                rebase_url(entry["url"], base, platform_id),
+                content=body,
+                headers={"Content-Type": "application/json"} if body else None,
+            )
             assert response.headers["content-type"] == entry["content_type"]
             assert response.content == (SAMPLES_DIR / platform_id / entry["file"]).read_bytes()

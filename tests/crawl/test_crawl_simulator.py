@@ -6,10 +6,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from protego import Protego
+from starlette.applications import Starlette
 
 from fixtures.samples.replay import first_request, make_spider
 from fixtures.serving import serve_in_thread
@@ -21,9 +23,27 @@ from settings import load_settings
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with serve_in_thread(create_app(42)) as base, httpx.Client(base_url=base, timeout=10) as client:
+def app() -> Starlette:
+    return create_app(42)
+
+
+@pytest.fixture(scope="module")
+def client(app: Starlette) -> Iterator[httpx.Client]:
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+def faulty_client(client: httpx.Client) -> Iterator[httpx.Client]:
+    """The module's simulator; whatever faults a test sets are cleared after it."""
+    yield client
+    client.post("/_faults")
+
+
+@pytest.fixture(scope="module")
+def world_truth() -> dict[str, Any]:
+    """The seed-42 world's truth, built once for the tests that only read it."""
+    return build_world(42).truth()
 
 
 def test_truth_is_identical_for_one_seed_and_differs_for_another() -> None:
@@ -32,8 +52,8 @@ def test_truth_is_identical_for_one_seed_and_differs_for_another() -> None:
     assert first != json.dumps(build_world(7).truth(), ensure_ascii=False)
 
 
-def test_seed_42_world_serves_479_posts_on_the_first_eleven_platforms() -> None:
-    truth = build_world(42).truth()
+def test_seed_42_world_serves_479_posts_on_the_first_eleven_platforms(world_truth: dict[str, Any]) -> None:
+    truth = world_truth
     assert truth["seed"] == 42
     first_eleven = [p for p in truth["posts"] if p["platform"] in PLATFORMS]
     assert Counter(p["platform"] for p in first_eleven) == {
@@ -55,13 +75,13 @@ def test_seed_42_world_serves_479_posts_on_the_first_eleven_platforms() -> None:
     assert all(not p["urgent"] for p in truth["posts"] if not p["is_complaint"])
 
 
-def test_world_has_posts_on_every_configured_platform() -> None:
-    served = Counter(p["platform"] for p in build_world(42).truth()["posts"])
+def test_world_has_posts_on_every_configured_platform(world_truth: dict[str, Any]) -> None:
+    served = Counter(p["platform"] for p in world_truth["posts"])
     assert [key for key in load_settings(env={}).platforms if served[key] == 0] == []
 
 
-def test_truth_places_are_relocated_into_shenzhen() -> None:
-    posts = build_world(42).truth()["posts"]
+def test_truth_places_are_relocated_into_shenzhen(world_truth: dict[str, Any]) -> None:
+    posts = world_truth["posts"]
     texts = " ".join(f"{p['title'] or ''} {p['text']}" for p in posts)
     assert re.search(r"A\d*[市区县]|西地省", texts) is None
     districts = {p["district"] for p in posts} - {None}
@@ -80,8 +100,8 @@ def test_relocation_maps_each_anonymised_district_consistently() -> None:
     assert text.count(district) == 2 and "A" not in text
 
 
-def test_one_incident_surfaces_on_weibo_and_tieba() -> None:
-    posts = build_world(42).truth()["posts"]
+def test_one_incident_surfaces_on_weibo_and_tieba(world_truth: dict[str, Any]) -> None:
+    posts = world_truth["posts"]
     platforms_by_incident: dict[str, set[str]] = {}
     for post in posts:
         if post["incident_id"]:
@@ -90,8 +110,10 @@ def test_one_incident_surfaces_on_weibo_and_tieba() -> None:
     assert len(shared) == 15
 
 
-def test_broken_step_is_reported_under_a_video_and_again_on_weibo_with_a_witness() -> None:
-    posts = build_world(42).truth()["posts"]
+def test_broken_step_is_reported_under_a_video_and_again_on_weibo_with_a_witness(
+    world_truth: dict[str, Any],
+) -> None:
+    posts = world_truth["posts"]
     step = [p for p in posts if p["incident_id"] == "V-step" and p["platform"] in PLATFORMS]
     assert [(p["platform"], p["district"], p["category"]) for p in step] == [
         ("weibo", "南山区", "城乡建设"),
@@ -101,8 +123,8 @@ def test_broken_step_is_reported_under_a_video_and_again_on_weibo_with_a_witness
     assert "卷尺" in step[1]["text"] and step[1]["parent_external_id"] is None
 
 
-def test_bilibili_comments_hold_replies_and_replies_to_replies() -> None:
-    comments = [p for p in build_world(42).truth()["posts"] if p["platform"] == "bilibili"]
+def test_bilibili_comments_hold_replies_and_replies_to_replies(world_truth: dict[str, Any]) -> None:
+    comments = [p for p in world_truth["posts"] if p["platform"] == "bilibili"]
     ids = {p["external_id"] for p in comments}
     replies = [p for p in comments if p["parent_external_id"] is not None]
     assert (len(comments), len(replies)) == (60, 22)
@@ -124,8 +146,10 @@ def test_bilibili_reply_api_pages_by_pn_and_counts_top_level_comments(client: ht
     assert missing == {"code": -404, "message": "啥都木有", "ttl": 1}
 
 
-def test_truth_endpoint_lists_the_world_with_no_post_behind_robots_by_default(client: httpx.Client) -> None:
-    world = json.loads(json.dumps(build_world(42).truth()))
+def test_truth_endpoint_lists_the_world_with_no_post_behind_robots_by_default(
+    client: httpx.Client, world_truth: dict[str, Any]
+) -> None:
+    world = json.loads(json.dumps(world_truth))
     world["posts"] = [p | {"robots_disallowed": False} for p in world["posts"]]
     assert client.get("/_truth").json() == world
 
@@ -173,31 +197,32 @@ def _tieba_first_page(client: httpx.Client) -> str:
     return response.content.decode("gb18030")
 
 
-def test_robots_traps_link_a_fixed_share_of_threads_under_the_disallowed_path() -> None:
-    app = create_app(42)
-    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
-        plain = _tieba_first_page(client)
-        client.post("/_faults", params={"robots_traps": "tieba"})
-        trapped_page = _tieba_first_page(client)
-        truth = client.get("/_truth").json()["posts"]
-        trapped = [p["external_id"] for p in truth if p["platform"] == "tieba" and p["robots_disallowed"]]
-        on_page = [tid for tid in re.findall(r'data-tid="(\d+)"', plain) if tid in trapped]
-        assert re.findall(r'href="/share/p/(\d+)"', trapped_page) == on_page != []
-        assert trapped_page.replace("/share/p/", "/p/") == plain
-        assert len(trapped) == sum(
-            is_trapped("tieba", p["external_id"]) for p in truth if p["platform"] == "tieba"
-        )
-        shared = client.get(f"/p/tieba/share/p/{on_page[0]}")
-        assert shared.content == client.get(f"/p/tieba/p/{on_page[0]}").content
-        assert {p["platform"] for p in truth if p["robots_disallowed"]} == {"tieba"}
+def test_robots_traps_link_a_fixed_share_of_threads_under_the_disallowed_path(
+    app: Starlette, faulty_client: httpx.Client
+) -> None:
+    client = faulty_client
+    plain = _tieba_first_page(client)
+    client.post("/_faults", params={"robots_traps": "tieba"})
+    trapped_page = _tieba_first_page(client)
+    truth = client.get("/_truth").json()["posts"]
+    trapped = [p["external_id"] for p in truth if p["platform"] == "tieba" and p["robots_disallowed"]]
+    on_page = [tid for tid in re.findall(r'data-tid="(\d+)"', plain) if tid in trapped]
+    assert re.findall(r'href="/share/p/(\d+)"', trapped_page) == on_page != []
+    assert trapped_page.replace("/share/p/", "/p/") == plain
+    assert len(trapped) == sum(
+        is_trapped("tieba", p["external_id"]) for p in truth if p["platform"] == "tieba"
+    )
+    shared = client.get(f"/p/tieba/share/p/{on_page[0]}")
+    assert shared.content == client.get(f"/p/tieba/p/{on_page[0]}").content
+    assert {p["platform"] for p in truth if p["robots_disallowed"]} == {"tieba"}
     assert app.state.request_log[-2].endswith(f"/p/tieba/share/p/{on_page[0]}")  # logged as asked
 
 
-def test_layout_variant_renames_classes_on_the_chosen_platform_only() -> None:
-    with serve_in_thread(create_app(42)) as base, httpx.Client(base_url=base, timeout=10) as client:
-        client.post("/_faults", params={"layout_variant": "tieba"})
-        page = _tieba_first_page(client)
-        douban = client.get("/p/douban/group/shenzhen/discussions", params={"start": "0"}).text
+def test_layout_variant_renames_classes_on_the_chosen_platform_only(faulty_client: httpx.Client) -> None:
+    client = faulty_client
+    client.post("/_faults", params={"layout_variant": "tieba"})
+    page = _tieba_first_page(client)
+    douban = client.get("/p/douban/group/shenzhen/discussions", params={"start": "0"}).text
     assert 'class="nx-j_thread_list nx-clearfix nx-thread_item_box"' in page and "<li" not in page
     assert "j_thread_list" not in page.replace("nx-j_thread_list", "")
     assert "深圳吧" in page  # same text, same encoding

@@ -176,6 +176,16 @@ def test_adding_the_group_leaves_weibo_search_byte_identical(simulator: str) -> 
     assert served.content == path.read_bytes()
 
 
+def test_a_repeat_crawl_stores_nothing_and_reads_one_page_per_keyword(
+    settings: Settings, stored: list[Post]
+) -> None:
+    results = run_crawl(settings, list(SOCIAL))
+    assert [r.posts_stored for r in results] == [0] * len(SOCIAL)
+    # robots.txt, then the first page of each keyword: toutiao and 公众号 search two keywords.
+    pages = {key: 2 for key in SOCIAL} | {"toutiao": 3, "weixin_mp": 3}
+    assert {r.platform_id: r.requests for r in results} == pages
+
+
 def test_after_time_passes_an_incremental_crawl_stores_exactly_the_new_posts(
     simulator: str, settings: Settings, stored: list[Post]
 ) -> None:
