@@ -113,6 +113,9 @@ def simulate_dispatch(
     ] = 0.0,
     slow_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of POSTs answered late")] = 0.0,
     slow_seconds: Annotated[float, typer.Option(min=0.0, help="how late a slow answer comes")] = 2.0,
+    return_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of stored requests returned (退单) to another unit")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the fault draws")] = 0,
 ) -> None:
     """Serve the Open311 GeoReport v2 dispatch-system simulator, optionally with seeded faults."""
@@ -127,12 +130,13 @@ def simulate_dispatch(
             drop_after_store_rate=drop_rate,
             slow_rate=slow_rate,
             slow_seconds=slow_seconds,
+            return_rate=return_rate,
             seed=seed,
         )
     except ValueError as error:
         typer.echo(f"weisu simulate-dispatch: {error}", err=True)
         raise typer.Exit(2) from None
-    faulty = error_rate or throttle_rate or drop_rate or slow_rate
+    faulty = error_rate or throttle_rate or drop_rate or slow_rate or return_rate
     serve(host=host, port=port, db_path=db, fault_plan=plan if faulty else None)
 
 

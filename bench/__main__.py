@@ -27,10 +27,12 @@ def _run(name: str, bench: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     from bench.crawl import bench_crawl
     from bench.detect import bench_detect
+    from bench.queue import bench_queue
     from bench.world import bench_world
 
     results = {"crawl": _run("crawl", bench_crawl), "detect": _run("detect", bench_detect)}
     results["world"] = _run("world", bench_world)
+    results["queue"] = _run("queue", bench_queue)
     table = Table("benchmark", "figure", "weisu", "baseline", "weisu / baseline")
     for name, result in results.items():
         table.add_row(

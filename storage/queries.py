@@ -37,7 +37,7 @@ def _insert_ignoring_conflicts(session: Session, model: type, index_elements: Se
 
 def sync_platforms(session: Session, platforms: Mapping[str, tuple[str, str, bool]]) -> None:
     """Make the platforms table mirror config.yaml: {id: (name, kind, enabled)}; rows are never deleted."""
-    existing = {p.id: p for p in session.scalars(select(Platform))}
+    existing = {p.id: p for p in session.scalars(select(Platform).where(Platform.id.in_(list(platforms))))}
     for key, (name, kind, enabled) in platforms.items():
         row = existing.get(key)
         if row is None:

@@ -102,14 +102,23 @@ def _server_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:500]}"
 
 
-def _request_id(response: httpx.Response) -> str | None:
+def first_record(body: object) -> dict[str, object]:
+    """Open311 wraps one answer in a list; other ticket APIs send the object itself."""
+    record = body[0] if isinstance(body, list) and body else body
+    if not isinstance(record, dict):
+        raise TypeError(f"expected an object, not {type(record).__name__}")
+    return record
+
+
+def _request_id(response: httpx.Response, id_field: str) -> str | None:
     try:
-        return str(response.json()[0]["service_request_id"])
+        value = first_record(response.json())[id_field]
     except (ValueError, LookupError, TypeError):
         return None
+    return str(value) if value not in (None, "") else None
 
 
-def interpret(response: httpx.Response, now: datetime) -> Outcome:
+def interpret(response: httpx.Response, now: datetime, id_field: str = "service_request_id") -> Outcome:
     """Map an Open311 response onto an outcome: 2xx sent, 429/5xx retry, other 4xx failed.
 
     A 409 that names the service_request_id the server already holds for the idempotency key is
@@ -118,7 +127,7 @@ def interpret(response: httpx.Response, now: datetime) -> Outcome:
     if response.status_code == 429 or response.status_code >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
         return Outcome("retry", error=_server_message(response), retry_after=retry_after)
-    request_id = _request_id(response)
+    request_id = _request_id(response, id_field)
     if response.status_code == 409 and request_id is not None:
         return Outcome("sent", service_request_id=request_id)
     if response.status_code >= 400:
@@ -137,7 +146,7 @@ class Claimed:
     idempotency_key: str
     payload: dict[str, str]  # the stored payload completed for sending (unit, lat/long, evidence)
     attempts: int
-    lead_id: int = 0
+    lead_id: int
 
 
 def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Outcome:
@@ -149,7 +158,8 @@ def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Ou
         response = client.post(settings.dispatch.request_path, data=wire_names(form, settings))
     except httpx.HTTPError as error:
         return Outcome("retry", error=f"{type(error).__name__}: {error}")
-    return interpret(response, utcnow())
+    id_field = settings.dispatch.field_names.get("service_request_id", "service_request_id")
+    return interpret(response, utcnow(), id_field)
 
 
 def pusher_id() -> str:
@@ -243,7 +253,7 @@ def _record(session: Session, ticket: Claimed, outcome: Outcome, settings: Setti
         log.warning("ticket %s: claim lost before its %s outcome was recorded", ticket.id, outcome.kind)
         return "lost"
     unit = ticket.payload.get(RESPONSIBLE_UNIT)
-    if outcome.kind == "sent" and unit and ticket.lead_id:
+    if outcome.kind == "sent" and unit:
         # The responsibility list's suggestion becomes the lead's unit when the analyst named none.
         session.execute(
             update(Lead)

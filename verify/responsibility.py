@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -54,7 +54,7 @@ class ImportSummary:
         )
 
 
-def clean_row(values: dict[str, str | None], where: str = "") -> RuleRow:
+def clean_row(values: Mapping[str, str | None], where: str = "") -> RuleRow:
     """Strip and check one rule's fields; ResponsibilityError names the field (and ``where``)."""
     fields = {name: (values.get(name) or "").strip() for name in CSV_COLUMNS}
     prefix = f"{where}: " if where else ""

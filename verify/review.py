@@ -74,7 +74,7 @@ def _local_day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
 
-def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[tuple[Lead]]:
+def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[Lead]:
     """SELECT leads matching the filter (ordering and paging are added by the caller)."""
     statement = select(Lead)
     if with_state and criteria.state is not None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from settings import Settings
 from storage.base import utcnow
 from storage.models import AuditEvent, Lead, Ticket, TicketState
+from verify.pusher import first_record
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,14 @@ def fetch_status(client: httpx.Client, service_request_id: str, settings: Settin
     path = settings.dispatch.status_path.format(id=quote(service_request_id, safe=""))
     response = client.get(path, params=params)
     response.raise_for_status()
+    names = settings.dispatch.field_names
     try:
-        record = response.json()[0]
-        status = str(record["status"])
+        record = first_record(response.json())
+        status = str(record[names.get("status", "status")])
     except (LookupError, TypeError) as error:
         raise ValueError(f"unreadable status for {service_request_id}: {response.text[:200]!r}") from error
-    notes, agency = record.get("status_notes"), record.get("agency_responsible")
+    notes = record.get(names.get("status_notes", "status_notes"))
+    agency = record.get(names.get("agency_responsible", "agency_responsible"))
     return RemoteStatus(status, str(notes) if notes else None, str(agency) if agency else None)
 
 

@@ -61,7 +61,7 @@ TRANSITIONS: dict[tuple[LeadState, Action], LeadState] = {
 }
 
 #: Fields an analyst may correct when verifying a lead.
-EDITABLE_FIELDS = ("category", "district", "summary", "responsible_unit")
+EDITABLE_FIELDS = ("category", "district", "street", "landmark", "summary", "responsible_unit")
 MAX_NOTE_CHARS = 2000
 
 

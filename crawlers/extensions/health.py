@@ -10,7 +10,7 @@ the language of the dashboard and of ``weisu platforms``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -137,20 +137,11 @@ def platform_overview(settings: Settings, latest: Mapping[str, CrawlRun]) -> lis
     """Every configured platform in config.yaml order, with its latest run's figures (None: never run)."""
     rows = []
     for key, platform in settings.platforms.items():
-        fixed = {
-            "platform_id": key,
-            "name": platform.name,
-            "kind": platform.kind,
-            "priority": platform.priority,
-            "enabled": platform.enabled,
-        }
+        row = PlatformHealth(key, platform.name, platform.kind, platform.priority, platform.enabled)
         run = latest.get(key)
-        if run is None:
-            rows.append(PlatformHealth(**fixed))
-            continue
-        rows.append(
-            PlatformHealth(
-                **fixed,
+        if run is not None:
+            row = replace(
+                row,
                 last_run_at=run.finished_at or run.started_at,
                 status=run.status,
                 requests=run.requests,
@@ -160,5 +151,5 @@ def platform_overview(settings: Settings, latest: Mapping[str, CrawlRun]) -> lis
                 layout_changed=run.layout_changed,
                 reason=run.health_reason,
             )
-        )
+        rows.append(row)
     return rows

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urljoin
 
 import scrapy
 from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from crawlers.incremental import SeenContent
 from crawlers.items import PostItem
@@ -108,6 +111,7 @@ class PlatformSpider(scrapy.Spider):
             body=body,
             headers=headers or None,
             callback=self.parse_page,
+            errback=self.failed,
             meta=meta,
         )
 
@@ -154,13 +158,28 @@ class PlatformSpider(scrapy.Spider):
                 type(error).__name__,
                 error,
             )
-            return self.past_skipped(response)
+            return self.past_skipped(response.meta)
 
-    def past_skipped(self, response: Response) -> Output:
+    def failed(self, failure: Failure) -> Output:
+        """A request lost for good — retries spent on 5xx/429 or timeouts, or a status that is not
+        retried — is logged with platform, URL and reason and counted; a feed's next page is still
+        fetched. A request robots.txt forbids is only counted: skipping it is the point."""
+        request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
+        if failure.check(IgnoreRequest):
+            self.count("ignored_requests")
+            return []
+        error = failure.value
+        reason = f"HTTP {error.response.status}" if isinstance(error, HttpError) else type(error).__name__
+        self.count("failed_requests")
+        self.logger.warning(
+            "request failed: platform=%s url=%s reason=%s: %s", self.platform_id, request.url, reason, error
+        )
+        return self.past_skipped(request.meta)
+
+    def past_skipped(self, meta: Mapping[str, Any]) -> Output:
         """Requests that go on past a skipped page; a next page known without parsing one (page or
         offset numbers) is still fetched, so one bad page does not lose the rest of a feed."""
         pagination = self.platform.pagination
-        meta = response.meta
         if pagination.style not in ("page", "offset") or "entry" not in meta:
             return []
         if meta["pages_seen"] >= pagination.max_pages:

@@ -37,7 +37,8 @@ class HtmlBoardSpider(PlatformSpider):
             if external_id in known:
                 continue
             meta = {"label": response.meta.get("label"), "external_id": external_id}
-            out.append(scrapy.Request(self.join(link, response), callback=self.parse_detail, meta=meta))
+            detail = self.join(link, response)
+            out.append(scrapy.Request(detail, callback=self.parse_detail, errback=self.failed, meta=meta))
         if known:
             self.count("stopped_at_seen")
         follow = self.next_page(response) if rows and not known else None
@@ -56,7 +57,8 @@ class HtmlBoardSpider(PlatformSpider):
                 return None
             keep = ("entry", "keyword", "page", "label")
             next_meta = {k: meta.get(k) for k in keep} | {"pages_seen": meta["pages_seen"] + 1}
-            return scrapy.Request(self.join(href, response), callback=self.parse_page, meta=next_meta)
+            url = self.join(href, response)
+            return scrapy.Request(url, callback=self.parse_page, errback=self.failed, meta=next_meta)
         step = pagination.page_size if pagination.style == "offset" else 1
         return self.page_request(meta["entry"], meta["keyword"], meta["page"] + step, meta["pages_seen"] + 1)
 

@@ -185,15 +185,33 @@ def test_second_sweep_sends_at_most_two_requests_per_entry_point(repeat: Sweep, 
 
 
 def test_incremental_sweep_after_advance_stores_exactly_the_new_posts(
-    advanced: tuple[list[dict[str, Any]], Sweep], settings: Settings
+    advanced: tuple[list[dict[str, Any]], Sweep],
 ) -> None:
     appeared, sweep = advanced
     assert len({p["platform"] for p in appeared}) >= 11
     assert {(p.platform_id, p.external_id, p.parent_external_id) for p in sweep.posts} == {
         (p["platform"], p["external_id"], p["parent_external_id"]) for p in appeared
     }
-    assert {r.platform_id: r.posts_stored for r in sweep.results} == Counter(p["platform"] for p in appeared)
+    new = Counter(p["platform"] for p in appeared)
+    assert {r.platform_id: r.posts_stored for r in sweep.results} == {
+        r.platform_id: new[r.platform_id] for r in sweep.results
+    }
     assert {r.status for r in sweep.results} == {"ok"}
+
+
+def test_incremental_sweep_requests_grow_with_the_new_posts_not_the_platform(
+    advanced: tuple[list[dict[str, Any]], Sweep], settings: Settings
+) -> None:
+    appeared, sweep = advanced
+    new = Counter(p["platform"] for p in appeared)
+    sent = Counter(platform_of(url) for url in sweep.requests)
+    # listing pages as on a repeat sweep, plus at most one detail page per new thread
+    over = {
+        key: sent[key]
+        for key in settings.enabled_platforms()
+        if sent[key] > 2 * entry_point_count(settings, key) + new[key]
+    }
+    assert over == {}
 
 
 def test_after_all_sweeps_the_database_holds_truth_once(

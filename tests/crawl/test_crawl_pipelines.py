@@ -88,3 +88,19 @@ def test_run_recorder_and_store_write_posts_runs_and_high_water_mark(database_ur
 )
 def test_run_status_table(reason: str, items: int, errors: int, status: str) -> None:
     assert run_status(reason, items, errors) == status
+
+
+def test_platform_crawlers_share_one_settings_object_and_open_no_control_port() -> None:
+    from scrapy.settings import Settings as ScrapySettings
+
+    from crawlers.config import SharedSettings, crawler_settings
+
+    settings = load_settings(env={})
+    shared = SharedSettings.of(settings)  # as crawl_process builds every platform's crawler
+    weibo, tieba = (ScrapySettings(crawler_settings(shared, key)).copy() for key in ("weibo", "tieba"))
+    assert weibo["WEISU_SETTINGS"] is tieba["WEISU_SETTINGS"] is shared  # Scrapy's deep copy passes it
+    assert shared.platforms is settings.platforms and shared.author_hash_key == settings.author_hash_key
+    extensions = weibo.getwithbase("EXTENSIONS")
+    assert "scrapy.extensions.remote_control.RemoteControl" not in extensions
+    assert not weibo.getbool("TELNETCONSOLE_ENABLED") and not weibo.getbool("REMOTE_CONTROL_ENABLED")
+    assert weibo.getwithbase("SPIDER_MIDDLEWARES")["crawlers.middlewares.evidence.EvidenceMiddleware"] == 950

@@ -76,7 +76,7 @@ def _answer(middleware: RetryAfterMiddleware, response: Response) -> tuple[Respo
 
 def test_a_429_waits_its_retry_after_before_the_retry() -> None:
     crawler = get_crawler(settings_dict={"WEISU_MAX_RETRY_AFTER": 5})
-    crawler.stats.open_spider(None)  # type: ignore[union-attr]
+    crawler.stats.open_spider()  # type: ignore[union-attr]
     middleware = RetryAfterMiddleware.from_crawler(crawler)
     throttled = _throttled("0.3")
     answer, waited = _answer(middleware, throttled)
@@ -87,7 +87,7 @@ def test_a_429_waits_its_retry_after_before_the_retry() -> None:
 
 def test_a_retry_after_longer_than_the_limit_or_missing_is_not_waited() -> None:
     crawler = get_crawler(settings_dict={"WEISU_MAX_RETRY_AFTER": 1})
-    crawler.stats.open_spider(None)  # type: ignore[union-attr]
+    crawler.stats.open_spider()  # type: ignore[union-attr]
     middleware = RetryAfterMiddleware.from_crawler(crawler)
     for response in (_throttled("3600"), _throttled(None), _throttled("1", status=200)):
         _, waited = _answer(middleware, response)

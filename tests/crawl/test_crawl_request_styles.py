@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 import scrapy
@@ -17,13 +18,13 @@ from settings import PlatformSettings, ResponseSettings, Settings
 FEED_URL = "https://api.example.cn"
 
 
-def _settings(entry: dict[str, object] | None = None, **platform: object) -> Settings:
+def _settings(entry: Mapping[str, object] | None = None, **platform: object) -> Settings:
     """A one-platform config: a JSON search feed keyed "feed", with ``entry`` and ``platform`` overrides."""
     raw: dict[str, object] = {
         "name": "测试平台",
         "kind": "json_feed",
         "base_url": FEED_URL,
-        "entry_points": [{"url": "/search?page={page}", "keywords": ["深圳"]} | (entry or {})],
+        "entry_points": [{"url": "/search?page={page}", "keywords": ["深圳"]} | dict(entry or {})],
         "fields": {"items": "data.items[]", "external_id": "id", "text": "content"},
         "pagination": {"style": "page", "start": 1, "max_pages": 3},
     } | platform

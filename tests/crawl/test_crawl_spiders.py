@@ -1,4 +1,4 @@
-"""Spiders decode GBK/GB18030 and UTF-8 correctly and skip malformed pages without stopping."""
+"""Spiders decode GBK/GB18030 and UTF-8 correctly and skip malformed or lost pages without stopping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import logging
 
 import pytest
 import scrapy
-from scrapy.http import HtmlResponse, TextResponse
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse, Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from crawlers.items import PostItem
 from crawlers.spiders import HtmlBoardSpider
@@ -153,3 +156,46 @@ def test_comment_paging_stops_when_pages_cover_the_total_count(settings: Setting
     assert follow.url.endswith("&pn=2")
     second = TextResponse(follow.url, body=body.replace(b'"count": 21', b'"count": 40'), request=follow)
     assert [o for o in spider.parse_page(second) if isinstance(o, scrapy.Request)] == []
+
+
+def _failure(error: Exception, request: scrapy.Request) -> Failure:
+    failure = Failure(error)
+    failure.request = request  # type: ignore[attr-defined]  # as Scrapy hands it to an errback
+    return failure
+
+
+def test_page_lost_after_its_retries_is_logged_with_platform_url_and_reason_and_skipped_past(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    spider = make_spider(settings, "heimao")
+    request = first_request(spider)
+    assert request.errback == spider.failed
+    gave_up = Response(request.url, status=503, request=request)
+    with caplog.at_level(logging.WARNING):
+        [onwards] = spider.failed(_failure(HttpError(gave_up, "Ignoring non-200 response"), request))
+    assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("page=2")  # the feed goes on
+    assert f"request failed: platform=heimao url={request.url} reason=HTTP 503" in caplog.text
+    assert spider.crawler.stats.get_value("weisu/failed_requests") == 1
+
+
+def test_a_thread_that_timed_out_is_logged_and_nothing_follows(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    spider = make_spider(settings, "tieba")
+    detail = scrapy.Request("https://tieba.baidu.com/p/123", meta={"external_id": "123"})
+    with caplog.at_level(logging.WARNING):
+        assert spider.failed(_failure(TimeoutError("took longer than 30.0 seconds"), detail)) == []
+    assert (
+        "request failed: platform=tieba url=https://tieba.baidu.com/p/123 reason=TimeoutError" in caplog.text
+    )
+
+
+def test_a_request_robots_txt_forbids_is_counted_not_logged_as_a_failure(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    spider = make_spider(settings, "tieba")
+    trapped = scrapy.Request("https://tieba.baidu.com/share/p/123", meta={"external_id": "123"})
+    with caplog.at_level(logging.WARNING):
+        assert spider.failed(_failure(IgnoreRequest("Forbidden by robots.txt"), trapped)) == []
+    assert "request failed" not in caplog.text
+    assert spider.crawler.stats.get_value("weisu/ignored_requests") == 1

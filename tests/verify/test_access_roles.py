@@ -20,6 +20,12 @@ from verify.users import create_token, create_user, revoke_tokens
 from verify.web.app import create_app
 
 
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """Access rules do not depend on the database: SQLite only, to keep the suite fast."""
+    return sqlite_url
+
+
 @pytest.fixture(autouse=True)
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2 with minimal cost: these tests are about access rules, not about hashing strength."""

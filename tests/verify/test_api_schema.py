@@ -14,7 +14,7 @@ from verify.users import create_token, create_user
 from verify.web.app import create_app
 
 # A small, bounded run: the point is no crash on odd input, not exhaustive search.
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 8
 
 
 @pytest.fixture

@@ -202,3 +202,8 @@ def test_the_city_can_hand_a_request_to_another_unit(dispatch_db) -> None:
         "粤海街道办事处",
         "open",
     )
+
+
+def test_a_return_rate_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="return_rate must be between 0 and 1, not 1.5"):
+        FaultPlan(return_rate=1.5)

@@ -13,6 +13,7 @@ from storage.models import Lead, Post, Ticket, TicketState
 from verify import responsibility, workflow
 from verify.pusher import UnknownServiceCodes, check_service_codes, push_pending
 from verify.responsibility import RuleRow
+from verify.sync import sync_statuses
 
 
 def promote(session, make_lead, settings, *texts: str, **fields) -> Ticket:
@@ -98,21 +99,37 @@ def test_only_whole_http_links_are_sent_as_evidence(session, session_factory, ma
 def test_field_names_and_paths_from_the_config_serve_another_ticket_api(
     session, session_factory, make_lead, settings
 ) -> None:
-    promote(session, make_lead, settings)
+    ticket = promote(session, make_lead, settings)
     settings.dispatch.request_path = "/api/v2/tickets"
-    settings.dispatch.field_names = {"service_code": "type", "description": "content", "lat": "latitude"}
-    seen: list[tuple[str, list[str]]] = []
+    settings.dispatch.status_path = "/api/v2/tickets/{id}"
+    settings.dispatch.field_names = {
+        "service_code": "type",
+        "description": "content",
+        "lat": "latitude",
+        "service_request_id": "id",
+        "status": "state",
+        "status_notes": "remark",
+    }
+    seen: list[tuple[str, str, list[str]]] = []
 
-    def accept(request: httpx.Request) -> httpx.Response:
-        seen.append((request.url.path, sorted(httpx.QueryParams(request.content.decode()).keys())))
-        return httpx.Response(201, json=[{"service_request_id": "T-9"}])
+    def other_api(request: httpx.Request) -> httpx.Response:
+        names = sorted(httpx.QueryParams(request.content.decode()).keys())
+        seen.append((request.method, request.url.path, names))
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "T-9"})  # an object, not Open311's one-item list
+        return httpx.Response(200, json={"id": "T-9", "state": "closed", "remark": "已办结"})
 
-    summary = push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
-    assert summary.sent == 1
-    [(path, names)] = seen
-    assert path == "/api/v2/tickets"
+    transport = httpx.MockTransport(other_api)
+    pushed = push_pending(settings, session_factory, transport=transport)
+    synced = sync_statuses(settings, session_factory, transport=transport)
+    assert (pushed.sent, synced.closed) == (1, 1)
+    [(_, post_path, names), (method, get_path, _)] = seen
+    assert (post_path, method, get_path) == ("/api/v2/tickets", "GET", "/api/v2/tickets/T-9")
     assert {"type", "content", "latitude", "long"} <= set(names)
     assert not {"service_code", "description", "lat"} & set(names)
+    session.expire_all()
+    row = session.get(Ticket, ticket.id)
+    assert (row.service_request_id, row.dispatch_status, row.status_notes) == ("T-9", "closed", "已办结")
 
 
 def test_service_codes_the_dispatch_system_does_not_offer_are_named_at_start(settings, dispatch_db) -> None:

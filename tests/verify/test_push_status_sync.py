@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
+from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
+from fixtures.dispatch_simulator.faults import FaultPlan
 from fixtures.serving import serve_in_thread
 from storage.base import utcnow
 from storage.models import AuditEvent, Ticket
@@ -96,3 +98,34 @@ def test_a_ticket_returned_to_another_unit_is_counted_against_first_dispatch_acc
         CategoryAccuracy("城乡建设", tickets=2, first_time_right=1),
     ]
     assert first_dispatch_accuracy(session)[1].share == 0.5
+
+
+def test_the_simulators_seeded_returns_are_recorded_and_counted_at_the_next_sync(
+    session, session_factory, make_lead, settings, dispatch_db
+) -> None:
+    tickets = [
+        promote(session, make_lead, settings, responsible_unit="南山区城市管理和综合执法局") for _ in range(6)
+    ]
+    plan = FaultPlan(return_rate=0.5, seed=3)
+    returned = [t for t in tickets if plan.returns(t.idempotency_key)]
+    assert (
+        0 < len(returned) < len(tickets)
+    )  # the seed gives a mix, so "only the returned ones" means something
+    options = SimulatorOptions(services=configured_services(), fault_plan=plan)
+    with serve_in_thread(create_simulator(dispatch_db, options)) as url:
+        settings.dispatch.base_url = url
+        push_pending(settings, session_factory)
+        summary = sync_statuses(settings, session_factory)
+        stats = httpx.get(f"{url}/_stats").json()
+    assert (summary.reassigned, stats["returned"]) == (len(returned), len(returned))
+    session.expire_all()
+    moved = {t.id: session.get(Ticket, t.id) for t in returned}
+    assert {(row.agency_responsible, row.reassignments) for row in moved.values()} == {
+        ("深圳市城市管理和综合执法局", 1)
+    }
+    assert {row.status_notes for row in moved.values()} == {
+        "退单：南山区城市管理和综合执法局非本单位职责，已改派深圳市城市管理和综合执法局"
+    }
+    assert first_dispatch_accuracy(session) == [
+        CategoryAccuracy("城乡建设", tickets=6, first_time_right=6 - len(returned))
+    ]

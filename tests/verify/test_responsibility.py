@@ -121,3 +121,23 @@ def test_the_starter_list_is_loaded_once_into_an_empty_database_and_names_real_u
     assert suggest_unit(session, "环境保护", "坪山区", None) == "深圳市生态环境局"
     assert suggest_unit(session, "劳动和社会保障", "福田区", None) == "深圳市人力资源和社会保障局"
     assert suggest_unit(session, "卫生计生", None, None) == "深圳市卫生健康委员会"
+
+
+def test_weisu_init_loads_the_configured_starter_list_and_keeps_an_edited_one(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+    from storage.db import make_engine, make_session_factory
+
+    env = {"WEISU_DATABASE_URL": f"sqlite:///{tmp_path / 'init.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"], env=env).exit_code == 0
+    engine = make_engine(env["WEISU_DATABASE_URL"])
+    with make_session_factory(engine)() as session:
+        assert len(responsibility.list_rules(session)) == 24
+        responsibility.remove(session=session, rule_id=responsibility.list_rules(session)[0].id)
+        session.commit()
+    assert runner.invoke(app, ["init"], env=env).exit_code == 0
+    with make_session_factory(engine)() as session:
+        assert len(responsibility.list_rules(session)) == 23
+    engine.dispose()

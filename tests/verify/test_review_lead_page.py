@@ -19,6 +19,12 @@ from verify.web.app import create_app
 RAW_BODY = '{"data": {"cards": [{"mblog": {"text": "<script>alert(1)</script>路灯坏了"}}]}}'.encode()
 
 
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """Rendering and forms do not depend on the database (the workflow tests run on both)."""
+    return sqlite_url
+
+
 @pytest.fixture(autouse=True)
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
@@ -131,11 +137,14 @@ def test_the_audit_trail_shows_what_verifying_changed(alice, make_lead) -> None:
     form = {
         "csrf_token": token,
         "district": "福田区",
+        "landmark": "科技园北门",
         "summary": "南山区科技园路灯不亮",
         "category": "城乡建设",
     }
     alice.post(f"/leads/{lead.id}/verify", data=form)
-    assert "修改 district：南山区 → 福田区" in alice.get(f"/leads/{lead.id}").text
+    assert (
+        "修改 district：南山区 → 福田区，landmark：科技园 → 科技园北门" in alice.get(f"/leads/{lead.id}").text
+    )
 
 
 def test_similar_open_leads_are_listed(alice, make_lead) -> None:

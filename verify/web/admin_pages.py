@@ -68,7 +68,7 @@ def rules_page(request: Request, session: DbSession, user: AdminPage) -> Respons
 
 def _row(category: str, unit: str, district: str, street: str, note: str) -> responsibility.RuleRow:
     values = {"category": category, "unit": unit, "district": district, "street": street, "note": note}
-    return responsibility.clean_row(values)  # type: ignore[arg-type]
+    return responsibility.clean_row(values)
 
 
 @router.post(RULES_PAGE, dependencies=[CsrfChecked])

@@ -15,7 +15,7 @@ from verify import review, workflow
 from verify.review import LeadFilter, QueueSort
 from verify.users import has_role
 from verify.web import exports
-from verify.web.deps import AnalystApi, DbSession, get_settings
+from verify.web.deps import MAX_ROW_ID, AnalystApi, DbSession, LeadId, get_settings
 from verify.web.display import MAX_EVIDENCE_SHOWN, MAX_POST_CHARS, bounded
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
@@ -72,7 +72,7 @@ class TicketOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    lead_id: int
+    lead_id: LeadId
     idempotency_key: str
     state: TicketState
     attempts: int
@@ -85,6 +85,8 @@ class TicketOut(BaseModel):
 class VerifyIn(BaseModel):
     category: str | None = Field(default=None, max_length=50)
     district: str | None = Field(default=None, max_length=50)
+    street: str | None = Field(default=None, max_length=100)
+    landmark: str | None = Field(default=None, max_length=200)
     summary: str | None = Field(default=None, max_length=1000)
     responsible_unit: str | None = Field(default=None, max_length=200)
 
@@ -95,7 +97,7 @@ class RejectIn(BaseModel):
 
 
 class MergeIn(BaseModel):
-    into: int = Field(ge=1, description="the lead this one is the same problem as")
+    into: int = Field(ge=1, le=MAX_ROW_ID, description="the lead this one is the same problem as")
 
 
 class NoteIn(BaseModel):
@@ -106,7 +108,7 @@ class NoteOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    lead_id: int | None
+    lead_id: LeadId | None
     actor: str
     at: datetime
 
@@ -167,7 +169,7 @@ def list_leads(session: DbSession, _: AnalystApi, criteria: Filter) -> LeadPage:
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetail)
-def get_lead(session: DbSession, _: AnalystApi, lead_id: int) -> LeadDetail:
+def get_lead(session: DbSession, _: AnalystApi, lead_id: LeadId) -> LeadDetail:
     try:
         lead = workflow.get_or_raise(session=session, lead_id=lead_id)
     except workflow.WorkflowError as error:
@@ -182,7 +184,7 @@ def get_lead(session: DbSession, _: AnalystApi, lead_id: int) -> LeadDetail:
 
 
 @router.post("/leads/{lead_id}/claim", response_model=LeadOut)
-def claim_lead(request: Request, session: DbSession, user: AnalystApi, lead_id: int) -> LeadOut:
+def claim_lead(request: Request, session: DbSession, user: AnalystApi, lead_id: LeadId) -> LeadOut:
     try:
         lead = workflow.claim(
             session=session, lead_id=lead_id, actor=user.username, settings=get_settings(request)
@@ -194,7 +196,7 @@ def claim_lead(request: Request, session: DbSession, user: AnalystApi, lead_id: 
 
 
 @router.post("/leads/{lead_id}/release", response_model=LeadOut)
-def release_lead(session: DbSession, user: AnalystApi, lead_id: int) -> LeadOut:
+def release_lead(session: DbSession, user: AnalystApi, lead_id: LeadId) -> LeadOut:
     """Give a lead you hold back to the queue; a supervisor may take it from whoever holds it."""
     override = has_role(user, Role.SUPERVISOR)
     try:
@@ -207,7 +209,7 @@ def release_lead(session: DbSession, user: AnalystApi, lead_id: int) -> LeadOut:
 
 @router.post("/leads/{lead_id}/verify", response_model=TicketOut, status_code=status.HTTP_201_CREATED)
 def verify_lead(
-    request: Request, session: DbSession, user: AnalystApi, lead_id: int, body: VerifyIn | None = None
+    request: Request, session: DbSession, user: AnalystApi, lead_id: LeadId, body: VerifyIn | None = None
 ) -> TicketOut:
     """Verify a lead you hold and promote it: its ticket is queued for the dispatch system."""
     edits = body.model_dump(exclude_none=True) if body else {}
@@ -222,7 +224,7 @@ def verify_lead(
 
 
 @router.post("/leads/{lead_id}/reject", response_model=LeadOut)
-def reject_lead(session: DbSession, user: AnalystApi, lead_id: int, body: RejectIn) -> LeadOut:
+def reject_lead(session: DbSession, user: AnalystApi, lead_id: LeadId, body: RejectIn) -> LeadOut:
     try:
         lead = workflow.reject(
             session=session, lead_id=lead_id, actor=user.username, reason=body.reason, note=body.note
@@ -234,7 +236,7 @@ def reject_lead(session: DbSession, user: AnalystApi, lead_id: int, body: Reject
 
 
 @router.post("/leads/{lead_id}/merge", response_model=LeadOut)
-def merge_lead(session: DbSession, user: AnalystApi, lead_id: int, body: MergeIn) -> LeadOut:
+def merge_lead(session: DbSession, user: AnalystApi, lead_id: LeadId, body: MergeIn) -> LeadOut:
     """Mark a lead you hold as the same problem as another lead."""
     try:
         lead = workflow.merge(session=session, lead_id=lead_id, into_id=body.into, actor=user.username)
@@ -245,7 +247,7 @@ def merge_lead(session: DbSession, user: AnalystApi, lead_id: int, body: MergeIn
 
 
 @router.post("/leads/{lead_id}/confirm", response_model=TicketOut)
-def confirm_lead(session: DbSession, user: AnalystApi, lead_id: int) -> TicketOut:
+def confirm_lead(session: DbSession, user: AnalystApi, lead_id: LeadId) -> TicketOut:
     """Second confirmation of an urgent lead's ticket (by someone other than who verified it)."""
     try:
         ticket = workflow.confirm(session=session, lead_id=lead_id, actor=user.username)
@@ -256,7 +258,7 @@ def confirm_lead(session: DbSession, user: AnalystApi, lead_id: int) -> TicketOu
 
 
 @router.post("/leads/{lead_id}/notes", response_model=NoteOut, status_code=status.HTTP_201_CREATED)
-def add_note(session: DbSession, user: AnalystApi, lead_id: int, body: NoteIn) -> NoteOut:
+def add_note(session: DbSession, user: AnalystApi, lead_id: LeadId, body: NoteIn) -> NoteOut:
     try:
         event = workflow.add_note(session=session, lead_id=lead_id, actor=user.username, text=body.text)
         session.commit()

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -136,3 +136,7 @@ AnalystApi = Annotated[User, Depends(api_user_at_least(Role.ANALYST))]
 SupervisorApi = Annotated[User, Depends(api_user_at_least(Role.SUPERVISOR))]
 AdminApi = Annotated[User, Depends(api_user_at_least(Role.ADMIN))]
 CsrfChecked = Depends(require_csrf_form)
+#: Row ids fit a 32-bit signed integer on every database; a larger one is a 422, never a driver error.
+MAX_ROW_ID = 2**31 - 1
+LeadId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+PostId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

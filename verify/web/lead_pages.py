@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from typing import Annotated
 
@@ -12,16 +11,27 @@ from sqlalchemy.orm import Session
 
 from storage.base import utcnow
 from storage.models import LeadState, Role, TicketState, User
+from storage.queries import decompressed
 from verify import review, workflow
 from verify.users import has_role
-from verify.web.deps import CSRF_HEADER, AnalystPage, CsrfChecked, DbSession, csrf_matches, get_settings
+from verify.web.deps import (
+    CSRF_HEADER,
+    MAX_ROW_ID,
+    AnalystPage,
+    CsrfChecked,
+    DbSession,
+    LeadId,
+    PostId,
+    csrf_matches,
+    get_settings,
+)
 from verify.web.display import MAX_EVIDENCE_SHOWN
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
 
 
-def _claim_on_open(request: Request, session: Session, user: User, lead_id: int) -> str | None:
+def _claim_on_open(request: Request, session: Session, user: User, lead_id: LeadId) -> str | None:
     """Opening an open lead claims it, so two analysts never work on the same one; a notice if taken."""
     try:
         workflow.claim(session=session, lead_id=lead_id, actor=user.username, settings=get_settings(request))
@@ -34,7 +44,7 @@ def _claim_on_open(request: Request, session: Session, user: User, lead_id: int)
 
 
 @router.get("/leads/{lead_id}")
-def lead_page(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+def lead_page(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     lead = workflow.get(session=session, lead_id=lead_id)
     if lead is None:
         return render(request, "not_found.html", {"user": user}, status_code=404)
@@ -83,14 +93,17 @@ def verify_lead(
     request: Request,
     session: DbSession,
     user: AnalystPage,
-    lead_id: int,
+    lead_id: LeadId,
     category: Annotated[str, Form(max_length=50)] = "",
     district: Annotated[str, Form(max_length=50)] = "",
+    street: Annotated[str, Form(max_length=100)] = "",
+    landmark: Annotated[str, Form(max_length=200)] = "",
     summary: Annotated[str, Form(max_length=1000)] = "",
     responsible_unit: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    edits = {"category": category.strip(), "district": district.strip(), "summary": summary.strip()}
-    edits["responsible_unit"] = responsible_unit.strip()
+    fields = {"category": category, "district": district, "street": street, "landmark": landmark}
+    fields.update(summary=summary, responsible_unit=responsible_unit)
+    edits = {name: value.strip() for name, value in fields.items()}
 
     def action() -> str:
         ticket = workflow.verify_and_promote(
@@ -105,7 +118,7 @@ def verify_lead(
 
 
 @router.post("/leads/{lead_id}/confirm", dependencies=[CsrfChecked])
-def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     def action() -> str:
         ticket = workflow.confirm(session=session, lead_id=lead_id, actor=user.username)
         return f"已确认：工单 {ticket.idempotency_key} 已进入发送队列。"
@@ -119,7 +132,7 @@ def reject_lead(
     request: Request,
     session: DbSession,
     user: AnalystPage,
-    lead_id: int,
+    lead_id: LeadId,
     reason: Annotated[str, Form(max_length=50)],
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
@@ -132,7 +145,11 @@ def reject_lead(
 
 @router.post("/leads/{lead_id}/merge", dependencies=[CsrfChecked])
 def merge_lead(
-    request: Request, session: DbSession, user: AnalystPage, lead_id: int, into: Annotated[int, Form(ge=1)]
+    request: Request,
+    session: DbSession,
+    user: AnalystPage,
+    lead_id: LeadId,
+    into: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
 ) -> Response:
     def action() -> str:
         workflow.merge(session=session, lead_id=lead_id, into_id=into, actor=user.username)
@@ -142,7 +159,7 @@ def merge_lead(
 
 
 @router.post("/leads/{lead_id}/release", dependencies=[CsrfChecked])
-def release_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+def release_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     def action() -> str:
         # A supervisor may take a lead back from whoever holds it (reassignment).
         override = has_role(user, Role.SUPERVISOR)
@@ -157,7 +174,7 @@ def note_lead(
     request: Request,
     session: DbSession,
     user: AnalystPage,
-    lead_id: int,
+    lead_id: LeadId,
     text: Annotated[str, Form(max_length=workflow.MAX_NOTE_CHARS)],
 ) -> Response:
     def action() -> str:
@@ -169,7 +186,7 @@ def note_lead(
 
 
 @router.post("/leads/{lead_id}/renew")
-def renew_claim(request: Request, session: DbSession, user: AnalystPage, lead_id: int) -> Response:
+def renew_claim(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     """The lead page's heartbeat (static/lead.js): keep the analyst's lease while they work."""
     if not csrf_matches(request, request.headers.get(CSRF_HEADER)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"{CSRF_HEADER} header missing or wrong")
@@ -185,7 +202,7 @@ def renew_claim(request: Request, session: DbSession, user: AnalystPage, lead_id
 
 
 @router.get("/leads/{lead_id}/posts/{post_id}/raw")
-def raw_evidence(session: DbSession, user: AnalystPage, lead_id: int, post_id: int) -> Response:
+def raw_evidence(session: DbSession, user: AnalystPage, lead_id: LeadId, post_id: PostId) -> Response:
     """The platform's exact response behind an evidence post, as a download — never rendered as a page."""
     raw = review.raw_evidence(session=session, lead_id=lead_id, post_id=post_id)
     if raw is None:
@@ -197,4 +214,4 @@ def raw_evidence(session: DbSession, user: AnalystPage, lead_id: int, post_id: i
         "X-Weisu-Source-Status": str(raw.status),
     }
     # application/octet-stream + attachment + nosniff: hostile HTML in the body cannot run on our origin.
-    return Response(gzip.decompress(raw.body_gz), media_type="application/octet-stream", headers=headers)
+    return Response(decompressed(raw), media_type="application/octet-stream", headers=headers)

@@ -47,20 +47,16 @@ def stacked_days(days: Sequence[str], counts: Mapping[str, Mapping[str, int]], t
     ]
     for index, day in enumerate(days):
         x = left + index * step + 2
-        y = top + plot_h
+        y = float(top + plot_h)
         day_counts = counts.get(day, {})
-        for series in [*named, None]:
-            value = (
-                day_counts.get(series, 0)
-                if series
-                else sum(v for s, v in day_counts.items() if s not in colours)
-            )
+        others = sum(v for s, v in day_counts.items() if s not in colours)
+        stack = [(series, day_counts.get(series, 0), colours[series]) for series in named]
+        for name, value, colour in [*stack, ("其他", others, OTHER_COLOUR)]:
             if not value:
                 continue
             bar = plot_h * value / peak
             y -= bar
-            colour = colours.get(series, OTHER_COLOUR) if series else OTHER_COLOUR
-            label = escape(f"{day} {series or '其他'}: {value}")
+            label = escape(f"{day} {name}: {value}")
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(step - 4, 1):.1f}" height="{bar:.1f}" '
                 f'fill="{colour}"><title>{label}</title></rect>'
