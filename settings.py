@@ -143,7 +143,7 @@ class ClassifySettings(StrictModel):
     relevance_threshold: float = Field(default=0.7, ge=0, le=1)
     category_min_probability: float = Field(default=0.4, ge=0, le=1)
     urgent_terms: dict[str, list[str]] = Field(default_factory=dict)
-    merge_similarity: float = Field(default=0.5, ge=0, le=1)
+    merge_similarity: float = Field(default=0.7, ge=0, le=1)
 
 
 class ReviewSettings(StrictModel):

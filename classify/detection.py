@@ -38,6 +38,8 @@ SUMMARY_CHARS = 120
 OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
 MERGE_WINDOW = timedelta(days=30)
+#: Posts (or evidence) with fewer distinct 3-shingles than this never merge: about six characters.
+MIN_MERGE_SHINGLES = 6
 _FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
 
 
@@ -121,15 +123,23 @@ class _OpenLeads:
         ]
 
     def match(self, text: str, place: Place, category: str | None, threshold: float) -> int | Lead | None:
-        """The compatible open lead whose evidence is most similar, at Jaccard ≥ threshold."""
+        """The compatible open lead whose evidence is most similar, at containment ≥ threshold.
+
+        Containment (shared shingles over the smaller set), not Jaccard: the same complaint is a
+        one-line title on Weibo and a whole letter on a board, and their Jaccard is tiny."""
         mine = self._shingles(text)
+        if len(mine) < MIN_MERGE_SHINGLES:
+            return None  # too short to tell a repost from a coincidence
         postings = self.postings
         # One counting pass in C over every matching posting list.
         overlaps = Counter(chain.from_iterable(postings[gram] for gram in mine if gram in postings))
         best, best_score = None, threshold
         for number, overlap in overlaps.items():
             lead_id, size, district, lead_category = self.entries[number]
-            score = overlap / (len(mine) + size - overlap)
+            smaller = min(len(mine), size)
+            if smaller < MIN_MERGE_SHINGLES:
+                continue
+            score = overlap / smaller
             if score < best_score:
                 continue
             if place.district and district and place.district != district:

@@ -1,4 +1,4 @@
-"""Near-duplicate detection between posts: character 3-shingle Jaccard over the normalised text."""
+"""Near-duplicate detection between posts: character 3-shingles of the normalised text."""
 
 from __future__ import annotations
 

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawlers.items import PostItem
 from storage.db import session_scope
-from storage.models import Platform, Post
+from storage.queries import stored_external_ids
 
 KnownIds = Callable[[list[str]], set[str]]
 
@@ -54,16 +53,13 @@ class SeenContent:
         return False
 
 
-def load_seen(factory: sessionmaker[Session], platform_id: str) -> SeenContent:
-    """The platform's mark from the database, and a lookup of its stored external ids."""
-    with session_scope(factory) as session:
-        mark = session.scalar(select(Platform.high_water_mark).where(Platform.id == platform_id))
+def seen_content(factory: sessionmaker[Session], platform_id: str, mark: str | None) -> SeenContent:
+    """What was seen, from a mark already read: a lookup of the platform's stored external ids."""
 
     def known(ids: list[str]) -> set[str]:
         if not ids:
             return set()
         with session_scope(factory) as session:
-            query = select(Post.external_id).where(Post.platform_id == platform_id, Post.external_id.in_(ids))
-            return set(session.scalars(query))
+            return stored_external_ids(session, platform_id, ids)
 
     return SeenContent(parse_mark(mark), known)

@@ -173,6 +173,8 @@ class Lead(Base):
         Index("ix_leads_state_priority_sla", "state", "priority", "sla_due_at"),
         # The queue's default order (urgent first, then SLA due soonest) across all states.
         Index("ix_leads_priority_sla", "priority", "sla_due_at"),
+        # The queue sorted by score, or by model uncertainty (outward from 0.5).
+        Index("ix_leads_score", "score"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -8,8 +8,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from settings import ReviewSettings
 from storage.base import utcnow
@@ -57,6 +59,11 @@ class LeadFilter:
     page: int = 1
     page_size: int = 20
 
+    def narrows_beyond_state_and_priority(self) -> bool:
+        """True when the filter uses a column outside the (state, priority, sla_due_at) index."""
+        extra = (self.category, self.district, self.platform, self.found_from, self.found_to, self.text)
+        return any(value is not None for value in (*extra, self.score_min, self.score_max))
+
     def query_params(self, **overrides: Any) -> dict[str, str]:
         """The filter as URL query parameters (empty ones left out), for paging and export links."""
         values: dict[str, str] = {}
@@ -76,7 +83,11 @@ def _local_day_start(day: date) -> datetime:
 
 def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[Lead]:
     """SELECT leads matching the filter (ordering and paging are added by the caller)."""
-    statement = select(Lead)
+    return _where(select(Lead), criteria, with_state=with_state)
+
+
+def _where(statement: Select[Any], criteria: LeadFilter, *, with_state: bool = True) -> Select[Any]:
+    """Add the filter's conditions to any SELECT over leads."""
     if with_state and criteria.state is not None:
         statement = statement.where(Lead.state == criteria.state)
     if criteria.priority is not None:
@@ -113,43 +124,118 @@ def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[Lead]:
     return statement
 
 
+class _scanned(FunctionElement[Any]):
+    """A GROUP BY column SQLite must not read through an index; the plain column on other databases.
+
+    With a filter on other columns, SQLite would walk the (state, priority, sla) index to group and
+    fetch every row through it — about 8x slower on 100,000 leads than one plain scan with a small
+    temporary B-tree. SQLite's documented way to keep a term off an index is a unary ``+``.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(_scanned)
+def _plain_column(element: _scanned, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_scanned, "sqlite")
+def _sqlite_unindexed(element: _scanned, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """What the queue header shows, from one aggregate query over the filtered leads."""
+
+    counts: dict[LeadState, int]  # per state, every filter but the state applied
+    total: int  # matching every filter
+    urgent: int  # urgent leads matching every filter
+    breaches: int  # open leads matching every filter whose SLA (from when found) has run out
+
+
+def summarise(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> QueueSummary:
+    """Counts per state, the total, the urgent count and SLA breaches in a single pass over the leads."""
+    late = case((and_(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < (now or utcnow())), 1), else_=0)
+    # Filtered on state and priority alone, the (state, priority, sla) index covers the query.
+    if criteria.narrows_beyond_state_and_priority():
+        state, priority = _scanned(Lead.state), _scanned(Lead.priority)
+    else:
+        state, priority = Lead.state, Lead.priority
+    statement = _where(select(state, priority, func.count(), func.sum(late)), criteria, with_state=False)
+    statement = statement.group_by(state, priority)
+    counts = dict.fromkeys(LeadState, 0)
+    total = urgent = breaches = 0
+    for state, priority, count, late_count in session.execute(statement):
+        counts[LeadState(state)] += count
+        if criteria.state is None or criteria.state == state:
+            total += count
+            breaches += late_count or 0
+            urgent += count if priority == Priority.URGENT else 0
+    return QueueSummary(counts=counts, total=total, urgent=urgent, breaches=breaches)
+
+
 def _ordering(sort: QueueSort) -> list[Any]:
     if sort == QueueSort.SCORE:
         return [Lead.score.desc(), Lead.id]
-    if sort == QueueSort.UNCERTAINTY:
-        return [func.abs(Lead.score - 0.5), Lead.id]
-    urgent_first = case((Lead.priority == Priority.URGENT, 0), else_=1)
-    no_due_last = case((Lead.sla_due_at.is_(None), 1), else_=0)
-    return [urgent_first, no_due_last, Lead.sla_due_at, Lead.id]
+    return [Lead.sla_due_at.asc().nulls_last(), Lead.id]
+
+
+def _uncertainty_key(lead: Lead) -> tuple[float, int]:
+    return abs(lead.score - 0.5), lead.id
 
 
 def page_size_of(criteria: LeadFilter) -> int:
     return min(max(criteria.page_size, 1), MAX_PAGE_SIZE)
 
 
-def queue(*, session: Session, criteria: LeadFilter) -> tuple[list[Lead], int]:
-    """One page of matching leads in the chosen order; (leads, total matching)."""
-    base = filtered(criteria)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+def page(*, session: Session, criteria: LeadFilter, summary: QueueSummary) -> list[Lead]:
+    """One page of matching leads in the chosen order."""
     size = page_size_of(criteria)
     offset = (max(criteria.page, 1) - 1) * size
-    statement = base.order_by(*_ordering(criteria.sort)).offset(offset).limit(size)
-    return list(session.scalars(statement)), total
+    base = filtered(criteria)
+    order = _ordering(criteria.sort)
+    if criteria.sort == QueueSort.UNCERTAINTY:
+        # Nearest 0.5 first, from two walks of the score index outward from 0.5 (no full sort).
+        wanted = offset + size
+        above = base.where(Lead.score >= 0.5).order_by(Lead.score.asc(), Lead.id).limit(wanted)
+        below = base.where(Lead.score < 0.5).order_by(Lead.score.desc(), Lead.id).limit(wanted)
+        nearest = sorted([*session.scalars(above), *session.scalars(below)], key=_uncertainty_key)
+        return nearest[offset:wanted]
+    if criteria.sort == QueueSort.SCORE:
+        return list(session.scalars(base.order_by(*order).offset(offset).limit(size)))
+    # Urgent first: page through the urgent leads, then the ordinary ones, each in SLA order, so
+    # both halves walk the (priority, sla_due_at) index instead of sorting every lead.
+    leads: list[Lead] = []
+    if offset < summary.urgent:
+        urgent = base.where(Lead.priority == Priority.URGENT).order_by(*order).offset(offset).limit(size)
+        leads += session.scalars(urgent)
+    if len(leads) < size:
+        ordinary = base.where(Lead.priority == Priority.ORDINARY).order_by(*order)
+        ordinary = ordinary.offset(max(offset - summary.urgent, 0)).limit(size - len(leads))
+        leads += session.scalars(ordinary)
+    return leads
+
+
+def queue(*, session: Session, criteria: LeadFilter) -> tuple[list[Lead], int]:
+    """One page of matching leads in the chosen order; (leads, total matching)."""
+    summary = summarise(session=session, criteria=criteria)
+    return page(session=session, criteria=criteria, summary=summary), summary.total
 
 
 def state_counts(*, session: Session, criteria: LeadFilter) -> dict[LeadState, int]:
     """How many leads match the other filters in each state (every state present, zero when none)."""
-    matching = filtered(criteria, with_state=False).subquery()
-    rows = session.execute(select(matching.c.state, func.count()).group_by(matching.c.state)).all()
-    counts = dict.fromkeys(LeadState, 0)
-    counts.update({LeadState(state): count for state, count in rows})
-    return counts
+    return summarise(session=session, criteria=criteria).counts
 
 
 def sla_breaches(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> int:
     """Open leads matching the filter whose SLA (counted from when weisu found them) has run out."""
-    matching = filtered(criteria).where(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < (now or utcnow()))
-    return session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    return summarise(session=session, criteria=criteria, now=now).breaches
 
 
 def sla_minutes(priority: Priority, review: ReviewSettings) -> int:

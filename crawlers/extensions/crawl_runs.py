@@ -10,9 +10,10 @@ from typing import Any
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from sqlalchemy import select
 
 from crawlers.extensions.health import RunFigures, dropped_reasons, layout_change, responses_by_status
-from crawlers.incremental import load_seen
+from crawlers.incremental import seen_content
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
 from storage.db import session_factory_for, session_scope
@@ -53,8 +54,10 @@ class CrawlRunRecorder:
     def spider_opened(self, spider: Spider) -> None:
         self.opened_at = time.monotonic()
         platform = self.settings.platforms[self.platform_id]
-        with session_scope(session_factory_for(self.settings.database_url)) as session:
+        factory = session_factory_for(self.settings.database_url)
+        with session_scope(factory) as session:
             sync_platforms(session, {self.platform_id: (platform.name, platform.kind, platform.enabled)})
+            mark = session.scalar(select(Platform.high_water_mark).where(Platform.id == self.platform_id))
             run = CrawlRun(platform_id=self.platform_id, status="running", stats={})
             session.add(run)
             session.flush()
@@ -63,7 +66,7 @@ class CrawlRunRecorder:
         self.crawler.stats.set_value(RUN_ID_STAT, self.run_id)
         if isinstance(spider, PlatformSpider):
             # Read here, before the first response is parsed, so paging can stop at seen content.
-            spider.seen = load_seen(session_factory_for(self.settings.database_url), self.platform_id)
+            spider.seen = seen_content(factory, self.platform_id, mark)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats

@@ -69,14 +69,11 @@ class StorePipeline:
         with session_scope(session_factory_for(self.database_url)) as session:
             fresh = _not_yet_stored(session, batch)
             body_ids = self._store_bodies(session, fresh)
-            rows = [
-                row
-                | {
-                    "crawl_run_id": run_id,
-                    "raw_response_id": body_ids.get(evidence.sha256 if evidence else ""),
-                }
-                for row, evidence in fresh
-            ]
+            rows = []
+            for row, evidence in fresh:
+                row["crawl_run_id"] = run_id
+                row["raw_response_id"] = body_ids.get(evidence.sha256) if evidence is not None else None
+                rows.append(row)
             stored = insert_posts(session, rows)
         self.stats.inc_value("weisu/posts_stored", stored)
         self.stats.inc_value("weisu/posts_seen_before", len(batch) - stored)

@@ -165,7 +165,7 @@ class PlatformSpider(scrapy.Spider):
         retried — is logged with platform, URL and reason and counted; a feed's next page is still
         fetched. A request robots.txt forbids is only counted: skipping it is the point."""
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
-        if failure.check(IgnoreRequest):
+        if failure.check(IgnoreRequest) and not failure.check(HttpError):  # HttpError is an IgnoreRequest
             self.count("ignored_requests")
             return []
         error = failure.value

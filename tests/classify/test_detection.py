@@ -165,3 +165,14 @@ def test_a_category_below_the_minimum_probability_is_left_uncertain(detect_env: 
     [lead] = _leads(factory)
     assert lead.category is None
     assert lead.category_probability is not None and 0.4 < lead.category_probability < 0.999
+
+
+def test_a_one_line_post_joins_the_lead_of_the_whole_letter_it_repeats(detect_env: Env) -> None:
+    settings, factory = detect_env
+    follow_up = "我们多次打电话给物业和自来水公司，都说在抢修，但一直没有结果，希望有关部门尽快解决。"
+    one_line = "宝安区西乡街道碧海花园小区停水三天了，一直没人管"
+    _store(factory, ("tieba", "9", f"{WATER_A}。{follow_up}"), ("weibo", "1", one_line))
+    summary = detect_new_posts(settings, factory)
+    assert (summary.leads_created, summary.leads_updated) == (1, 1)
+    [lead] = _leads(factory)
+    assert lead.evidence_count == 2

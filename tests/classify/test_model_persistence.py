@@ -58,14 +58,14 @@ def test_training_stores_one_active_model_row_with_metadata(trained: TrainReport
 
 def test_validation_metrics_meet_the_floor(trained: TrainReport) -> None:
     relevance, category = trained.metrics["relevance"], trained.metrics["category"]
-    # Measured (threshold 0.5): titles P 0.934 R 0.989, letters P 0.973 R 0.999, sentences R 0.857,
-    # FPR 0.012; category letters acc 0.907 / macro-F1 0.907, titles acc 0.827 / macro-F1 0.843
-    # (98 titles; before the category model had its own features: 0.776 / 0.788).
-    assert relevance["titles vs noise"]["recall"] >= 0.98
-    assert relevance["titles vs noise"]["precision"] >= 0.90
-    assert relevance["letters vs noise"]["recall"] >= 0.99
-    assert relevance["sentences vs noise"]["recall"] >= 0.82
-    assert relevance["letters vs noise"]["fpr"] <= 0.02
+    # Measured (threshold 0.7, complaint-vocabulary features): titles P 0.974 R 0.936, letters P 0.990
+    # R 0.989, sentences R 0.688, FPR on held-out noise: chit-chat 0.006, food 0.001, news 0.002, Weibo
+    # 0.010; category letters acc 0.907 / macro-F1 0.906, titles acc 0.827 / macro-F1 0.843 (98 titles).
+    assert relevance["titles vs noise"]["recall"] >= 0.92
+    assert relevance["titles vs noise"]["precision"] >= 0.95
+    assert relevance["letters vs noise"]["recall"] >= 0.98
+    assert relevance["sentences vs noise"]["recall"] >= 0.65
+    assert max(v for k, v in relevance.items() if k.startswith("fpr_")) <= 0.015
     assert category["letters"]["accuracy"] >= 0.90
     assert category["letters"]["macro_f1"] >= 0.90
     assert category["titles"]["accuracy"] >= 0.80

@@ -1,4 +1,4 @@
-"""`weisu retrain`: corpus plus analysts' decisions, both models scored on one split, activation only if not worse."""
+"""`weisu retrain`: corpus plus analysts' decisions; the new model is activated only if not worse."""
 
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ def world_truth() -> dict[str, Any]:
     return build_world(42).truth()
 
 
-def test_truth_is_identical_for_one_seed_and_differs_for_another() -> None:
-    first = json.dumps(build_world(42).truth(), ensure_ascii=False)
+def test_truth_is_identical_for_one_seed_and_differs_for_another(world_truth: dict[str, Any]) -> None:
+    first = json.dumps(world_truth, ensure_ascii=False)
     assert first == json.dumps(build_world(42).truth(), ensure_ascii=False)
     assert first != json.dumps(build_world(7).truth(), ensure_ascii=False)
 

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from cli import app as cli_app
 from storage.db import make_engine, make_session_factory, upgrade
-from storage.models import ApiToken, LoginFailure, User
-from verify.users import create_token, create_user, revoke_tokens
+from storage.models import ApiToken, LoginFailure, Role, User
+from verify.users import ROLE_RANK, create_token, create_user, revoke_tokens
 from verify.web.app import create_app
+from verify.web.deps import ROLE_ATTRIBUTE
 
 
 @pytest.fixture
@@ -74,14 +75,34 @@ def _api_routes(routes) -> Iterator[APIRoute]:
             yield from _api_routes(route.original_router.routes)
 
 
-def routes(app) -> list[tuple[str, str]]:
-    """Every (method, concrete path) the app serves, path parameters filled with harmless values."""
+def _needed_role(route: APIRoute) -> Role | None:
+    """The role the route's user dependency asks for (None: a public route)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if hasattr(dependency.call, ROLE_ATTRIBUTE):
+            return getattr(dependency.call, ROLE_ATTRIBUTE)
+        pending += dependency.dependencies
+    return None
+
+
+def routes(app, minimum: Role | None = None) -> list[tuple[str, str]]:
+    """Every (method, concrete path) the app serves, path parameters filled with harmless values;
+    with ``minimum``, only the routes that need at least that role."""
     found = []
     for route in _api_routes(app.routes):
+        needed = _needed_role(route)
+        if minimum is not None and (needed is None or ROLE_RANK[needed] < ROLE_RANK[minimum]):
+            continue
         path = route.path.replace("{fmt}", "csv").replace("{what}", "leads")
         path = re.sub(r"\{[^}]+\}", "1", path)
         found += [(method, path) for method in sorted(route.methods - {"HEAD"})]
     return found
+
+
+def test_every_route_but_sign_in_needs_a_role(app) -> None:
+    public = sorted(route.path for route in _api_routes(app.routes) if _needed_role(route) is None)
+    assert public == ["/", "/login", "/login", "/logout"]
 
 
 def test_anonymous_clients_are_sent_to_login_or_told_401_everywhere_but_login(client, app) -> None:
@@ -103,8 +124,8 @@ def test_anonymous_clients_are_sent_to_login_or_told_401_everywhere_but_login(cl
 def test_an_analyst_is_refused_every_supervisor_and_admin_page(client, app) -> None:
     login(client, "alice", "alice-pw")
     token = csrf_of(client.get("/leads").text)
-    guarded = [(m, p) for m, p in routes(app) if p.startswith(("/admin", "/dashboard"))]
-    assert ("GET", "/admin/users") in guarded and ("GET", "/dashboard") in guarded
+    guarded = routes(app, minimum=Role.SUPERVISOR)
+    assert {("GET", "/admin/users"), ("POST", "/admin/users"), ("GET", "/dashboard")} <= set(guarded)
     for method, path in guarded:
         response = client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
         assert response.status_code == 403, (method, path)

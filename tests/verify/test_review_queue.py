@@ -186,3 +186,28 @@ def test_verified_cases_export_lists_only_promoted_leads(client, make_lead, bear
     response = client.get("/api/v1/exports/cases.csv", headers=bearer)
     frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")
     assert (frame["线索编号"].tolist(), frame["摘要"].tolist()) == ([promoted.id], ["已派单"])
+
+
+def test_urgent_first_paging_crosses_from_urgent_to_ordinary_leads(session, make_lead) -> None:
+    base = utcnow()
+    ordinary = [make_lead(sla_due_at=base + timedelta(minutes=n)).id for n in range(20)]
+    no_sla = make_lead(sla_due_at=None).id
+    urgent = [
+        make_lead(priority=Priority.URGENT, sla_due_at=base + timedelta(hours=5 - n)).id for n in range(3)
+    ]
+    first = ids(session, LeadFilter(page=1, page_size=10))
+    second = ids(session, LeadFilter(page=2, page_size=10))
+    third = ids(session, LeadFilter(page=3, page_size=10))
+    assert first == [*reversed(urgent), *ordinary[:7]]
+    assert second == ordinary[7:17]
+    assert third == [*ordinary[17:], no_sla]  # a lead without an SLA comes last
+
+
+def test_uncertainty_paging_walks_outward_from_one_half(session, make_lead) -> None:
+    scores = [0.51, 0.45, 0.62, 0.30, 0.95, 0.02, 0.5]
+    by_score = {score: make_lead(score=score).id for score in scores}
+    expected = [by_score[s] for s in (0.5, 0.51, 0.45, 0.62, 0.30, 0.95, 0.02)]
+    first = ids(session, LeadFilter(sort=QueueSort.UNCERTAINTY, page_size=3))
+    second = ids(session, LeadFilter(sort=QueueSort.UNCERTAINTY, page=2, page_size=3))
+    third = ids(session, LeadFilter(sort=QueueSort.UNCERTAINTY, page=3, page_size=3))
+    assert [*first, *second, *third] == expected

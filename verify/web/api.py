@@ -157,14 +157,15 @@ Filter = Annotated[LeadFilter, Depends(lead_filter)]
 @router.get("/leads", response_model=LeadPage)
 def list_leads(session: DbSession, _: AnalystApi, criteria: Filter) -> LeadPage:
     """One page of the queue with the same filters and sorting as the queue page, counts per state."""
-    leads, total = review.queue(session=session, criteria=criteria)
+    summary = review.summarise(session=session, criteria=criteria)
+    leads = review.page(session=session, criteria=criteria, summary=summary)
     return LeadPage(
         items=[LeadOut.model_validate(lead) for lead in leads],
-        total=total,
+        total=summary.total,
         page=criteria.page,
         page_size=criteria.page_size,
-        counts=review.state_counts(session=session, criteria=criteria),
-        sla_breaches=review.sla_breaches(session=session, criteria=criteria),
+        counts=summary.counts,
+        sla_breaches=summary.breaches,
     )
 
 

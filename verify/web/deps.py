@@ -27,6 +27,9 @@ CSRF_HEADER = "X-CSRF-Token"
 bearer_auth = HTTPBearer(auto_error=False, description="an API token from `weisu users token NAME`")
 
 
+ROLE_ATTRIBUTE = "minimum_role"
+
+
 class LoginRequired(Exception):
     """A page asked for by someone not signed in; answered with a redirect to /login."""
 
@@ -92,7 +95,7 @@ def page_user_at_least(minimum: Role) -> Callable[..., User]:
             raise PageForbidden
         return user
 
-    return dependency
+    return _marked(dependency, minimum)
 
 
 def api_user_at_least(minimum: Role) -> Callable[..., User]:
@@ -120,6 +123,12 @@ def api_user_at_least(minimum: Role) -> Callable[..., User]:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs the {minimum.value} role")
         return user
 
+    return _marked(dependency, minimum)
+
+
+def _marked(dependency: Callable[..., User], minimum: Role) -> Callable[..., User]:
+    # The role a route needs stays readable on its dependency, so tests can check every route.
+    setattr(dependency, ROLE_ATTRIBUTE, minimum)
     return dependency
 
 

@@ -91,8 +91,10 @@ def logout(request: Request) -> Response:
 @router.get("/leads")
 def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Response:
     criteria = parse_filter(request.query_params, PAGE_SIZE)
-    leads, total = review.queue(session=session, criteria=criteria)
     now = utcnow()
+    summary = review.summarise(session=session, criteria=criteria, now=now)
+    leads = review.page(session=session, criteria=criteria, summary=summary)
+    total = summary.total
     review_settings = get_settings(request).review
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     context = {
@@ -104,8 +106,8 @@ def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Respo
         "page": criteria.page,
         "pages": pages,
         "filter": criteria,
-        "counts": review.state_counts(session=session, criteria=criteria),
-        "breaches": review.sla_breaches(session=session, criteria=criteria, now=now),
+        "counts": summary.counts,
+        "breaches": summary.breaches,
         "states": list(LeadState),
         "priorities": list(Priority),
         "sorts": SORT_LABELS,

@@ -42,14 +42,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("responses_by_status", sa.JSON(), server_default="{}", nullable=False))
         batch_op.add_column(sa.Column("dropped", sa.JSON(), server_default="{}", nullable=False))
         batch_op.add_column(sa.Column("duration_seconds", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("layout_changed", sa.Boolean(), server_default=sa.false(), nullable=False))
+        layout_changed = sa.Column("layout_changed", sa.Boolean(), server_default=sa.false(), nullable=False)
+        batch_op.add_column(layout_changed)
         batch_op.add_column(sa.Column("health_reason", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("crawl_runs", schema=None) as batch_op:
-        for column in ("health_reason", "layout_changed", "duration_seconds", "dropped", "responses_by_status"):
-            batch_op.drop_column(column)
+        for name in ("health_reason", "layout_changed", "duration_seconds", "dropped", "responses_by_status"):
+            batch_op.drop_column(name)
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_constraint("fk_posts_raw_response_id", type_="foreignkey")
         batch_op.drop_column("raw_response_id")

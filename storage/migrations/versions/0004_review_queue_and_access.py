@@ -44,9 +44,11 @@ def upgrade() -> None:
     op.create_index("ix_login_failures_username_at", "login_failures", ["username", "at"], unique=False)
     op.create_index("ix_login_failures_client_at", "login_failures", ["client", "at"], unique=False)
     op.create_index("ix_leads_priority_sla", "leads", ["priority", "sla_due_at"], unique=False)
+    op.create_index("ix_leads_score", "leads", ["score"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_leads_score", table_name="leads")
     op.drop_index("ix_leads_priority_sla", table_name="leads")
     op.drop_index("ix_login_failures_client_at", table_name="login_failures")
     op.drop_index("ix_login_failures_username_at", table_name="login_failures")
