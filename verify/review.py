@@ -86,7 +86,7 @@ def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[Lead]:
     return _where(select(Lead), criteria, with_state=with_state)
 
 
-def _where(statement: Select[Any], criteria: LeadFilter, *, with_state: bool = True) -> Select[Any]:
+def _where(statement: Any, criteria: LeadFilter, *, with_state: bool = True) -> Any:
     """Add the filter's conditions to any SELECT over leads."""
     if with_state and criteria.state is not None:
         statement = statement.where(Lead.state == criteria.state)
@@ -163,10 +163,10 @@ def summarise(*, session: Session, criteria: LeadFilter, now: datetime | None = 
     """Counts per state, the total, the urgent count and SLA breaches in a single pass over the leads."""
     late = case((and_(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < (now or utcnow())), 1), else_=0)
     # Filtered on state and priority alone, the (state, priority, sla) index covers the query.
+    state: Any = Lead.state
+    priority: Any = Lead.priority
     if criteria.narrows_beyond_state_and_priority():
         state, priority = _scanned(Lead.state), _scanned(Lead.priority)
-    else:
-        state, priority = Lead.state, Lead.priority
     statement = _where(select(state, priority, func.count(), func.sum(late)), criteria, with_state=False)
     statement = statement.group_by(state, priority)
     counts = dict.fromkeys(LeadState, 0)
