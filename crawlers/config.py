@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy.settings import default_settings
 
@@ -37,6 +38,17 @@ class SharedSettings(Settings):
         return cls.model_construct(_fields_set=settings.model_fields_set, **values)
 
 
+def platforms_sharing_host(settings: Settings, platform_id: str) -> int:
+    """How many enabled platforms (this one included) crawl the same host as ``platform_id``."""
+    host = urlsplit(settings.platforms[platform_id].base_url).netloc
+    sharing = [
+        key
+        for key, platform in settings.platforms.items()
+        if urlsplit(platform.base_url).netloc == host and (platform.enabled or key == platform_id)
+    ]
+    return len(sharing)
+
+
 def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WARNING") -> dict[str, Any]:
     """Per-platform Scrapy settings: each platform runs in its own Crawler, so delays never mix.
 
@@ -45,19 +57,24 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
     """
     platform = settings.platforms[platform_id]
     politeness = platform.politeness
-    delay = 0.0 if settings.simulator_url else politeness.download_delay
+    # Each platform has its own Crawler and so its own download slots: platforms on one real host
+    # (api.bilibili.com, www.sz.gov.cn) would add their rates up. Splitting the host's budget keeps
+    # the host's combined rate within what each entry asks for.
+    sharing = platforms_sharing_host(settings, platform_id)
+    delay = 0.0 if settings.simulator_url else politeness.download_delay * sharing
+    concurrency = max(1, politeness.concurrency // sharing)
     return {
         "BOT_NAME": "weisu",
         "USER_AGENT": settings.user_agent,
         "ROBOTSTXT_OBEY": politeness.obey_robots,
         "DOWNLOAD_DELAY": delay,
         "DOWNLOAD_DELAY_JITTER": 0.5,
-        "CONCURRENT_REQUESTS": politeness.concurrency,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": politeness.concurrency,
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
         "AUTOTHROTTLE_ENABLED": True,
         "AUTOTHROTTLE_START_DELAY": delay,
         "AUTOTHROTTLE_MAX_DELAY": max(30.0, delay * 10),
-        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(politeness.concurrency),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(concurrency),
         "COOKIES_ENABLED": False,
         # No control ports: Scrapy 2.19 opens a telnet console and an aiohttp remote-control server
         # per crawler by default (one per platform here).

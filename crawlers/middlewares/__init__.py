@@ -1,1 +1,1 @@
-"""Downloader middlewares, one per module."""
+"""Scrapy middlewares, one per module: Retry-After (downloader) and evidence stamping (spider)."""

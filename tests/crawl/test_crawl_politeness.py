@@ -16,16 +16,18 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.test import get_crawler
 
-from crawlers.config import crawler_settings
+from crawlers.config import crawler_settings, platforms_sharing_host
 from crawlers.middlewares.retry_after import RetryAfterMiddleware, retry_after_seconds
 from settings import load_settings
 
 REAL = load_settings(env={})
 SIMULATED = load_settings(env={"WEISU_SIMULATOR_URL": "http://127.0.0.1:8010"})
 PLATFORMS = sorted(REAL.platforms)
+#: Platforms alone on their host: the configured politeness applies to them unchanged.
+ALONE = [key for key in PLATFORMS if platforms_sharing_host(REAL, key) == 1]
 
 
-@pytest.mark.parametrize("platform_id", PLATFORMS, ids=PLATFORMS)
+@pytest.mark.parametrize("platform_id", ALONE, ids=ALONE)
 def test_each_platform_crawls_with_its_own_configured_politeness(platform_id: str) -> None:
     politeness = REAL.platforms[platform_id].politeness
     scrapy_settings = crawler_settings(REAL, platform_id)
@@ -40,6 +42,24 @@ def test_each_platform_crawls_with_its_own_configured_politeness(platform_id: st
     }
     assert scrapy_settings["AUTOTHROTTLE_ENABLED"] is True
     assert scrapy_settings["AUTOTHROTTLE_START_DELAY"] == politeness.download_delay
+
+
+def test_platforms_on_one_host_split_its_rate_between_them() -> None:
+    # bilibili (2.0 s, 1) and bilibili_search (3.0 s, 1) both crawl api.bilibili.com.
+    shared = {key: crawler_settings(REAL, key) for key in ("bilibili", "bilibili_search")}
+    assert {key: (s["DOWNLOAD_DELAY"], s["CONCURRENT_REQUESTS_PER_DOMAIN"]) for key, s in shared.items()} == {
+        "bilibili": (4.0, 1),
+        "bilibili_search": (6.0, 1),
+    }
+
+
+def test_only_the_known_shared_hosts_are_shared() -> None:
+    assert sorted(key for key in PLATFORMS if key not in ALONE) == [
+        "bilibili",
+        "bilibili_search",
+        "sz12345",
+        "szgov",
+    ]
 
 
 def test_every_real_platform_waits_between_requests_and_obeys_robots_unless_configured() -> None:
