@@ -127,7 +127,7 @@ def run_world(settings: Any, factory: sessionmaker[Session], simulator_url: str)
     detected = time.perf_counter()
     with factory() as session:
         figures = world_figures(truth, session)
-    figures["crawl_failures"] = sorted(r.platform for r in crawl if r.status != "ok")
+    figures["crawl_failures"] = sorted(r.platform_id for r in crawl if r.status != "ok")
     figures["dropped_elsewhere"] = summary.dropped_elsewhere
     figures["crawl_seconds"] = round(crawled - started, 2)
     figures["detect_seconds"] = round(detected - crawled, 2)

@@ -42,7 +42,7 @@ def _reject_reasons(session: Session) -> dict[int, str]:
         .where(AuditEvent.action == "reject", AuditEvent.lead_id.is_not(None))
         .order_by(AuditEvent.id)
     )
-    return {int(lead_id): str(reason or "") for lead_id, reason in rows}
+    return {lead_id: reason or "" for lead_id, reason in rows if lead_id is not None}
 
 
 def _example(text: str, relevance: str, category: str | None, kind: str) -> Example:

@@ -216,3 +216,21 @@ def test_the_queue_pages_by_twenty_and_filters_by_state(client, make_lead, sessi
     claimed = client.get("/leads?state=claimed").text
     assert [int(n) for n in re.findall(r'<a href="/leads/(\d+)">#', claimed)] == [ids[0]]
     assert "共 1 条" in claimed
+
+
+def test_api_merges_adds_notes_and_gives_the_second_confirmation(client, make_lead, tokens, settings) -> None:
+    settings.review.urgent_second_confirmation = True
+    alice, bob = tokens["alice"], tokens["bob"]
+    survivor, duplicate = make_lead().id, make_lead().id
+    urgent = make_lead(priority="urgent").id
+    client.post(f"/api/v1/leads/{duplicate}/claim", headers=alice)
+    merged = client.post(f"/api/v1/leads/{duplicate}/merge", headers=alice, json={"into": survivor})
+    assert (merged.status_code, merged.json()["state"]) == (200, "merged")
+    note = client.post(f"/api/v1/leads/{survivor}/notes", headers=bob, json={"text": "同一盏路灯"})
+    assert (note.status_code, note.json()["actor"]) == (201, "bob")
+    client.post(f"/api/v1/leads/{urgent}/claim", headers=alice)
+    waiting = client.post(f"/api/v1/leads/{urgent}/verify", headers=alice)
+    assert waiting.json()["state"] == "unconfirmed"
+    assert client.post(f"/api/v1/leads/{urgent}/confirm", headers=alice).status_code == 409
+    confirmed = client.post(f"/api/v1/leads/{urgent}/confirm", headers=bob)
+    assert (confirmed.status_code, confirmed.json()["state"]) == (200, "queued")
