@@ -76,6 +76,9 @@ class EntryPoint(StrictModel):
     method: Literal["GET", "POST"] = "GET"
     body: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    #: The entry point lists only our city's content (a Shenzhen board, a city news feed): a post found
+    #: through it that names no place is still ours.
+    local: bool = False
 
 
 #: window.__INITIAL_STATE__ = {...}</script> as Xiaohongshu, Douyin and many Vue/React SSR pages embed it.
@@ -133,6 +136,9 @@ class PlatformSettings(StrictModel):
 
 class CitySettings(StrictModel):
     name: str = "深圳"
+    #: IP-location labels are province-level on most platforms: one outside it, with nothing in the text
+    #: naming our city, marks the post as elsewhere.
+    province: str = "广东"
     other_cities: list[str] = Field(default_factory=list)
     districts: dict[str, list[str]] = Field(default_factory=dict)
     landmark_suffixes: list[str] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from classify.jurisdiction import decide as decide_jurisdiction
 from classify.merging import shingles
 from classify.model import Detector, Prediction, load_active
 from classify.places import Place, extract_place
@@ -192,6 +193,16 @@ def _join_lead(settings: Settings, lead: Lead, post: Post, prediction: Predictio
         lead.sla_due_at = min(lead.sla_due_at, due) if lead.sla_due_at else due
 
 
+def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
+    """(platform, entry-point label) pairs configured ``local``: they list only our city's content."""
+    return {
+        (key, entry.label)
+        for key, platform in settings.platforms.items()
+        for entry in platform.entry_points
+        if entry.local
+    }
+
+
 def _detect_page(
     settings: Settings,
     session: Session,
@@ -202,6 +213,7 @@ def _detect_page(
 ) -> None:
     texts = [post_text(p) for p in posts]
     config = settings.classify
+    local_entries = local_entry_points(settings)
     predictions = detector.predict(
         texts,
         config.relevance_threshold,
@@ -224,13 +236,20 @@ def _detect_page(
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
+        where = decide_jurisdiction(
+            text,
+            place,
+            settings.city,
+            ip_location=post.ip_location,
+            local_entry=post.entry_point if (post.platform_id, post.entry_point) in local_entries else None,
+        )
         urgency = assess(text, config.urgent_terms)
         is_lead = prediction.is_lead or (urgency.urgent and prediction.relevance >= URGENT_RELEVANCE_FLOOR)
         values = {
             "post_id": post.id,
             "model_version": detector.version,
             "relevance": prediction.relevance,
-            "is_lead": is_lead and not place.elsewhere,
+            "is_lead": is_lead and not where.elsewhere,
             "category": prediction.category,
             "category_probability": prediction.category_probability,
             "urgent": urgency.urgent,
@@ -238,6 +257,8 @@ def _detect_page(
             "district": place.district,
             "street": place.street,
             "landmark": place.landmark,
+            "jurisdiction": where.jurisdiction.value,
+            "jurisdiction_reason": where.reason,
             "top_terms": prediction.top_terms,
         }
         if post.id not in classified:
@@ -246,7 +267,7 @@ def _detect_page(
         post.detection_status = DetectionStatus.DETECTED
         if not is_lead:
             continue
-        if place.elsewhere:
+        if where.elsewhere:
             summary.dropped_elsewhere += 1
             continue
         if post.id in evidence:

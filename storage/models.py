@@ -163,6 +163,9 @@ class Classification(Base):
     district: Mapped[str | None] = mapped_column(String(50))
     street: Mapped[str | None] = mapped_column(String(100))
     landmark: Mapped[str | None] = mapped_column(String(200))
+    #: ours / elsewhere / unknown, and the evidence that decided it (only "elsewhere" is dropped).
+    jurisdiction: Mapped[str | None] = mapped_column(String(20))
+    jurisdiction_reason: Mapped[str | None] = mapped_column(String(200))
     top_terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
