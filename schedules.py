@@ -97,6 +97,17 @@ def expire_claims(settings: Settings) -> None:
         expire(session=session)
 
 
+def retrain_model(settings: Settings) -> dict[str, Any]:
+    """Weekly: train on the corpus plus analysts' decisions; the new model is activated only if not worse."""
+    from classify.retraining import retrain
+    from storage.db import session_scope
+
+    with session_scope(_session_factory(settings)) as session:
+        report = retrain(settings, session)
+    log.info("retrain: %s", report.summary())
+    return {"activated": report.new.activated}
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -130,6 +141,12 @@ JOBS: tuple[JobSpec, ...] = (
         sync_ticket_statuses,
         lambda s: IntervalTrigger(minutes=s.schedules.sync_minutes, timezone=s.schedules.timezone),
         misfire_grace_seconds=300,
+    ),
+    JobSpec(
+        "retrain_model",
+        retrain_model,
+        lambda s: CronTrigger.from_crontab(s.schedules.retrain_cron, timezone=s.schedules.timezone),
+        misfire_grace_seconds=6 * 3600,
     ),
     JobSpec(
         "expire_claims",

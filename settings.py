@@ -202,6 +202,8 @@ class ScheduleSettings(StrictModel):
     incremental_minutes: int = Field(default=15, ge=1)
     push_seconds: int = Field(default=30, ge=1)
     sync_minutes: int = Field(default=5, ge=1)
+    #: Weekly retraining on analysts' feedback, after the nightly sweep has run.
+    retrain_cron: str = "30 4 * * sun"
 
 
 class CrawlHealthSettings(StrictModel):

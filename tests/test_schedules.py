@@ -27,11 +27,16 @@ def test_job_table_has_the_sweeps_push_sync_and_claim_expiry(settings: Settings)
         "incremental_sweep",
         "nightly_sweep",
         "push_tickets",
+        "retrain_model",
         "sync_ticket_statuses",
     ]
     assert (
         str(jobs["nightly_sweep"].trigger)
         == "cron[month='*', day='*', day_of_week='*', hour='2', minute='0']"
+    )
+    assert (
+        str(jobs["retrain_model"].trigger)
+        == "cron[month='*', day='*', day_of_week='sun', hour='4', minute='30']"
     )
     assert str(jobs["push_tickets"].trigger) == "interval[0:00:30]"
     assert str(jobs["incremental_sweep"].trigger) == "interval[0:15:00]"
