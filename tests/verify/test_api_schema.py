@@ -18,7 +18,8 @@ MAX_EXAMPLES = 8
 
 
 @pytest.fixture
-def bearer(sqlite_url: str, lead_adder) -> dict[str, str]:
+def bearer(sqlite_url: str, lead_adder, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     engine = make_engine(sqlite_url)
     with make_session_factory(engine)() as session:
         create_user(session, "robot", "robot-pw", "supervisor")
@@ -31,8 +32,7 @@ def bearer(sqlite_url: str, lead_adder) -> dict[str, str]:
 
 
 @pytest.fixture
-def api_schema(sqlite_url: str, bearer: dict[str, str], monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+def api_schema(sqlite_url: str, bearer: dict[str, str]):
     settings = load_settings(env={})
     settings.database.url = sqlite_url
     app = create_app(settings)
