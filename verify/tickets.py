@@ -157,8 +157,9 @@ def requeue_failed(*, session: Session, ticket_id: int, actor: str, settings: Se
     return ticket
 
 
-#: The ticket page's views: failed (re-pushable), queued, open at the dispatch system, closed.
-TICKET_VIEWS = ("failed", "queued", "open", "closed")
+#: The ticket page's views: failed (re-pushable), urgent ones awaiting a second analyst, queued, open at
+#: the dispatch system, closed.
+TICKET_VIEWS = ("failed", "unconfirmed", "queued", "open", "closed")
 CLOSED = "closed"
 
 
@@ -180,6 +181,7 @@ class TicketRow:
 def _view_condition(view: str) -> Any:
     conditions = {
         "failed": Ticket.state == TicketState.FAILED,
+        "unconfirmed": Ticket.state == TicketState.UNCONFIRMED,
         "queued": Ticket.state == TicketState.QUEUED,
         "open": and_(
             Ticket.state.in_([TicketState.SENT, TicketState.ACKNOWLEDGED]),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from settings import Settings
 from storage.base import utcnow
 from storage.models import AuditEvent, Lead, LeadState, Priority, Ticket, TicketState
+from verify.responsibility import suggest_unit
 from verify.tickets import build_payload, idempotency_key
 
 SYSTEM_ACTOR = "system"
@@ -253,10 +254,24 @@ def verify_and_promote(
     if unknown:
         raise WorkflowError(f"fields cannot be edited: {', '.join(sorted(unknown))}")
     lead = get_or_raise(session=session, lead_id=lead_id)
+    suggested = None
+    if not changes.get("responsible_unit") and not lead.responsible_unit:
+        # The analyst named no unit: the responsibility list's most specific match for the (edited) place.
+        suggested = suggest_unit(
+            session,
+            changes.get("category", lead.category),
+            changes.get("district", lead.district),
+            changes.get("street", lead.street),
+        )
+        if suggested:
+            changes["responsible_unit"] = suggested
     before = {k: getattr(lead, k) for k in changes}
     from_state = _transition(session, lead_id, Action.VERIFY, _held_by(actor, now), changes)
     edited = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}
-    _audit(session, lead_id, actor, Action.VERIFY, from_state, LeadState.VERIFIED, details={"edits": edited})
+    verify_details: dict[str, Any] = {"edits": edited}
+    if suggested:
+        verify_details["unit_from_responsibility_list"] = suggested
+    _audit(session, lead_id, actor, Action.VERIFY, from_state, LeadState.VERIFIED, details=verify_details)
     _transition(session, lead_id, Action.PROMOTE, true(), {"claimed_by": None, "claim_expires_at": None})
     lead = get_or_raise(session=session, lead_id=lead_id)
     # The pusher sends only QUEUED tickets: an unconfirmed urgent one waits for a second analyst.

@@ -186,3 +186,47 @@ def test_merge_points_the_lead_at_its_survivor(session, make_lead, settings) -> 
     workflow.claim(session=session, lead_id=duplicate.id, actor="alice", settings=settings)
     merged = workflow.merge(session=session, lead_id=duplicate.id, into_id=survivor.id, actor="alice")
     assert (merged.state, merged.merged_into_id) == (S.MERGED, survivor.id)
+
+
+def test_promotion_without_a_unit_takes_the_responsibility_lists_most_specific_match(
+    session, make_lead, settings
+) -> None:
+    from verify import responsibility
+    from verify.responsibility import RuleRow
+
+    rows = [
+        RuleRow("城乡建设", "深圳市住房和建设局", "", ""),
+        RuleRow("城乡建设", "深圳市福田区城市管理和综合执法局", "福田区", ""),
+    ]
+    for row in rows:
+        responsibility.create(session=session, row=row, actor="admin")
+    lead = make_lead()
+    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    ticket = workflow.verify_and_promote(
+        session=session, lead_id=lead.id, actor="alice", settings=settings, edits={"district": "福田区"}
+    )
+    session.commit()
+    assert session.get(Lead, lead.id).responsible_unit == "深圳市福田区城市管理和综合执法局"
+    assert ticket.payload["attribute[responsible_unit]"] == "深圳市福田区城市管理和综合执法局"
+    verify_event = session.scalars(select(AuditEvent).where(AuditEvent.action == "verify")).one()
+    assert verify_event.details["unit_from_responsibility_list"] == "深圳市福田区城市管理和综合执法局"
+
+
+def test_a_unit_the_analyst_names_is_kept_over_the_list(session, make_lead, settings) -> None:
+    from verify import responsibility
+    from verify.responsibility import RuleRow
+
+    responsibility.create(
+        session=session, row=RuleRow("城乡建设", "深圳市住房和建设局", "", ""), actor="admin"
+    )
+    lead = make_lead()
+    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    workflow.verify_and_promote(
+        session=session,
+        lead_id=lead.id,
+        actor="alice",
+        settings=settings,
+        edits={"responsible_unit": "福田区城管局"},
+    )
+    session.commit()
+    assert session.get(Lead, lead.id).responsible_unit == "福田区城管局"

@@ -203,3 +203,21 @@ def test_the_lead_page_loads_its_script_from_static_only(alice, make_lead) -> No
     assert "'unsafe-inline'" not in response.headers["content-security-policy"]
     script = alice.get("/static/lead.js")
     assert script.status_code == 200 and "/renew" in script.text
+
+
+def test_the_dispatch_systems_status_shows_on_the_lead_after_a_sync(alice, make_lead, session) -> None:
+    lead = make_lead()
+    token = csrf_of(alice.get(f"/leads/{lead.id}").text)
+    alice.post(f"/leads/{lead.id}/verify", data={"csrf_token": token})
+    ticket = session.scalars(select(Ticket)).one()
+    # What verify.sync writes when the dispatch system closes a returned (退单) and reassigned case.
+    ticket.dispatch_status = "closed"
+    ticket.agency_responsible = "深圳市南山区城市管理和综合执法局"
+    ticket.reassignments = 1
+    ticket.status_notes = "<b>已更换路灯</b>"
+    session.commit()
+    html = alice.get(f"/leads/{lead.id}").text
+    section = html[html.index('id="dispatch-status"') :]
+    assert "已办结（closed）" in section
+    assert "深圳市南山区城市管理和综合执法局（改派/退单 1 次）" in section
+    assert "&lt;b&gt;已更换路灯&lt;/b&gt;" in section

@@ -154,3 +154,13 @@ def test_open_tickets_show_the_status_note_and_closed_ones_their_resolution_time
 def test_the_tickets_page_asks_anonymous_visitors_to_sign_in(client) -> None:
     response = client.get("/tickets")
     assert (response.status_code, response.headers["location"]) == (303, "/login?next=/tickets")
+
+
+def test_urgent_tickets_awaiting_a_second_analyst_have_their_own_view(
+    client, tickets, session, lead_adder
+) -> None:
+    waiting = ticket(session, lead_adder, state=TicketState.UNCONFIRMED)
+    sign_in(client, session, "sup")
+    page = client.get("/tickets?view=unconfirmed")
+    assert "待二次确认（1）" in page.text
+    assert re.findall(r'id="ticket-(\d+)"', page.text) == [str(waiting.id)]

@@ -17,7 +17,13 @@ from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
 
-VIEW_LABELS = {"failed": "推送失败", "queued": "待推送", "open": "办理中", "closed": "已办结"}
+VIEW_LABELS = {
+    "failed": "推送失败",
+    "unconfirmed": "待二次确认",
+    "queued": "待推送",
+    "open": "办理中",
+    "closed": "已办结",
+}
 #: An uploaded responsibility list is a few hundred rows; a megabyte is far beyond any real one.
 MAX_UPLOAD_BYTES = 1_000_000
 RULES_PAGE = "/admin/responsibility"
