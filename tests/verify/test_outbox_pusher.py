@@ -11,19 +11,11 @@ from sqlalchemy import select
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
 from fixtures.dispatch_simulator.faults import FaultPlan
+from fixtures.leads import promote
 from fixtures.serving import serve_in_thread
 from storage.base import utcnow
 from storage.models import Lead, LeadState, Ticket, TicketState
-from verify import workflow
 from verify.pusher import backoff_seconds, claim_next, parse_retry_after, push_pending
-
-
-def promote(session, make_lead, settings, **fields) -> Ticket:
-    lead = make_lead(**fields)
-    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    ticket = workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    session.commit()
-    return ticket
 
 
 def test_push_sends_queued_tickets_to_the_simulator_exactly_once(

@@ -13,22 +13,14 @@ from starlette.requests import Request
 import schedules
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
+from fixtures.leads import promote
 from fixtures.serving import serve_in_thread
 from settings import load_settings
 from storage.base import utcnow
 from storage.models import Ticket
-from verify import workflow
 from verify.pusher import push_pending
 
 DEADLINE = timedelta(seconds=60)
-
-
-def promote(session, make_lead, settings, **fields) -> Ticket:
-    lead = make_lead(**fields)
-    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    ticket = workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    session.commit()
-    return ticket
 
 
 def stored_keys(url: str) -> list[str]:

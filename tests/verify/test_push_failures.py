@@ -8,19 +8,11 @@ from sqlalchemy import select
 
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
+from fixtures.leads import promote
 from fixtures.serving import serve_in_thread
 from storage.models import AuditEvent, Ticket, TicketState
-from verify import workflow
 from verify.pusher import push_pending
 from verify.tickets import TicketError, requeue_failed
-
-
-def promote(session, make_lead, settings, **fields) -> Ticket:
-    lead = make_lead(**fields)
-    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    ticket = workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    session.commit()
-    return ticket
 
 
 def test_a_refused_ticket_does_not_block_the_others_and_is_delivered_once_after_the_fix(

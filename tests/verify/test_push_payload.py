@@ -8,20 +8,13 @@ from sqlalchemy import select, update
 
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
+from fixtures.leads import promote
 from fixtures.serving import serve_in_thread
 from storage.models import Lead, Post, Ticket, TicketState
-from verify import responsibility, workflow
+from verify import responsibility
 from verify.pusher import UnknownServiceCodes, check_service_codes, push_pending
 from verify.responsibility import RuleRow
 from verify.sync import sync_statuses
-
-
-def promote(session, make_lead, settings, *texts: str, **fields) -> Ticket:
-    lead = make_lead(*texts, **fields)
-    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    ticket = workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    session.commit()
-    return ticket
 
 
 @pytest.fixture

@@ -8,20 +8,12 @@ from sqlalchemy import select
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
 from fixtures.dispatch_simulator.faults import FaultPlan
+from fixtures.leads import promote
 from fixtures.serving import serve_in_thread
 from storage.base import utcnow
 from storage.models import AuditEvent, Ticket
-from verify import workflow
 from verify.pusher import push_pending
 from verify.sync import CategoryAccuracy, first_dispatch_accuracy, sync_statuses
-
-
-def promote(session, make_lead, settings, **fields) -> Ticket:
-    lead = make_lead(**fields)
-    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    ticket = workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
-    session.commit()
-    return ticket
 
 
 def test_a_request_closed_at_the_simulator_is_closed_on_the_ticket_after_the_next_sync(
