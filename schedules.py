@@ -32,9 +32,15 @@ def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[s
     """
     from classify.detection import detect_new_posts
     from crawlers.runner import run_crawl
+    from storage.db import session_scope
+    from storage.queries import paused_platform_ids
 
+    with session_scope(_session_factory(settings)) as session:
+        paused = paused_platform_ids(session)  # an admin's pause (e.g. after a layout change)
     platform_ids = [
-        key for key, p in settings.enabled_platforms().items() if priority is None or p.priority == priority
+        key
+        for key, p in settings.enabled_platforms().items()
+        if (priority is None or p.priority == priority) and key not in paused
     ]
     outcome: dict[str, str] = {}
     for platform_id in platform_ids:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from settings import PROJECT_ROOT, Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import CrawlRun
-from storage.queries import sync_platforms
+from storage.queries import paused_platform_ids, sync_platforms
 
 CRAWL_TIMEOUT_SECONDS = 3600
 
@@ -47,7 +47,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
 def run_crawl(
     settings: Settings, platform_ids: list[str] | None = None, timeout: float = CRAWL_TIMEOUT_SECONDS
 ) -> list[CrawlResult]:
-    """Crawl ``platform_ids`` (None: every enabled platform) in a child process; one result per platform."""
+    """Crawl ``platform_ids`` (None: every enabled, unpaused platform) in a child process; one result each."""
     keys = list(settings.enabled_platforms()) if platform_ids is None else list(platform_ids)
     unknown = sorted(set(keys) - set(settings.platforms))
     if unknown:
@@ -59,7 +59,13 @@ def run_crawl(
     try:
         with session_scope(factory) as session:
             sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
+            if platform_ids is None:
+                # A whole sweep leaves out what an admin paused; naming a platform crawls it anyway.
+                paused = paused_platform_ids(session)
+                keys = [key for key in keys if key not in paused]
             last_run = session.scalar(select(func.max(CrawlRun.id))) or 0
+        if not keys:
+            return []
         dump = settings.model_dump(mode="json")
         dump["database"]["url"] = settings.database_url
         with tempfile.TemporaryDirectory(prefix="weisu-crawl-") as tmp:

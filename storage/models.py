@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from storage.base import Base, utcnow
 
@@ -70,6 +71,10 @@ class Platform(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: An admin's pause (e.g. after a layout change) that outlives config reloads: sweeps skip the platform.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused_reason: Mapped[str | None] = mapped_column(String(200))
+    paused_by: Mapped[str | None] = mapped_column(String(100))
     high_water_mark: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -49,6 +49,25 @@ def sync_platforms(session: Session, platforms: Mapping[str, tuple[str, str, boo
     session.flush()
 
 
+def paused_platform_ids(session: Session) -> set[str]:
+    """Platforms an admin has paused: scheduled and whole sweeps skip them."""
+    return set(session.scalars(select(Platform.id).where(Platform.paused.is_(True))))
+
+
+def set_platform_paused(
+    session: Session, platform_id: str, *, paused: bool, actor: str, reason: str | None = None
+) -> Platform:
+    """Pause (with a reason) or resume one platform; raises KeyError for a platform never synced."""
+    platform = session.get(Platform, platform_id)
+    if platform is None:
+        raise KeyError(platform_id)
+    platform.paused = paused
+    platform.paused_reason = (reason or "")[:200] or None if paused else None
+    platform.paused_by = actor if paused else None
+    session.flush()
+    return platform
+
+
 def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
     """Insert posts, skipping any (platform_id, external_id) already stored; return how many were new."""
     batch = [dict(row) for row in rows]

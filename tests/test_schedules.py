@@ -10,13 +10,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import schedules
 from settings import PROJECT_ROOT, Settings, load_settings
+from storage.db import make_engine, make_session_factory, session_scope, upgrade
+from storage.queries import set_platform_paused, sync_platforms
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(
+    loaded = load_settings(
         PROJECT_ROOT / "config.yaml", env={"WEISU_DATABASE_URL": f"sqlite:///{tmp_path}/w.db"}
     )
+    upgrade(loaded.database_url)
+    return loaded
 
 
 def test_job_table_has_the_sweeps_push_sync_and_claim_expiry(settings: Settings) -> None:
@@ -112,3 +116,22 @@ def test_an_unreachable_dispatch_system_at_start_is_logged_not_fatal(
     with caplog.at_level("ERROR", logger="weisu.schedules"):
         assert schedules.check_dispatch_services(settings) == []
     assert caplog.messages[0].startswith("could not read the dispatch system's services: ")
+
+
+def test_a_sweep_skips_the_platforms_an_admin_paused(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import classify.detection
+    import crawlers.runner
+
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
+        set_platform_paused(session, "tieba", paused=True, actor="admin", reason="改版，待更新选择器")
+    engine.dispose()
+    crawled: list[str] = []
+    monkeypatch.setattr(crawlers.runner, "run_crawl", lambda _s, ids: crawled.extend(ids) or [_Result("ok")])
+    monkeypatch.setattr(classify.detection, "detect_new_posts", lambda *a: None)
+    outcome = schedules.nightly_sweep(settings)
+    assert "tieba" not in crawled and "tieba" not in outcome
+    assert crawled == [key for key in settings.enabled_platforms() if key != "tieba"]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cli import app as cli_app
 from storage.db import make_engine, make_session_factory, upgrade
-from storage.models import ApiToken, LoginFailure, Role, User
+from storage.models import ApiToken, AuditEvent, LoginFailure, Platform, Role, User
 from verify.users import ROLE_RANK, create_token, create_user, revoke_tokens
 from verify.web.app import create_app
 from verify.web.deps import ROLE_ATTRIBUTE
@@ -232,3 +232,54 @@ def test_weisu_users_token_prints_a_working_token_once(tmp_path: Path) -> None:
     engine.dispose()
     missing = runner.invoke(cli_app, ["users", "token", "nobody"], env=env)
     assert (missing.exit_code, missing.stderr) == (1, "weisu users: no user 'nobody'\n")
+
+
+def test_an_admin_deactivates_an_account_which_can_then_neither_sign_in_nor_use_its_tokens(
+    client, session
+) -> None:
+    token = create_token(session, "alice")
+    session.commit()
+    login(client, "ada", "ada-pw-123")
+    csrf = csrf_of(client.get("/admin/users").text)
+    assert client.post("/admin/users/alice/deactivate", data={"csrf_token": csrf}).status_code == 303
+    assert "已停用 alice，吊销接口令牌 1 个。" in client.get("/admin/users").text
+    assert client.get("/api/v1/leads", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    client.post("/logout", data={"csrf_token": csrf})
+    assert attempt(client, "alice", "alice-pw") == 401
+    login(client, "ada", "ada-pw-123")
+    csrf = csrf_of(client.get("/admin/users").text)
+    client.post("/admin/users/alice/activate", data={"csrf_token": csrf})
+    client.post("/logout", data={"csrf_token": csrf})
+    login(client, "alice", "alice-pw")
+
+
+def test_an_admin_cannot_deactivate_their_own_account(client, session) -> None:
+    login(client, "ada", "ada-pw-123")
+    csrf = csrf_of(client.get("/admin/users").text)
+    client.post("/admin/users/ada/deactivate", data={"csrf_token": csrf})
+    assert "不能停用该账号（不存在，或是你自己）。" in client.get("/admin/users").text
+    session.expire_all()
+    assert session.scalar(select(User.active).where(User.username == "ada")) is True
+    session.rollback()
+
+
+def test_an_admin_pauses_a_platform_with_a_reason_and_resumes_it(client, session) -> None:
+    login(client, "ada", "ada-pw-123")
+    page = client.get("/admin/platforms")
+    assert page.status_code == 200
+    assert len(re.findall(r'<tr id="platform-', page.text)) == 42
+    form = {"csrf_token": csrf_of(page.text), "reason": "<b>改版</b>，待更新选择器"}
+    assert client.post("/admin/platforms/tieba/pause", data=form).headers["location"] == "/admin/platforms"
+    row = re.search(r'<tr id="platform-tieba">(.*?)</tr>', client.get("/admin/platforms").text, re.S).group(1)
+    assert "已暂停（ada：&lt;b&gt;改版&lt;/b&gt;，待更新选择器）" in row
+    session.expire_all()
+    assert session.scalar(select(Platform.paused).where(Platform.id == "tieba")) is True
+    assert (
+        session.scalar(select(AuditEvent.action).where(AuditEvent.action == "pause_platform"))
+        == "pause_platform"
+    )
+    session.rollback()
+    client.post("/admin/platforms/tieba/resume", data={"csrf_token": form["csrf_token"]})
+    session.expire_all()
+    assert session.scalar(select(Platform.paused).where(Platform.id == "tieba")) is False
+    session.rollback()

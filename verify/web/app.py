@@ -15,7 +15,17 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from settings import Settings
 from storage.db import make_engine, make_session_factory
-from verify.web import admin_pages, api, dashboard, display, exports, lead_pages, pages, users_pages
+from verify.web import (
+    admin_pages,
+    api,
+    dashboard,
+    display,
+    exports,
+    lead_pages,
+    pages,
+    platforms_pages,
+    users_pages,
+)
 from verify.web.deps import LoginRequired, PageForbidden
 
 HERE = Path(__file__).resolve().parent
@@ -98,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(admin_pages.router)
     app.include_router(users_pages.router)
+    app.include_router(platforms_pages.router)
     app.include_router(exports.router)
     app.include_router(api.router)
     app.include_router(api.openapi_router)

@@ -1,4 +1,4 @@
-"""Admin page of accounts: list every user, add an analyst, supervisor or admin."""
+"""Admin page of accounts: list, add (analyst, supervisor or admin), deactivate and reactivate users."""
 
 from __future__ import annotations
 
@@ -48,4 +48,30 @@ def add_user(
         return _page(request, session, user, f"未能创建账号：{error}", 400)
     session.commit()
     request.session["flash"] = f"已创建{ROLE_LABELS[created.role]} {created.username}。"
+    return see_other("/admin/users")
+
+
+@router.post("/admin/users/{username}/deactivate", dependencies=[CsrfChecked])
+def deactivate_user(request: Request, session: DbSession, user: AdminPage, username: str) -> Response:
+    """A departed colleague: no more sign-in, and every API token of theirs revoked at once."""
+    account = users.get_by_username(session=session, username=username)
+    if account is None or account.username == user.username:
+        request.session["flash"] = "不能停用该账号（不存在，或是你自己）。"
+        return see_other("/admin/users")
+    account.active = False
+    revoked = users.revoke_tokens(session, account.username)
+    session.commit()
+    request.session["flash"] = f"已停用 {account.username}，吊销接口令牌 {revoked} 个。"
+    return see_other("/admin/users")
+
+
+@router.post("/admin/users/{username}/activate", dependencies=[CsrfChecked])
+def activate_user(request: Request, session: DbSession, user: AdminPage, username: str) -> Response:
+    account = users.get_by_username(session=session, username=username)
+    if account is None:
+        request.session["flash"] = "没有这个账号。"
+        return see_other("/admin/users")
+    account.active = True
+    session.commit()
+    request.session["flash"] = f"已启用 {account.username}。"
     return see_other("/admin/users")
