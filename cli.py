@@ -143,7 +143,9 @@ def simulate_dispatch(
 @app.command()
 def crawl(
     platforms: Annotated[list[str] | None, typer.Argument(help="platform keys from config.yaml")] = None,
-    all_platforms: Annotated[bool, typer.Option("--all", help="crawl every enabled platform an admin has not paused")] = False,
+    all_platforms: Annotated[
+        bool, typer.Option("--all", help="crawl every enabled platform an admin has not paused")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Crawl platforms into the posts table (a second crawl of the same content adds nothing)."""
