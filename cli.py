@@ -344,13 +344,17 @@ def platforms(
     """List every configured platform with its last crawl run, counts and layout-change flag."""
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy import select
+
     from crawlers.extensions.health import TABLE_COLUMNS, platform_overview
+    from storage.models import Platform
     from storage.queries import latest_runs
 
     settings = _settings(config)
     initialise_database(settings)
     with _scope(settings) as session:
-        rows = platform_overview(settings, latest_runs(session))
+        paused = {p.id: p.paused_reason for p in session.scalars(select(Platform).where(Platform.paused))}
+        rows = platform_overview(settings, latest_runs(session), paused)
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in rows], ensure_ascii=False, indent=1))
         return

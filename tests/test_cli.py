@@ -177,6 +177,8 @@ def test_platforms_json_lists_every_platform_with_its_last_run_and_flag(env: dic
         "errors": 0,
         "layout_changed": True,
         "reason": "本次未解析出任何条目，此前1次运行最多 40 条",
+        "paused": False,
+        "paused_reason": None,
     }
     assert rows[1]["platform_id"] == "heimao" and rows[1]["last_run_at"] is None
     assert len(rows) == len(load_settings(env=env).platforms)
@@ -192,3 +194,16 @@ def test_platforms_table_shows_the_last_run_in_shanghai_time_and_the_flag(env: d
         "weibo", "微博", "json_feed", "incremental", "yes", "2026-11-29 09:30", "ok", "3", "0", "0", "0",
         "版面可能已改变：本次未解析出任何条目，此前1次运行最多 40 条",
     ]  # fmt: skip
+
+
+def test_platforms_shows_which_platform_an_admin_paused_and_why(env: dict[str, str]) -> None:
+    from storage.queries import set_platform_paused
+
+    _crawl_runs(env["WEISU_DATABASE_URL"])
+    with session_scope(make_session_factory(make_engine(env["WEISU_DATABASE_URL"]))) as session:
+        set_platform_paused(session, "weibo", paused=True, actor="ada", reason="改版")
+    rows = json.loads(runner.invoke(app, ["platforms", "--json"], env=env).stdout)
+    assert (rows[0]["paused"], rows[0]["paused_reason"]) == (True, "改版")
+    table = runner.invoke(app, ["platforms"], env=env | {"COLUMNS": "400"}).stdout
+    weibo = next(line for line in table.splitlines() if "weibo " in line)
+    assert [cell.strip() for cell in weibo.split("│")[1:-1]][4] == "paused: 改版"

@@ -115,6 +115,9 @@ class PlatformHealth:
     errors: int = 0
     layout_changed: bool = False
     reason: str | None = None
+    #: An admin paused it (sweeps skip it), with why.
+    paused: bool = False
+    paused_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -128,16 +131,24 @@ class PlatformHealth:
         )
         flag = f"[bold red]版面可能已改变[/]：{self.reason}" if self.layout_changed else ""
         counts = [str(n) for n in (self.requests, self.items, self.stored, self.errors)]
-        enabled = "yes" if self.enabled else "no"
+        enabled = (
+            ("paused: " + (self.paused_reason or "—")) if self.paused else ("yes" if self.enabled else "no")
+        )
         base = [self.platform_id, self.name, self.kind, self.priority, enabled, last_run, self.status or "—"]
         return [*base, *counts, flag]
 
 
-def platform_overview(settings: Settings, latest: Mapping[str, CrawlRun]) -> list[PlatformHealth]:
-    """Every configured platform in config.yaml order, with its latest run's figures (None: never run)."""
+def platform_overview(
+    settings: Settings, latest: Mapping[str, CrawlRun], paused: Mapping[str, str | None] | None = None
+) -> list[PlatformHealth]:
+    """Every configured platform in config.yaml order, with its latest run's figures (None: never run)
+    and, from ``paused`` ({platform: reason}), whether an admin paused it."""
     rows = []
+    paused = paused or {}
     for key, platform in settings.platforms.items():
         row = PlatformHealth(key, platform.name, platform.kind, platform.priority, platform.enabled)
+        if key in paused:
+            row = replace(row, paused=True, paused_reason=paused[key])
         run = latest.get(key)
         if run is not None:
             row = replace(
