@@ -144,11 +144,21 @@ class CitySettings(StrictModel):
     landmark_suffixes: list[str] = Field(default_factory=list)
 
 
+class HazardPattern(StrictModel):
+    """An urgency pattern: one of ``objects`` followed within ``window`` characters of one clause by one
+    of ``states`` ("井盖" … "丢失")."""
+
+    objects: list[str] = Field(min_length=1)
+    states: list[str] = Field(min_length=1)
+    window: int = Field(default=10, ge=0, le=40)
+
+
 class ClassifySettings(StrictModel):
     model_dir: str = "var/models"
     relevance_threshold: float = Field(default=0.7, ge=0, le=1)
     category_min_probability: float = Field(default=0.4, ge=0, le=1)
-    urgent_terms: dict[str, list[str]] = Field(default_factory=dict)
+    #: rule name → exact terms and/or object-in-state patterns (classify.urgency)
+    urgent_terms: dict[str, list[str | HazardPattern]] = Field(default_factory=dict)
     merge_similarity: float = Field(default=0.7, ge=0, le=1)
 
 

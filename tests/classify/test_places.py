@@ -1,11 +1,10 @@
-"""Place extraction from the config.yaml gazetteer and the urgency rules."""
+"""Place extraction from the config.yaml gazetteer."""
 
 from __future__ import annotations
 
 import pytest
 
 from classify.places import Place, extract_place
-from classify.urgency import assess
 from settings import load_settings
 
 SETTINGS = load_settings(env={})
@@ -31,17 +30,3 @@ def test_extract_place_gives_exact_district_street_landmark(text: str, expected:
 def test_gazetteer_covers_every_district_and_74_street_offices() -> None:
     assert len(SETTINGS.city.districts) == 10
     assert sum(len(streets) for streets in SETTINGS.city.districts.values()) == 74
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("楼道里有很浓的煤气味，怕是燃气泄漏", "燃气安全: 燃气泄漏、煤气味"),
-        ("小区停水又停电，老人被困在家", "停水: 停水; 停电: 停电; 老人残障受困: 老人被困"),
-        ("今天没有停水，谢谢物业", None),
-        ("路边的树很漂亮", None),
-    ],
-)
-def test_urgency_names_the_rules_and_terms_that_fired(text: str, reason: str | None) -> None:
-    urgency = assess(text, SETTINGS.classify.urgent_terms)
-    assert (urgency.urgent, urgency.reason) == (reason is not None, reason)
