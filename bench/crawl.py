@@ -6,23 +6,33 @@ same total concurrency weisu's platforms add up to.
 
 Wall-clock pages/s is the headline figure. On a shared machine it moves with everyone else's load,
 so the CPU seconds each side's child process used are reported too: pages per CPU-second compare
-the work each side does per page, whatever the load.
+the work each side does per page, whatever the load. Each side's wall time is also split where
+the simulator saw its requests: start-up until the first page request, the span of page requests,
+and the time after the last one (robots.txt is not a page: weisu fetches it before the first).
+
+`python -m bench.crawl --runs N` runs the whole comparison N times and adds the medians.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
-from settings import PROJECT_ROOT, load_settings
+from settings import PROJECT_ROOT, Settings, load_settings
 
 
 def _children_cpu_seconds() -> float:
@@ -31,12 +41,53 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _weisu_crawl(base: str, database_url: str) -> tuple[int, float, float]:
-    from crawlers.runner import run_crawl
+@contextmanager
+def request_clock(log: list[str], poll_seconds: float = 0.005) -> Iterator[dict[str, float]]:
+    """Times (from entering) of the first and last request the simulator logged, and the total.
+
+    Filled when the block ends: {"to_first_request", "requests", "after_last_request"} in seconds.
+    A thread polls the length of the simulator's request log (appended once per page request).
+    """
+    phases: dict[str, float] = {}
+    seen: list[float] = []
+    stop = threading.Event()
+    start_count, started = len(log), time.perf_counter()
+
+    def poll() -> None:
+        count = start_count
+        while not stop.is_set():
+            if len(log) != count:
+                count = len(log)
+                seen.append(time.perf_counter() - started)
+            time.sleep(poll_seconds)
+
+    thread = threading.Thread(target=poll, name="request-clock", daemon=True)
+    thread.start()
+    try:
+        yield phases
+    finally:
+        total = time.perf_counter() - started
+        stop.set()
+        thread.join()
+        if seen:
+            phases |= {
+                "to_first_request": round(seen[0], 2),
+                "requests": round(seen[-1] - seen[0], 2),
+                "after_last_request": round(total - seen[-1], 2),
+            }
+
+
+def _weisu_settings(base: str, database_url: str) -> Settings:
+    """Settings for a sweep of the simulator at ``base`` into a freshly migrated database."""
     from storage.db import upgrade
 
     upgrade(database_url)
-    settings = load_settings(env={"WEISU_SIMULATOR_URL": base, "WEISU_DATABASE_URL": database_url})
+    return load_settings(env={"WEISU_SIMULATOR_URL": base, "WEISU_DATABASE_URL": database_url})
+
+
+def _weisu_crawl(settings: Settings) -> tuple[int, float, float]:
+    from crawlers.runner import run_crawl
+
     cpu, started = _children_cpu_seconds(), time.perf_counter()
     results = run_crawl(settings, None)
     elapsed = time.perf_counter() - started
@@ -65,11 +116,15 @@ def bench_crawl() -> dict[str, Any]:
     settings = load_settings(env={})
     concurrency = sum(p.politeness.concurrency for p in settings.enabled_platforms().values())
     app = create_app(42)
+    log = app.state.request_log
     with tempfile.TemporaryDirectory(prefix="weisu-bench-") as tmp, serve_in_thread(app) as base:
-        requests, weisu_seconds, weisu_cpu = _weisu_crawl(base, f"sqlite:///{tmp}/bench.db")
-        urls = list(app.state.request_log)  # the pages weisu fetched (robots.txt excluded)
+        sweep = _weisu_settings(base, f"sqlite:///{tmp}/bench.db")
+        with request_clock(log) as weisu_phases:
+            requests, weisu_seconds, weisu_cpu = _weisu_crawl(sweep)
+        urls = list(log)  # the pages weisu fetched (robots.txt excluded)
         weisu_pages = len(urls)
-        baseline_pages, baseline_seconds, baseline_cpu = _baseline_crawl(urls, concurrency, Path(tmp))
+        with request_clock(log) as baseline_phases:
+            baseline_pages, baseline_seconds, baseline_cpu = _baseline_crawl(urls, concurrency, Path(tmp))
     weisu = weisu_pages / weisu_seconds
     baseline = baseline_pages / baseline_seconds
     weisu_per_cpu, baseline_per_cpu = weisu_pages / weisu_cpu, baseline_pages / baseline_cpu
@@ -89,7 +144,26 @@ def bench_crawl() -> dict[str, Any]:
         "baseline_cpu_seconds": round(baseline_cpu, 2),
         "pages_per_cpu_second": {"weisu": round(weisu_per_cpu, 1), "baseline": round(baseline_per_cpu, 1)},
         "cpu_ratio": round(weisu_per_cpu / baseline_per_cpu, 2),
+        "wall_phases": {"weisu": weisu_phases, "baseline": baseline_phases},
     }
+
+
+#: Figures whose median a multi-run report gives.
+MEDIAN_KEYS = (
+    "ratio", "cpu_ratio", "weisu", "baseline", "weisu_seconds", "baseline_seconds",
+    "weisu_cpu_seconds", "baseline_cpu_seconds",
+)  # fmt: skip
+
+
+def bench_crawl_runs(runs: int) -> dict[str, Any]:
+    """``runs`` full comparisons, each with the 1-minute load average it started under, and medians."""
+    results = []
+    for _ in range(runs):
+        load = round(os.getloadavg()[0], 2)
+        results.append(bench_crawl() | {"load_average_1min": load})
+        print(json.dumps(results[-1], ensure_ascii=False), file=sys.stderr)
+    medians = {key: round(statistics.median(r[key] for r in results), 2) for key in MEDIAN_KEYS}
+    return {"runs": runs, "median": medians, "each": results}
 
 
 def _run_baseline(url_file: str, concurrency: int) -> None:
@@ -125,8 +199,16 @@ def _run_baseline(url_file: str, concurrency: int) -> None:
     print(len(counted))
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="weisu's full sweep vs bare Scrapy on the same URLs")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the comparison; report the medians")
+    args = parser.parse_args(argv)
+    result = bench_crawl() if args.runs == 1 else bench_crawl_runs(args.runs)
+    print(json.dumps(result, ensure_ascii=False))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--baseline":
         _run_baseline(sys.argv[2], int(sys.argv[3]))
     else:
-        print(json.dumps(bench_crawl(), ensure_ascii=False))
+        main()

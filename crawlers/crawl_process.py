@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,17 +45,26 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
     from scrapy.crawler import Crawler, CrawlerProcess
     from scrapy.utils.reactor import install_reactor
 
-    from crawlers.config import SharedSettings, crawler_settings
+    from crawlers.config import OwnedSettings, SharedSettings, crawler_settings
+    from crawlers.extensions.crawl_runs import OPENED_RUN_SETTING, open_runs
     from crawlers.spiders import SPIDERS
 
     # Crawlers built here (one per platform, each with its own settings) expect the reactor installed.
     install_reactor(ASYNCIO_REACTOR)
     process = CrawlerProcess({"LOG_LEVEL": log_level, "TELNETCONSOLE_ENABLED": False})
     settings = SharedSettings.of(settings)
+    opened = open_runs(settings, platform_ids)
     for key in platform_ids:
         platform = settings.platforms[key]
-        crawler = Crawler(SPIDERS[platform.kind], crawler_settings(settings, key, log_level))
+        values = crawler_settings(settings, key, log_level) | {OPENED_RUN_SETTING: opened[key]}
+        crawler = Crawler(SPIDERS[platform.kind], OwnedSettings(values))
         process.crawl(crawler, platform_id=key)
+    # Scrapy sets its own logger to DEBUG and the root logger to NOTSET, and filters in its handler:
+    # every response and item builds a DEBUG record (~2,000 a sweep) only for the handler to drop it.
+    # With the levels set, those calls return at once. Each Crawler built resets the root level,
+    # hence here, after the last one.
+    logging.getLogger("scrapy").setLevel(log_level)
+    logging.root.setLevel(log_level)
     gc.freeze()
     gc.enable()
     process.start()
@@ -67,11 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gc.disable()
     try:
-        crawl(settings_from_file(args.settings), args.platforms, args.log_level)
+        settings = settings_from_file(args.settings)
+        crawl(settings, args.platforms, args.log_level)
     finally:
         gc.enable()
+    _close_database(settings.database_url)
     return 0
 
 
+def _close_database(database_url: str) -> None:
+    """Close the crawl's pooled connections (what interpreter teardown would do, explicitly)."""
+    from storage.db import session_factory_for
+
+    session_factory_for(database_url).kw["bind"].dispose()
+
+
+def exit_now(code: int) -> None:
+    """End the child without tearing down its ~1,000 modules one by one (40 ms of a 2 s sweep): the
+    results are committed and the connections closed; only the log and output buffers need flushing."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from parsel import Selector, SelectorList
@@ -25,6 +26,22 @@ class Selectable(Protocol):
     def xpath(self, query: str, **kwargs: Any) -> SelectorList[Selector]: ...
 
 
+_SEGMENT = re.compile(r"([^\[\]]*)(?:\[(\d*)\])?")
+
+
+@lru_cache(maxsize=1024)
+def _path_segments(path: str) -> tuple[tuple[str, str | None], ...]:
+    """``data.cards[].mblog`` → (("data", None), ("cards", ""), ("mblog", None)); parsed once per path
+    (a sweep looks up ~5,000 paths, all from config.yaml)."""
+    segments = []
+    for part in path.split(".") if path else []:
+        match = _SEGMENT.fullmatch(part)
+        if match is None:
+            raise ValueError(f"bad JSON path segment {part!r} in {path!r}")
+        segments.append((match.group(1), match.group(2)))
+    return tuple(segments)
+
+
 def json_path(data: Any, path: str) -> list[Any]:
     """Every value at ``path``: dots descend, ``[]`` fans out over a list, ``[2]`` picks one element,
     ``*`` fans out over an object's values (NetEase keys its comments by id: ``comments.*``).
@@ -32,11 +49,7 @@ def json_path(data: Any, path: str) -> list[Any]:
     Missing keys yield nothing rather than raising, so a card without an ``mblog`` is simply skipped.
     """
     values = [data]
-    for part in path.split(".") if path else []:
-        match = re.fullmatch(r"([^\[\]]*)(?:\[(\d*)\])?", part)
-        if match is None:
-            raise ValueError(f"bad JSON path segment {part!r} in {path!r}")
-        key, index = match.group(1), match.group(2)
+    for key, index in _path_segments(path):
         nxt: list[Any] = []
         for value in values:
             if key == "*":

@@ -53,8 +53,17 @@ class SeenContent:
         return False
 
 
-def seen_content(factory: sessionmaker[Session], platform_id: str, mark: str | None) -> SeenContent:
-    """What was seen, from a mark already read: a lookup of the platform's stored external ids."""
+def seen_content(
+    factory: sessionmaker[Session], platform_id: str, mark: str | None, stored_before: bool = True
+) -> SeenContent:
+    """What was seen, from a mark already read: a lookup of the platform's stored external ids.
+
+    ``stored_before`` False (the platform had no post when the run opened) makes the first crawl of a
+    platform skip the lookups: every thread is new. Threads this crawl stores itself are never
+    "seen" then, so a thread that slides to the next listing page mid-crawl does not end the paging.
+    """
+    if not stored_before:
+        return SeenContent(parse_mark(mark))
 
     def known(ids: list[str]) -> set[str]:
         if not ids:

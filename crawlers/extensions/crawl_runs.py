@@ -4,23 +4,66 @@ what was seen, move the high-water mark."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
 
 from crawlers.extensions.health import RunFigures, dropped_reasons, layout_change, responses_by_status
 from crawlers.incremental import seen_content
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
 from storage.db import session_factory_for, session_scope
-from storage.models import CrawlRun, Platform
+from storage.models import CrawlRun, Platform, Post
 from storage.queries import previous_runs, sync_platforms
 
 ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
+#: Crawler setting holding the OpenedRun that open_runs made for this crawler's platform.
+OPENED_RUN_SETTING = "WEISU_OPENED_RUN"
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """A crawl_runs row inserted as "running", with what the platform had stored when it was opened."""
+
+    run_id: int
+    high_water_mark: str | None
+    #: Whether any post of the platform was stored before this run: if not, no thread can be known.
+    has_posts: bool = True
+
+
+def open_runs(settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun]:
+    """Open the runs of a whole sweep in one transaction, before its crawlers start.
+
+    Each recorder would otherwise open its own run (sync, read the mark, insert) when its spider
+    opens: 42 small transactions at the start of a sweep.
+    """
+    with session_scope(session_factory_for(settings.database_url)) as session:
+        return _open_runs(session, settings, platform_ids)
+
+
+def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun]:
+    platforms = {key: settings.platforms[key] for key in platform_ids}
+    sync_platforms(session, {key: (p.name, p.kind, p.enabled) for key, p in platforms.items()})
+    listed = Platform.id.in_(list(platforms))
+    marks: dict[str, str | None] = {
+        key: mark
+        for key, mark in session.execute(select(Platform.id, Platform.high_water_mark).where(listed))
+    }
+    # One probe of the posts index per platform, instead of a lookup per listing page on a first crawl.
+    with_posts = set(
+        session.scalars(select(Platform.id).where(listed, exists().where(Post.platform_id == Platform.id)))
+    )
+    runs = {key: CrawlRun(platform_id=key, status="running", stats={}) for key in platforms}
+    session.add_all(list(runs.values()))
+    session.flush()
+    return {key: OpenedRun(run.id, marks.get(key), key in with_posts) for key, run in runs.items()}
 
 
 def run_status(reason: str, items: int, errors: int) -> str:
@@ -39,6 +82,8 @@ class CrawlRunRecorder:
         self.platform_id = platform_id
         self.run_id: int | None = None
         self.opened_at = time.monotonic()
+        #: The run open_runs opened for this crawler, if the sweep opened them all at once.
+        self.opened: OpenedRun | None = crawler.settings.get(OPENED_RUN_SETTING)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlRunRecorder:
@@ -53,20 +98,17 @@ class CrawlRunRecorder:
 
     def spider_opened(self, spider: Spider) -> None:
         self.opened_at = time.monotonic()
-        platform = self.settings.platforms[self.platform_id]
         factory = session_factory_for(self.settings.database_url)
-        with session_scope(factory) as session:
-            sync_platforms(session, {self.platform_id: (platform.name, platform.kind, platform.enabled)})
-            mark = session.scalar(select(Platform.high_water_mark).where(Platform.id == self.platform_id))
-            run = CrawlRun(platform_id=self.platform_id, status="running", stats={})
-            session.add(run)
-            session.flush()
-            self.run_id = run.id
+        opened = self.opened
+        if opened is None:
+            with session_scope(factory) as session:
+                opened = _open_runs(session, self.settings, [self.platform_id])[self.platform_id]
+        self.run_id, mark = opened.run_id, opened.high_water_mark
         assert self.crawler.stats is not None
         self.crawler.stats.set_value(RUN_ID_STAT, self.run_id)
         if isinstance(spider, PlatformSpider):
             # Read here, before the first response is parsed, so paging can stop at seen content.
-            spider.seen = seen_content(factory, self.platform_id, mark)
+            spider.seen = seen_content(factory, self.platform_id, mark, stored_before=opened.has_posts)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats
@@ -80,31 +122,40 @@ class CrawlRunRecorder:
         figures = RunFigures.of(
             items, dropped, statuses, reached_seen=bool(values.get("weisu/stopped_at_seen"))
         )
+        # A plain UPDATE of the run: loading its row first would cost a query per platform.
         with session_scope(session_factory_for(self.settings.database_url)) as session:
-            run = session.get(CrawlRun, self.run_id)
-            if run is None:
-                return
-            run.finished_at = datetime.now(UTC)
-            run.status = run_status(reason, items, errors)
-            run.requests = int(values.get("downloader/request_count", 0))
-            run.items = items
-            run.posts_stored = int(values.get("weisu/posts_stored", 0))
-            run.errors = errors
-            run.cursor = mark
-            run.stats = {k: v for k, v in values.items() if k.startswith("weisu/")} | {
-                "finish_reason": reason
-            }
-            run.responses_by_status = statuses
-            run.dropped = dropped
-            run.duration_seconds = round(time.monotonic() - self.opened_at, 3)
             rules = self.settings.crawl_health
-            earlier = previous_runs(session, self.platform_id, run.id, rules.lookback_runs)
+            earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
             flag = layout_change(figures, [_figures(r) for r in earlier], rules)
-            run.layout_changed = flag is not None
-            run.health_reason = flag
-            platform = session.get(Platform, self.platform_id)
-            if platform is not None and mark and (platform.high_water_mark or "") < mark:
-                platform.high_water_mark = mark
+            session.execute(
+                update(CrawlRun)
+                .where(CrawlRun.id == self.run_id)
+                .values(
+                    finished_at=datetime.now(UTC),
+                    status=run_status(reason, items, errors),
+                    requests=int(values.get("downloader/request_count", 0)),
+                    items=items,
+                    posts_stored=int(values.get("weisu/posts_stored", 0)),
+                    errors=errors,
+                    cursor=mark,
+                    stats={k: v for k, v in values.items() if k.startswith("weisu/")}
+                    | {"finish_reason": reason},
+                    responses_by_status=statuses,
+                    dropped=dropped,
+                    duration_seconds=round(time.monotonic() - self.opened_at, 3),
+                    layout_changed=flag is not None,
+                    health_reason=flag,
+                )
+            )
+            if mark:
+                # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
+                stored = session.scalar(
+                    select(Platform.high_water_mark).where(Platform.id == self.platform_id)
+                )
+                if (stored or "") < mark:
+                    session.execute(
+                        update(Platform).where(Platform.id == self.platform_id).values(high_water_mark=mark)
+                    )
 
 
 def _figures(run: CrawlRun) -> RunFigures:

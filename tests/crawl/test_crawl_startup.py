@@ -1,0 +1,113 @@
+"""What a sweep does once for all platforms before its crawlers start, and what its crawlers share."""
+
+from __future__ import annotations
+
+from scrapy.crawler import Crawler
+from scrapy.utils.test import get_crawler
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from crawlers.config import OwnedSettings, SharedSettings, crawler_settings
+from crawlers.extensions.crawl_runs import OPENED_RUN_SETTING, CrawlRunRecorder, OpenedRun, open_runs
+from crawlers.fields import json_path
+from crawlers.incremental import seen_content
+from crawlers.robots import SharedProtegoRobotParser
+from crawlers.spiders import HtmlBoardSpider, JsonFeedSpider
+from crawlers.text import content_hash
+from settings import load_settings
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import CrawlRun, Platform
+from storage.queries import insert_posts, sync_platforms
+
+ROBOTS = b"User-agent: *\nDisallow: /p/tieba/share/\nAllow: /\n"
+
+
+def _post(platform_id: str, external_id: str) -> dict[str, str]:
+    text = "停水"
+    return {"platform_id": platform_id, "external_id": external_id, "url": "u", "text": text,
+            "content_hash": content_hash(text)}  # fmt: skip
+
+
+def test_a_crawler_takes_its_owned_settings_without_copying_them() -> None:
+    settings = SharedSettings.of(load_settings(env={}))
+    owned = OwnedSettings(crawler_settings(settings, "weibo"))
+    crawler = Crawler(JsonFeedSpider, owned)
+    assert crawler.settings is owned
+    assert crawler.settings["WEISU_PLATFORM"] == "weibo"
+
+
+def test_owned_settings_are_copied_as_usual_after_the_crawler_took_them() -> None:
+    owned = OwnedSettings({"WEISU_PLATFORM": "weibo"})
+    assert owned.copy() is owned
+    copy = owned.copy()
+    copy.set("WEISU_PLATFORM", "tieba")
+    assert (copy is not owned, owned["WEISU_PLATFORM"]) == (True, "weibo")
+
+
+def test_open_runs_opens_one_running_run_per_platform_in_one_go(database_url: str) -> None:
+    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
+    factory = make_session_factory(make_engine(database_url))
+    with session_scope(factory) as session:
+        sync_platforms(session, {"weibo": ("微博", "json_feed", True)})
+        session.get(Platform, "weibo").high_water_mark = "2026-11-28T02:09:00+00:00 2"  # type: ignore[union-attr]
+        insert_posts(session, [_post("weibo", "2")])
+
+    opened = open_runs(settings, ["weibo", "tieba"])
+
+    with session_scope(factory) as session:
+        runs = {run.platform_id: run for run in session.scalars(select(CrawlRun))}
+        assert {key: run.status for key, run in runs.items()} == {"weibo": "running", "tieba": "running"}
+        assert session.scalars(select(Platform.id).order_by(Platform.id)).all() == ["tieba", "weibo"]
+    assert opened == {
+        "weibo": OpenedRun(runs["weibo"].id, "2026-11-28T02:09:00+00:00 2", has_posts=True),
+        "tieba": OpenedRun(runs["tieba"].id, None, has_posts=False),
+    }
+
+
+def test_the_recorder_uses_the_run_the_sweep_opened(database_url: str) -> None:
+    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
+    opened = open_runs(settings, ["tieba"])["tieba"]
+    crawler = get_crawler(
+        HtmlBoardSpider,
+        {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "tieba", OPENED_RUN_SETTING: opened},
+    )
+    spider = HtmlBoardSpider.from_crawler(crawler, platform_id="tieba")
+    recorder = CrawlRunRecorder.from_crawler(crawler)
+
+    recorder.spider_opened(spider)
+    recorder.spider_closed(spider, "finished")
+
+    with session_scope(make_session_factory(make_engine(database_url))) as session:
+        run = session.scalars(select(CrawlRun)).one()
+        assert (run.id, run.status, run.finished_at is not None) == (opened.run_id, "ok", True)
+
+
+def test_a_platform_without_stored_posts_knows_no_thread_without_asking() -> None:
+    unbound = sessionmaker()  # any lookup through it raises: the first crawl must not make one
+    assert seen_content(unbound, "tieba", None, stored_before=False).known(["7", "8"]) == set()
+
+
+def test_a_platform_with_stored_posts_asks_which_threads_are_known(database_url: str) -> None:
+    factory = make_session_factory(make_engine(database_url))
+    with session_scope(factory) as session:
+        sync_platforms(session, {"tieba": ("贴吧", "html_board", True)})
+        insert_posts(session, [_post("tieba", "7")])
+    assert seen_content(factory, "tieba", None, stored_before=True).known(["7", "8"]) == {"7"}
+
+
+def test_crawlers_that_fetched_the_same_robots_txt_share_one_parse() -> None:
+    first = SharedProtegoRobotParser(ROBOTS, None)
+    second = SharedProtegoRobotParser(ROBOTS, None)
+    other = SharedProtegoRobotParser(b"User-agent: *\nDisallow: /\n", None)
+    assert first.rp is second.rp and other.rp is not first.rp
+    agent = "weisu-bot"
+    assert first.allowed("http://127.0.0.1/p/tieba/share/1", agent) is False
+    assert second.allowed("http://127.0.0.1/p/tieba/p/1", agent) is True
+    assert other.allowed("http://127.0.0.1/p/tieba/p/1", agent) is False
+
+
+def test_a_json_path_reads_the_same_on_every_lookup() -> None:
+    data = {"data": {"cards": [{"mblog": {"id": 1}}, {"mblog": {"id": 2}}]}}
+    assert json_path(data, "data.cards[].mblog.id") == [1, 2]
+    assert json_path(data, "data.cards[].mblog.id") == [1, 2]
+    assert json_path(data, "data.cards[1].mblog.id") == [2]
