@@ -38,16 +38,58 @@ class Example:
     validation: bool
 
 
+KEY_CHARS = 24
+
+
+def _trie_pattern(node: dict[str, dict], word_end: bool) -> str:
+    """The regex of a trie node: each child's character followed by the child's own pattern; optional
+    (greedy, so the longest word is tried first) below a node where a word already ends."""
+    branches = "|".join(
+        re.escape(char) + _trie_pattern(child, "" in child) for char, child in sorted(node.items()) if char
+    )
+    if not branches:
+        return ""
+    return f"(?:{branches})?" if word_end else f"(?:{branches})"
+
+
 @lru_cache(maxsize=1)
-def _stop_pattern() -> re.Pattern[str]:
-    words = sorted((w for w in stop_words() if _CJK.search(w)), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, words)))
+def _stop_pattern() -> tuple[re.Pattern[str], int]:
+    """Every CJK stop word as one trie regex (at a position the longest stop word matches, as with the
+    alternation of the words sorted longest first, but ~2.5× faster), and the longest word's length."""
+    words = [w for w in stop_words() if _CJK.search(w)]
+    trie: dict[str, dict] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return re.compile(_trie_pattern(trie, False)), max(map(len, words))
 
 
 def content_key(text: str) -> str:
     """Group key shared by duplicates across files (raw and segmented): the first 24 CJK characters
-    once every stop word is cut out. No jieba: the split must not move when the user dictionary does."""
-    return "".join(_CJK.findall(_stop_pattern().sub("", normalise(text))))[:24]
+    once every stop word is cut out. No jieba: the split must not move when the user dictionary does.
+
+    Only a text's opening is scanned: whether a stop word starts at a position depends on the next
+    ``longest`` characters alone, so the cut of a prefix is exact up to ``longest`` from its end;
+    the prefix grows until the key is complete (this was ~6 s of the ~10 s of loading the corpus)."""
+    pattern, longest = _stop_pattern()
+    text = normalise(text)
+    limit = 4 * KEY_CHARS
+    while True:
+        prefix = text[:limit]
+        exact = len(prefix) if limit >= len(text) else limit - longest + 1  # starts below this are exact
+        kept, position = [], 0
+        for match in pattern.finditer(prefix):
+            if match.start() >= exact:
+                break
+            kept.append(prefix[position : match.start()])
+            position = match.end()
+        kept.append(prefix[position:exact])
+        key = "".join(_CJK.findall("".join(kept)))[:KEY_CHARS]
+        if len(key) == KEY_CHARS or limit >= len(text):
+            return key
+        limit *= 4
 
 
 def in_validation(group: str) -> bool:
@@ -90,11 +132,20 @@ def load_examples(processes: int = 2) -> list[Example]:
                 rows.append((text, NOISE, None, f"noise:{source}", text))
     warm_cache([row[0] for row in rows], processes=processes)
     examples = []
+    keys: dict[str, str] = {}  # a letter's title and sentences share the letter's key: compute it once
     for text, relevance, category, kind, group_text in rows:
         prefix = "m:" if relevance == LEAD else "n:"
-        group = prefix + (content_key(group_text) or group_text)
+        key = keys.get(group_text)
+        if key is None:
+            key = keys[group_text] = content_key(group_text) or group_text
+        group = prefix + key
         examples.append(Example(text, relevance, category, kind, group, in_validation(group)))
     return examples
+
+
+def load_taxonomy() -> pd.DataFrame:
+    """The shipped three-level taxonomy (一级分类, 二级分类, 三级分类)."""
+    return _read("taxonomy.csv")
 
 
 def corpus_hash() -> str:
@@ -105,6 +156,7 @@ def corpus_hash() -> str:
         *RAW_MESSAGE_FILES,
         *NOISE_FILES,
         "stop_words_segmented_set.txt",
+        "taxonomy.csv",
     ]
     for name in names:
         digest.update(name.encode())

@@ -10,8 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from classify.corpus import LEAD, NOISE, Example, load_examples
+from classify.features import CivicGate
 from classify.pipelines import build_relevance_pipeline
-from classify.training import sample_weights
+from classify.training import fit_gate, sample_weights
+
+
+def _lead_scores(model: Any, gate: CivicGate, rows: list[Example]) -> Any:
+    texts = [e.text for e in rows]
+    return gate.apply(texts, model.predict_proba(texts)[:, list(model.classes_).index(LEAD)])
 
 
 def leave_one_source_out(
@@ -19,7 +25,8 @@ def leave_one_source_out(
     threshold: float = 0.5,
     build: Callable[[], Any] = build_relevance_pipeline,
 ) -> dict[str, dict[str, Any]]:
-    """Per noise source: FPR on that whole source when trained without it, and held-out title recall."""
+    """Per noise source: FPR on that whole source when trained without it (civic-object gate applied,
+    as in detection), and held-out title recall."""
     titles = [e for e in examples if e.validation and e.relevance == LEAD and e.kind == "title"]
     out: dict[str, dict[str, Any]] = {}
     for source in sorted({e.kind for e in examples if e.relevance == NOISE}):
@@ -30,12 +37,11 @@ def leave_one_source_out(
             [e.relevance for e in train],
             classifier__sample_weight=sample_weights(train),
         )
-        column = list(model.classes_).index(LEAD)
-        noise = model.predict_proba([e.text for e in held_out])[:, column]
+        gate = fit_gate(train)
+        noise = _lead_scores(model, gate, held_out)
         recall = None
         if titles:
-            scores = model.predict_proba([e.text for e in titles])[:, column]
-            recall = round(float((scores >= threshold).mean()), 4)
+            recall = round(float((_lead_scores(model, gate, titles) >= threshold).mean()), 4)
         out[source.removeprefix("noise:")] = {
             "fpr": round(float((noise >= threshold).mean()), 4),
             "texts": len(held_out),

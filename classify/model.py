@@ -153,6 +153,9 @@ class Detector:
         relevance_model = self.relevance.named_steps["classifier"]
         lead_column = list(relevance_model.classes_).index(LEAD)
         relevance = relevance_model.predict_proba(matrix)[:, lead_column]
+        gate = getattr(self.relevance, "civic_gate_", None)  # models trained before it have none
+        if gate is not None:
+            relevance = gate.apply(texts, relevance)
         wanted = (
             np.arange(len(texts))
             if categorise_above is None

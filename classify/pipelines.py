@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from classify.features import ComplaintVocabularyVectorizer
-from classify.text import category_char_analyzer, char_analyzer, normalise, tokenize_normalised
+from classify.features import NgramTfidf
+from classify.text import CATEGORY_CHAR_CHARS, CATEGORY_CHAR_NGRAMS, CHAR_NGRAMS, CHAR_VIEW_CHARS
 
 LEAD = "lead"
 
@@ -24,25 +22,20 @@ def build_features(
     """Word TF-IDF (jieba tokens) beside character n-gram TF-IDF, both on the stop-word-free text.
 
     ``char_view`` "relevance": 2–3-grams of the opening 160 characters; "category": 1–3-grams of 600."""
-    words = TfidfVectorizer(
-        preprocessor=normalise,
-        tokenizer=tokenize_normalised,
-        token_pattern=None,
-        lowercase=False,
-        ngram_range=word_ngrams,
-        min_df=min_df,
-        max_features=max_word_features,
-        sublinear_tf=True,
-        dtype=np.float32,
+    chars, ngrams = (
+        (CATEGORY_CHAR_CHARS, CATEGORY_CHAR_NGRAMS)
+        if char_view == "category"
+        else (CHAR_VIEW_CHARS, CHAR_NGRAMS)
     )
-    chars = TfidfVectorizer(
-        analyzer=category_char_analyzer if char_view == "category" else char_analyzer,
-        min_df=min_df,
-        max_features=max_char_features,
-        sublinear_tf=True,
-        dtype=np.float32,
+    return FeatureUnion(
+        [
+            ("word", NgramTfidf("word", ngrams=word_ngrams, min_df=min_df, max_features=max_word_features)),
+            (
+                "char",
+                NgramTfidf("char", ngrams=ngrams, chars=chars, min_df=min_df, max_features=max_char_features),
+            ),
+        ]
     )
-    return FeatureUnion([("word", words), ("char", chars)])
 
 
 def build_relevance_pipeline(c: float = 0.5, calibration_folds: int = 3, min_df: int = 3) -> Pipeline:
@@ -54,8 +47,11 @@ def build_relevance_pipeline(c: float = 0.5, calibration_folds: int = 3, min_df:
     false-positive rate on news titles 39% → 10% at the same threshold)."""
     features = FeatureUnion(
         [
-            ("word", ComplaintVocabularyVectorizer("word", positive=LEAD, min_df=min_df)),
-            ("char", ComplaintVocabularyVectorizer("char", positive=LEAD, min_df=min_df)),
+            ("word", NgramTfidf("word", min_df=min_df, positive=LEAD)),
+            (
+                "char",
+                NgramTfidf("char", ngrams=CHAR_NGRAMS, chars=CHAR_VIEW_CHARS, min_df=min_df, positive=LEAD),
+            ),
         ]
     )
     svm = LinearSVC(C=c, class_weight="balanced", random_state=0)

@@ -15,7 +15,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from classify import text as text_module
-from classify.corpus import LEAD, NOISE, Example, corpus_hash, load_examples
+from classify.corpus import LEAD, NOISE, Example, corpus_hash, load_examples, load_taxonomy
+from classify.features import CivicGate
 from classify.feedback import FEEDBACK_KIND, FEEDBACK_NOISE_KIND
 from classify.metrics import category_metrics, relevance_metrics
 from classify.model import TASK, Detector, library_versions, save_model
@@ -89,10 +90,22 @@ def fit_detector(
     labelled = [e for e in train if e.category]
     category = build_category_pipeline(c=category_c)
     category.fit([e.text for e in labelled], [e.category for e in labelled])
-    for pipeline in (relevance, category):
-        for _, vectorizer in pipeline.named_steps["features"].transformer_list:
-            vectorizer.stop_words_ = None  # the discarded vocabulary: large, only for introspection
+    relevance.civic_gate_ = fit_gate(train)  # pickled with the pipeline; Detector.predict applies it
     return relevance, category
+
+
+def fit_gate(train: list[Example]) -> CivicGate:
+    """The civic-object gate, learned from the labelled training complaints, the taxonomy's items and
+    the civic words of the user dictionary (井盖, 飞线充电 …: rare in the letters, common in posts)."""
+    labelled = [e for e in train if e.category]
+    taxonomy = load_taxonomy()
+    civic_words = [
+        line.split()[0]
+        for line in text_module.USER_DICT.read_text(encoding="utf-8").splitlines()
+        if line.split() and line.split()[-1] != "ns"  # place names are not objects
+    ]
+    items = [*taxonomy["二级分类"], *taxonomy["三级分类"], *civic_words]
+    return CivicGate().fit([e.text for e in labelled], [str(e.category) for e in labelled], items)
 
 
 def validation_metrics(detector: Detector, validation: list[Example], settings: Settings) -> dict[str, Any]:
@@ -187,7 +200,8 @@ def train_model(
             "c": c,
             "category_c": CATEGORY_C,
             "features": "relevance: complaint-vocabulary word + char 2-3gram (160 chars) TF-IDF, other terms "
-            "as one feature, noise sources weighted equally; "
+            "as one feature, noise sources weighted equally, civic-object gate (cap 0.5); "
+            "real place names dropped; "
             "category: word 1-2gram + char 1-3gram (600 chars) TF-IDF",
             "model": "calibrated LinearSVC",
         },

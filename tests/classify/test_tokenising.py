@@ -13,16 +13,19 @@ from classify.pipelines import build_category_pipeline, build_relevance_pipeline
 from classify.text import char_analyzer, join_segmented, normalise, tokenize
 
 
-def test_tokenize_keeps_places_and_civic_terms_whole_and_drops_stop_words() -> None:
-    assert tokenize("深圳市南山区桃源街道的小区门口井盖缺失了") == [
+def test_tokenize_keeps_civic_terms_whole_and_drops_stop_words_and_real_place_names() -> None:
+    text_module._ensure_jieba()
+    assert text_module._segment("深圳市南山区桃源街道的小区门口井盖缺失了")[:3] == [
         "深圳市",
         "南山区",
         "桃源街道",
-        "小区",
-        "门口",
-        "井盖",
-        "缺失",
     ]
+    assert tokenize("深圳市南山区桃源街道的小区门口井盖缺失了") == ["小区", "门口", "井盖", "缺失"]
+    assert tokenize("#深圳# 北京市朝阳区小区停水") == ["小区", "停水"]
+
+
+def test_common_words_that_are_also_district_names_stay_words() -> None:
+    assert tokenize("和平小区天桥") == ["和平", "小区", "天桥"]  # 和平区, 天桥区 are districts elsewhere
 
 
 def test_segmented_corpus_line_tokenises_like_the_running_text() -> None:
@@ -43,7 +46,7 @@ def test_pipelines_are_clonable_with_explicit_parameters_and_picklable() -> None
     assert clone(relevance).get_params()["classifier__estimator__C"] == 2.0
     assert clone(relevance).get_params()["classifier__cv"] == 4
     restored = pickle.loads(pickle.dumps(build_category_pipeline()))
-    assert restored.get_params()["features__word__token_pattern"] is None
+    assert restored.get_params()["features__char__chars"] == 600
 
 
 def test_the_fast_segmenter_cuts_like_jieba_with_the_civic_dictionary() -> None:
