@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from itertools import chain
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from classify.jurisdiction import decide as decide_jurisdiction
-from classify.merging import shingles
+from classify.merging import LeadIndex, shingles
 from classify.model import Detector, Prediction, load_active
 from classify.places import Place, extract_place
 from classify.text import clear_cache
 from classify.urgency import Urgency, assess
-from settings import Settings
+from settings import CitySettings, Settings
 from storage.db import session_scope
 from storage.models import (
     Classification,
@@ -39,9 +37,11 @@ SUMMARY_CHARS = 120
 OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
 MERGE_WINDOW = timedelta(days=30)
-#: Posts (or evidence) with fewer distinct 3-shingles than this never merge: about six characters.
-MIN_MERGE_SHINGLES = 6
 _FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
+# The tables themselves, for set-wise Core statements (the ORM would flush object by object).
+_CLASSIFICATIONS, _LEADS, _LEAD_POSTS, _POSTS = (
+    cast(Table, model.__table__) for model in (Classification, Lead, LeadPost, Post)
+)
 
 
 @dataclass
@@ -64,7 +64,17 @@ class DetectSummary:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def post_text(post: Post) -> str:
+class TitledText(Protocol):
+    """What post_text reads: a stored Post, or a bench's plain row."""
+
+    @property
+    def title(self) -> str | None: ...
+
+    @property
+    def text(self) -> str | None: ...
+
+
+def post_text(post: TitledText) -> str:
     title = (post.title or "").strip()
     body = (post.text or "").strip()
     return f"{title}。{body}" if title and not body.startswith(title) else body or title
@@ -87,77 +97,117 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class _OpenLeads:
-    """Open leads' evidence shingles, inverted-indexed; loaded once per run, extended as leads are made."""
+    """The open leads of the merge window in a LeadIndex; loaded once per run, extended as leads are made."""
 
-    def __init__(self, session: Session, now: datetime) -> None:
-        # lead (its id, or the Lead itself until the page is flushed), size, district, category
-        self.entries: list[tuple[int | Lead, int, str | None, str | None]] = []
-        self.postings: dict[str, list[int]] = defaultdict(list)  # shingle -> entry numbers
-        self._last: tuple[str, frozenset[str]] | None = None
+    def __init__(self, session: Session, now: datetime, city: CitySettings) -> None:
+        self.index = LeadIndex()
+        # Per lead number: its id, or its draft until the page is stored.
+        self.handles: list[int | _Draft] = []
+        self._numbers: dict[int, int] = {}  # lead id, or id() of a draft -> lead number
         rows = session.execute(
-            select(Lead.id, Lead.district, Lead.category, Post.title, Post.text)
+            select(
+                Lead.id,
+                Lead.district,
+                Lead.category,
+                Lead.landmark,
+                Lead.urgency_reason,
+                Post.title,
+                Post.text,
+            )
             .join(LeadPost, LeadPost.lead_id == Lead.id)
             .join(Post, Post.id == LeadPost.post_id)
             .where(Lead.state.in_(OPEN_STATES), Lead.last_seen_at >= now - MERGE_WINDOW)
+            .order_by(Lead.id, Post.id)
         )
-        for lead_id, district, category, title, text in rows:
-            self.add(lead_id, f"{title or ''}。{text}", district, category)
+        for lead_id, district, category, landmark, reason, title, text in rows:
+            evidence = f"{title or ''}。{text}"
+            place = extract_place(evidence, city)
+            self.add(
+                lead_id, shingles(evidence), place, district, category, anchors(district, landmark, reason)
+            )
 
-    def _shingles(self, text: str) -> frozenset[str]:
-        """A post is matched, then added: cut its shingles once."""
-        if self._last is None or self._last[0] is not text:
-            self._last = (text, shingles(text))
-        return self._last[1]
+    def add(
+        self,
+        lead: int | _Draft,
+        grams: frozenset[str],
+        place: Place,
+        district: str | None,
+        category: str | None,
+        hazards: frozenset[str] = frozenset(),
+    ) -> None:
+        key = lead if isinstance(lead, int) else id(lead)
+        districts = frozenset(place.districts) | ({district} if district else frozenset())
+        number = self.index.add(self._numbers.get(key), grams, districts, category, hazards)
+        if number == len(self.handles):
+            self.handles.append(lead)
+            self._numbers[key] = number
 
-    def add(self, lead: int | Lead, text: str, district: str | None, category: str | None) -> None:
-        grams = self._shingles(text)
-        number = len(self.entries)
-        self.entries.append((lead, len(grams), district, category))
-        for gram in grams:
-            self.postings[gram].append(number)
+    def match(
+        self,
+        grams: frozenset[str],
+        place: Place,
+        category: str | None,
+        threshold: float,
+        hazards: frozenset[str] = frozenset(),
+    ) -> int | _Draft | None:
+        number = self.index.match(grams, frozenset(place.districts), category, threshold, hazards)
+        return None if number is None else self.handles[number]
 
     def settle(self) -> None:
-        """After a page is flushed, keep ids rather than Lead objects of a closed session."""
-        self.entries = [
-            (lead.id if isinstance(lead, Lead) else lead, size, district, category)
-            for lead, size, district, category in self.entries
-        ]
+        """After a page's drafts are inserted, keep their ids."""
+        for number, lead in enumerate(self.handles):
+            if isinstance(lead, _Draft):
+                assert lead.id is not None
+                del self._numbers[id(lead)]
+                self.handles[number] = lead.id
+                self._numbers[lead.id] = number
 
-    def match(self, text: str, place: Place, category: str | None, threshold: float) -> int | Lead | None:
-        """The compatible open lead whose evidence is most similar, at containment ≥ threshold.
 
-        Containment (shared shingles over the smaller set), not Jaccard: the same complaint is a
-        one-line title on Weibo and a whole letter on a board, and their Jaccard is tiny."""
-        mine = self._shingles(text)
-        if len(mine) < MIN_MERGE_SHINGLES:
-            return None  # too short to tell a repost from a coincidence
-        postings = self.postings
-        # One counting pass in C over every matching posting list.
-        overlaps = Counter(chain.from_iterable(postings[gram] for gram in mine if gram in postings))
-        best, best_score = None, threshold
-        for number, overlap in overlaps.items():
-            lead_id, size, district, lead_category = self.entries[number]
-            smaller = min(len(mine), size)
-            if smaller < MIN_MERGE_SHINGLES:
-                continue
-            score = overlap / smaller
-            if score < best_score:
-                continue
-            if place.district and district and place.district != district:
-                continue
-            if category and lead_category and category != lead_category:
-                continue
-            best, best_score = lead_id, score
-        return best
+@dataclass
+class _Draft:
+    """A lead made on this page: the page's new leads are inserted together, in one statement."""
+
+    state: LeadState
+    priority: Priority
+    urgency_reason: str | None
+    category: str | None
+    category_probability: float | None
+    district: str | None
+    street: str | None
+    landmark: str | None
+    summary: str
+    score: float
+    top_terms: list[Any]
+    model_version: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    found_at: datetime
+    evidence_count: int
+    sla_due_at: datetime
+    id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
+
+
+def anchors(district: str | None, landmark: str | None, urgency_reason: str | None) -> frozenset[str]:
+    """ "district|landmark|rule" for each urgency rule that fired on a text naming both places.
+
+    The reason reads "台阶破损: 台阶断了; 井盖: 井盖丢失" (classify.urgency.assess): rule names before
+    the colons."""
+    if not (district and landmark and urgency_reason):
+        return frozenset()
+    rules = (part.split(":", 1)[0].strip() for part in urgency_reason.split(";"))
+    return frozenset(f"{district}|{landmark}|{rule}" for rule in rules if rule)
 
 
 def _new_lead(
     settings: Settings, post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str
-) -> Lead:
+) -> _Draft:
     now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     minutes = settings.review.urgent_sla_minutes if urgency.urgent else settings.review.ordinary_sla_minutes
-    return Lead(
+    return _Draft(
         state=LeadState.NEW,
         priority=Priority.URGENT if urgency.urgent else Priority.ORDINARY,
         urgency_reason=urgency.reason,
@@ -178,7 +228,9 @@ def _new_lead(
     )
 
 
-def _join_lead(settings: Settings, lead: Lead, post: Post, prediction: Prediction, urgency: Urgency) -> None:
+def _join_lead(
+    settings: Settings, lead: Lead | _Draft, post: Post, prediction: Prediction, urgency: Urgency
+) -> None:
     now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     lead.evidence_count += 1
@@ -231,8 +283,10 @@ def _detect_page(
         )
     )
     evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
-    links: list[tuple[Lead, int]] = []
+    links: list[tuple[int | _Draft, int]] = []  # (lead, post id)
     new_classifications: list[dict[str, Any]] = []
+    drafts: list[_Draft] = []
+    joins: list[tuple[int, Post, Prediction, Urgency]] = []
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
@@ -264,7 +318,6 @@ def _detect_page(
         if post.id not in classified:
             new_classifications.append(values)
             summary.classified += 1
-        post.detection_status = DetectionStatus.DETECTED
         if not is_lead:
             continue
         if where.elsewhere:
@@ -272,26 +325,62 @@ def _detect_page(
             continue
         if post.id in evidence:
             continue  # already evidence (a crashed run's page committed elsewhere): never count twice
-        match = open_leads.match(text, place, prediction.category, config.merge_similarity)
-        if match is not None:
-            lead = match if isinstance(match, Lead) else session.get(Lead, match)
-            assert lead is not None
-            _join_lead(settings, lead, post, prediction, urgency)
-            summary.leads_updated += 1
-        else:
-            lead = _new_lead(settings, post, prediction, place, urgency, detector.version)
-            session.add(lead)
+        grams = shingles(text)
+        hazards = anchors(place.district, place.landmark, urgency.reason)
+        match = open_leads.match(grams, place, prediction.category, config.merge_similarity, hazards)
+        if match is None:
+            draft = _new_lead(settings, post, prediction, place, urgency, detector.version)
+            drafts.append(draft)
+            open_leads.add(draft, grams, place, draft.district, draft.category, hazards)
+            links.append((draft, post.id))
             summary.leads_created += 1
             summary.urgent += int(urgency.urgent)
-        open_leads.add(lead, text, lead.district, lead.category)
-        links.append((lead, post.id))
-    # One flush per page: classifications as one executemany, new leads in a batch, then evidence.
-    if new_classifications:
-        session.execute(insert(Classification), new_classifications)
-    session.flush()
-    session.add_all([LeadPost(lead_id=lead.id, post_id=post_id) for lead, post_id in links])
-    session.flush()
+            continue
+        if isinstance(match, _Draft):
+            _join_lead(settings, match, post, prediction, urgency)
+        else:
+            joins.append((match, post, prediction, urgency))  # stored leads: loaded together below
+        # A lead's district and category are indexed with its first evidence already.
+        open_leads.add(match, grams, place, None, None, hazards)
+        links.append((match, post.id))
+        summary.leads_updated += 1
+    if joins:
+        stored = {
+            lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_({j[0] for j in joins})))
+        }
+        for lead_id, post, prediction, urgency in joins:
+            _join_lead(settings, stored[lead_id], post, prediction, urgency)
+    _store_page(session, ids, new_classifications, drafts, links)
     open_leads.settle()
+
+
+def _store_page(
+    session: Session,
+    post_ids: list[int],
+    classifications: list[dict[str, Any]],
+    drafts: list[_Draft],
+    links: list[tuple[int | _Draft, int]],
+) -> None:
+    """A page's writes as a few set-wise statements (Core, not the ORM's per-object unit of work):
+    classifications and evidence as executemany, new leads as one multi-row INSERT … RETURNING id,
+    the posts' status as one UPDATE. Joined leads that existed before are the ORM's, flushed with the
+    commit."""
+    if classifications:
+        session.execute(insert(_CLASSIFICATIONS), classifications)
+    if drafts:
+        statement = insert(_LEADS).returning(_LEADS.c.id, sort_by_parameter_order=True)
+        ids = session.execute(statement, [draft.row() for draft in drafts]).scalars().all()
+        for draft, lead_id in zip(drafts, ids, strict=True):
+            draft.id = lead_id
+    if links:
+        rows = [
+            {"lead_id": lead if isinstance(lead, int) else lead.id, "post_id": post_id}
+            for lead, post_id in links
+        ]
+        session.execute(insert(_LEAD_POSTS), rows)
+    session.execute(
+        update(_POSTS).where(_POSTS.c.id.in_(post_ids)).values(detection_status=DetectionStatus.DETECTED)
+    )
 
 
 def detect_new_posts(
@@ -301,7 +390,7 @@ def detect_new_posts(
     summary = DetectSummary()
     with session_scope(session_factory) as session:
         detector = load_active(settings, session)
-        open_leads = _OpenLeads(session, datetime.now(UTC))
+        open_leads = _OpenLeads(session, datetime.now(UTC), settings.city)
     after_id = 0
     while True:
         with session_scope(session_factory) as session:

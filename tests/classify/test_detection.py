@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classify import detection
 from classify.detection import detect_new_posts
+from classify.merging import COMMON_MIN_LEADS, LeadIndex, containment, merge_text, shingles
 from classify.urgency import Urgency, assess
 from settings import Settings
 from storage.db import session_scope
@@ -25,7 +26,9 @@ TAKEAWAY = "这家外卖太难吃了，米饭是冷的，送餐还慢了一个�
 ELSEWHERE = "北京市朝阳区望京小区停水三天了，一直没人管，物业也不通知，住户生活很困难"
 
 
-def _store(factory: sessionmaker[Session], *posts: tuple[str, str, str]) -> None:
+def _store(
+    factory: sessionmaker[Session], *posts: tuple[str, str, str], published: datetime = PUBLISHED
+) -> None:
     with session_scope(factory) as session:
         sync_platforms(session, {"weibo": ("微博", "json_feed", True), "tieba": ("贴吧", "html_board", True)})
         insert_posts(
@@ -36,7 +39,7 @@ def _store(factory: sessionmaker[Session], *posts: tuple[str, str, str]) -> None
                     "external_id": external_id,
                     "url": f"https://example.invalid/{platform}/{external_id}",
                     "text": text,
-                    "published_at": PUBLISHED,
+                    "published_at": published,
                     "content_hash": f"{external_id:0>64}",
                 }
                 for platform, external_id, text in posts
@@ -176,3 +179,99 @@ def test_a_one_line_post_joins_the_lead_of_the_whole_letter_it_repeats(detect_en
     assert (summary.leads_created, summary.leads_updated) == (1, 1)
     [lead] = _leads(factory)
     assert lead.evidence_count == 2
+
+
+def test_a_weibo_repost_with_topics_emoji_and_a_masked_phone_joins_the_letters_lead(detect_env: Env) -> None:
+    settings, factory = detect_env
+    follow_up = "我们多次打电话给物业和自来水公司，都说在抢修，但一直没有结果，希望有关部门尽快解决。"
+    repost = "#深圳# #宝安区# 碧海花园小区停水三天了，一直没人管 [抓狂] 联系电话[手机号]"
+    _store(factory, ("tieba", "9", f"{WATER_A}。{follow_up}"), ("weibo", "1", repost))
+    summary = detect_new_posts(settings, factory)
+    assert (summary.leads_created, summary.leads_updated) == (1, 1)
+    [lead] = _leads(factory)
+    assert lead.evidence_count == 2
+
+
+def test_merge_text_drops_weibo_topics_emoji_codes_and_personal_data_placeholders() -> None:
+    assert merge_text("#深圳# 楼道漏水 [允悲] 联系电话[手机号] @深圳发布") == "楼道漏水联系电话"
+
+
+LETTER = frozenset(shingles("宝安区西乡街道碧海花园小区停水三天了一直没人管物业也不通知住户生活很困难"))
+REPOST = frozenset(shingles("碧海花园小区停水三天了一直没人管物业也不通知"))
+
+
+def test_a_shingle_in_the_evidence_of_many_leads_is_boilerplate_and_does_not_count() -> None:
+    index = LeadIndex()
+    letter = index.add(None, LETTER, frozenset(), None)
+    contact = "物业座机一直没人接"
+    repost = frozenset(shingles(f"碧海花园小区停水三天了{contact}"))
+    assert index.match(repost, frozenset(), None, 0.7) is None  # 11 of its 18 shingles are in the letter
+    for i, other in enumerate(
+        [
+            "龙岗区路灯坏了一个月",
+            "福田区噪音扰民严重",
+            "南山区垃圾没人清运",
+            "罗湖区井盖松动",
+            "盐田区公交改线",
+        ]
+    ):
+        index.add(None, frozenset(shingles(f"{other}{contact}{i}")), frozenset(), None)
+    assert COMMON_MIN_LEADS == 5 and set(shingles(contact)) <= index.common
+    assert index.match(repost, frozenset(), None, 0.7) == letter
+
+
+def test_texts_merge_when_they_name_a_district_in_common_or_one_names_none() -> None:
+    index = LeadIndex()
+    lead = index.add(None, LETTER, frozenset({"龙华区", "罗湖区"}), None)
+    assert index.match(REPOST, frozenset({"罗湖区"}), None, 0.7) == lead
+    assert index.match(REPOST, frozenset(), None, 0.7) == lead
+    assert index.match(REPOST, frozenset({"福田区"}), None, 0.7) is None
+
+
+def test_predicted_categories_must_agree_unless_one_text_repeats_the_other() -> None:
+    index = LeadIndex()
+    lead = index.add(None, LETTER, frozenset(), "城乡建设")
+    assert index.match(REPOST, frozenset(), "商贸旅游", 0.7) == lead  # containment 1.0
+    partly = frozenset(shingles("碧海花园小区停水三天了一直没人管，燃气也停了好几天"))
+    assert index.match(partly, frozenset(), "城乡建设", 0.5) == lead
+    assert index.match(partly, frozenset(), "商贸旅游", 0.5) is None
+
+
+def test_a_later_post_joins_the_stored_open_lead_and_raises_its_score(detect_env: Env) -> None:
+    settings, factory = detect_env
+    yesterday = datetime.now(UTC) - timedelta(days=1)  # inside the merge window
+    _store(factory, ("tieba", "9", WATER_A), published=yesterday)
+    detect_new_posts(settings, factory)
+    [before] = _leads(factory)
+    _store(factory, ("weibo", "1", WATER_B), published=yesterday)
+    summary = detect_new_posts(settings, factory)
+    assert (summary.leads_created, summary.leads_updated) == (0, 1)
+    [after] = _leads(factory)
+    with session_scope(factory) as session:
+        relevance = session.scalar(select(Classification.relevance).join(Post).where(Post.external_id == "1"))
+    assert relevance is not None
+    assert (after.id, after.evidence_count) == (before.id, 2)
+    assert after.score == round(1 - (1 - before.score) * (1 - relevance), 4) > before.score
+
+
+def test_anchors_pair_the_named_place_with_each_urgency_rule_that_fired() -> None:
+    reason = "台阶破损: 台阶断了; 老人残障受困: 老人差点踩空"
+    assert detection.anchors("南山区", "桃园路", reason) == {
+        "南山区|桃园路|台阶破损",
+        "南山区|桃园路|老人残障受困",
+    }
+    assert detection.anchors(None, "桃园路", reason) == frozenset()
+    assert detection.anchors("南山区", "桃园路", None) == frozenset()
+
+
+def test_the_same_hazard_at_the_same_named_place_merges_though_told_in_other_words() -> None:
+    index = LeadIndex()
+    step = frozenset({"南山区|桃园路|台阶破损"})
+    video = frozenset(shingles("南山区桃园路天桥东侧的台阶断了一截，我拿卷尺量了，缺口很深，晚上看不清"))
+    lead = index.add(None, video, frozenset({"南山区"}), "城乡建设", step)
+    review = frozenset(shingles("味道一般。店门口就是南山区桃园路天桥，东侧台阶断了一截，带老人来差点踩空"))
+    assert 0.2 <= containment(review, video) < 0.7
+    assert index.match(review, frozenset({"南山区"}), "商贸旅游", 0.7, step) == lead
+    assert index.match(review, frozenset({"南山区"}), "城乡建设", 0.7) is None  # no shared hazard
+    elsewhere = frozenset({"南山区|深南大道|台阶破损"})
+    assert index.match(review, frozenset({"南山区"}), "城乡建设", 0.7, elsewhere) is None

@@ -30,3 +30,21 @@ def test_extract_place_gives_exact_district_street_landmark(text: str, expected:
 def test_gazetteer_covers_every_district_and_74_street_offices() -> None:
     assert len(SETTINGS.city.districts) == 10
     assert sum(len(streets) for streets in SETTINGS.city.districts.values()) == 74
+
+
+def test_the_first_place_named_wins_and_every_district_named_is_kept() -> None:
+    # The problem is where the opening says; the letter's later district is context.
+    place = extract_place("龙华区雅礼中学附近垃圾箱长期未清理，学校地处罗湖区莲塘路1号", SETTINGS.city)
+    assert place == Place("龙华区", None, "莲塘路")
+    assert place.districts == ("龙华区", "罗湖区")
+
+
+def test_a_street_office_counts_only_in_the_district_named_first() -> None:
+    place = extract_place("学校在莲塘，龙华区的家长来反映", SETTINGS.city)
+    assert (place.district, place.street, place.districts) == ("罗湖区", "莲塘街道", ("罗湖区", "龙华区"))
+
+
+def test_a_bare_district_stem_counts_only_when_nothing_stronger_is_named() -> None:
+    # "光明" is also an ordinary word: a full district name elsewhere in the text wins.
+    assert extract_place("做人要光明正大，福田区的路灯坏了", SETTINGS.city).district == "福田区"
+    assert extract_place("光明这边的路灯坏了", SETTINGS.city).district == "光明区"
