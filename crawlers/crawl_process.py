@@ -86,6 +86,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_forked(settings: Settings, platform_ids: list[str], log_level: str = "WARNING") -> None:
+    """Entry point of a child forked from the parent (runner.run_crawl): same crawl as main(), without
+    starting a new interpreter, re-importing SQLAlchemy, pydantic and weisu (~0.4 s) or re-reading
+    the settings. Never returns: the child must not run the parent's code after the crawl."""
+    code = 1
+    try:
+        import asyncio
+
+        from storage.db import forget_inherited_connections
+
+        gc.disable()
+        forget_inherited_connections()
+        # The asyncio reactor takes the thread's event loop: the parent's (and its selector's file
+        # descriptor) must not be shared with the child.
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        crawl(settings, platform_ids, log_level)
+        _close_database(settings.database_url)
+        code = 0
+    except BaseException:
+        logging.getLogger(__name__).exception("crawl child failed")
+    finally:
+        exit_now(code)
+
+
 def _close_database(database_url: str) -> None:
     """Close the crawl's pooled connections (what interpreter teardown would do, explicitly)."""
     from storage.db import session_factory_for

@@ -1,9 +1,16 @@
-"""Run a crawl from any Python process: start a child process, then read its crawl_runs rows."""
+"""Run a crawl from any Python process: start a child process, then read its crawl_runs rows.
+
+The child is forked where the platform allows it: it starts with weisu, SQLAlchemy and pydantic
+already imported and the settings already validated, about 0.4 s of a 2.5 s sweep. A parent that has
+already installed a Twisted reactor (the child needs a fresh one), or ``WEISU_CRAWL_SPAWN=1``, gets
+a fresh interpreter instead (``python -m crawlers.crawl_process``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -66,20 +73,50 @@ def run_crawl(
             last_run = session.scalar(select(func.max(CrawlRun.id))) or 0
         if not keys:
             return []
-        dump = settings.model_dump(mode="json")
-        dump["database"]["url"] = settings.database_url
-        with tempfile.TemporaryDirectory(prefix="weisu-crawl-") as tmp:
-            path = Path(tmp) / "settings.json"
-            path.write_text(json.dumps(dump, ensure_ascii=False), encoding="utf-8")
-            command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", str(path), *keys]
-            # On timeout the runs the child left "running" are marked failed by _collect.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                subprocess.run(
-                    command, env=_child_env(settings), cwd=PROJECT_ROOT, timeout=timeout, check=False
-                )
+        if can_fork():
+            _fork_crawl(settings, keys, timeout)
+        else:
+            _spawn_crawl(settings, keys, timeout)
         return _collect(factory, keys, last_run)
     finally:
         engine.dispose()
+
+
+def can_fork() -> bool:
+    """Whether the crawl child can be forked from this process (see the module docstring)."""
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and "twisted.internet.reactor" not in sys.modules
+        and os.environ.get("WEISU_CRAWL_SPAWN") != "1"
+    )
+
+
+def _fork_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
+    from crawlers.crawl_process import run_forked
+
+    # Whatever the parent buffered would be written twice: once by each process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = multiprocessing.get_context("fork").Process(
+        target=run_forked, args=(settings, keys), name="weisu-crawl", daemon=False
+    )
+    child.start()
+    child.join(timeout)
+    if child.is_alive():  # on timeout the runs left "running" are marked failed by _collect
+        child.kill()
+        child.join()
+
+
+def _spawn_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
+    dump = settings.model_dump(mode="json")
+    dump["database"]["url"] = settings.database_url
+    with tempfile.TemporaryDirectory(prefix="weisu-crawl-") as tmp:
+        path = Path(tmp) / "settings.json"
+        path.write_text(json.dumps(dump, ensure_ascii=False), encoding="utf-8")
+        command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", str(path), *keys]
+        # On timeout the runs the child left "running" are marked failed by _collect.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(command, env=_child_env(settings), cwd=PROJECT_ROOT, timeout=timeout, check=False)
 
 
 def _collect(factory: sessionmaker[Session], keys: list[str], last_run: int) -> list[CrawlResult]:

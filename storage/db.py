@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -13,6 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: Every engine this process made, so a forked child can let go of the parent's connections.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+#: Pools inherited through fork(): kept referenced so their connections are never closed (or
+#: garbage-collected) by the child, which would end the parent's sessions on the same sockets.
+_INHERITED_POOLS: list[Any] = []
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -46,10 +53,23 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             dbapi_connection.isolation_level = None
 
         event.listen(engine, "begin", _sqlite_begin)
+        _ENGINES.add(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True)
+    _ENGINES.add(engine)
+    return engine
+
+
+def forget_inherited_connections() -> None:
+    """In a child made by fork(): give every inherited engine a fresh pool without touching the
+    parent's connections (SQLAlchemy's ``dispose(close=False)`` recipe), and forget cached factories
+    so the child opens its own."""
+    for engine in list(_ENGINES):
+        _INHERITED_POOLS.append(engine.pool)
+        engine.dispose(close=False)
+    session_factory_for.cache_clear()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

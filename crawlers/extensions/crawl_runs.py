@@ -112,7 +112,7 @@ class CrawlRunRecorder:
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats
-        assert stats is not None
+        assert stats is not None and self.run_id is not None  # spider_opened ran first
         values = stats.get_stats()
         items = int(values.get("item_scraped_count", 0))
         errors = sum(int(values.get(key, 0)) for key in ERROR_STATS)
