@@ -42,7 +42,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("responses_by_status", sa.JSON(), server_default="{}", nullable=False))
         batch_op.add_column(sa.Column("dropped", sa.JSON(), server_default="{}", nullable=False))
         batch_op.add_column(sa.Column("duration_seconds", sa.Float(), nullable=True))
-        layout_changed = sa.Column("layout_changed", sa.Boolean(), server_default=sa.false(), nullable=False)
+        layout_changed: sa.Column[bool] = sa.Column(
+            "layout_changed", sa.Boolean(), server_default=sa.false(), nullable=False
+        )
         batch_op.add_column(layout_changed)
         batch_op.add_column(sa.Column("health_reason", sa.String(length=500), nullable=True))
 
