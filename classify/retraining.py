@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 from classify import text as text_module
 from classify.feedback import load_feedback
 from classify.model import ModelError, load_active
-from classify.training import TrainReport, register, report_of, train_model, validation_metrics
+from classify.training import (
+    RELEVANCE_C,
+    TrainReport,
+    register,
+    report_of,
+    train_model,
+    validation_metrics,
+)
 from settings import Settings
 
 #: A new model may lose this much on any one figure (noise of a refit) and still count as not worse.
@@ -68,7 +75,9 @@ class RetrainReport:
         return "\n".join(lines)
 
 
-def retrain(settings: Settings, session: Session, *, c: float = 0.5, processes: int = 2) -> RetrainReport:
+def retrain(
+    settings: Settings, session: Session, *, c: float = RELEVANCE_C, processes: int = 2
+) -> RetrainReport:
     """Train on corpus + feedback, score old and new on the held-out split, activate the new if not worse."""
     feedback = load_feedback(session)
     detector, directory, validation = train_model(

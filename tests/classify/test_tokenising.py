@@ -37,6 +37,13 @@ def test_normalise_drops_links_mentions_and_anonymised_place_codes() -> None:
     assert normalise("A市A3区 西湖 建筑 @深圳交警 https://t.cn/abc 2024年") == "市区西湖建筑0年"
 
 
+def test_normalise_drops_emoticon_codes_and_personal_data_placeholders() -> None:
+    # Weibo's emoticons come through as "[允悲]"; the crawler masks phone numbers as "[手机号]".
+    text = "#深圳# 小区停水三天了 [允悲] 联系电话[手机号] [抓狂]"
+    assert normalise(text) == "深圳小区停水三天了联系电话"
+    assert tokenize(text) == tokenize("小区停水三天了，联系电话")
+
+
 def test_char_analyzer_gives_bigrams_then_trigrams_of_the_token_stream() -> None:
     assert char_analyzer("停水三天") == ["停水", "水三", "三天", "停水三", "水三天"]
 

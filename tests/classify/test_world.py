@@ -23,15 +23,14 @@ from storage.queries import sync_platforms
 pytestmark = pytest.mark.e2e
 
 
-#: Issue #4's targets are bench.world.TARGETS. Three are not reached yet (docs/benchmarks.md): these floors
-#: sit just under the measured figures so that a regression fails, while the gap stays visible here.
+#: Issue #4's targets are bench.world.TARGETS. One is not reached yet (docs/benchmarks.md): its floor sits
+#: just under the measured figure so that a regression fails, while the gap stays visible here.
 FLOORS = {
-    "incident_recall": 0.86,  # target 0.95; measured 0.883 at relevance threshold 0.7 (0.939 at 0.5)
-    "urgent_recall": 0.78,  # target 0.99; the misses are gas bills and manhole-cover *noise*, which the
-    # simulator's keyword truth calls urgent and the urgency rules do not
-    "merge_f1": 0.85,  # target 0.9; measured 0.884 (precision 0.95, recall 0.83)
-    "district_accuracy": 0.90,  # target met: measured 0.96
-    "lead_precision": 0.50,  # target met: measured 0.97
+    "incident_recall": 0.93,  # target 0.95; measured 0.948 (17 of 326 missed; 7 are a bare greeting)
+    "urgent_recall": 0.99,  # target met: measured 1.0 (41 of 41)
+    "merge_f1": 0.90,  # target met: measured 0.949 (precision 0.93, recall 0.97)
+    "district_accuracy": 0.90,  # target met: measured 0.993
+    "lead_precision": 0.50,  # target met: measured 0.969
 }
 
 
