@@ -155,7 +155,7 @@ class HazardPattern(StrictModel):
 
 class ClassifySettings(StrictModel):
     model_dir: str = "var/models"
-    relevance_threshold: float = Field(default=0.7, ge=0, le=1)
+    relevance_threshold: float = Field(default=0.65, ge=0, le=1)
     category_min_probability: float = Field(default=0.4, ge=0, le=1)
     #: rule name → exact terms and/or object-in-state patterns (classify.urgency)
     urgent_terms: dict[str, list[str | HazardPattern]] = Field(default_factory=dict)

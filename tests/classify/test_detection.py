@@ -170,26 +170,27 @@ def test_a_category_below_the_minimum_probability_is_left_uncertain(detect_env: 
     assert lead.category_probability is not None and 0.4 < lead.category_probability < 0.999
 
 
-def test_a_one_line_post_joins_the_lead_of_the_whole_letter_it_repeats(detect_env: Env) -> None:
+WATER_FOLLOW_UP = "我们多次打电话给物业和自来水公司，都说在抢修，但一直没有结果，希望有关部门尽快解决。"
+
+
+def _letter_then_weibo_post(detect_env: Env, weibo_text: str) -> tuple[tuple[int, int], int]:
+    """(leads created, leads updated) and the evidence count of the one lead, after detecting the
+    whole letter on a board and ``weibo_text`` on Weibo."""
     settings, factory = detect_env
-    follow_up = "我们多次打电话给物业和自来水公司，都说在抢修，但一直没有结果，希望有关部门尽快解决。"
-    one_line = "宝安区西乡街道碧海花园小区停水三天了，一直没人管"
-    _store(factory, ("tieba", "9", f"{WATER_A}。{follow_up}"), ("weibo", "1", one_line))
+    _store(factory, ("tieba", "9", f"{WATER_A}。{WATER_FOLLOW_UP}"), ("weibo", "1", weibo_text))
     summary = detect_new_posts(settings, factory)
-    assert (summary.leads_created, summary.leads_updated) == (1, 1)
     [lead] = _leads(factory)
-    assert lead.evidence_count == 2
+    return (summary.leads_created, summary.leads_updated), lead.evidence_count
+
+
+def test_a_one_line_post_joins_the_lead_of_the_whole_letter_it_repeats(detect_env: Env) -> None:
+    one_line = "宝安区西乡街道碧海花园小区停水三天了，一直没人管"
+    assert _letter_then_weibo_post(detect_env, one_line) == ((1, 1), 2)
 
 
 def test_a_weibo_repost_with_topics_emoji_and_a_masked_phone_joins_the_letters_lead(detect_env: Env) -> None:
-    settings, factory = detect_env
-    follow_up = "我们多次打电话给物业和自来水公司，都说在抢修，但一直没有结果，希望有关部门尽快解决。"
     repost = "#深圳# #宝安区# 碧海花园小区停水三天了，一直没人管 [抓狂] 联系电话[手机号]"
-    _store(factory, ("tieba", "9", f"{WATER_A}。{follow_up}"), ("weibo", "1", repost))
-    summary = detect_new_posts(settings, factory)
-    assert (summary.leads_created, summary.leads_updated) == (1, 1)
-    [lead] = _leads(factory)
-    assert lead.evidence_count == 2
+    assert _letter_then_weibo_post(detect_env, repost) == ((1, 1), 2)
 
 
 def test_merge_text_drops_weibo_topics_emoji_codes_and_personal_data_placeholders() -> None:
