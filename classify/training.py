@@ -207,7 +207,8 @@ def train_model(
             "features": "relevance: complaint-vocabulary word + char 2-3gram (160 chars) TF-IDF, other terms "
             "as one feature, noise sources weighted equally, civic-object gate (cap 0.5); "
             "real place names dropped; "
-            "category: word 1-2gram + char 1-3gram (600 chars) TF-IDF",
+            "category: anonymised place codes dropped with their suffix, word 1-2gram + char 1-3gram "
+            "(600 chars) TF-IDF, the SVM's choice with its calibrated probability",
             "model": "calibrated LinearSVC",
         },
         "counts": {"train": len(train), "validation": len(validation), "feedback": len(feedback)},

@@ -60,8 +60,8 @@ def test_validation_metrics_meet_the_floor(trained: TrainReport) -> None:
     relevance, category = trained.metrics["relevance"], trained.metrics["category"]
     # Measured (threshold 0.65, relevance C 0.05, complaint-vocabulary features, civic-object gate):
     # titles P 0.980 R 0.941, letters P 0.992 R 0.987, sentences R 0.658, FPR on held-out noise: chit-chat
-    # 0.0056, food 0.0004, news 0.0035, Weibo 0.0054; category letters acc 0.909 / macro-F1 0.909, titles
-    # acc 0.806 / macro-F1 0.824 (98 titles).
+    # 0.0056, food 0.0004, news 0.0035, Weibo 0.0054; category (own normalisation, the SVM's choice)
+    # letters acc 0.911 / macro-F1 0.911, titles acc 0.827 / macro-F1 0.840 (98 titles).
     assert relevance["titles vs noise"]["recall"] >= 0.92
     assert relevance["titles vs noise"]["precision"] >= 0.95
     assert relevance["letters vs noise"]["recall"] >= 0.98
@@ -69,8 +69,21 @@ def test_validation_metrics_meet_the_floor(trained: TrainReport) -> None:
     assert max(v for k, v in relevance.items() if k.startswith("fpr_")) <= 0.01
     assert category["letters"]["accuracy"] >= 0.90
     assert category["letters"]["macro_f1"] >= 0.90
-    assert category["titles"]["accuracy"] >= 0.80
-    assert category["titles"]["macro_f1"] >= 0.82
+    assert category["titles"]["accuracy"] >= 0.82
+    assert category["titles"]["macro_f1"] >= 0.83
+
+
+def test_the_category_is_the_svms_choice_with_its_calibrated_probability(trained: TrainReport) -> None:
+    detector = load_model(trained.path)
+    category = detector.category
+    svm = category.named_steps["classifier"].calibrated_classifiers_[0].estimator
+    matrix = category[:-1].transform(SAMPLES)
+    chosen = category.classes_[np.argmax(svm.decision_function(matrix), axis=1)]
+    proba = category.predict_proba(SAMPLES)
+    for i, prediction in enumerate(detector.predict(SAMPLES)):
+        assert prediction.best_category == chosen[i]
+        column = list(category.classes_).index(chosen[i])
+        assert prediction.category_probability == round(float(proba[i, column]), 4)
 
 
 def test_only_texts_at_or_above_categorise_above_get_a_category(trained: TrainReport) -> None:

@@ -10,7 +10,7 @@ from sklearn.base import clone
 
 from classify import text as text_module
 from classify.pipelines import build_category_pipeline, build_relevance_pipeline
-from classify.text import char_analyzer, join_segmented, normalise, tokenize
+from classify.text import category_normalise, char_analyzer, join_segmented, normalise, tokenize
 
 
 def test_tokenize_keeps_civic_terms_whole_and_drops_stop_words_and_real_place_names() -> None:
@@ -35,6 +35,27 @@ def test_segmented_corpus_line_tokenises_like_the_running_text() -> None:
 
 def test_normalise_drops_links_mentions_and_anonymised_place_codes() -> None:
     assert normalise("A市A3区 西湖 建筑 @深圳交警 https://t.cn/abc 2024年") == "市区西湖建筑0年"
+
+
+def test_category_normalise_drops_anonymised_place_codes_with_their_suffix() -> None:
+    assert category_normalise("A市A3区 西湖 建筑 @深圳交警 https://t.cn/abc 2024年") == "西湖建筑0年"
+    assert category_normalise("K1县丁字街的商户乱摆摊") == "丁字街的商户乱摆摊"
+
+
+def test_category_normalise_keeps_real_place_names_and_words_ending_in_a_suffix() -> None:
+    assert category_normalise("南山区桃源街道小区门口井盖缺失") == "南山区桃源街道小区门口井盖缺失"
+    assert category_normalise("iphone市场价格") == "iphone市场价格"  # a word, not a code, before 市
+
+
+def test_normalise_leaves_category_normalised_text_unchanged() -> None:
+    text = category_normalise("投诉A市A1区苑物业违规收停车费，电话13800000000")
+    assert text == "投诉苑物业违规收停车费,电话0"
+    assert normalise(text) == text
+
+
+def test_only_the_category_pipeline_normalises_its_text_first() -> None:
+    assert [name for name, _ in build_category_pipeline().steps] == ["normalise", "features", "classifier"]
+    assert [name for name, _ in build_relevance_pipeline().steps] == ["features", "classifier"]
 
 
 def test_normalise_drops_emoticon_codes_and_personal_data_placeholders() -> None:
