@@ -97,6 +97,11 @@ def run_forked(settings: Settings, platform_ids: list[str], log_level: str = "WA
         from storage.db import forget_inherited_connections
 
         gc.disable()
+        # The caller may be showing a rich progress display, whose stdout/stderr proxies take the
+        # console's lock, which another thread of the caller may have held at the fork: write to
+        # the process's own streams instead.
+        sys.stdout = sys.__stdout__ or sys.stdout
+        sys.stderr = sys.__stderr__ or sys.stderr
         forget_inherited_connections()
         # The asyncio reactor takes the thread's event loop: the parent's (and its selector's file
         # descriptor) must not be shared with the child.

@@ -64,3 +64,23 @@ def test_the_callers_open_connection_survives_a_forked_crawl(
         assert (result.status, runs) == ("ok", ["ok"])
     finally:
         engine.dispose()
+
+
+def test_a_forked_crawl_under_a_rich_progress_display_finishes(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make demo` crawls inside a rich Progress: its refresh thread and its stdout/stderr proxies
+    # must not reach the child.
+    from rich.console import Console
+    from rich.progress import Progress
+
+    monkeypatch.delenv("WEISU_CRAWL_SPAWN", raising=False)
+    url = f"sqlite:///{tmp_path / 'weisu.db'}"
+    upgrade(url)
+    with (
+        (tmp_path / "display.txt").open("w") as display,
+        Progress(console=Console(force_terminal=True, file=display)) as progress,
+    ):
+        progress.add_task("crawling")
+        [result] = run_crawl(crawl_settings(sim.base, url), ["weibo"], timeout=120)
+    assert (result.status, result.posts_stored) == ("ok", len(_weibo_truth(sim)))
