@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from settings import Settings, load_settings
 from storage.models import Lead, LeadPost, Platform, Post, Priority
+from verify.users import create_user
+from verify.web.app import create_app
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 _ids = itertools.count(1)
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at minimal cost, for modules about access rules and pages rather than hashing strength
+    (``pytestmark = pytest.mark.usefixtures("cheap_hashing")``)."""
+    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture
@@ -87,3 +98,15 @@ def dispatch_db(tmp_path: Path) -> Path:
 def lead_adder() -> Callable[..., Lead]:
     """add_lead itself, for tests that manage their own sessions (e.g. against a served app)."""
     return add_lead
+
+
+@pytest.fixture
+def app(settings: Settings, session: Session) -> Iterator[FastAPI]:
+    """The review app with two analysts, alice and bob (passwords "<name>-pw"); modules needing other
+    accounts define their own."""
+    create_user(session, "alice", "alice-pw", "analyst")
+    create_user(session, "bob", "bob-pw", "analyst")
+    session.commit()
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from review_client import csrf_of, submit_login
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -27,10 +27,7 @@ def database_url(sqlite_url: str) -> str:
     return sqlite_url
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 with minimal cost: these tests are about access rules, not about hashing strength."""
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 PUBLIC_PATHS = {"/login", "/", "/logout"}  # "/" only redirects; signing out needs no account
@@ -53,14 +50,8 @@ def client(app) -> Iterator[TestClient]:
         yield test_client
 
 
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def attempt(client: TestClient, username: str, password: str) -> int:
-    token = csrf_of(client.get("/login").text)
-    form = {"username": username, "password": password, "csrf_token": token}
-    return client.post("/login", data=form).status_code
+    return submit_login(client, username, password).status_code
 
 
 def login(client: TestClient, username: str, password: str) -> None:
@@ -165,8 +156,7 @@ def test_the_sixth_failed_sign_in_within_the_window_is_refused_with_429(client) 
     assert [attempt(client, "alice", "wrong") for _ in range(5)] == [401] * 5
     response_code = attempt(client, "alice", "alice-pw")  # even the right password, for now
     assert response_code == 429
-    token = csrf_of(client.get("/login").text)
-    page = client.post("/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token})
+    page = submit_login(client, "alice", "alice-pw")
     assert "登录失败次数过多，请 15 分钟后再试。" in page.text
     login(client, "sue", "sue-pw-123")  # another account from the same address still signs in
 
@@ -208,8 +198,7 @@ def test_a_revoked_token_or_a_deactivated_account_is_refused(client, session) ->
 
 
 def test_the_session_cookie_is_httponly_and_samesite(client) -> None:
-    token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token})
+    response = submit_login(client, "alice", "alice-pw")
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
@@ -18,8 +17,7 @@ MAX_EXAMPLES = 8
 
 
 @pytest.fixture
-def bearer(sqlite_url: str, lead_adder, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+def bearer(sqlite_url: str, lead_adder, cheap_hashing: None) -> dict[str, str]:
     engine = make_engine(sqlite_url)
     with make_session_factory(engine)() as session:
         create_user(session, "robot", "robot-pw", "supervisor")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from review_client import submit_login
 
 from storage.base import utcnow
 from storage.models import CrawlRun, Platform
@@ -16,10 +15,7 @@ from verify.users import create_user
 from verify.web import dashboard_stats, svg
 from verify.web.app import create_app
 
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def decide(session, settings, lead_id: int, actor: str, verdict: str) -> None:
@@ -73,8 +69,7 @@ def test_the_dashboard_page_draws_escaped_svg_charts(settings, session, decided)
     session.commit()
     app = create_app(settings)
     with TestClient(app, follow_redirects=False) as client:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
-        client.post("/login", data={"username": "sue", "password": "sue-pw", "csrf_token": token})
+        submit_login(client, "sue", "sue-pw")
         html = client.get("/dashboard").text
     app.state.engine.dispose()
     assert html.count("<svg ") == 4

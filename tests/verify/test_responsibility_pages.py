@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from review_client import csrf_of, submit_login
 
 from verify import responsibility
 from verify.responsibility import RuleRow
@@ -24,16 +24,11 @@ def client(settings) -> Iterator[TestClient]:
     app.state.engine.dispose()
 
 
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def sign_in(client: TestClient, session, name: str, role: str) -> str:
     """Sign in as a new account of ``role``; returns a CSRF token for later posts."""
     create_user(session, name, f"{name}-pw", role)
     session.commit()
-    token = csrf_of(client.get("/login").text)
-    client.post("/login", data={"username": name, "password": f"{name}-pw", "csrf_token": token})
+    submit_login(client, name, f"{name}-pw")
     return csrf_of(client.get("/leads").text)
 
 

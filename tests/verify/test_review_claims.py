@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from review_client import csrf_of, submit_login
 from sqlalchemy import select
 
 from storage.base import utcnow
@@ -22,9 +21,7 @@ from verify.web.app import create_app
 ANALYSTS = ("a1", "a2", "a3", "a4", "a5", "a6")
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture
@@ -47,18 +44,12 @@ def signed_in(app) -> Iterator[Callable[[str], TestClient]]:
         client = TestClient(app, follow_redirects=False)
         client.__enter__()
         clients.append(client)
-        token = csrf_of(client.get("/login").text)
-        form = {"username": name, "password": f"{name}-pw", "csrf_token": token}
-        assert client.post("/login", data=form).status_code == 303
+        assert submit_login(client, name, f"{name}-pw").status_code == 303
         return client
 
     yield make
     for client in clients:
         client.__exit__(None, None, None)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def test_six_analysts_opening_one_lead_at_once_leave_exactly_one_holder(

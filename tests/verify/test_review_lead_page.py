@@ -8,13 +8,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from review_client import csrf_of, submit_login
 from sqlalchemy import select
 
 from storage.models import AuditEvent, Lead, LeadPost, LeadState, Post, RawResponse, Ticket, TicketState
-from verify.users import create_user
-from verify.web.app import create_app
 
 RAW_BODY = '{"data": {"cards": [{"mblog": {"text": "<script>alert(1)</script>路灯坏了"}}]}}'.encode()
 
@@ -25,27 +23,12 @@ def database_url(sqlite_url: str) -> str:
     return sqlite_url
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-@pytest.fixture
-def app(settings, session):
-    create_user(session, "alice", "alice-pw", "analyst")
-    create_user(session, "bob", "bob-pw", "analyst")
-    session.commit()
-    application = create_app(settings)
-    yield application
-    application.state.engine.dispose()
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def signed_in(app, name: str) -> TestClient:
     client = TestClient(app, follow_redirects=False)
-    token = csrf_of(client.get("/login").text)
-    assert client.post(
-        "/login", data={"username": name, "password": f"{name}-pw", "csrf_token": token}
-    ).is_redirect
+    assert submit_login(client, name, f"{name}-pw").is_redirect
     return client
 
 
@@ -53,10 +36,6 @@ def signed_in(app, name: str) -> TestClient:
 def alice(app) -> Iterator[TestClient]:
     with signed_in(app, "alice") as client:
         yield client
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def keep_raw(session, lead: Lead) -> Post:

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from review_client import submit_login
 from sqlalchemy import select
 
 from storage.base import utcnow
@@ -24,9 +24,7 @@ from verify.web.filters import parse_filter
 LEAD_LINK = re.compile(r'<a href="/leads/(\d+)">#')
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("verify.users._hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture
@@ -35,9 +33,7 @@ def client(settings, session) -> Iterator[TestClient]:
     session.commit()
     app = create_app(settings)
     with TestClient(app, follow_redirects=False) as test_client:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', test_client.get("/login").text).group(1)
-        form = {"username": "alice", "password": "alice-pw", "csrf_token": token}
-        assert test_client.post("/login", data=form).status_code == 303
+        assert submit_login(test_client, "alice", "alice-pw").status_code == 303
         yield test_client
     app.state.engine.dispose()
 

@@ -8,24 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from review_client import csrf_of, submit_login
 from sqlalchemy import select
 
 from storage.models import Lead, LeadState, Ticket, TicketState
-from verify.users import create_token, create_user
-from verify.web.app import create_app
+from verify.users import create_token
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 HOSTILE = '<script>alert(1)</script> 路灯坏了 <img src=x onerror="alert(2)">'
-
-
-@pytest.fixture
-def app(settings, session):
-    create_user(session, "alice", "alice-pw", "analyst")
-    create_user(session, "bob", "bob-pw", "analyst")
-    session.commit()
-    application = create_app(settings)
-    yield application
-    application.state.engine.dispose()
 
 
 @pytest.fixture
@@ -42,13 +32,8 @@ def client(app) -> Iterator[TestClient]:
         yield test_client
 
 
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def login(client: TestClient, username: str = "alice", password: str = "alice-pw") -> str:
-    token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    response = submit_login(client, username, password)
     assert response.status_code == 303, response.text
     return response.headers["location"]
 

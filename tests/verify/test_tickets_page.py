@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from review_client import csrf_of, submit_login
 from sqlalchemy import select
 
 from storage.models import AuditEvent, LeadState, Ticket, TicketState
@@ -26,10 +27,6 @@ def client(settings) -> Iterator[TestClient]:
     app.state.engine.dispose()
 
 
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 ROLES = {"ana": "analyst", "sup": "supervisor"}
 
 
@@ -37,9 +34,7 @@ def sign_in(client: TestClient, session, name: str) -> None:
     """Create the one account a test needs (argon2 hashing is slow on a busy machine), then sign in."""
     create_user(session, name, f"{name}-pw", ROLES[name])
     session.commit()
-    token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"username": name, "password": f"{name}-pw", "csrf_token": token})
-    assert response.status_code == 303
+    assert submit_login(client, name, f"{name}-pw").status_code == 303
 
 
 def ticket(session, lead_adder, **values) -> Ticket:
