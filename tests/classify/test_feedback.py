@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from classify.corpus import LEAD, NOISE
 from classify.feedback import FEEDBACK_KIND, FEEDBACK_NOISE_KIND, load_feedback
 from classify.retraining import key_figures, worse_figures
-from storage.models import AuditEvent, Lead, LeadPost, LeadState, Post
+from fixtures.leads import decided_lead
+from storage.models import AuditEvent, Lead, LeadState
 from storage.queries import sync_platforms
 
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -24,19 +25,7 @@ NEW_ONE = "南山区科技园地铁站出口电梯坏了好几天"
 
 
 def _lead(session: Session, number: int, text: str, state: LeadState, category: str | None) -> Lead:
-    post = Post(
-        platform_id="weibo",
-        external_id=str(number),
-        url=f"https://example.invalid/{number}",
-        title="标题" if number == 1 else None,
-        text=text,
-        content_hash=f"{number:064d}",
-    )
-    lead = Lead(state=state, category=category, summary=text[:20], first_seen_at=NOW, last_seen_at=NOW)
-    session.add_all([post, lead])
-    session.flush()
-    session.add(LeadPost(lead_id=lead.id, post_id=post.id))
-    return lead
+    return decided_lead(session, number, text, state, category, at=NOW, title="标题" if number == 1 else None)
 
 
 def _reject(session: Session, lead: Lead, reason: str) -> None:

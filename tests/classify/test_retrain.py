@@ -13,26 +13,16 @@ from typer.testing import CliRunner
 from classify.model import TASK, Detector
 from classify.training import TrainReport, register
 from cli import app
+from fixtures.leads import decided_lead
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import AuditEvent, Lead, LeadPost, LeadState, ModelVersion, Post
+from storage.models import AuditEvent, Lead, LeadState, ModelVersion
 from storage.queries import sync_platforms
 
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
 
 def _decided_lead(session: Session, number: int, text: str, state: LeadState, category: str | None) -> Lead:
-    post = Post(
-        platform_id="weibo",
-        external_id=str(number),
-        url=f"u{number}",
-        text=text,
-        content_hash=f"{number:064d}",
-    )
-    lead = Lead(state=state, category=category, summary=text[:20], first_seen_at=NOW, last_seen_at=NOW)
-    session.add_all([post, lead])
-    session.flush()
-    session.add(LeadPost(lead_id=lead.id, post_id=post.id))
-    return lead
+    return decided_lead(session, number, text, state, category, at=NOW)
 
 
 def test_retrain_learns_from_decisions_scores_both_models_and_activates_a_model_that_is_not_worse(

@@ -12,7 +12,6 @@ import html
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -28,7 +27,6 @@ from simulated import (
     keys_of,
     migrated_sqlite,
     platform_of,
-    simulator,
     stored_posts,
 )
 
@@ -48,12 +46,6 @@ class Sweep:
     posts: list[Post]
     #: The simulator requests this sweep sent.
     requests: list[str]
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with simulator() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,12 +62,6 @@ class FaultySweep:
 
 def _boards(settings: Settings) -> list[str]:
     return [key for key, p in settings.enabled_platforms().items() if p.kind == "html_board"]
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with simulator() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from simulated import Simulator, crawl_settings, simulator, stored_posts
+from simulated import Simulator, crawl_settings, stored_posts
 from sqlalchemy import select, text
 
 from crawlers.runner import can_fork, run_crawl
 from storage.db import make_engine, make_session_factory, session_scope, upgrade
 from storage.models import CrawlRun
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with simulator() as running:
-        yield running
 
 
 def _weibo_truth(sim: Simulator) -> set[str]:
