@@ -11,18 +11,19 @@ from classify.text import normalise
 
 SHINGLE = 3
 _DROP = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
-#: Platform decoration that says nothing about the problem: Weibo topics (#深圳#), emoji codes ([允悲])
-#: and our own personal-data placeholders ([电话]). Unrelated posts share them (every Weibo post of the
-#: city carries #深圳#), and the letter a post repeats lacks them, so they would only blur containment.
-_DECORATION = re.compile(r"[#＃][^#＃\n]{1,20}[#＃]|\[[^\[\]\n]{1,8}\]")
+#: Weibo topics (#深圳#) say nothing about the problem: unrelated posts share them (every Weibo post of
+#: the city carries #深圳#), and the letter a post repeats lacks them, so they would only blur
+#: containment. (Emoji codes such as [允悲] and our personal-data placeholders such as [电话] are
+#: platform decoration too; normalise already removes those, for the models.)
+_TOPIC = re.compile(r"[#＃][^#＃\n]{1,20}[#＃]")
 
 
 def merge_text(text: str) -> str:
-    """The characters two posts are compared on: normalised, decoration removed, letters/digits/CJK only."""
-    # Before normalising: normalise turns "#" into a space. Undecorated text (most posts) reuses the
+    """The characters two posts are compared on: normalised, topics removed, letters/digits/CJK only."""
+    # Before normalising: normalise turns "#" into a space. Text without topics (most posts) reuses the
     # normalisation the model has just cached.
-    if _DECORATION.search(text):
-        text = _DECORATION.sub(" ", text)
+    if _TOPIC.search(text):
+        text = _TOPIC.sub(" ", text)
     return _DROP.sub("", normalise(text))
 
 

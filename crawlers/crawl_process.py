@@ -77,13 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("platforms", nargs="+")
     args = parser.parse_args(argv)
     gc.disable()
+    _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level)
+    return 0
+
+
+def _crawl_and_close(settings: Settings, platform_ids: list[str], log_level: str) -> None:
+    """The crawl, with the collector off until it starts (see the module docstring), then the
+    crawl's database connections closed."""
     try:
-        settings = settings_from_file(args.settings)
-        crawl(settings, args.platforms, args.log_level)
+        crawl(settings, platform_ids, log_level)
     finally:
         gc.enable()
     _close_database(settings.database_url)
-    return 0
 
 
 def run_forked(settings: Settings, platform_ids: list[str], log_level: str = "WARNING") -> None:
@@ -106,8 +111,7 @@ def run_forked(settings: Settings, platform_ids: list[str], log_level: str = "WA
         # The asyncio reactor takes the thread's event loop: the parent's (and its selector's file
         # descriptor) must not be shared with the child.
         asyncio.set_event_loop(asyncio.new_event_loop())
-        crawl(settings, platform_ids, log_level)
-        _close_database(settings.database_url)
+        _crawl_and_close(settings, platform_ids, log_level)
         code = 0
     except BaseException:
         logging.getLogger(__name__).exception("crawl child failed")

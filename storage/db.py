@@ -53,11 +53,10 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             dbapi_connection.isolation_level = None
 
         event.listen(engine, "begin", _sqlite_begin)
-        _ENGINES.add(engine)
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    engine = create_engine(url, echo=echo, pool_pre_ping=True)
+    else:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        engine = create_engine(url, echo=echo, pool_pre_ping=True)
     _ENGINES.add(engine)
     return engine
 
