@@ -25,7 +25,7 @@ def test_a_letters_salutation_is_skipped(letter: str, post: str) -> None:
     ("letter", "post"),
     [
         # the salutation runs on into content
-        ("胡书记，您好，感谢您百忙之中查看这份留言。路灯不亮。", "胡书记，您好，感谢您百忙之中查看这份留言。"),
+        ("胡书记，您好，感谢您查看这份留言。路灯不亮。", "胡书记，您好，感谢您查看这份留言。"),
         ("那里空气很好！后来建了搅拌站。", "那里空气很好！"),  # ends in 好 but greets nobody
         ("尊敬的领导：我是鹏基诺亚山林业主。物业乱收费。", "尊敬的领导：我是鹏基诺亚山林业主。"),
     ],
