@@ -19,19 +19,48 @@ class EvaluationError(ValueError):
     """A CSV that cannot be evaluated; the message names the file and the problem."""
 
 
+#: Tried in order: UTF-8 (a byte-order mark, as Excel writes one, is dropped), then GB18030, the superset
+#: of GBK in which Excel on a Chinese Windows saves "CSV" files.
+ENCODINGS = ("utf-8-sig", "gb18030")
+RELEVANCE_LABELS = frozenset({"lead", "noise"})
+
+
 def read_labelled_csv(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError as exc:
-        raise EvaluationError(f"{path}: file not found") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as exc:
-        raise EvaluationError(f"{path}: not a readable UTF-8 CSV ({type(exc).__name__})") from exc
+    """The CSV as strings, in the first of ENCODINGS that decodes it, column names stripped."""
+    frame = None
+    for encoding in ENCODINGS:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            break
+        except FileNotFoundError as exc:
+            raise EvaluationError(f"{path}: file not found") from exc
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, IsADirectoryError) as exc:
+            raise EvaluationError(f"{path}: not a readable CSV ({type(exc).__name__})") from exc
+    if frame is None:
+        raise EvaluationError(f"{path}: not a readable CSV (neither UTF-8 nor GB18030 text)")
+    frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise EvaluationError(
             f"{path}: missing column(s) {', '.join(missing)} (needs text, label; optional title)"
         )
     return frame
+
+
+def _check_labels(path: Path, task: str, labels: list[str]) -> None:
+    """Every row needs a label; a relevance label is lead or noise (a typo would skew every figure)."""
+    empty = [i + 2 for i, label in enumerate(labels) if not label]  # +2: the header is line 1
+    if empty:
+        lines = ", ".join(map(str, empty[:5])) + (" …" if len(empty) > 5 else "")
+        raise EvaluationError(f"{path}: empty label on line(s) {lines}")
+    if task == "relevance":
+        unknown = sorted(set(labels) - RELEVANCE_LABELS)
+        if unknown:
+            raise EvaluationError(
+                f"{path}: relevance labels must be lead or noise, found {', '.join(map(repr, unknown[:5]))}"
+            )
 
 
 def _texts(frame: pd.DataFrame) -> list[str]:
@@ -48,6 +77,8 @@ def evaluate_file(
         raise EvaluationError(f"unknown task {task!r}: use category or relevance")
     path = Path(path)
     frame = read_labelled_csv(path)
+    truth = [label.strip() for label in frame["label"]]
+    _check_labels(path, task, truth)
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
@@ -56,7 +87,6 @@ def evaluate_file(
         engine.dispose()
     config = settings.classify
     predictions = detector.predict(_texts(frame), config.relevance_threshold, config.category_min_probability)
-    truth = [label.strip() for label in frame["label"]]
     if task == "relevance":
         guess = ["lead" if p.is_lead else "noise" for p in predictions]
         result = relevance_metrics(truth, guess)

@@ -78,9 +78,33 @@ def test_missing_column_is_a_clear_error(active_settings: Settings, tmp_path: Pa
         evaluate_file(active_settings, data, task="relevance")
 
 
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig"])
+def test_a_csv_saved_by_excel_is_read_in_its_encoding(
+    active_settings: Settings, tmp_path: Path, encoding: str
+) -> None:
+    rows = "text,label\n" + "".join(f"{t},lead\n" for t in LEADS) + "".join(f"{t},noise\n" for t in NOISE)
+    (tmp_path / "excel.csv").write_bytes(rows.encode(encoding))
+    result = evaluate_file(active_settings, tmp_path / "excel.csv", task="relevance")
+    assert (result["rows"], result["recall"], result["fpr"]) == (5, 1.0, 0.0)
+
+
 def test_unreadable_file_is_a_clear_error(active_settings: Settings, tmp_path: Path) -> None:
-    (tmp_path / "gbk.csv").write_bytes("text,label\n井盖,lead\n".encode("gbk"))
-    with pytest.raises(EvaluationError, match="not a readable UTF-8 CSV"):
-        evaluate_file(active_settings, tmp_path / "gbk.csv", task="relevance")
+    (tmp_path / "binary.csv").write_bytes(b"text,label\n\xff\xfe\x80\x80,lead\n")
+    with pytest.raises(EvaluationError, match="neither UTF-8 nor GB18030"):
+        evaluate_file(active_settings, tmp_path / "binary.csv", task="relevance")
     with pytest.raises(EvaluationError, match="file not found"):
         evaluate_file(active_settings, tmp_path / "absent.csv", task="relevance")
+
+
+def test_a_relevance_label_other_than_lead_or_noise_is_a_clear_error(
+    active_settings: Settings, tmp_path: Path
+) -> None:
+    data = _csv(tmp_path / "r.csv", {"text": LEADS + NOISE[:1], "label": ["lead", "1", "噪音"]})
+    with pytest.raises(EvaluationError, match="relevance labels must be lead or noise, found '1', '噪音'"):
+        evaluate_file(active_settings, data, task="relevance")
+
+
+def test_a_row_without_a_label_is_a_clear_error(active_settings: Settings, tmp_path: Path) -> None:
+    data = _csv(tmp_path / "c.csv", {"text": LEADS, "label": ["城乡建设", " "]})
+    with pytest.raises(EvaluationError, match="empty label on line\\(s\\) 3"):
+        evaluate_file(active_settings, data)
