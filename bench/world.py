@@ -54,7 +54,11 @@ def _merge_scores(evidence: dict[int, tuple[int, str]]) -> dict[str, float | Non
 
 
 #: The simulator's incident-id prefix → the corpus file its message comes from (fixtures/simulator/world.py).
-INCIDENT_SOURCES = {"L": "messages_labelled_raw.csv", "H": "messages_hot_raw.csv", "R": "messages_replied_raw.csv"}
+INCIDENT_SOURCES = {
+    "L": "messages_labelled_raw.csv",
+    "H": "messages_hot_raw.csv",
+    "R": "messages_replied_raw.csv",
+}
 
 
 def held_out_incidents(incident_ids: set[str]) -> set[str]:
