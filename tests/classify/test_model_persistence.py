@@ -61,7 +61,8 @@ def test_validation_metrics_meet_the_floor(trained: TrainReport) -> None:
     # Measured (threshold 0.65, relevance C 0.05, complaint-vocabulary features with word bigrams,
     # civic-object gate, sentences weighted 0.85): titles P 0.985 R 0.940, letters P 0.994 R 0.987,
     # sentences R 0.602, FPR on held-out noise: chit-chat 0.0, food 0.0004, news 0.0025, Weibo 0.0045;
-    # category (own normalisation, the SVM's choice) letters acc 0.911 / macro-F1 0.911, titles acc 0.827 / macro-F1 0.840 (98 titles).
+    # category (own normalisation, the SVM's choice) letters acc 0.911 / macro-F1 0.911, titles acc 0.827 /
+    # macro-F1 0.840 (98 titles).
     assert relevance["titles vs noise"]["recall"] >= 0.92
     assert relevance["titles vs noise"]["precision"] >= 0.95
     assert relevance["letters vs noise"]["recall"] >= 0.98
