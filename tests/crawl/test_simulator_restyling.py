@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.simulator.world import _first_sentence
+from fixtures.simulator.groups.boards_styles import key_sentence
+from fixtures.simulator.groups.social import _short
+from fixtures.simulator.world import Incident, _first_sentence, content_sentences
 
 
 @pytest.mark.parametrize(
@@ -36,3 +38,13 @@ def test_a_sentence_that_says_something_is_kept(letter: str, post: str) -> None:
 
 def test_a_letter_that_is_only_a_salutation_is_served_as_it_is() -> None:
     assert _first_sentence("领导您好！") == "领导您好！"
+
+
+def test_content_sentences_drop_every_salutation() -> None:
+    text = "尊敬的领导：您好！小区停水三天了。谢谢！"
+    assert content_sentences(text) == ["小区停水三天了。", "谢谢！"]
+
+
+def test_every_restyler_starts_after_the_salutation() -> None:
+    incident = Incident("L-1", "停水", "胡书记，您好！小区停水三天了。请尽快处理。", "城乡建设", None)
+    assert (key_sentence(incident), _short(incident)) == ("小区停水三天了。", "小区停水三天了。")
