@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,10 @@ def evaluate_file(
         guess = [p.best_category or "" for p in predictions]  # every text is categorised here
         result = category_metrics(truth, guess)
         result["uncertain"] = sum(p.category is None for p in predictions)
+        # A label the model was never trained on (a taxonomy category outside its seven, a typo) can only
+        # be wrong: say so beside the figures instead of letting it pass as a weak class.
+        known = {str(label) for label in detector.category.classes_}
+        result["unknown_labels"] = dict(sorted(Counter(t for t in truth if t not in known).items()))
     result = {"task": task, "file": str(path), "rows": len(truth), "model_version": detector.version} | result
     if plot is not None:
         result["plot"] = str(plot_confusion(truth, guess, Path(plot)))
@@ -147,6 +152,9 @@ def format_report(result: dict[str, Any]) -> str:
         ["precision", "recall", "fpr"] if result["task"] == "relevance" else []
     )
     lines.append("  ".join(f"{key} {_fmt(result.get(key))}" for key in overall))
+    if result.get("unknown_labels"):
+        unknown = ", ".join(f"{label} ({count})" for label, count in result["unknown_labels"].items())
+        lines.append(f"模型不认识的类别 labels the model was not trained on, always counted wrong: {unknown}")
     if "plot" in result:
         labels = ", ".join(f"{i}={label}" for i, label in enumerate(sorted(result["per_class"])))
         lines.append(f"confusion matrix: {result['plot']} ({labels})")

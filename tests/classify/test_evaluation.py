@@ -108,3 +108,12 @@ def test_a_row_without_a_label_is_a_clear_error(active_settings: Settings, tmp_p
     data = _csv(tmp_path / "c.csv", {"text": LEADS, "label": ["城乡建设", " "]})
     with pytest.raises(EvaluationError, match="empty label on line\\(s\\) 3"):
         evaluate_file(active_settings, data)
+
+
+def test_a_category_label_the_model_was_never_trained_on_is_named_in_the_report(
+    active_settings: Settings, tmp_path: Path
+) -> None:
+    data = _csv(tmp_path / "c.csv", {"text": LEADS, "label": ["城乡建设", "政法"]})
+    result = evaluate_file(active_settings, data)
+    assert result["unknown_labels"] == {"政法": 1}
+    assert "labels the model was not trained on, always counted wrong: 政法 (1)" in format_report(result)
