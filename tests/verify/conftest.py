@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from review_client import review_app
 from sqlalchemy.orm import Session
 
 from settings import Settings, load_settings
 from storage.models import Lead, LeadPost, Platform, Post, Priority
-from verify.users import create_user
-from verify.web.app import create_app
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -104,9 +103,7 @@ def lead_adder() -> Callable[..., Lead]:
 def app(settings: Settings, session: Session) -> Iterator[FastAPI]:
     """The review app with two analysts, alice and bob (passwords "<name>-pw"); modules needing other
     accounts define their own."""
-    create_user(session, "alice", "alice-pw", "analyst")
-    create_user(session, "bob", "bob-pw", "analyst")
-    session.commit()
-    application = create_app(settings)
-    yield application
-    application.state.engine.dispose()
+    with review_app(
+        settings, session, [("alice", "alice-pw", "analyst"), ("bob", "bob-pw", "analyst")]
+    ) as application:
+        yield application

@@ -1,11 +1,36 @@
-"""Test support for the review app: read a page's CSRF token, sign in through the login form."""
+"""Test support for the review app: serve it with given accounts, read a page's CSRF token, sign in
+through the login form."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import httpx
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from settings import Settings
+from verify.users import create_user
+from verify.web.app import create_app
+
+
+@contextmanager
+def review_app(
+    settings: Settings, session: Session, accounts: Iterable[tuple[str, str, str]]
+) -> Iterator[FastAPI]:
+    """The review app on the test database, with these (name, password, role) accounts created first."""
+    for name, password, role in accounts:
+        create_user(session, name, password, role)
+    session.commit()
+    application = create_app(settings)
+    try:
+        yield application
+    finally:
+        application.state.engine.dispose()
+
 
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 

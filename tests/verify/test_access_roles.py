@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from review_client import csrf_of, submit_login
+from review_client import csrf_of, review_app, submit_login
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -17,7 +17,6 @@ from cli import app as cli_app
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.models import ApiToken, AuditEvent, LoginFailure, Platform, Role, User
 from verify.users import ROLE_RANK, create_token, create_user, revoke_tokens
-from verify.web.app import create_app
 from verify.web.deps import ROLE_ATTRIBUTE
 
 
@@ -35,13 +34,13 @@ PUBLIC_PATHS = {"/login", "/", "/logout"}  # "/" only redirects; signing out nee
 
 @pytest.fixture
 def app(settings, session):
-    create_user(session, "alice", "alice-pw", "analyst")
-    create_user(session, "sue", "sue-pw-123", "supervisor")
-    create_user(session, "ada", "ada-pw-123", "admin")
-    session.commit()
-    application = create_app(settings)
-    yield application
-    application.state.engine.dispose()
+    accounts = [
+        ("alice", "alice-pw", "analyst"),
+        ("sue", "sue-pw-123", "supervisor"),
+        ("ada", "ada-pw-123", "admin"),
+    ]
+    with review_app(settings, session, accounts) as application:
+        yield application
 
 
 @pytest.fixture

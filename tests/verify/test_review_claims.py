@@ -9,14 +9,12 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from review_client import csrf_of, submit_login
+from review_client import csrf_of, review_app, submit_login
 from sqlalchemy import select
 
 from storage.base import utcnow
 from storage.models import AuditEvent, Lead, LeadState
 from verify import workflow
-from verify.users import create_user
-from verify.web.app import create_app
 
 ANALYSTS = ("a1", "a2", "a3", "a4", "a5", "a6")
 
@@ -26,13 +24,9 @@ pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 @pytest.fixture
 def app(settings, session) -> Iterator[FastAPI]:
-    for name in ANALYSTS:
-        create_user(session, name, f"{name}-pw", "analyst")
-    create_user(session, "sue", "sue-pw", "supervisor")
-    session.commit()
-    application = create_app(settings)
-    yield application
-    application.state.engine.dispose()
+    accounts = [*((name, f"{name}-pw", "analyst") for name in ANALYSTS), ("sue", "sue-pw", "supervisor")]
+    with review_app(settings, session, accounts) as application:
+        yield application
 
 
 @pytest.fixture
