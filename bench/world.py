@@ -66,14 +66,13 @@ def held_out_incidents(incident_ids: set[str]) -> set[str]:
     or it is not from the corpus at all (the hand-written step incident, "V-…")."""
     import pandas as pd
 
-    from classify.corpus import CORPUS_DIR, content_key, in_validation
+    from classify.corpus import CORPUS_DIR, LEAD, group_key, in_validation, letter_of
 
     validation: set[str] = set()
     for prefix, name in INCIDENT_SOURCES.items():
         frame = pd.read_csv(CORPUS_DIR / name, dtype=str, keep_default_na=False)
         for source_id, title, text in zip(frame["id"], frame["title"], frame["text"], strict=True):
-            letter = f"{title}。{text}"  # as classify.corpus.load_examples builds it
-            if in_validation("m:" + (content_key(letter) or letter)):
+            if in_validation(group_key(letter_of(title, text), LEAD)):
                 validation.add(f"{prefix}-{source_id}")
     return {i for i in incident_ids if i in validation or i.split("-")[0] not in INCIDENT_SOURCES}
 

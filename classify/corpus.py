@@ -97,6 +97,16 @@ def in_validation(group: str) -> bool:
     return digest[0] % VALIDATION_BUCKETS == 0
 
 
+def letter_of(title: str, body: str) -> str:
+    """A raw message as one text, title first: how it is trained on and grouped."""
+    return f"{title}。{body}"
+
+
+def group_key(text: str, relevance: str) -> str:
+    """A text's split group: its relevance, then its content key (duplicates across files share it)."""
+    return ("m:" if relevance == LEAD else "n:") + (content_key(text) or text)
+
+
 def short_sentences(text: str, limit: int = 3, low: int = 8, high: int = 60) -> list[str]:
     """Up to ``limit`` short sentences of a letter: citizens' own words, stand-ins for one-line posts."""
     parts = (part.strip() for part in _SENTENCE_END.split(str(text or "")))
@@ -118,7 +128,7 @@ def load_examples(processes: int = 2) -> list[Example]:
         frame = _read(name)
         labels = frame["label"] if "label" in frame else [""] * len(frame)
         for title, body, label in zip(frame["title"], frame["text"], labels, strict=True):
-            letter = f"{title}。{body}"
+            letter = letter_of(title, body)
             rows.append((letter, LEAD, label or None, "letter", letter))
             if title.strip():
                 rows.append((title.strip(), LEAD, label or None, "title", letter))
@@ -132,13 +142,11 @@ def load_examples(processes: int = 2) -> list[Example]:
                 rows.append((text, NOISE, None, f"noise:{source}", text))
     warm_cache([row[0] for row in rows], processes=processes)
     examples = []
-    keys: dict[str, str] = {}  # a letter's title and sentences share the letter's key: compute it once
+    groups: dict[tuple[str, str], str] = {}  # a letter's title and sentences share its group: compute it once
     for text, relevance, category, kind, group_text in rows:
-        prefix = "m:" if relevance == LEAD else "n:"
-        key = keys.get(group_text)
-        if key is None:
-            key = keys[group_text] = content_key(group_text) or group_text
-        group = prefix + key
+        group = groups.get((group_text, relevance))
+        if group is None:
+            group = groups[(group_text, relevance)] = group_key(group_text, relevance)
         examples.append(Example(text, relevance, category, kind, group, in_validation(group)))
     return examples
 

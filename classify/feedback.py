@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from classify.corpus import LEAD, NOISE, Example, content_key
+from classify.corpus import LEAD, NOISE, Example, group_key
 from classify.detection import post_text
 from storage.models import AuditEvent, Lead, LeadPost, LeadState, Post
 
@@ -46,8 +46,7 @@ def _reject_reasons(session: Session) -> dict[int, str]:
 
 
 def _example(text: str, relevance: str, category: str | None, kind: str) -> Example:
-    group = ("m:" if relevance == LEAD else "n:") + (content_key(text) or text)
-    return Example(text, relevance, category, kind, group, validation=False)
+    return Example(text, relevance, category, kind, group_key(text, relevance), validation=False)
 
 
 def load_feedback(session: Session) -> Feedback:
