@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from classify.corpus import letter_of
 from classify.metrics import category_metrics, relevance_metrics
 from classify.model import load_active
 from settings import Settings
@@ -67,7 +68,8 @@ def _check_labels(path: Path, task: str, labels: list[str]) -> None:
 def _texts(frame: pd.DataFrame) -> list[str]:
     if "title" not in frame.columns:
         return frame["text"].tolist()
-    return [f"{t}。{x}" if t.strip() else x for t, x in zip(frame["title"], frame["text"], strict=True)]
+    # Joined as the training letters are (classify.corpus.letter_of), so a file scores like the corpus.
+    return [letter_of(t, x) if t.strip() else x for t, x in zip(frame["title"], frame["text"], strict=True)]
 
 
 def evaluate_file(
