@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m storage.check_migrations
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
