@@ -22,8 +22,8 @@ ENV_OVERRIDES = {
     "WEISU_SIMULATOR_URL": "rebases every platform's base_url onto the platform simulator",
     "WEISU_DISPATCH_URL": "dispatch.base_url",
     "WEISU_DISPATCH_API_KEY": "the dispatch system's api_key (secret; never in config.yaml)",
-    "WEISU_AUTHOR_HASH_KEY": "HMAC key for pseudonymous author keys (secret)",
-    "WEISU_SECRET_KEY": "signs the review app's session cookies (secret)",
+    "WEISU_AUTHOR_HASH_KEY": "HMAC key for pseudonymous author keys (secret, no default; crawl, scheduler)",
+    "WEISU_SECRET_KEY": "signs the review app's session cookies (secret, no default; serve)",
     "WEISU_MODEL_DIR": "classify.model_dir",
 }
 
