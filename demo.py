@@ -32,7 +32,7 @@ def demo_secrets(path: Path = DEMO_SECRETS) -> dict[str, str]:
     first (owner-only, mode 0600). Only the demo uses this; every other command needs them exported."""
     try:
         stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # none yet, or a file cut short: make new ones
         stored = {}
     if all(stored.get(name) for name in SECRET_VARIABLES):
         return stored
