@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from settings import ConfigError, Settings, load_settings
+from settings import ConfigError, SecretError, Settings, load_settings, require_secrets
 
 app = typer.Typer(
     help="weisu (未诉): find livelihood complaints before they are filed.",
@@ -26,13 +26,22 @@ ConfigOption = Annotated[
 ]
 
 
-def _settings(config: Path | None) -> Settings:
+def _settings(config: Path | None, *secrets: str) -> Settings:
+    """The validated settings; ``secrets`` names the ones the command cannot run without (see
+    settings.SECRET_VARIABLES: serve signs cookies with secret_key, crawl and scheduler pseudonymise
+    authors with author_hash_key)."""
     try:
-        return load_settings(config)
+        settings = load_settings(config)
+        require_secrets(settings, *secrets)
+    except SecretError as error:
+        # One line naming the variable and how to make one; nothing has been touched yet.
+        typer.echo(f"weisu: {error}", err=True)
+        raise typer.Exit(2) from None
     except ConfigError as error:
         # One line: file, key path, reason — then stop before anything is touched.
         typer.echo(f"weisu: invalid configuration: {error}", err=True)
         raise typer.Exit(2) from None
+    return settings
 
 
 def _stage_errors() -> tuple[type[Exception], ...]:
@@ -149,7 +158,7 @@ def crawl(
     config: ConfigOption = None,
 ) -> None:
     """Crawl platforms into the posts table (a second crawl of the same content adds nothing)."""
-    settings = _settings(config)
+    settings = _settings(config, "author_hash_key")
     if not platforms and not all_platforms:
         typer.echo("weisu crawl: name platforms or pass --all", err=True)
         raise typer.Exit(2)
@@ -331,9 +340,11 @@ def serve(
 
     from verify.web.app import create_app
 
-    settings = _settings(config)
+    settings = _settings(config, "secret_key")
     initialise_database(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from any loopback peer; the app
+    # honours it only from review.trusted_proxies.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 @app.command()
@@ -381,7 +392,7 @@ def scheduler(config: ConfigOption = None) -> None:
     """Run the scheduled jobs (nightly sweep, incremental crawls, detection, pushes) in the foreground."""
     import schedules
 
-    settings = _settings(config)
+    settings = _settings(config, "author_hash_key")
     initialise_database(settings)
     schedules.run_forever(settings)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -15,12 +17,43 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from fixtures.serving import LOOPBACK, free_port
-from settings import PROJECT_ROOT, Settings, load_settings
+from settings import PROJECT_ROOT, SECRET_VARIABLES, Settings, load_settings
 
 console = Console()
 SIMULATOR_PORT = 8010
 DISPATCH_PORT = 8020
 DEMO_PUSH_SECONDS = 5
+#: The demo's own secrets, made once per install (var/ is git-ignored) so pseudonyms stay stable.
+DEMO_SECRETS = PROJECT_ROOT / "var" / "demo-secrets.json"
+
+
+def demo_secrets(path: Path = DEMO_SECRETS) -> dict[str, str]:
+    """The demo's secret_key and author_hash_key: read from ``path``, or made at random and written there
+    first (owner-only, mode 0600). Only the demo uses this; every other command needs them exported."""
+    try:
+        stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):  # none yet, or a file cut short: make new ones
+        stored = {}
+    if all(stored.get(name) for name in SECRET_VARIABLES):
+        return stored
+    stored = {name: secrets.token_urlsafe(48) for name in SECRET_VARIABLES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Created 0600 from the start (not chmod-ed afterwards): no moment when others could read it.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file left by an older run keeps its mode through O_TRUNC
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(stored, file)
+    return stored
+
+
+def demo_settings(settings: Settings, secrets_path: Path = DEMO_SECRETS) -> Settings:
+    """The demo's conveniences, for itself only: its stored secrets where none is exported, and a session
+    cookie without the Secure flag (it serves plain http on loopback)."""
+    for name, value in demo_secrets(secrets_path).items():
+        if not getattr(settings, name):
+            setattr(settings, name, value)
+    settings.review.cookie_secure = False
+    return settings
 
 
 def _port_or_free(preferred: int) -> int:
@@ -119,7 +152,7 @@ def run_demo(settings: Settings, port: int = 8000) -> None:
     os.environ["WEISU_SIMULATOR_URL"] = simulator_url
     os.environ["WEISU_DISPATCH_URL"] = dispatch_url
     os.environ.setdefault("WEISU_DATABASE_URL", settings.database_url)
-    settings = load_settings(settings.config_path)
+    settings = demo_settings(load_settings(settings.config_path))
     settings.schedules.push_seconds = DEMO_PUSH_SECONDS
     dispatch_db = Path(PROJECT_ROOT / "var" / "dispatch.db")
     with ExitStack() as stack:
@@ -153,4 +186,5 @@ def run_demo(settings: Settings, port: int = 8000) -> None:
             f"{DEMO_PUSH_SECONDS} s; Ctrl-C stops everything."
         )
         with suppress(KeyboardInterrupt):
-            uvicorn.run(create_app(settings), host=LOOPBACK, port=port, log_level="warning")
+            app = create_app(settings)
+            uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning", proxy_headers=False)

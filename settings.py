@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -21,14 +22,25 @@ ENV_OVERRIDES = {
     "WEISU_SIMULATOR_URL": "rebases every platform's base_url onto the platform simulator",
     "WEISU_DISPATCH_URL": "dispatch.base_url",
     "WEISU_DISPATCH_API_KEY": "the dispatch system's api_key (secret; never in config.yaml)",
-    "WEISU_AUTHOR_HASH_KEY": "HMAC key for pseudonymous author keys (secret)",
-    "WEISU_SECRET_KEY": "signs the review app's session cookies (secret)",
+    "WEISU_AUTHOR_HASH_KEY": "HMAC key for pseudonymous author keys (secret, no default; crawl, scheduler)",
+    "WEISU_SECRET_KEY": "signs the review app's session cookies (secret, no default; serve)",
     "WEISU_MODEL_DIR": "classify.model_dir",
 }
 
 
+#: The secrets a command may need: Settings attribute → the environment variable that sets it.
+SECRET_VARIABLES = {"secret_key": "WEISU_SECRET_KEY", "author_hash_key": "WEISU_AUTHOR_HASH_KEY"}
+#: Shortest key accepted, in bytes (UTF-8): 256 bits, the HMAC-SHA256 block a guess must cover.
+SECRET_MIN_BYTES = 32
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message is one line: file, key path, reason."""
+
+
+class SecretError(ConfigError):
+    """A secret a command needs is unset or too short; the message is one line naming the variable."""
 
 
 class StrictModel(BaseModel):
@@ -174,6 +186,26 @@ class ReviewSettings(StrictModel):
     login_failures_per_user: int = Field(default=5, ge=1)
     login_failures_per_address: int = Field(default=20, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
+    # A session ends after this long without a request, and this long after sign-in whatever happens;
+    # both are checked on the server against the signed cookie's timestamps, not left to the browser.
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+    # The session cookie carries the Secure flag (sent over HTTPS only); only `weisu demo` and the tests,
+    # which serve plain http on loopback, turn it off.
+    cookie_secure: bool = True
+    # Peers (addresses or networks) whose X-Forwarded-For names the real client: the reverse proxies in
+    # front of `weisu serve`. Any other peer's header is ignored and its own address is recorded.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network") from None
+        return values
 
 
 class DispatchSettings(StrictModel):
@@ -251,8 +283,10 @@ class Settings(StrictModel):
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     crawl_health: CrawlHealthSettings = Field(default_factory=CrawlHealthSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
-    author_hash_key: str = Field(default="weisu-dev-only-author-key", exclude=True)
-    secret_key: str = Field(default="weisu-dev-only-secret", exclude=True)
+    # Secrets come only from the environment and have no usable default: "" means unset, and every
+    # command that needs one refuses to start without it (require_secrets).
+    author_hash_key: str = Field(default="", exclude=True, repr=False)
+    secret_key: str = Field(default="", exclude=True, repr=False)
 
     def resolve_path(self, value: str | Path) -> Path:
         """Relative paths in config.yaml are relative to the project root, not the working directory."""
@@ -269,6 +303,22 @@ class Settings(StrictModel):
 
     def enabled_platforms(self) -> dict[str, PlatformSettings]:
         return {key: p for key, p in self.platforms.items() if p.enabled}
+
+
+def require_secrets(settings: Settings, *names: str) -> None:
+    """Raise SecretError when one of the named secrets (``secret_key``, ``author_hash_key``) is unset or
+    shorter than SECRET_MIN_BYTES: the one line names its variable and how to make one."""
+    for name in names:
+        variable = SECRET_VARIABLES[name]
+        value = getattr(settings, name)
+        if not value:
+            raise SecretError(f"{variable} is not set; make one with {MAKE_SECRET} and export it")
+        size = len(value.encode("utf-8"))
+        if size < SECRET_MIN_BYTES:
+            raise SecretError(
+                f"{variable} is {size} bytes, at least {SECRET_MIN_BYTES} are needed; "
+                f"make one with {MAKE_SECRET}"
+            )
 
 
 def absolute_sqlite_url(url: str) -> str:

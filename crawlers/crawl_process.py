@@ -1,4 +1,4 @@
-"""Child-process entry point: `python -m crawlers.crawl_process --settings FILE KEY...` runs a reactor.
+"""Child-process entry point: `python -m crawlers.crawl_process --settings FILE|- KEY...` runs a reactor.
 
 The reactor cannot be restarted in one process, so runner.run_crawl starts this module in a fresh
 process each time. Results go to the database (crawl_runs), never back through pipes.
@@ -24,14 +24,23 @@ if TYPE_CHECKING:
     from settings import Settings
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+#: What runner._spawn_crawl writes to the child's stdin: one JSON object with these two members.
+STDIN_SETTINGS = "settings"
+STDIN_AUTHOR_KEY = "author_hash_key"
 
 
 def settings_from_file(path: str | None) -> Settings:
-    """The parent's exact Settings (dumped as JSON, base URLs already rebased); secrets from the env."""
+    """The parent's exact Settings (dumped as JSON, base URLs already rebased). ``-``: read from stdin
+    with the author-hash key beside them (how the runner sends them); a file path: secrets from the env."""
     from settings import Settings, load_settings
 
     if not path:
         return load_settings()
+    if path == "-":
+        message = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+        settings = Settings.model_validate(message[STDIN_SETTINGS])
+        settings.author_hash_key = message[STDIN_AUTHOR_KEY]
+        return settings
     settings = Settings.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
     if key := os.environ.get("WEISU_AUTHOR_HASH_KEY"):
         settings.author_hash_key = key
@@ -72,7 +81,7 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--settings", help="JSON dump of the parent's Settings")
+    parser.add_argument("--settings", help="JSON dump of the parent's Settings, or - to read it from stdin")
     parser.add_argument("--log-level", default="WARNING", help="Scrapy log level (INFO to watch a crawl)")
     parser.add_argument("platforms", nargs="+")
     args = parser.parse_args(argv)

@@ -3,7 +3,8 @@
 The child is forked where the platform allows it: it starts with weisu, SQLAlchemy and pydantic
 already imported and the settings already validated, about 0.4 s of a 2.5 s sweep. A parent that has
 already installed a Twisted reactor (the child needs a fresh one), or ``WEISU_CRAWL_SPAWN=1``, gets
-a fresh interpreter instead (``python -m crawlers.crawl_process``).
+a fresh interpreter instead (``python -m crawlers.crawl_process --settings -``), which reads the
+settings and the author-hash key from a pipe: the key never reaches a file, an environment or a log.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from settings import PROJECT_ROOT, Settings
+from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
+from settings import PROJECT_ROOT, SECRET_VARIABLES, Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import CrawlRun
 from storage.queries import paused_platform_ids, sync_platforms
@@ -42,8 +42,10 @@ class CrawlResult:
 
 def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
+    # The child gets the author-hash key on its stdin (see _spawn_crawl) and needs no other secret.
+    for variable in SECRET_VARIABLES.values():
+        env.pop(variable, None)
     env["WEISU_DATABASE_URL"] = settings.database_url
-    env["WEISU_AUTHOR_HASH_KEY"] = settings.author_hash_key
     env["WEISU_CONFIG"] = str(settings.config_path)
     if settings.simulator_url:
         env["WEISU_SIMULATOR_URL"] = settings.simulator_url
@@ -108,15 +110,22 @@ def _fork_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
 
 
 def _spawn_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
+    # Settings and the author-hash key go through a pipe: the key is never written to a file, the
+    # child's environment or its command line (which other local users can read).
     dump = settings.model_dump(mode="json")
     dump["database"]["url"] = settings.database_url
-    with tempfile.TemporaryDirectory(prefix="weisu-crawl-") as tmp:
-        path = Path(tmp) / "settings.json"
-        path.write_text(json.dumps(dump, ensure_ascii=False), encoding="utf-8")
-        command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", str(path), *keys]
-        # On timeout the runs the child left "running" are marked failed by _collect.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(command, env=_child_env(settings), cwd=PROJECT_ROOT, timeout=timeout, check=False)
+    message = json.dumps({STDIN_SETTINGS: dump, STDIN_AUTHOR_KEY: settings.author_hash_key})
+    command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", "-", *keys]
+    # On timeout the runs the child left "running" are marked failed by _collect.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            command,
+            input=message.encode("utf-8"),
+            env=_child_env(settings),
+            cwd=PROJECT_ROOT,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def _collect(factory: sessionmaker[Session], keys: list[str], last_run: int) -> list[CrawlResult]:

@@ -300,6 +300,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role), default=Role.ANALYST)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Carried in each session cookie; raising it (sign-out, deactivation, a new password) ends every
+    #: session of the account at once, since a cookie with an older number is refused.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ApiToken(Base):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from keys_for_tests import TEST_SECRET_ENV
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -35,13 +36,13 @@ def test_invalid_config_stops_with_one_line_naming_file_and_key(tmp_path: Path) 
 
 
 def test_crawl_refuses_an_unknown_platform(env: dict[str, str]) -> None:
-    result = runner.invoke(app, ["crawl", "no-such-platform"], env=env)
+    result = runner.invoke(app, ["crawl", "no-such-platform"], env=env | TEST_SECRET_ENV)
     assert result.exit_code == 2
     assert result.stderr == "weisu crawl: unknown platform(s): no-such-platform\n"
 
 
 def test_crawl_without_platforms_or_all_is_refused(env: dict[str, str]) -> None:
-    result = runner.invoke(app, ["crawl"], env=env)
+    result = runner.invoke(app, ["crawl"], env=env | TEST_SECRET_ENV)
     assert result.exit_code == 2
     assert "name platforms or pass --all" in result.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from keys_for_tests import TEST_AUTHOR_HASH_KEY, TEST_SECRET_ENV, TEST_SECRET_KEY
 
 from settings import PROJECT_ROOT, ConfigError, load_settings, rebase_url
 
@@ -66,19 +67,20 @@ def test_environment_overrides_database_dispatch_and_secrets(tmp_path: Path) -> 
         "WEISU_DATABASE_URL": "postgresql://u@db/weisu",
         "WEISU_DISPATCH_URL": "http://dispatch.invalid",
         "WEISU_DISPATCH_API_KEY": "k-123",
-        "WEISU_AUTHOR_HASH_KEY": "author-key",
+        "WEISU_AUTHOR_HASH_KEY": TEST_AUTHOR_HASH_KEY,
     }
     settings = load_settings(_write(tmp_path, PLATFORM), env=env)
     assert settings.database_url == "postgresql://u@db/weisu"
     assert settings.dispatch.base_url == "http://dispatch.invalid"
     assert settings.dispatch.api_key == "k-123"
-    assert settings.author_hash_key == "author-key"
+    assert settings.author_hash_key == TEST_AUTHOR_HASH_KEY
 
 
 def test_secrets_are_not_dumped_with_the_settings(tmp_path: Path) -> None:
-    env = {"WEISU_DISPATCH_API_KEY": "k-123", "WEISU_AUTHOR_HASH_KEY": "a", "WEISU_SECRET_KEY": "s"}
+    env = {"WEISU_DISPATCH_API_KEY": "k-123", **TEST_SECRET_ENV}
     dumped = str(load_settings(_write(tmp_path, PLATFORM), env=env).model_dump())
     assert "k-123" not in dumped and "author_hash_key" not in dumped and "secret_key" not in dumped
+    assert TEST_AUTHOR_HASH_KEY not in dumped and TEST_SECRET_KEY not in dumped
 
 
 def test_simulator_url_rebases_every_platform(tmp_path: Path) -> None:
@@ -97,3 +99,9 @@ def test_rebase_keeps_path_and_query() -> None:
 def test_relative_sqlite_path_is_anchored_at_the_project_root(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, PLATFORM), env={})
     assert settings.database_url == f"sqlite:///{PROJECT_ROOT / 'var/weisu.db'}"
+
+
+def test_review_session_cookie_and_proxy_defaults() -> None:
+    review = load_settings(PROJECT_ROOT / "config.yaml", env={}).review
+    assert (review.session_idle_minutes, review.session_absolute_hours) == (30, 12)
+    assert (review.cookie_secure, review.trusted_proxies) == (True, [])

@@ -64,6 +64,35 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
+def end_sessions(user: User) -> None:
+    """End every browser session of the account at once: their cookies carry the old session version."""
+    user.session_version += 1
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    """A new password for the account, ending its sessions; UserError for an unknown name or no password."""
+    user = get_by_username(session=session, username=username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    if not password:
+        raise UserError("password must not be empty")
+    user.password_hash = _hasher.hash(password)
+    end_sessions(user)
+    session.flush()
+    return user
+
+
+def deactivate(session: Session, username: str) -> int:
+    """A departed colleague: no more sign-in, every session ended and every API token revoked; how many
+    tokens were live."""
+    user = get_by_username(session=session, username=username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.active = False
+    end_sessions(user)
+    return revoke_tokens(session, username)
+
+
 def ensure_demo_analyst(session: Session, settings: Settings) -> User:
     """The demo's analyst login (review.demo_analyst / demo_password), created when missing."""
     user = get_by_username(session=session, username=settings.review.demo_analyst)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from keys_for_tests import TEST_AUTHOR_HASH_KEY, TEST_SECRET_ENV
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 from sqlalchemy import select
@@ -34,14 +35,12 @@ def _item(external_id: str, text: str, minute: int = 0) -> PostItem:
 
 
 def test_text_pipelines_normalise_mask_and_pseudonymise_in_order() -> None:
-    crawler = get_crawler(
-        JsonFeedSpider, {"WEISU_SETTINGS": load_settings(env={"WEISU_AUTHOR_HASH_KEY": "k"})}
-    )
+    crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": load_settings(env=TEST_SECRET_ENV)})
     item = _item("1", "<p>停水了，电话&nbsp;13812345678</p>")
     for pipeline in (NormalisePipeline, MaskPipeline, PseudonymisePipeline):
         item = pipeline.from_crawler(crawler).process_item(item)
     assert item.text == "停水了,电话 [手机号]"
-    assert item.author is None and item.author_key == author_key("k", "weibo", "1986399651")
+    assert item.author is None and item.author_key == author_key(TEST_AUTHOR_HASH_KEY, "weibo", "1986399651")
     assert crawler.stats.get_value("weisu/masked/mobile") == 1
 
 

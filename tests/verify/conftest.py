@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from keys_for_tests import TEST_SECRET_KEY
 from review_client import review_app
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,8 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings(database_url: str) -> Settings:
     loaded = load_settings(env={})
     loaded.database.url = database_url
-    loaded.secret_key = "test-secret"
+    loaded.secret_key = TEST_SECRET_KEY
+    loaded.review.cookie_secure = False  # TestClient talks plain http to http://testserver
     loaded.dispatch.base_url = "http://dispatch.test"
     return loaded
 

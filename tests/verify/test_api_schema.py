@@ -6,6 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from keys_for_tests import TEST_SECRET_ENV
 
 from settings import load_settings
 from storage.db import make_engine, make_session_factory
@@ -31,7 +32,7 @@ def bearer(sqlite_url: str, lead_adder, cheap_hashing: None) -> dict[str, str]:
 
 @pytest.fixture
 def api_schema(sqlite_url: str, bearer: dict[str, str]):
-    settings = load_settings(env={})
+    settings = load_settings(env=TEST_SECRET_ENV)
     settings.database.url = sqlite_url
     app = create_app(settings)
     yield schemathesis.openapi.from_asgi("/openapi.json", app, headers=bearer)

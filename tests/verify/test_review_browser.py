@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from keys_for_tests import TEST_SECRET_ENV
 from sqlalchemy import select
 
 from fixtures.serving import serve_in_thread
@@ -35,8 +36,9 @@ pytestmark = [
 def test_analyst_signs_in_opens_a_lead_and_verifies_it_into_a_ticket(sqlite_url: str, lead_adder) -> None:
     from playwright.sync_api import sync_playwright
 
-    settings = load_settings(env={})
+    settings = load_settings(env=TEST_SECRET_ENV)
     settings.database.url = sqlite_url
+    settings.review.cookie_secure = False  # the browser talks plain http to the loopback server
     engine = make_engine(sqlite_url)
     factory = make_session_factory(engine)
     with factory() as session:
@@ -89,8 +91,9 @@ HOSTILE_TEXT = (
 
 
 def _settings_and_factory(sqlite_url: str):
-    settings = load_settings(env={})
+    settings = load_settings(env=TEST_SECRET_ENV)
     settings.database.url = sqlite_url
+    settings.review.cookie_secure = False  # the browser talks plain http to the loopback server
     engine = make_engine(sqlite_url)
     return settings, engine, make_session_factory(engine)
 

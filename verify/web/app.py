@@ -1,4 +1,5 @@
-"""create_app(settings): the FastAPI review app — pages, JSON API, signed session cookies, headers."""
+"""create_app(settings): the FastAPI review app — pages, JSON API, signed session cookies, proxy
+headers from trusted proxies only, security headers."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from settings import Settings
+from settings import Settings, require_secrets
+from storage.base import utcnow
 from storage.db import make_engine, make_session_factory
 from verify.web import (
     admin_pages,
@@ -27,10 +30,10 @@ from verify.web import (
     users_pages,
 )
 from verify.web.deps import LoginRequired, PageForbidden
+from verify.web.sessions import Clock
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "weisu_session"
-SESSION_MAX_AGE = 12 * 3600
 # Scripts only from our own /static files, never inline: markup injected through crawled text cannot run.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
@@ -75,8 +78,14 @@ async def _forbidden(request: Request, _: Exception) -> Response:
     return templates.TemplateResponse(request, "forbidden.html", context, status_code=403)  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The review app; one engine and session factory for the app's lifetime, from settings.database_url."""
+def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
+    """The review app; one engine and session factory for the app's lifetime, from settings.database_url.
+
+    SecretError (one line) when ``WEISU_SECRET_KEY`` is unset or short: cookies signed with a known key
+    could be forged. ``clock`` tells the time for session lifetimes (tests pass one they can move).
+    """
+    require_secrets(settings, "secret_key")
+    review = settings.review
     # The OpenAPI document is served by api.openapi_router, behind the same sign-in as the API itself.
     app = FastAPI(
         title="weisu review API",
@@ -91,15 +100,21 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.templates = make_templates()
+    app.state.clock = clock
     app.middleware("http")(_security_headers)
+    # The cookie's own expiry is the absolute lifetime; idle and absolute limits and the account's
+    # session version are checked on the server at every request (verify.web.sessions).
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE,
+        max_age=review.session_absolute_hours * 3600,
         same_site="lax",
-        https_only=False,  # the demo serves plain http on loopback; production sits behind TLS
+        https_only=review.cookie_secure,
     )
+    # Added last, so it runs first: X-Forwarded-For names the client only when the direct peer is one
+    # of the configured proxies; otherwise the peer's own address is what every later step sees.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=review.trusted_proxies)
     app.add_exception_handler(LoginRequired, _to_login)
     app.add_exception_handler(PageForbidden, _forbidden)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.models import Role, User
-from verify.users import get_by_username, has_role, user_for_token
+from verify.users import has_role, user_for_token
+from verify.web import sessions
 
-SESSION_USER = "user"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -77,11 +77,8 @@ async def require_csrf_form(request: Request) -> None:
 
 
 def session_user(request: Request, session: Session) -> User | None:
-    name = request.session.get(SESSION_USER)
-    if not name:
-        return None
-    user = get_by_username(session=session, username=str(name))
-    return user if user is not None and user.active else None
+    """The signed-in account, checked on the server (see ``sessions``); None when there is none."""
+    return sessions.current_user(request, session, get_settings(request).review)
 
 
 def page_user_at_least(minimum: Role) -> Callable[..., User]:

@@ -12,7 +12,8 @@ from storage.base import utcnow
 from storage.models import LeadState, Priority
 from verify import review, users
 from verify.review import QueueSort
-from verify.web.deps import SESSION_USER, AnalystPage, CsrfChecked, DbSession, csrf_token, get_settings
+from verify.web import sessions
+from verify.web.deps import AnalystPage, CsrfChecked, DbSession, csrf_token, get_settings, session_user
 from verify.web.filters import parse_filter
 
 router = APIRouter(include_in_schema=False)
@@ -42,6 +43,7 @@ def _local_path(target: str | None) -> str:
 
 
 def client_address(request: Request) -> str:
+    # The direct peer, or the client a trusted proxy named: app.py's ProxyHeadersMiddleware set it.
     return request.client.host if request.client else "unknown"
 
 
@@ -77,13 +79,17 @@ def login(
         return render(request, "login.html", context, status_code=401)
     users.clear_login_failures(session, username)
     session.commit()  # the cleared failures and a rehashed password, if argon2 parameters changed
-    request.session.clear()  # a fresh session (and CSRF token) on every login
-    request.session[SESSION_USER] = user.username
+    sessions.start(request, user)  # a fresh session (and CSRF token) on every login
     return see_other(_local_path(next))
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout(request: Request) -> Response:
+def logout(request: Request, session: DbSession) -> Response:
+    # Signing out ends every session of the account, so a copied cookie dies with this one.
+    user = session_user(request, session)
+    if user is not None:
+        users.end_sessions(user)
+        session.commit()
     request.session.clear()
     return see_other("/login")
 

@@ -1,4 +1,5 @@
-"""Admin page of accounts: list, add (analyst, supervisor or admin), deactivate and reactivate users."""
+"""Admin page of accounts: list, add (analyst, supervisor or admin), set a new password, deactivate and
+reactivate users."""
 
 from __future__ import annotations
 
@@ -53,15 +54,36 @@ def add_user(
 
 @router.post("/admin/users/{username}/deactivate", dependencies=[CsrfChecked])
 def deactivate_user(request: Request, session: DbSession, user: AdminPage, username: str) -> Response:
-    """A departed colleague: no more sign-in, and every API token of theirs revoked at once."""
+    """A departed colleague: no more sign-in, their sessions ended and every API token revoked at once."""
     account = users.get_by_username(session=session, username=username)
     if account is None or account.username == user.username:
         request.session["flash"] = "不能停用该账号（不存在，或是你自己）。"
         return see_other("/admin/users")
-    account.active = False
-    revoked = users.revoke_tokens(session, account.username)
+    revoked = users.deactivate(session, account.username)
     session.commit()
     request.session["flash"] = f"已停用 {account.username}，吊销接口令牌 {revoked} 个。"
+    return see_other("/admin/users")
+
+
+@router.post("/admin/users/{username}/password", dependencies=[CsrfChecked])
+def set_password(
+    request: Request,
+    session: DbSession,
+    user: AdminPage,
+    username: str,
+    password: Annotated[str, Form(min_length=8, max_length=200)],
+) -> Response:
+    """A new password (a forgotten or leaked one); every session of the account ends at once."""
+    try:
+        account = users.set_password(session, username, password)
+    except users.UserError:
+        request.session["flash"] = "没有这个账号。"
+        return see_other("/admin/users")
+    session.commit()
+    if account.id == user.id:  # the admin's own sessions ended too, this one included
+        request.session.clear()
+        return see_other("/login")
+    request.session["flash"] = f"已为 {account.username} 设置新密码，并登出其所有会话。"
     return see_other("/admin/users")
 
 
