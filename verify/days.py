@@ -27,7 +27,7 @@ def start_utc(day: date) -> datetime:
 
 
 def end_utc(day: date) -> datetime:
-    """The first instant after ``day`` in Shanghai, in UTC: an exclusive upper bound (the latest for ``date.max``)."""
+    """The first instant after ``day`` in Shanghai, in UTC: an exclusive bound (the last one at date.max)."""
     if day >= date.max:
         return LATEST
     return start_utc(day + timedelta(days=1))

@@ -351,7 +351,9 @@ def _refuse_merge_target(into_id: int, state: LeadState, merged_into: int | None
             f"不能合并到线索 {into_id}：它已合并到线索 {merged_into}，请直接合并到线索 {merged_into}。"
         )
     if state not in OPEN_STATES:
-        raise MergeRefused(f"不能合并到线索 {into_id}：它已处理完毕（已核实、已派单或已驳回），不再接收合并。")
+        raise MergeRefused(
+            f"不能合并到线索 {into_id}：它已处理完毕（已核实、已派单或已驳回），不再接收合并。"
+        )
 
 
 def merge(*, session: Session, lead_id: int, into_id: int, actor: str) -> Lead:
@@ -392,7 +394,9 @@ def _repoint_followers(session: Session, lead_id: int, into_id: int, actor: str)
     if not followers:
         return []
     # The default synchronisation updates any of them the session has loaded, too.
-    session.execute(update(Lead).where(Lead.id.in_(followers)).values(merged_into_id=into_id, updated_at=utcnow()))
+    session.execute(
+        update(Lead).where(Lead.id.in_(followers)).values(merged_into_id=into_id, updated_at=utcnow())
+    )
     for follower in followers:
         details = {"into": into_id, "previous_into": lead_id}
         _audit(session, follower, actor, Action.MERGE, None, None, "merge target was merged", details)

@@ -1,4 +1,4 @@
-"""Merges never hide a complaint: only open leads receive a merge, chains stay one step, races have one winner."""
+"""Merges never hide a complaint: only open leads receive one, chains stay one step, a race has one winner."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from settings import Settings
 from storage.models import AuditEvent, Lead, LeadState
 from verify import workflow
+from verify.users import create_token
 from verify.workflow import MergeRefused
 
 S = LeadState
@@ -87,7 +88,9 @@ def test_leads_merged_into_a_lead_follow_it_when_it_is_merged(session, make_lead
     merge(a, b)
     assert states(session, a, b, c) == [(S.MERGED, b), (S.NEW, None), (S.MERGED, b)]
     followed = session.scalars(
-        select(AuditEvent).where(AuditEvent.lead_id == c, AuditEvent.action == "merge").order_by(AuditEvent.id)
+        select(AuditEvent)
+        .where(AuditEvent.lead_id == c, AuditEvent.action == "merge")
+        .order_by(AuditEvent.id)
     ).all()
     assert [event.details for event in followed] == [{"into": a}, {"into": b, "previous_into": a}]
     source_event = session.scalars(
@@ -167,8 +170,6 @@ def test_the_lead_page_says_in_chinese_why_a_merge_was_refused(client, make_lead
 
 
 def test_the_api_answers_a_refused_merge_with_409(client, make_lead, merge, session) -> None:
-    from verify.users import create_token
-
     bearer = {"Authorization": f"Bearer {create_token(session, 'alice')}"}
     session.commit()
     a, b = make_lead().id, make_lead().id

@@ -58,7 +58,9 @@ def test_no_query_gets_a_server_error_and_page_and_api_agree(client) -> None:
     @example(query={"page": "1000000000000000000"}, export="leads.csv")
     @example(query={"found_to": "9999-12-31"}, export="cases.csv")
     @example(query={"found_from": "0001-01-01"}, export="leads.xlsx")
-    @example(query={"text": "\x00", "district": "\x00", "category": "\x00", "platform": "\x00"}, export="leads.csv")
+    @example(
+        query={"text": "\x00", "district": "\x00", "category": "\x00", "platform": "\x00"}, export="leads.csv"
+    )
     @hypothesis_settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,

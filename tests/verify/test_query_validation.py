@@ -1,4 +1,4 @@
-"""Bad query values: a 422 from the API, a named problem on pages and exports, never a 500 — on both databases."""
+"""Bad query values: 422 from the API, a named problem on pages and exports, no 500 on either database."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def test_blank_values_mean_no_filter_and_text_is_trimmed() -> None:
 
 
 def test_the_edges_of_the_allowed_days_are_accepted() -> None:
-    edges = LeadFilter.model_validate({"found_from": "2000-01-01", "found_to": "2099-12-31", "page": "100000"})
+    edges = LeadFilter.model_validate(
+        {"found_from": "2000-01-01", "found_to": "2099-12-31", "page": "100000"}
+    )
     assert (edges.found_from, edges.found_to, edges.page) == (date(2000, 1, 1), date(2099, 12, 31), 100_000)
 
 
@@ -64,7 +66,10 @@ def test_a_page_url_keeps_its_valid_fields_and_names_the_bad_ones_in_chinese() -
     params = {"district": "南山区", "found_to": "9999-12-31", "page": "1000000000000000000", "sort": "score"}
     criteria, problems = read_filter(params, 20)
     assert criteria == LeadFilter(district="南山区", sort=QueueSort.SCORE, page_size=20)
-    assert problems == ["发现至（须为 2000-01-01 至 2099-12-31 之间的日期）", "页码（须为 1 至 100000 之间的整数）"]
+    assert problems == [
+        "发现至（须为 2000-01-01 至 2099-12-31 之间的日期）",
+        "页码（须为 1 至 100000 之间的整数）",
+    ]
 
 
 def test_shanghai_days_convert_to_utc_bounds_even_at_the_ends_of_the_calendar() -> None:
