@@ -48,7 +48,10 @@ class QueueSort(enum.StrEnum):
 
 
 FilterText = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(require_storable)]
-Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY, description="Asia/Shanghai day, inclusive")]
+Day = Annotated[
+    date,
+    Field(ge=FIRST_DAY, le=LAST_DAY, description=f"Asia/Shanghai day, inclusive, {FIRST_DAY} to {LAST_DAY}"),
+]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 

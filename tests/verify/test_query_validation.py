@@ -16,7 +16,7 @@ from storage.models import LeadState
 from verify.days import EARLIEST, LATEST, end_utc, start_utc
 from verify.exports import cases_frame
 from verify.review import LeadFilter, QueueSort
-from verify.web.filters import read_filter
+from verify.web.filters import FIELD_HINTS, read_filter
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -60,6 +60,10 @@ def test_the_edges_of_the_allowed_days_are_accepted() -> None:
         {"found_from": "2000-01-01", "found_to": "2099-12-31", "page": "100000"}
     )
     assert (edges.found_from, edges.found_to, edges.page) == (date(2000, 1, 1), date(2099, 12, 31), 100_000)
+
+
+def test_every_filter_field_but_the_page_size_has_a_chinese_label_and_hint() -> None:
+    assert sorted(FIELD_HINTS) == sorted(set(LeadFilter.model_fields) - {"page_size"})
 
 
 def test_a_page_url_keeps_its_valid_fields_and_names_the_bad_ones_in_chinese() -> None:
