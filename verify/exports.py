@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import Lead, LeadState, Priority, Ticket, TicketState
+from verify.days import end_utc, local_wall_clock, start_utc
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 FORMATS = ("csv", "xlsx", "parquet")
 #: Leads that count as verified cases: verified (ticket not written yet) or promoted.
 CASE_STATES = (LeadState.VERIFIED, LeadState.PROMOTED)
@@ -47,16 +46,6 @@ class ExportError(Exception):
     """An export that cannot be made: an unknown format or filter value."""
 
 
-def _utc_start(day: date) -> datetime:
-    """Midnight in Shanghai of ``day``, as UTC: analysts think in local dates."""
-    return datetime.combine(day, time.min, tzinfo=SHANGHAI).astimezone(UTC)
-
-
-def _local(value: datetime | None) -> datetime | None:
-    # Excel and CSV readers have no time zones: local wall-clock time, named in the header's meaning.
-    return value.astimezone(SHANGHAI).replace(tzinfo=None) if value else None
-
-
 def _progress_condition(state: str) -> Any:
     closed = Ticket.dispatch_status == "closed"
     conditions = {
@@ -86,7 +75,7 @@ def _row(lead: Lead, ticket: Ticket | None) -> dict[str, Any]:
         hours = round((closed_at - (ticket.sent_at or ticket.created_at)).total_seconds() / 3600, 2)
     return {
         "线索编号": lead.id,
-        "核实时间": _local(verified_at),
+        "核实时间": local_wall_clock(verified_at),
         "优先级": PRIORITY_LABELS[lead.priority],
         "类别": lead.category,
         "区": lead.district,
@@ -97,8 +86,8 @@ def _row(lead: Lead, ticket: Ticket | None) -> dict[str, Any]:
         "证据数": lead.evidence_count,
         "工单编号": ticket.service_request_id if ticket else None,
         "办理状态": _progress(ticket),
-        "派单时间": _local(ticket.sent_at if ticket else None),
-        "办结时间": _local(closed_at),
+        "派单时间": local_wall_clock(ticket.sent_at if ticket else None),
+        "办结时间": local_wall_clock(closed_at),
         "办理时长（小时）": hours,
         "改派次数": ticket.reassignments if ticket else 0,
         "办理说明": ticket.status_notes if ticket else None,
@@ -123,9 +112,9 @@ def cases_frame(
         .order_by(verified_at, Lead.id)
     )
     if since is not None:
-        statement = statement.where(verified_at >= _utc_start(since))
+        statement = statement.where(verified_at >= start_utc(since))
     if until is not None:
-        statement = statement.where(verified_at < _utc_start(until + timedelta(days=1)))
+        statement = statement.where(verified_at < end_utc(until))
     if category:
         statement = statement.where(Lead.category == category)
     if district:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -26,10 +27,15 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from verify.days import FIRST_DAY, LAST_DAY, end_utc, start_utc
+from verify.inputs import require_storable
 
 MAX_PAGE_SIZE = 100
+#: Deep enough for any real queue (100,000 pages of 100), small enough that the offset fits every database.
+MAX_PAGE = 100_000
 MAX_SEARCH_CHARS = 100
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+MAX_FIELD_CHARS = 50
+MAX_PLATFORM_CHARS = 64
 #: Leads still waiting for a decision: only these can breach their SLA.
 OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED)
 SIMILAR_RECENT_DAYS = 7
@@ -41,23 +47,44 @@ class QueueSort(enum.StrEnum):
     UNCERTAINTY = "uncertainty"  # scores nearest 0.5 first: where an analyst's label teaches the model most
 
 
-@dataclass(frozen=True)
-class LeadFilter:
-    """What the queue page and GET /api/v1/leads filter on; every field is optional."""
+FilterText = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(require_storable)]
+Day = Annotated[
+    date,
+    Field(ge=FIRST_DAY, le=LAST_DAY, description=f"Asia/Shanghai day, inclusive, {FIRST_DAY} to {LAST_DAY}"),
+]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class LeadFilter(BaseModel):
+    """The one validated query of the queue: the queue page, GET /api/v1/leads and both exports read it.
+
+    Every field is optional; a blank value means "no filter". Bounds keep every value one the
+    databases can compare and the day arithmetic can convert (no 500 on a hostile URL).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     state: LeadState | None = None
     priority: Priority | None = None
-    category: str | None = None
-    district: str | None = None
-    platform: str | None = None
-    found_from: date | None = None  # Asia/Shanghai calendar days, inclusive
-    found_to: date | None = None
-    score_min: float | None = None
-    score_max: float | None = None
-    text: str | None = None
+    category: Annotated[FilterText, Field(max_length=MAX_FIELD_CHARS)] | None = None
+    district: Annotated[FilterText, Field(max_length=MAX_FIELD_CHARS)] | None = None
+    platform: Annotated[FilterText, Field(max_length=MAX_PLATFORM_CHARS)] | None = None
+    found_from: Day | None = None
+    found_to: Day | None = None
+    score_min: Fraction | None = None
+    score_max: Fraction | None = None
+    text: Annotated[FilterText, Field(max_length=MAX_SEARCH_CHARS)] | None = None
     sort: QueueSort = QueueSort.URGENT
-    page: int = 1
-    page_size: int = 20
+    page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
+    page_size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_unset(cls, data: Any) -> Any:
+        # An empty form field ("category=") is no filter, not an invalid value.
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
 
     def narrows_beyond_state_and_priority(self) -> bool:
         """True when the filter uses a column outside the (state, priority, sla_due_at) index."""
@@ -67,18 +94,14 @@ class LeadFilter:
     def query_params(self, **overrides: Any) -> dict[str, str]:
         """The filter as URL query parameters (empty ones left out), for paging and export links."""
         values: dict[str, str] = {}
-        for item in fields(self):
-            if item.name == "page_size":  # the page decides its size, not the URL
+        for name in type(self).model_fields:
+            if name == "page_size":  # the page decides its size, not the URL
                 continue
-            value = overrides.get(item.name, getattr(self, item.name))
+            value = overrides.get(name, getattr(self, name))
             if value is None or value == "":
                 continue
-            values[item.name] = value.isoformat() if isinstance(value, date) else str(value)
+            values[name] = value.isoformat() if isinstance(value, date) else str(value)
         return values
-
-
-def _local_day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
 
 def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[Lead]:
@@ -104,9 +127,9 @@ def _where(statement: Any, criteria: LeadFilter, *, with_state: bool = True) -> 
         )
         statement = statement.where(exists(evidence_on_platform))
     if criteria.found_from is not None:
-        statement = statement.where(Lead.found_at >= _local_day_start(criteria.found_from))
+        statement = statement.where(Lead.found_at >= start_utc(criteria.found_from))
     if criteria.found_to is not None:
-        statement = statement.where(Lead.found_at < _local_day_start(criteria.found_to + timedelta(days=1)))
+        statement = statement.where(Lead.found_at < end_utc(criteria.found_to))
     # A confidence range keeps most leads, so SQLite must not fetch them one by one through the
     # score index (3-4x slower than scanning); the index stays for sorting by score.
     if criteria.score_min is not None:
@@ -114,7 +137,7 @@ def _where(statement: Any, criteria: LeadFilter, *, with_state: bool = True) -> 
     if criteria.score_max is not None:
         statement = statement.where(_unindexed(Lead.score) <= criteria.score_max)
     if criteria.text:
-        needle = criteria.text.strip()[:MAX_SEARCH_CHARS]
+        needle = criteria.text
         # autoescape: a "%" or "_" typed by the analyst is matched literally, not as a wildcard.
         statement = statement.where(
             or_(

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from settings import Settings
 from storage.base import utcnow
 from storage.models import AuditEvent, Lead, LeadState, Priority, Ticket, TicketState
+from verify.inputs import storable
 from verify.responsibility import suggest_unit
+from verify.review import OPEN_STATES
 from verify.tickets import build_payload, idempotency_key
 
 SYSTEM_ACTOR = "system"
@@ -76,6 +78,16 @@ class LeadNotFound(WorkflowError):
 
 class TransitionRefused(WorkflowError):
     pass
+
+
+class MergeRefused(TransitionRefused):
+    """A merge that could hide a complaint: into itself, into a merged lead or into a closed one."""
+
+
+def _require_storable(*texts: str) -> None:
+    # The pages post these forms without a pydantic model; the API's models check the same.
+    if not all(storable(text) for text in texts):
+        raise WorkflowError("输入含有无法保存的字符（如 NUL 控制字符），请删除后重试。")
 
 
 def next_state(state: LeadState, action: Action) -> LeadState:
@@ -253,6 +265,7 @@ def verify_and_promote(
     unknown = set(edits or {}) - set(EDITABLE_FIELDS)
     if unknown:
         raise WorkflowError(f"fields cannot be edited: {', '.join(sorted(unknown))}")
+    _require_storable(*(str(value) for value in changes.values()))
     lead = get_or_raise(session=session, lead_id=lead_id)
     suggested = None
     if not changes.get("responsible_unit") and not lead.responsible_unit:
@@ -299,6 +312,7 @@ def reject(*, session: Session, lead_id: int, actor: str, reason: RejectReason |
         reason = RejectReason(reason)
     except ValueError:
         raise WorkflowError(f"unknown reject reason: {reason}") from None
+    _require_storable(note)
     from_state = _transition(
         session,
         lead_id,
@@ -312,11 +326,49 @@ def reject(*, session: Session, lead_id: int, actor: str, reason: RejectReason |
     return get_or_raise(session=session, lead_id=lead_id)
 
 
+def _lock_leads(session: Session, *lead_ids: int) -> dict[int, tuple[LeadState, int | None]]:
+    """Each lead's (state, merged_into_id), read from the database under a row lock.
+
+    Locked in id order, so two merges of the same pair in opposite directions queue instead of
+    deadlocking. PostgreSQL takes the locks (SELECT … FOR UPDATE, which also reads the latest
+    committed row); SQLite has no row locks, but every write transaction there starts with BEGIN
+    IMMEDIATE (storage.db), which already serialises them. The identity map is bypassed on purpose:
+    a lead loaded earlier in the session may be stale.
+    """
+    rows: dict[int, tuple[LeadState, int | None]] = {}
+    for lead_id in sorted(set(lead_ids)):
+        statement = select(Lead.state, Lead.merged_into_id).where(Lead.id == lead_id).with_for_update()
+        row = session.execute(statement).one_or_none()
+        if row is None:
+            raise LeadNotFound(f"lead {lead_id} not found")
+        rows[lead_id] = (LeadState(row.state), row.merged_into_id)
+    return rows
+
+
+def _refuse_merge_target(into_id: int, state: LeadState, merged_into: int | None) -> None:
+    if state == LeadState.MERGED:
+        raise MergeRefused(
+            f"不能合并到线索 {into_id}：它已合并到线索 {merged_into}，请直接合并到线索 {merged_into}。"
+        )
+    if state not in OPEN_STATES:
+        raise MergeRefused(
+            f"不能合并到线索 {into_id}：它已处理完毕（已核实、已派单或已驳回），不再接收合并。"
+        )
+
+
 def merge(*, session: Session, lead_id: int, into_id: int, actor: str) -> Lead:
-    """Mark a held lead as the same problem as ``into_id``; its evidence stays where it is for now."""
+    """Mark a held lead as the same problem as the open lead ``into_id``; its evidence stays where it is.
+
+    Only a lead still open for review (review.OPEN_STATES) receives a merge, and leads that were
+    merged into this one are re-pointed at ``into_id``. So every merged lead points straight at a
+    lead that was open when it was merged: chains are one step long and can never close into a
+    cycle that hides every lead of a complaint (A into B, then B into A). The check and the write
+    happen under the row locks of both leads, so two opposite merges at once cannot both pass.
+    """
     if lead_id == into_id:
-        raise WorkflowError("a lead cannot be merged into itself")
-    get_or_raise(session=session, lead_id=into_id)
+        raise MergeRefused("不能把线索合并到它自己。")
+    rows = _lock_leads(session, lead_id, into_id)
+    _refuse_merge_target(into_id, *rows[into_id])
     from_state = _transition(
         session,
         lead_id,
@@ -324,9 +376,31 @@ def merge(*, session: Session, lead_id: int, into_id: int, actor: str) -> Lead:
         _held_by(actor, utcnow()),
         {"claimed_by": None, "claim_expires_at": None, "merged_into_id": into_id},
     )
-    _audit(session, lead_id, actor, Action.MERGE, from_state, LeadState.MERGED, details={"into": into_id})
+    followers = _repoint_followers(session, lead_id, into_id, actor)
+    details: dict[str, Any] = {"into": into_id}
+    if followers:
+        details["repointed"] = followers
+    _audit(session, lead_id, actor, Action.MERGE, from_state, LeadState.MERGED, details=details)
     session.flush()
     return get_or_raise(session=session, lead_id=lead_id)
+
+
+def _repoint_followers(session: Session, lead_id: int, into_id: int, actor: str) -> list[int]:
+    """Point the leads merged into ``lead_id`` at ``into_id`` instead; their ids, each audited.
+
+    No other merge can add a follower meanwhile: it would need ``lead_id``'s row lock, held here.
+    """
+    followers = list(session.scalars(select(Lead.id).where(Lead.merged_into_id == lead_id).order_by(Lead.id)))
+    if not followers:
+        return []
+    # The default synchronisation updates any of them the session has loaded, too.
+    session.execute(
+        update(Lead).where(Lead.id.in_(followers)).values(merged_into_id=into_id, updated_at=utcnow())
+    )
+    for follower in followers:
+        details = {"into": into_id, "previous_into": lead_id}
+        _audit(session, follower, actor, Action.MERGE, None, None, "merge target was merged", details)
+    return followers
 
 
 def promoted_by(*, session: Session, lead_id: int) -> str | None:
@@ -367,6 +441,7 @@ def add_note(*, session: Session, lead_id: int, actor: str, text: str) -> AuditE
     text = text.strip()
     if not text:
         raise WorkflowError("a note must not be empty")
+    _require_storable(text)
     event = AuditEvent(
         lead_id=lead_id, actor=actor, action=Action.NOTE.value, details={"note": text[:MAX_NOTE_CHARS]}
     )

@@ -19,7 +19,7 @@ from verify import review
 from verify.review import LeadFilter, QueueSort
 from verify.users import create_token, create_user
 from verify.web.app import create_app
-from verify.web.filters import parse_filter
+from verify.web.filters import read_filter
 
 LEAD_LINK = re.compile(r'<a href="/leads/(\d+)">#')
 
@@ -120,9 +120,12 @@ def test_sla_clocks_run_from_the_first_post_and_from_when_it_was_found(session, 
     assert clocks.breached(first + timedelta(minutes=29)) is False
 
 
-def test_a_malformed_query_string_falls_back_to_no_filter() -> None:
+def test_a_malformed_query_string_falls_back_to_no_filter_and_names_each_field() -> None:
     params = {"state": "bogus", "score_min": "2", "found_from": "yesterday", "page": "-3", "sort": "x"}
-    assert parse_filter(params, 20) == LeadFilter(page=1, page_size=20)
+    criteria, problems = read_filter(params, 20)
+    assert criteria == LeadFilter(page=1, page_size=20)
+    named = [problem.split("（")[0] for problem in problems]
+    assert named == ["状态", "发现自", "置信度下限", "排序", "页码"]
 
 
 def test_the_queue_page_shows_counts_breaches_and_highlights_late_leads(client, make_lead) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from storage.models import LeadState, Priority, Role, TicketState
 from verify import review, workflow
-from verify.review import LeadFilter, QueueSort
+from verify.inputs import StorableStr
+from verify.review import LeadFilter
 from verify.users import has_role
 from verify.web import exports
 from verify.web.deps import MAX_ROW_ID, AnalystApi, DbSession, LeadId, get_settings
@@ -83,17 +83,17 @@ class TicketOut(BaseModel):
 
 
 class VerifyIn(BaseModel):
-    category: str | None = Field(default=None, max_length=50)
-    district: str | None = Field(default=None, max_length=50)
-    street: str | None = Field(default=None, max_length=100)
-    landmark: str | None = Field(default=None, max_length=200)
-    summary: str | None = Field(default=None, max_length=1000)
-    responsible_unit: str | None = Field(default=None, max_length=200)
+    category: StorableStr | None = Field(default=None, max_length=50)
+    district: StorableStr | None = Field(default=None, max_length=50)
+    street: StorableStr | None = Field(default=None, max_length=100)
+    landmark: StorableStr | None = Field(default=None, max_length=200)
+    summary: StorableStr | None = Field(default=None, max_length=1000)
+    responsible_unit: StorableStr | None = Field(default=None, max_length=200)
 
 
 class RejectIn(BaseModel):
     reason: workflow.RejectReason
-    note: str = Field(default="", max_length=500)
+    note: StorableStr = Field(default="", max_length=500)
 
 
 class MergeIn(BaseModel):
@@ -101,7 +101,7 @@ class MergeIn(BaseModel):
 
 
 class NoteIn(BaseModel):
-    text: str = Field(min_length=1, max_length=workflow.MAX_NOTE_CHARS)
+    text: StorableStr = Field(min_length=1, max_length=workflow.MAX_NOTE_CHARS)
 
 
 class NoteOut(BaseModel):
@@ -118,40 +118,8 @@ def _refused(error: workflow.WorkflowError) -> HTTPException:
     return HTTPException(code, str(error))
 
 
-def lead_filter(
-    state: LeadState | None = None,
-    priority: Priority | None = None,
-    category: Annotated[str | None, Query(max_length=50)] = None,
-    district: Annotated[str | None, Query(max_length=50)] = None,
-    platform: Annotated[str | None, Query(max_length=64)] = None,
-    found_from: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
-    found_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
-    score_min: Annotated[float | None, Query(ge=0, le=1)] = None,
-    score_max: Annotated[float | None, Query(ge=0, le=1)] = None,
-    text: Annotated[str | None, Query(max_length=review.MAX_SEARCH_CHARS)] = None,
-    sort: QueueSort = QueueSort.URGENT,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=review.MAX_PAGE_SIZE)] = 20,
-) -> LeadFilter:
-    """The queue filter, the same on the API as on the queue page."""
-    return LeadFilter(
-        state=state,
-        priority=priority,
-        category=category or None,
-        district=district or None,
-        platform=platform or None,
-        found_from=found_from,
-        found_to=found_to,
-        score_min=score_min,
-        score_max=score_max,
-        text=text or None,
-        sort=sort,
-        page=page,
-        page_size=page_size,
-    )
-
-
-Filter = Annotated[LeadFilter, Depends(lead_filter)]
+#: The queue filter as query parameters: the same validated model the queue page and exports read.
+Filter = Annotated[LeadFilter, Query()]
 
 
 @router.get("/leads", response_model=LeadPage)
@@ -276,9 +244,8 @@ def add_note(session: DbSession, user: AnalystApi, lead_id: LeadId, body: NoteIn
 def export(
     session: DbSession, _: AnalystApi, what: exports.ExportWhat, fmt: exports.ExportFormat, criteria: Filter
 ) -> Response:
-    """Leads (under the queue filter) or verified cases, as a CSV or XLSX download."""
-    unpaged = dataclasses.replace(criteria, page=1, page_size=exports.MAX_EXPORT_ROWS)
-    return exports.download(session, what.value, fmt, unpaged)
+    """Leads (under the queue filter, every page of it) or verified cases, as a CSV or XLSX download."""
+    return exports.download(session, what.value, fmt, criteria)
 
 
 @router.get("/tickets", response_model=list[TicketOut])

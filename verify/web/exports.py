@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import enum
 import io
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from storage.models import Lead
+from storage.models import Lead, User
 from verify import exports as case_exports
-from verify.review import LeadFilter, filtered
+from verify.days import SHANGHAI, local_wall_clock
+from verify.review import MAX_PAGE_SIZE, LeadFilter, filtered
 from verify.web.deps import AnalystPage, DbSession
 from verify.web.display import PRIORITY_LABELS, STATE_LABELS
-from verify.web.filters import parse_filter
+from verify.web.filters import problems_message, read_filter
+from verify.web.pages import render
 
 router = APIRouter(include_in_schema=False)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: An export is a working list, not a database dump: the newest this many matching leads at most.
 MAX_EXPORT_ROWS = 100_000
 LEAD_COLUMNS = (
@@ -51,12 +49,8 @@ MEDIA_TYPES = {
 }
 
 
-def _local(value: datetime | None) -> datetime | None:
-    return value.astimezone(SHANGHAI).replace(tzinfo=None) if value else None
-
-
 def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
-    """The leads matching the queue filter, newest first, with Chinese headers."""
+    """The leads matching the queue filter (every page of it), newest first, with Chinese headers."""
     statement = filtered(criteria).order_by(Lead.id.desc())
     rows = [
         {
@@ -70,9 +64,9 @@ def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
             "摘要": lead.summary,
             "评分": round(lead.score, 4),
             "证据数": lead.evidence_count,
-            "首帖时间": _local(lead.first_seen_at),
-            "发现时间": _local(lead.found_at),
-            "办理时限": _local(lead.sla_due_at),
+            "首帖时间": local_wall_clock(lead.first_seen_at),
+            "发现时间": local_wall_clock(lead.found_at),
+            "办理时限": local_wall_clock(lead.sla_due_at),
             "认领人": lead.claimed_by,
             "责任单位": lead.responsible_unit,
         }
@@ -113,15 +107,20 @@ def download(session: Session, what: str, fmt: ExportFormat, criteria: LeadFilte
     return Response(spreadsheet_bytes(frame, fmt, sheet), media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
-def _criteria(params: Mapping[str, Any]) -> LeadFilter:
-    return parse_filter(params, page_size=MAX_EXPORT_ROWS)
+def _download_page(request: Request, session: Session, user: User, what: str, fmt: ExportFormat) -> Response:
+    criteria, problems = read_filter(request.query_params, page_size=MAX_PAGE_SIZE)
+    if problems:
+        # A file filtered differently from what was asked would mislead: say what is wrong instead.
+        context = {"user": user, "message": problems_message(problems), "back": request.url.query}
+        return render(request, "bad_query.html", context, status_code=400)
+    return download(session, what, fmt, criteria)
 
 
 @router.get("/exports/leads.{fmt}")
-def export_leads_page(request: Request, session: DbSession, _: AnalystPage, fmt: ExportFormat) -> Response:
-    return download(session, "leads", fmt, _criteria(request.query_params))
+def export_leads_page(request: Request, session: DbSession, user: AnalystPage, fmt: ExportFormat) -> Response:
+    return _download_page(request, session, user, "leads", fmt)
 
 
 @router.get("/exports/cases.{fmt}")
-def export_cases_page(request: Request, session: DbSession, _: AnalystPage, fmt: ExportFormat) -> Response:
-    return download(session, "cases", fmt, _criteria(request.query_params))
+def export_cases_page(request: Request, session: DbSession, user: AnalystPage, fmt: ExportFormat) -> Response:
+    return _download_page(request, session, user, "cases", fmt)

@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from storage.base import utcnow
 from storage.models import LeadState, Priority
 from verify import review, users
+from verify.inputs import storable
 from verify.review import QueueSort
 from verify.web import sessions
 from verify.web.deps import AnalystPage, CsrfChecked, DbSession, csrf_token, get_settings, session_user
-from verify.web.filters import parse_filter
+from verify.web.filters import problems_message, read_filter
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -65,6 +66,8 @@ def login(
     password: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "/leads",
 ) -> Response:
+    # No account has a name PostgreSQL cannot even compare (NUL): such a name is an unknown user.
+    username = username if storable(username) else ""
     review_settings = get_settings(request).review
     client = client_address(request)
     if users.login_blocked(session, username, client, review_settings):
@@ -96,7 +99,7 @@ def logout(request: Request, session: DbSession) -> Response:
 
 @router.get("/leads")
 def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Response:
-    criteria = parse_filter(request.query_params, PAGE_SIZE)
+    criteria, problems = read_filter(request.query_params, PAGE_SIZE)
     now = utcnow()
     summary = review.summarise(session=session, criteria=criteria, now=now)
     leads = review.page(session=session, criteria=criteria, summary=summary)
@@ -118,5 +121,7 @@ def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Respo
         "priorities": list(Priority),
         "sorts": SORT_LABELS,
         "query": lambda **overrides: urlencode(criteria.query_params(**overrides)),
+        "query_problems": problems_message(problems) if problems else None,
     }
-    return render(request, "leads.html", context)
+    # 400: the link was wrong; the queue still shows, filtered by the values that were valid.
+    return render(request, "leads.html", context, status_code=400 if problems else 200)
