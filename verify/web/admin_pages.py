@@ -68,7 +68,8 @@ def requeue(request: Request, session: DbSession, user: SupervisorPage, ticket_i
         # The TicketError's text is English (logs, CLI); the page says where the ticket stands.
         ticket = session.get(Ticket, ticket_id)
         where = f"当前为「{TICKET_STATE_LABELS[ticket.state]}」" if ticket else "不存在"
-        request.session["flash"] = f"无法重新推送：工单 #{ticket_id} {where}，只有推送失败的工单可以重新推送。"
+        flash = f"无法重新推送：工单 #{ticket_id} {where}，只有推送失败的工单可以重新推送。"
+        request.session["flash"] = flash
         return see_other("/tickets?view=failed")
     session.commit()
     request.session["flash"] = f"工单 #{ticket_id} 已重新排队，下一次推送时发送"

@@ -18,7 +18,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_POST_CHARS = 2000
 MAX_EVIDENCE_SHOWN = 50
 
-STATE_LABELS = {
+STATE_LABELS: dict[str, str] = {
     LeadState.NEW: "待认领",
     LeadState.CLAIMED: "核实中",
     LeadState.VERIFIED: "已核实",
@@ -28,7 +28,7 @@ STATE_LABELS = {
 }
 PRIORITY_LABELS = {Priority.URGENT: "加急", Priority.ORDINARY: "普通"}
 ROLE_LABELS = {Role.ANALYST: "分析员", Role.SUPERVISOR: "主管", Role.ADMIN: "管理员"}
-TICKET_STATE_LABELS = {
+TICKET_STATE_LABELS: dict[str, str] = {
     TicketState.QUEUED: "待推送",
     TicketState.SENT: "已发送",
     TicketState.ACKNOWLEDGED: "已受理",

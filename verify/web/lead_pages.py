@@ -14,6 +14,7 @@ from storage.models import LeadState, Role, TicketState, User
 from storage.queries import decompressed
 from verify import review, workflow
 from verify.users import has_role
+from verify.web import display
 from verify.web.deps import (
     CSRF_HEADER,
     MAX_ROW_ID,
@@ -25,7 +26,6 @@ from verify.web.deps import (
     csrf_matches,
     get_settings,
 )
-from verify.web import display
 from verify.web.display import MAX_EVIDENCE_SHOWN
 from verify.web.pages import render, see_other
 
@@ -232,7 +232,8 @@ def note_lead(
         return "备注已保存。"
 
     here = f"/leads/{lead_id}"
-    return _act(request, session, action, here, here, _refusal(session, user, lead_id, "备注", "备注不能为空。"))
+    refused = _refusal(session, user, lead_id, "备注", "备注不能为空。")
+    return _act(request, session, action, here, here, refused)
 
 
 @router.post("/leads/{lead_id}/renew")
