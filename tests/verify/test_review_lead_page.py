@@ -264,12 +264,14 @@ def test_a_decision_on_a_lead_someone_else_holds_is_refused_in_chinese(app, make
         )
 
 
-def test_the_favicon_is_linked_and_served_at_the_default_path(alice) -> None:
+def test_the_favicon_is_linked_and_served_at_the_default_path(alice, app) -> None:
     html = alice.get("/leads").text
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
     assert '<link rel="icon" href="/favicon.ico" sizes="32x32">' in html
     icon = alice.get("/favicon.ico")
     assert (icon.status_code, icon.headers["content-type"]) == (200, "image/x-icon")
     assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    with TestClient(app) as anonymous:  # browsers ask before anyone has signed in
+        assert anonymous.get("/favicon.ico").content == icon.content
     svg = alice.get("/static/favicon.svg")
     assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")
