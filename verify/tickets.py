@@ -211,4 +211,3 @@ def view_counts(session: Session) -> dict[str, int]:
     """How many tickets each view holds, for the page's tabs."""
     count = select(func.count()).select_from(Ticket)
     return {view: session.scalar(count.where(_view_condition(view))) or 0 for view in TICKET_VIEWS}
-
