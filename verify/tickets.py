@@ -211,15 +211,3 @@ def view_counts(session: Session) -> dict[str, int]:
     """How many tickets each view holds, for the page's tabs."""
     count = select(func.count()).select_from(Ticket)
     return {view: session.scalar(count.where(_view_condition(view))) or 0 for view in TICKET_VIEWS}
-
-
-def format_duration(value: timedelta | None) -> str:
-    """A resolution time as an analyst reads it: "3 天 4 小时", "5 小时 12 分", "8 分"."""
-    if value is None:
-        return "—"
-    minutes = int(value.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} 天 {hours} 小时"
-    return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"

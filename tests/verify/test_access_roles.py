@@ -29,7 +29,8 @@ def database_url(sqlite_url: str) -> str:
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
-PUBLIC_PATHS = {"/login", "/", "/logout"}  # "/" only redirects; signing out needs no account
+# "/" only redirects; signing out needs no account; browsers ask for the icon before anyone signs in.
+PUBLIC_PATHS = {"/login", "/", "/logout", "/favicon.ico"}
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def routes(app, minimum: Role | None = None) -> list[tuple[str, str]]:
 
 def test_every_route_but_sign_in_needs_a_role(app) -> None:
     public = sorted(route.path for route in _api_routes(app.routes) if _needed_role(route) is None)
-    assert public == ["/", "/login", "/login", "/logout"]
+    assert public == ["/", "/favicon.ico", "/login", "/login", "/logout"]
 
 
 def test_anonymous_clients_are_sent_to_login_or_told_401_everywhere_but_login(client, app) -> None:

@@ -225,3 +225,102 @@ def test_hostile_crawled_text_renders_inert_and_bounded_on_every_page(sqlite_url
             browser.close()
     app.state.engine.dispose()
     engine.dispose()
+
+
+def _lead_state(factory, lead_id: int) -> tuple[LeadState, str | None]:
+    with factory() as session:
+        lead = session.get(Lead, lead_id)
+        return lead.state, lead.claimed_by
+
+
+def test_escape_asks_before_releasing_the_claim(sqlite_url: str, lead_adder) -> None:
+    from playwright.sync_api import sync_playwright
+
+    settings, engine, factory = _settings_and_factory(sqlite_url)
+    with factory() as session:
+        create_user(session, "alice", "alice-pw", "analyst")
+        lead_id = lead_adder(session, ("科技园路灯不亮",)).id
+    app = create_app(settings)
+    with serve_in_thread(app) as url, sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page()
+            _sign_in(page, url, "alice")
+            page.goto(f"{url}/leads/{lead_id}")
+            questions: list[str] = []
+            page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)  # a release, had it been sent, would have navigated by now
+            assert questions == ["放回队列？此线索将不再由您认领，其他分析员可以认领。"]
+            assert page.url == f"{url}/leads/{lead_id}"
+            assert _lead_state(factory, lead_id) == (LeadState.CLAIMED, "alice")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.keyboard.press("Escape")
+            page.wait_for_url(f"{url}/leads")
+            assert f"线索 {lead_id} 已放回队列。" in page.locator(".flash").inner_text()
+            assert _lead_state(factory, lead_id) == (LeadState.NEW, None)
+        finally:
+            browser.close()
+    app.state.engine.dispose()
+    engine.dispose()
+
+
+def test_a_similar_lead_opens_beside_for_comparison_without_being_claimed(
+    sqlite_url: str, lead_adder
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    settings, engine, factory = _settings_and_factory(sqlite_url)
+    with factory() as session:
+        create_user(session, "alice", "alice-pw", "analyst")
+        working_id = lead_adder(session, ("科技园路灯不亮",), summary="科技园路灯不亮").id
+        similar_id = lead_adder(session, ("科技园又一盏路灯不亮",), summary="科技园又一盏路灯不亮").id
+    app = create_app(settings)
+    with serve_in_thread(app) as url, sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            _sign_in(page, url, "alice")
+            page.goto(f"{url}/leads/{working_id}")
+            with context.expect_page() as opened:
+                page.click(f"ul.similar a[href='/leads/{similar_id}?compare=1']")
+            compare = opened.value
+            compare.wait_for_load_state("load")
+            assert compare.locator("#compare").inner_text().startswith("对比查看：打开此页不会认领这条线索。")
+            assert compare.locator("#verify-form").count() == 0
+            assert _lead_state(factory, similar_id) == (LeadState.NEW, None)
+            assert _lead_state(factory, working_id) == (LeadState.CLAIMED, "alice")
+            assert page.locator("#verify-form").count() == 1  # the analyst's own page is still there
+        finally:
+            browser.close()
+    app.state.engine.dispose()
+    engine.dispose()
+
+
+def test_the_queue_shows_at_least_ten_whole_leads_on_a_1366_by_768_screen(
+    sqlite_url: str, lead_adder, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    settings, engine, factory = _settings_and_factory(sqlite_url)
+    with factory() as session:
+        create_user(session, "alice", "alice-pw", "analyst")
+        for n in range(25):
+            summary = f"南山区科技园第{n}号路灯不亮，" + "附近居民夜间出行很不方便，已经持续多日无人处理" * 3
+            lead_adder(session, (summary,), summary=summary, priority="urgent" if n % 4 == 0 else "ordinary")
+    app = create_app(settings)
+    with serve_in_thread(app) as url, sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            _sign_in(page, url, "alice")
+            page.screenshot(path=str(tmp_path / "queue-1366x768.png"))
+            boxes = [row.bounding_box() for row in page.locator("table.queue tbody tr").all()]
+            whole = [box for box in boxes if box and box["y"] >= 0 and box["y"] + box["height"] <= 768]
+            assert len(boxes) == 20  # one page of the queue
+            assert len(whole) >= 10, f"only {len(whole)} whole rows on screen"
+        finally:
+            browser.close()
+    app.state.engine.dispose()
+    engine.dispose()

@@ -103,7 +103,7 @@ def test_a_note_is_kept_in_the_audit_trail_and_shown_as_text(alice, make_lead, s
     token = csrf_of(alice.get(f"/leads/{lead.id}").text)
     alice.post(f"/leads/{lead.id}/note", data={"csrf_token": token, "text": "已电话联系<b>物业</b>"})
     html = alice.get(f"/leads/{lead.id}").text
-    assert "alice · note · 已电话联系&lt;b&gt;物业&lt;/b&gt;" in html
+    assert "alice · 备注 · 已电话联系&lt;b&gt;物业&lt;/b&gt;" in html
     session.expire_all()
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "note")).one()
     assert (event.actor, event.details) == ("alice", {"note": "已电话联系<b>物业</b>"})
@@ -121,9 +121,7 @@ def test_the_audit_trail_shows_what_verifying_changed(alice, make_lead) -> None:
         "category": "城乡建设",
     }
     alice.post(f"/leads/{lead.id}/verify", data=form)
-    assert (
-        "修改 district：南山区 → 福田区，landmark：科技园 → 科技园北门" in alice.get(f"/leads/{lead.id}").text
-    )
+    assert "修改 区：南山区 → 福田区，地点：科技园 → 科技园北门" in alice.get(f"/leads/{lead.id}").text
 
 
 def test_similar_open_leads_are_listed(alice, make_lead) -> None:
@@ -131,7 +129,7 @@ def test_similar_open_leads_are_listed(alice, make_lead) -> None:
     similar = make_lead(category="城乡建设", district="南山区", summary="科技园又一盏路灯不亮")
     make_lead(category="城乡建设", district="福田区")
     html = alice.get(f"/leads/{lead.id}").text
-    assert re.findall(r'<li><a href="/leads/(\d+)">#', html) == [str(similar.id)]
+    assert re.findall(r'<li><a href="/leads/(\d+)\?compare=1" target="_blank"', html) == [str(similar.id)]
 
 
 def test_an_urgent_ticket_waits_for_a_second_analyst_when_configured(
@@ -147,7 +145,7 @@ def test_an_urgent_ticket_waits_for_a_second_analyst_when_configured(
         assert "确认并发送" not in mine
         refused = alice.post(f"/leads/{lead_id}/confirm", data={"csrf_token": token})
         assert refused.headers["location"] == f"/leads/{lead_id}"
-        assert "the second confirmation must come from another analyst" in alice.get(f"/leads/{lead_id}").text
+        assert "确认未完成：加急工单须由核实人以外的另一位分析员确认。" in alice.get(f"/leads/{lead_id}").text
         assert session.scalars(select(Ticket.state)).all() == [TicketState.UNCONFIRMED]
         session.rollback()
         page = bob.get(f"/leads/{lead_id}").text
@@ -197,6 +195,83 @@ def test_the_dispatch_systems_status_shows_on_the_lead_after_a_sync(alice, make_
     session.commit()
     html = alice.get(f"/leads/{lead.id}").text
     section = html[html.index('id="dispatch-status"') :]
-    assert "已办结（closed）" in section
+    assert "<dt>办理状态</dt><dd>已办结</dd>" in section
     assert "深圳市南山区城市管理和综合执法局（改派/退单 1 次）" in section
     assert "&lt;b&gt;已更换路灯&lt;/b&gt;" in section
+
+
+def test_the_evidence_comes_before_the_facts_and_every_form(alice, make_lead) -> None:
+    lead = make_lead("小区门口路灯坏了一个月没人修")
+    html = alice.get(f"/leads/{lead.id}").text
+    main = html[html.index("<main>") :]
+    evidence = main.index('id="evidence"')
+    assert evidence < main.index('id="facts"')
+    assert evidence < main.index("<form")
+    assert main.index("小区门口路灯坏了一个月没人修") < main.index('id="verify-form"')
+
+
+def test_opening_a_lead_to_compare_does_not_claim_it(alice, make_lead, session) -> None:
+    lead = make_lead()
+    html = alice.get(f"/leads/{lead.id}?compare=1").text
+    assert "对比查看：打开此页不会认领这条线索。" in html
+    assert f'<a href="/leads/{lead.id}">认领并核实</a>' in html
+    assert 'id="verify-form"' not in html and "/static/lead.js" not in html
+    session.expire_all()
+    assert (session.get(Lead, lead.id).state, session.get(Lead, lead.id).claimed_by) == (LeadState.NEW, None)
+    assert session.scalars(select(AuditEvent)).all() == []
+    session.rollback()
+
+
+def test_comparing_ones_own_claimed_lead_shows_it_read_only_and_keeps_the_claim(
+    alice, make_lead, session
+) -> None:
+    lead = make_lead()
+    alice.get(f"/leads/{lead.id}")
+    html = alice.get(f"/leads/{lead.id}?compare=1").text
+    assert 'id="verify-form"' not in html
+    session.expire_all()
+    assert (session.get(Lead, lead.id).state, session.get(Lead, lead.id).claimed_by) == (
+        LeadState.CLAIMED,
+        "alice",
+    )
+    session.rollback()
+
+
+def flash_of(html: str) -> str:
+    return re.search(r'<p class="flash" role="status">(.*?)</p>', html).group(1)
+
+
+def test_a_refused_merge_says_in_chinese_where_both_leads_stand(alice, make_lead, session) -> None:
+    survivor, gone, duplicate = make_lead().id, make_lead().id, make_lead().id
+    token = csrf_of(alice.get(f"/leads/{gone}").text)
+    alice.post(f"/leads/{gone}/merge", data={"csrf_token": token, "into": survivor})
+    alice.get(f"/leads/{duplicate}")
+    alice.post(f"/leads/{duplicate}/merge", data={"csrf_token": token, "into": 999_999})
+    assert flash_of(alice.get(f"/leads/{duplicate}").text) == (
+        f"合并未完成：不能把线索 #{duplicate} 合并到线索 #999999"
+        f"（线索 #{duplicate} 当前为「核实中」，由您认领；线索 #999999 不存在）。"
+    )
+
+
+def test_a_decision_on_a_lead_someone_else_holds_is_refused_in_chinese(app, make_lead) -> None:
+    lead_id = make_lead().id
+    with signed_in(app, "alice") as alice, signed_in(app, "bob") as bob:
+        alice.get(f"/leads/{lead_id}")
+        token = csrf_of(bob.get(f"/leads/{lead_id}").text)
+        bob.post(f"/leads/{lead_id}/verify", data={"csrf_token": token})
+        assert flash_of(bob.get(f"/leads/{lead_id}").text) == (
+            f"核实未完成：线索 #{lead_id} 当前为「核实中」，由 alice 认领。"
+        )
+
+
+def test_the_favicon_is_linked_and_served_at_the_default_path(alice, app) -> None:
+    html = alice.get("/leads").text
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    assert '<link rel="icon" href="/favicon.ico" sizes="32x32">' in html
+    icon = alice.get("/favicon.ico")
+    assert (icon.status_code, icon.headers["content-type"]) == (200, "image/x-icon")
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    with TestClient(app) as anonymous:  # browsers ask before anyone has signed in
+        assert anonymous.get("/favicon.ico").content == icon.content
+    svg = alice.get("/static/favicon.svg")
+    assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")

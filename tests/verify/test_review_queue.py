@@ -136,7 +136,8 @@ def test_the_queue_page_shows_counts_breaches_and_highlights_late_leads(client, 
     assert re.search(r'data-state="new" >待认领 <b>2</b>', html)
     assert '<b id="breach-count">1</b>' in html
     assert f'<tr class="ordinary breach" data-lead="{late.id}">' in html
-    assert "发现起 超时 1" in html  # 10 or 11 minutes late, depending on the second
+    assert '<td class="sla" title="时限' in html
+    assert re.search(r'<td class="sla" [^>]*>已超时 1[01]分钟</td>', html)  # 10 or 11, by the second
 
 
 def test_the_queue_page_filters_and_keeps_the_filter_in_page_links(client, make_lead) -> None:

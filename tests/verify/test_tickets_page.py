@@ -141,7 +141,7 @@ def test_open_tickets_show_the_status_note_and_closed_ones_their_resolution_time
     closed_row = row_of(closed_page, tickets["closed"].id)
     assert "路灯已修复" in closed_row
     assert "2026-11-29 13:20" in closed_row  # closed_at in Shanghai time
-    assert "1 天 3 小时" in closed_row
+    assert "1天3小时" in closed_row
     accuracy = re.search(r'<table class="queue accuracy">(.*?)</table>', closed_page, re.S).group(1)
     assert re.search(r"<td>城乡建设</td><td>2</td><td>1</td><td>50.0%</td>", accuracy)
 
@@ -159,3 +159,53 @@ def test_urgent_tickets_awaiting_a_second_analyst_have_their_own_view(
     page = client.get("/tickets?view=unconfirmed")
     assert "待二次确认（1）" in page.text
     assert re.findall(r'id="ticket-(\d+)"', page.text) == [str(waiting.id)]
+
+
+def current_tab(html: str) -> str:
+    return re.search(r'<a href="/tickets\?view=(\w+)" aria-current="page">', html).group(1)
+
+
+def test_the_tickets_page_opens_on_the_failed_tab_when_failed_tickets_wait(client, tickets, session) -> None:
+    sign_in(client, session, "ana")
+    assert current_tab(client.get("/tickets").text) == "failed"
+
+
+def test_the_tickets_page_opens_on_the_first_tab_that_has_tickets(client, session, lead_adder) -> None:
+    opened = ticket(session, lead_adder, state=TicketState.SENT, sent_at=SENT_AT, dispatch_status="open")
+    sign_in(client, session, "ana")
+    page = client.get("/tickets").text
+    assert current_tab(page) == "open"
+    assert re.findall(r'id="ticket-(\d+)"', page) == [str(opened.id)]
+
+
+def test_queued_comes_before_open_and_closed_when_nothing_failed_or_waits(
+    client, session, lead_adder
+) -> None:
+    ticket(session, lead_adder, state=TicketState.SENT, sent_at=SENT_AT, dispatch_status="closed")
+    ticket(session, lead_adder, state=TicketState.QUEUED)
+    sign_in(client, session, "ana")
+    assert current_tab(client.get("/tickets").text) == "queued"
+
+
+def test_a_tab_asked_for_by_name_opens_even_when_empty(client, tickets, session) -> None:
+    sign_in(client, session, "ana")
+    page = client.get("/tickets?view=queued").text
+    assert current_tab(page) == "queued"
+    assert "暂无工单" in page
+
+
+def test_with_no_tickets_at_all_the_page_opens_on_the_failed_tab(client, session) -> None:
+    sign_in(client, session, "ana")
+    assert current_tab(client.get("/tickets?view=bogus").text) == "failed"
+
+
+def test_repushing_a_ticket_that_is_not_failed_says_where_it_stands_in_chinese(
+    client, tickets, session
+) -> None:
+    sign_in(client, session, "sup")
+    token = csrf_of(client.get("/tickets").text)
+    open_id = tickets["open"].id
+    response = client.post(f"/tickets/{open_id}/requeue", data={"csrf_token": token})
+    assert response.headers["location"] == "/tickets?view=failed"
+    flash = re.search(r'<p class="flash" role="status">(.*?)</p>', client.get("/tickets").text).group(1)
+    assert flash == f"无法重新推送：工单 #{open_id} 当前为「已发送」，只有推送失败的工单可以重新推送。"

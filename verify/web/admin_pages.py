@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import Response
 
-from storage.models import ResponsibilityRule, Role
+from storage.models import ResponsibilityRule, Role, Ticket
 from verify import responsibility, tickets
 from verify.sync import first_dispatch_accuracy
 from verify.users import has_role
 from verify.web.deps import AdminPage, AnalystPage, CsrfChecked, DbSession, SupervisorPage, get_settings
+from verify.web.display import TICKET_STATE_LABELS
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
@@ -29,19 +30,29 @@ MAX_UPLOAD_BYTES = 1_000_000
 RULES_PAGE = "/admin/responsibility"
 
 
+def opening_view(counts: dict[str, int]) -> str:
+    """The tab /tickets opens on: the first one with tickets in VIEW_LABELS' order (failed first, as they
+    need action), or the failed tab when there are none at all."""
+    return next((view for view in VIEW_LABELS if counts.get(view)), "failed")
+
+
 @router.get("/tickets")
-def tickets_page(request: Request, session: DbSession, user: AnalystPage, view: str = "failed") -> Response:
-    """Everyone may look; re-push buttons are shown to supervisors and admins only."""
-    view = view if view in tickets.TICKET_VIEWS else "failed"
+def tickets_page(
+    request: Request, session: DbSession, user: AnalystPage, view: str | None = None
+) -> Response:
+    """Everyone may look; re-push buttons are shown to supervisors and admins only. A tab asked for
+    by name opens even when empty; otherwise the first tab that has tickets."""
+    counts = tickets.view_counts(session)
+    if view not in tickets.TICKET_VIEWS:
+        view = opening_view(counts)
     context = {
         "user": user,
         "view": view,
         "views": VIEW_LABELS,
-        "counts": tickets.view_counts(session),
+        "counts": counts,
         "rows": tickets.list_tickets(session=session, view=view),
         "accuracy": first_dispatch_accuracy(session),
         "can_repush": has_role(user, Role.SUPERVISOR),
-        "duration": tickets.format_duration,
     }
     return render(request, "tickets.html", context)
 
@@ -52,8 +63,13 @@ def requeue(request: Request, session: DbSession, user: SupervisorPage, ticket_i
         tickets.requeue_failed(
             session=session, ticket_id=ticket_id, actor=user.username, settings=get_settings(request)
         )
-    except tickets.TicketError as error:
-        request.session["flash"] = f"无法重新推送：{error}"
+    except tickets.TicketError:
+        session.rollback()
+        # The TicketError's text is English (logs, CLI); the page says where the ticket stands.
+        ticket = session.get(Ticket, ticket_id)
+        where = f"当前为「{TICKET_STATE_LABELS[ticket.state]}」" if ticket else "不存在"
+        flash = f"无法重新推送：工单 #{ticket_id} {where}，只有推送失败的工单可以重新推送。"
+        request.session["flash"] = flash
         return see_other("/tickets?view=failed")
     session.commit()
     request.session["flash"] = f"工单 #{ticket_id} 已重新排队，下一次推送时发送"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import jinja2
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
@@ -46,13 +46,8 @@ def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    env.filters.update(
-        local_time=display.local_time,
-        sla=display.sla_countdown,
-        bounded=display.bounded,
-        safe_link=display.safe_link,
-    )
-    env.globals.update(state_labels=display.STATE_LABELS, priority_labels=display.PRIORITY_LABELS)
+    env.filters.update(display.FILTERS)
+    env.globals.update(display.GLOBALS)
     return Jinja2Templates(env=env)
 
 
@@ -65,6 +60,11 @@ async def _security_headers(
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     return response
+
+
+def _favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links; answer it rather than log a 404."""
+    return FileResponse(HERE / "static" / "favicon.ico", media_type="image/x-icon")
 
 
 async def _to_login(request: Request, _: Exception) -> Response:
@@ -118,6 +118,7 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
     app.add_exception_handler(LoginRequired, _to_login)
     app.add_exception_handler(PageForbidden, _forbidden)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     app.include_router(pages.router)
     app.include_router(lead_pages.router)
     app.include_router(dashboard.router)

@@ -1,20 +1,24 @@
-"""How things look to an analyst: Shanghai times, SLA countdowns, bounded views of hostile crawled text."""
+"""How things look to an analyst: Shanghai times, durations in 天/小时/分钟, Chinese labels for every enum
+value a page shows, and bounded views of hostile crawled text."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
-from storage.models import LeadState, Priority
+from storage.models import AuditEvent, Lead, LeadState, Priority, Role, TicketState
+from verify.workflow import REJECT_REASON_LABELS, SYSTEM_ACTOR, Action
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Crawled text is shown, never trusted: at most this many characters of a post, and this many posts.
 MAX_POST_CHARS = 2000
 MAX_EVIDENCE_SHOWN = 50
 
-STATE_LABELS = {
+STATE_LABELS: dict[str, str] = {
     LeadState.NEW: "待认领",
     LeadState.CLAIMED: "核实中",
     LeadState.VERIFIED: "已核实",
@@ -23,6 +27,65 @@ STATE_LABELS = {
     LeadState.MERGED: "已合并",
 }
 PRIORITY_LABELS = {Priority.URGENT: "加急", Priority.ORDINARY: "普通"}
+ROLE_LABELS = {Role.ANALYST: "分析员", Role.SUPERVISOR: "主管", Role.ADMIN: "管理员"}
+TICKET_STATE_LABELS: dict[str, str] = {
+    TicketState.QUEUED: "待推送",
+    TicketState.SENT: "已发送",
+    TicketState.ACKNOWLEDGED: "已受理",
+    TicketState.FAILED: "推送失败",
+    TicketState.UNCONFIRMED: "待二次确认",
+}
+#: What the dispatch system says of a sent ticket (Open311 ``status``).
+DISPATCH_STATUS_LABELS = {"open": "办理中", "closed": "已办结"}
+#: crawl_runs.status, as crawlers/extensions/crawl_runs.py and the runner write it.
+CRAWL_STATUS_LABELS = {
+    "running": "抓取中",
+    "ok": "正常",
+    "partial": "部分成功",
+    "failed": "失败",
+    "interrupted": "已中断",
+}
+#: audit_events.action: the workflow's actions and the acts other modules record.
+ACTION_LABELS: dict[str, str] = {
+    Action.CLAIM: "认领",
+    Action.RELEASE: "放回队列",
+    Action.EXPIRE: "认领过期",
+    Action.VERIFY: "核实",
+    Action.PROMOTE: "派单",
+    Action.REJECT: "驳回",
+    Action.MERGE: "合并",
+    Action.NOTE: "备注",
+    Action.CONFIRM: "二次确认",
+    "repush": "重新推送",
+    "dispatch_status": "办理状态更新",
+    "dispatch_reassigned": "改派",
+    "pause_platform": "暂停平台",
+    "resume_platform": "恢复平台",
+}
+#: Accounts that are not people: the workflow's own sweeps and the dispatch status sync (verify.sync).
+ACTOR_LABELS = {SYSTEM_ACTOR: "系统", "dispatch": "派单系统"}
+#: The lead fields an analyst may correct when verifying (workflow.EDITABLE_FIELDS).
+FIELD_LABELS = {
+    "category": "类别",
+    "district": "区",
+    "street": "街道",
+    "landmark": "地点",
+    "summary": "摘要",
+    "responsible_unit": "责任单位",
+}
+#: Which label map an audit event's from/to states come from, by action; lead states otherwise.
+_TRANSITION_LABELS: dict[str, Mapping[str, str]] = {
+    "repush": TICKET_STATE_LABELS,
+    "dispatch_status": DISPATCH_STATUS_LABELS,
+}
+
+
+def label(labels: Mapping[Any, str], value: object) -> str:
+    """The Chinese label of an enum value; a value no map knows (e.g. a new status a dispatch system
+    invents) is shown as it is rather than hidden."""
+    if value is None:
+        return "—"
+    return labels.get(value, str(value))
 
 
 def local_time(value: datetime | None) -> str:
@@ -31,12 +94,59 @@ def local_time(value: datetime | None) -> str:
     return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
+def duration(value: timedelta | None) -> str:
+    """A span as an analyst reads it: "45分钟", "3小时5分钟", "2天3小时" (minutes dropped once it is days)."""
+    if value is None:
+        return "—"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 1:
+        return "不到1分钟"
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}天{hours}小时" if hours else f"{days}天"
+    if hours:
+        return f"{hours}小时{minutes}分钟" if minutes else f"{hours}小时"
+    return f"{minutes}分钟"
+
+
 def sla_countdown(due: datetime | None, now: datetime | None = None) -> str:
-    """ "剩余 23 分钟" before the SLA is due, "超时 5 分钟" after it."""
+    """ "剩余 45分钟" before the SLA is due, "已超时 2天3小时" after it."""
     if due is None:
         return "—"
-    minutes = int((due - (now or utcnow())).total_seconds() // 60)
-    return f"剩余 {minutes} 分钟" if minutes >= 0 else f"超时 {-minutes} 分钟"
+    left = due - (now or utcnow())
+    return f"剩余 {duration(left)}" if left >= timedelta(0) else f"已超时 {duration(-left)}"
+
+
+def history_line(event: AuditEvent) -> str:
+    """One audit event after its time and actor: "核实 · 核实中 → 已核实 · 修改 区：南山区 → 福田区"."""
+    parts = [label(ACTION_LABELS, event.action)]
+    if event.from_state or event.to_state:
+        states = _TRANSITION_LABELS.get(event.action, STATE_LABELS)
+        parts.append(f"{label(states, event.from_state)} → {label(states, event.to_state)}")
+    if event.reason:
+        reasons = REJECT_REASON_LABELS if event.action == Action.REJECT else {}
+        parts.append(bounded(label(reasons, event.reason), 500))
+    details = event.details or {}
+    if details.get("note"):
+        parts.append(bounded(str(details["note"]), 500))
+    if details.get("edits"):
+        changes = [
+            f"{label(FIELD_LABELS, name)}：{change.get('from') or '—'} → {change.get('to')}"
+            for name, change in details["edits"].items()
+        ]
+        parts.append("修改 " + "，".join(changes))
+    if details.get("into"):
+        parts.append(f"合并到 #{details['into']}")
+    return " · ".join(parts)
+
+
+def standing(lead: Lead, viewer: str) -> str:
+    """Where a lead stands, for a refused decision: "线索 #5 当前为「核实中」，由 bob 认领"."""
+    text = f"线索 #{lead.id} 当前为「{STATE_LABELS[lead.state]}」"
+    if lead.state == LeadState.CLAIMED and lead.claimed_by:
+        text += "，由您认领" if lead.claimed_by == viewer else f"，由 {lead.claimed_by} 认领"
+    return text
 
 
 def bounded(text: str | None, limit: int = MAX_POST_CHARS) -> str:
@@ -53,3 +163,24 @@ def safe_link(url: str | None) -> str | None:
     except ValueError:
         return None
     return url if scheme in ("http", "https") else None
+
+
+#: What every template may use (verify.web.app registers them): filters, and the label maps as globals.
+FILTERS: dict[str, Callable[..., Any]] = {
+    "local_time": local_time,
+    "sla": sla_countdown,
+    "duration": duration,
+    "bounded": bounded,
+    "safe_link": safe_link,
+    "history_line": history_line,
+}
+GLOBALS: dict[str, Any] = {
+    "state_labels": STATE_LABELS,
+    "priority_labels": PRIORITY_LABELS,
+    "role_labels": ROLE_LABELS,
+    "ticket_state_labels": TICKET_STATE_LABELS,
+    "dispatch_status_labels": DISPATCH_STATUS_LABELS,
+    "crawl_status_labels": CRAWL_STATUS_LABELS,
+    "actor_labels": ACTOR_LABELS,
+    "label": label,
+}

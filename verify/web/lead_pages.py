@@ -14,6 +14,7 @@ from storage.models import LeadState, Role, TicketState, User
 from storage.queries import decompressed
 from verify import review, workflow
 from verify.users import has_role
+from verify.web import display
 from verify.web.deps import (
     CSRF_HEADER,
     MAX_ROW_ID,
@@ -44,12 +45,17 @@ def _claim_on_open(request: Request, session: Session, user: User, lead_id: Lead
 
 
 @router.get("/leads/{lead_id}")
-def lead_page(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
+def lead_page(
+    request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId, compare: bool = False
+) -> Response:
+    """Opening an open lead claims it, unless ``?compare=1``: a similar lead opened beside one's own
+    work is only looked at, so it stays in the queue for whoever takes it."""
     lead = workflow.get(session=session, lead_id=lead_id)
     if lead is None:
         return render(request, "not_found.html", {"user": user}, status_code=404)
     notice = None
-    if lead.state in workflow.sources_of(workflow.Action.CLAIM):
+    claimable = lead.state in workflow.sources_of(workflow.Action.CLAIM)
+    if claimable and not compare:
         notice = _claim_on_open(request, session, user, lead_id)
         lead = workflow.get_or_raise(session=session, lead_id=lead_id)
     ticket = review.ticket_of(session=session, lead_id=lead_id)
@@ -59,7 +65,9 @@ def lead_page(request: Request, session: DbSession, user: AnalystPage, lead_id: 
         "user": user,
         "lead": lead,
         "notice": notice,
-        "mine": lead.state == LeadState.CLAIMED and lead.claimed_by == user.username,
+        "compare": compare,
+        "claimable": claimable and lead.claimed_by in (None, user.username),
+        "mine": not compare and lead.state == LeadState.CLAIMED and lead.claimed_by == user.username,
         "supervisor": has_role(user, Role.SUPERVISOR),
         "posts": review.evidence(session=session, lead_id=lead_id, limit=MAX_EVIDENCE_SHOWN),
         "similar": review.similar(session=session, lead=lead),
@@ -75,7 +83,14 @@ def lead_page(request: Request, session: DbSession, user: AnalystPage, lead_id: 
     return render(request, "lead.html", context)
 
 
-def _act(request: Request, session: Session, action: Callable[[], str], done: str, failed: str) -> Response:
+def _act(
+    request: Request,
+    session: Session,
+    action: Callable[[], str],
+    done: str,
+    failed: str,
+    refused: Callable[[workflow.WorkflowError], str],
+) -> Response:
     """Run one decision: commit and flash its message, or roll back and say why; then redirect."""
     try:
         message = action()
@@ -84,8 +99,25 @@ def _act(request: Request, session: Session, action: Callable[[], str], done: st
         return see_other(done)
     except workflow.WorkflowError as error:
         session.rollback()
-        request.session["flash"] = f"操作未完成：{error}"
+        request.session["flash"] = refused(error)
         return see_other(failed)
+
+
+def _refusal(
+    session: Session, user: User, lead_id: int, verb: str, invalid: str
+) -> Callable[[workflow.WorkflowError], str]:
+    """Why a decision was refused, in Chinese: where the lead stands now (the workflow's own message is
+    English, for logs and the API); ``invalid`` for input the workflow rejects whatever the state."""
+
+    def explain(error: workflow.WorkflowError) -> str:
+        if isinstance(error, workflow.LeadNotFound):
+            return f"{verb}未完成：线索 #{lead_id} 不存在。"
+        if not isinstance(error, workflow.TransitionRefused):
+            return f"{verb}未完成：{invalid}"
+        lead = workflow.get_or_raise(session=session, lead_id=lead_id)
+        return f"{verb}未完成：{display.standing(lead, user.username)}。"
+
+    return explain
 
 
 @router.post("/leads/{lead_id}/verify", dependencies=[CsrfChecked])
@@ -114,7 +146,8 @@ def verify_lead(
         return f"已核实并派单：工单 {ticket.idempotency_key} 已进入发送队列。"
 
     here = f"/leads/{lead_id}"
-    return _act(request, session, action, here, here)
+    refused = _refusal(session, user, lead_id, "核实", "只能修改类别、地点、摘要和责任单位。")
+    return _act(request, session, action, here, here, refused)
 
 
 @router.post("/leads/{lead_id}/confirm", dependencies=[CsrfChecked])
@@ -123,8 +156,15 @@ def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_i
         ticket = workflow.confirm(session=session, lead_id=lead_id, actor=user.username)
         return f"已确认：工单 {ticket.idempotency_key} 已进入发送队列。"
 
+    def refused(_: workflow.WorkflowError) -> str:
+        ticket = review.ticket_of(session=session, lead_id=lead_id)
+        if ticket is None or ticket.state != TicketState.UNCONFIRMED:
+            state = display.TICKET_STATE_LABELS[ticket.state] if ticket else "无工单"
+            return f"确认未完成：线索 #{lead_id} 的工单当前为「{state}」，无需确认。"
+        return "确认未完成：加急工单须由核实人以外的另一位分析员确认。"
+
     here = f"/leads/{lead_id}"
-    return _act(request, session, action, here, here)
+    return _act(request, session, action, here, here, refused)
 
 
 @router.post("/leads/{lead_id}/reject", dependencies=[CsrfChecked])
@@ -140,7 +180,8 @@ def reject_lead(
         workflow.reject(session=session, lead_id=lead_id, actor=user.username, reason=reason, note=note)
         return f"线索 {lead_id} 已驳回。"
 
-    return _act(request, session, action, "/leads", f"/leads/{lead_id}")
+    refused = _refusal(session, user, lead_id, "驳回", "请从列表中选择驳回原因。")
+    return _act(request, session, action, "/leads", f"/leads/{lead_id}", refused)
 
 
 @router.post("/leads/{lead_id}/merge", dependencies=[CsrfChecked])
@@ -155,7 +196,15 @@ def merge_lead(
         workflow.merge(session=session, lead_id=lead_id, into_id=into, actor=user.username)
         return f"线索 {lead_id} 已合并到线索 {into}。"
 
-    return _act(request, session, action, f"/leads/{into}", f"/leads/{lead_id}")
+    def refused(_: workflow.WorkflowError) -> str:
+        # The workflow refuses for the source's state or the target's: say where both stand.
+        standings = []
+        for n in dict.fromkeys((lead_id, into)):
+            lead = workflow.get(session=session, lead_id=n)
+            standings.append(display.standing(lead, user.username) if lead else f"线索 #{n} 不存在")
+        return f"合并未完成：不能把线索 #{lead_id} 合并到线索 #{into}（{'；'.join(standings)}）。"
+
+    return _act(request, session, action, f"/leads/{into}", f"/leads/{lead_id}", refused)
 
 
 @router.post("/leads/{lead_id}/release", dependencies=[CsrfChecked])
@@ -166,7 +215,8 @@ def release_lead(request: Request, session: DbSession, user: AnalystPage, lead_i
         workflow.release(session=session, lead_id=lead_id, actor=user.username, override=override)
         return f"线索 {lead_id} 已放回队列。"
 
-    return _act(request, session, action, "/leads", f"/leads/{lead_id}")
+    refused = _refusal(session, user, lead_id, "放回队列", "请刷新页面后重试。")
+    return _act(request, session, action, "/leads", f"/leads/{lead_id}", refused)
 
 
 @router.post("/leads/{lead_id}/note", dependencies=[CsrfChecked])
@@ -182,7 +232,8 @@ def note_lead(
         return "备注已保存。"
 
     here = f"/leads/{lead_id}"
-    return _act(request, session, action, here, here)
+    refused = _refusal(session, user, lead_id, "备注", "备注不能为空。")
+    return _act(request, session, action, here, here, refused)
 
 
 @router.post("/leads/{lead_id}/renew")

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from storage.models import Role, User
 from verify import users
 from verify.web.deps import AdminPage, CsrfChecked, DbSession
+from verify.web.display import ROLE_LABELS
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
-ROLE_LABELS = {Role.ANALYST: "分析员", Role.SUPERVISOR: "主管", Role.ADMIN: "管理员"}
 
 
 def _page(request: Request, session: Session, user: User, error: str | None, status_code: int) -> Response:

@@ -1,4 +1,5 @@
-// The lead page's only script: keep the analyst's claim alive while they work, and keyboard shortcuts.
+// The lead page's only script: keep the analyst's claim alive while they work, and keyboard shortcuts
+// (Esc asks before it releases the claim: a stray key press must not hand the lead back).
 // Served from /static under `script-src 'self'`; it reads no crawled text and writes none into the page.
 "use strict";
 
@@ -10,6 +11,7 @@
   const leadId = lease.dataset.lead;
   const csrf = document.querySelector("meta[name=csrf-token]").content;
   const RENEW_EVERY_MS = 60 * 1000;
+  const RELEASE_QUESTION = "放回队列？此线索将不再由您认领，其他分析员可以认领。";
   let workedSinceRenewal = true;
 
   // Renew only while the analyst is actually working, so an abandoned tab lets the claim expire.
@@ -56,7 +58,7 @@
     if (event.key === "Escape") {
       if (typing(event.target)) {
         event.target.blur();
-      } else {
+      } else if (window.confirm(RELEASE_QUESTION)) {
         document.getElementById("release-form").requestSubmit();
       }
       return;
