@@ -34,6 +34,45 @@ def test_invalid_config_stops_with_one_line_naming_file_and_key(tmp_path: Path) 
     )
 
 
+def _config_problem(tmp_path: Path, problem: str) -> Path:
+    """A config path with one problem: a directory, a GBK file, an empty file or an unknown database URL."""
+    if problem == "directory":
+        return tmp_path
+    path = tmp_path / "config.yaml"
+    if problem == "not UTF-8":
+        path.write_bytes("city:\n  name: 深圳\n".encode("gbk"))
+    elif problem == "empty":
+        path.write_text("", encoding="utf-8")
+    else:
+        path.write_text(f"database:\n  url: {problem}\n", encoding="utf-8")
+    return path
+
+
+SCHEMES = "use one of sqlite, sqlite+pysqlite, postgresql, postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    ("problem", "reason"),
+    [
+        ("directory", "(file): is a directory, not a YAML file"),
+        ("not UTF-8", "(file): not UTF-8 text (byte 14)"),
+        ("empty", "(file): empty, no settings in it"),
+        (
+            "mysql+foo://u@db/weisu",
+            f"database.url: Value error, unknown database scheme 'mysql+foo': {SCHEMES}",
+        ),
+        ("http://db.example/weisu", f"database.url: Value error, unknown database scheme 'http': {SCHEMES}"),
+    ],
+)
+def test_an_unusable_config_file_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, problem: str, reason: str
+) -> None:
+    config = _config_problem(tmp_path, problem)
+    result = runner.invoke(app, ["status", "--config", str(config)], env={"WEISU_DATABASE_URL": ""})
+    assert result.exit_code == 2
+    assert result.stderr == f"weisu: invalid configuration: {config}: {reason}\n"
+
+
 def test_crawl_refuses_an_unknown_platform(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["crawl", "no-such-platform"], env=env)
     assert result.exit_code == 2
