@@ -433,9 +433,10 @@ def users_token(
 
 
 def _create_user(settings: Settings, name: str, password: str, role: str) -> None:
-    from verify.users import UserError, create_user
+    from verify.users import UserError, check_new_password, create_user
 
     try:
+        check_new_password(password)  # the admin page's rule (one function for both)
         with _scope(settings) as session:
             create_user(session, username=name, password=password, role=role)
     except UserError as error:
