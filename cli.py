@@ -333,7 +333,15 @@ def serve(
 
     settings = _settings(config)
     initialise_database(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    application = create_app(settings)
+    # uvicorn logs only warnings here, so without this line nothing says where the app is.
+    typer.echo(f"weisu serve: review app at {served_url(host, port)} (Ctrl-C stops it)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL a browser opens for ``host:port`` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @app.command()

@@ -246,3 +246,21 @@ def test_platforms_shows_which_platform_an_admin_paused_and_why(env: dict[str, s
     table = runner.invoke(app, ["platforms"], env=env | {"COLUMNS": "400"}).stdout
     weibo = next(line for line in table.splitlines() if "weibo " in line)
     assert [cell.strip() for cell in weibo.split("│")[1:-1]][4] == "paused: 改版"
+
+
+@pytest.mark.parametrize(
+    ("host", "url"), [("127.0.0.1", "http://127.0.0.1:8123"), ("::1", "http://[::1]:8123")]
+)
+def test_serve_prints_its_url_before_uvicorn_starts(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, host: str, url: str
+) -> None:
+    started: list[tuple[str, int]] = []
+
+    def uvicorn_run(application: object, host: str, port: int, log_level: str) -> None:
+        started.append((host, port))
+        raise KeyboardInterrupt  # the server "stops" at once: anything printed came before it started
+
+    monkeypatch.setattr("uvicorn.run", uvicorn_run)
+    result = runner.invoke(app, ["serve", "--host", host, "--port", "8123"], env=env)
+    assert started == [(host, 8123)]
+    assert result.stdout == f"weisu serve: review app at {url} (Ctrl-C stops it)\n"
