@@ -165,6 +165,16 @@ def test_evaluate_relevance_on_noise_only_reports_undefined_figures_as_null(
     assert {"accuracy", "macro_f1", "per_class", "precision", "fpr"} <= set(figures)
 
 
+def test_evaluate_refuses_a_row_with_an_extra_field_without_a_trained_model(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    data = tmp_path / "extra.csv"
+    data.write_text("text,label\n路灯坏了,lead\n井盖丢失,lead,多余\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "relevance"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"weisu evaluate: {data}: line 3: 3 fields, the header has 2\n"
+
+
 def test_evaluate_names_a_missing_column_in_one_line(model_env: dict[str, str], tmp_path: Path) -> None:
     data = tmp_path / "bad.csv"
     data.write_text("body,label\n路灯坏了,城乡建设\n", encoding="utf-8")
