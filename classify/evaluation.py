@@ -91,8 +91,8 @@ def _check_labels(path: Path, task: str, labels: list[str], lines: list[int]) ->
     """Every row needs a label; a relevance label is lead or noise (a typo would skew every figure)."""
     empty = [line for line, label in zip(lines, labels, strict=True) if not label]
     if empty:
-        lines = ", ".join(map(str, empty[:5])) + (" …" if len(empty) > 5 else "")
-        raise EvaluationError(f"{path}: empty label on line(s) {lines}")
+        named = ", ".join(map(str, empty[:5])) + (" …" if len(empty) > 5 else "")
+        raise EvaluationError(f"{path}: empty label on line(s) {named}")
     if task == "relevance":
         unknown = sorted(set(labels) - RELEVANCE_LABELS)
         if unknown:
