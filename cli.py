@@ -396,13 +396,18 @@ def scheduler(config: ConfigOption = None) -> None:
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="review app port")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65515, help="review app port; the simulators use PORT+10 and PORT+20")
+    ] = 8000,
     config: ConfigOption = None,
 ) -> None:
     """Start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
-    from demo import run_demo
+    from demo import DemoError, run_demo
 
-    run_demo(_settings(config), port=port)
+    try:
+        run_demo(_settings(config), port=port)
+    except DemoError as error:
+        _fail("demo", error)
 
 
 @users_app.command("add")
