@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -196,7 +197,6 @@ def prepare(settings: Settings) -> dict[str, int]:
 
 def run_demo(settings: Settings, port: int = DEFAULT_PORT) -> None:
     """The whole path on loopback; Ctrl-C or SIGTERM stops every process this started."""
-    import uvicorn
     from apscheduler.schedulers.background import BackgroundScheduler
 
     import schedules
@@ -231,6 +231,15 @@ def run_demo(settings: Settings, port: int = DEFAULT_PORT) -> None:
             "verified leads are pushed to the dispatch simulator every "
             f"{DEMO_PUSH_SECONDS} s; Ctrl-C stops everything."
         )
-        with suppress(KeyboardInterrupt):
-            # On SIGTERM uvicorn stops, then raises the signal again: stop_on_sigterm unwinds from here.
-            uvicorn.run(create_app(settings), host=LOOPBACK, port=port, log_level="warning")
+        serve_until_stopped(create_app(settings), port)
+
+
+def serve_until_stopped(app: Any, port: int) -> None:
+    """Serve ``app`` on loopback in the foreground until Ctrl-C or SIGTERM.
+
+    On SIGTERM uvicorn stops, then raises the signal again: inside demo_children that unwinds the demo.
+    """
+    import uvicorn
+
+    with suppress(KeyboardInterrupt):
+        uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning")

@@ -23,15 +23,17 @@ from settings import PROJECT_ROOT
 
 runner = CliRunner()
 
-#: Starts the demo's children the way run_demo does, prints their pids, then waits to be killed.
+#: The demo without its crawl: both simulators started as run_demo starts them, then an app served in
+#: the foreground as run_demo serves the review app, until the process is killed.
 DEMO_CHILDREN = """
-import json, sys, time
+import json, sys
 from pathlib import Path
-from demo import DemoPorts, demo_children
-ports = DemoPorts(0, int(sys.argv[1]), int(sys.argv[2]))
-with demo_children(ports, Path(sys.argv[3])) as children:
+from starlette.applications import Starlette
+from demo import DemoPorts, demo_children, serve_until_stopped
+ports = DemoPorts(*map(int, sys.argv[1:4]))
+with demo_children(ports, Path(sys.argv[4])) as children:
     print(json.dumps([child.pid for child in children]), flush=True)
-    time.sleep(600)
+    serve_until_stopped(Starlette(), ports.review)
 """
 
 
@@ -63,12 +65,14 @@ def _free_demo_base() -> int:
 
 @pytest.fixture
 def demo_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[int], list[int]]]:
-    """A process running both simulators as the demo does: (process, child pids, their ports)."""
-    ports = [free_port(), free_port()]
+    """A demo without its crawl: (process, the simulators' pids, [review app, simulator, dispatch ports])."""
+    ports = [free_port(), free_port(), free_port()]
     command = [sys.executable, "-c", DEMO_CHILDREN, *map(str, ports), str(tmp_path / "dispatch.db")]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     pids = json.loads(process.stdout.readline())
+    # Killed while serving, as a real demo would be (uvicorn has its own SIGTERM handling).
+    assert _within(15, lambda: not port_is_free(ports[0]))
     try:
         yield process, pids, ports
     finally:
@@ -85,7 +89,7 @@ def test_killing_the_demo_leaves_no_simulator_running_and_frees_their_ports(
 ) -> None:
     process, pids, ports = demo_process
     assert [_is_gone(pid) for pid in pids] == [False, False]
-    assert [port_is_free(port) for port in ports] == [False, False]
+    assert [port_is_free(port) for port in ports] == [False, False, False]
 
     process.send_signal(sig)
 
