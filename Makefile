@@ -16,8 +16,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# make demo PORT=8001: the review app on 8001, the simulators on 8011 and 8021.
 demo: $(STAMP)
-	$(BIN)/weisu demo
+	$(BIN)/weisu demo $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

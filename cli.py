@@ -342,9 +342,17 @@ def serve(
 
     settings = _settings(config, "secret_key")
     initialise_database(settings)
+    application = create_app(settings)
+    # uvicorn logs only warnings here, so without this line nothing says where the app is.
+    typer.echo(f"weisu serve: review app at {served_url(host, port)} (Ctrl-C stops it)")
     # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from any loopback peer; the app
     # honours it only from review.trusted_proxies.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL a browser opens for ``host:port`` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @app.command()
@@ -399,13 +407,18 @@ def scheduler(config: ConfigOption = None) -> None:
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="review app port")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65515, help="review app port; the simulators use PORT+10 and PORT+20")
+    ] = 8000,
     config: ConfigOption = None,
 ) -> None:
     """Start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
-    from demo import run_demo
+    from demo import DemoError, run_demo
 
-    run_demo(_settings(config), port=port)
+    try:
+        run_demo(_settings(config), port=port)
+    except DemoError as error:
+        _fail("demo", error)
 
 
 @users_app.command("add")
@@ -444,9 +457,10 @@ def users_token(
 
 
 def _create_user(settings: Settings, name: str, password: str, role: str) -> None:
-    from verify.users import UserError, create_user
+    from verify.users import UserError, check_new_password, create_user
 
     try:
+        check_new_password(password)  # the admin page's rule (one function for both)
         with _scope(settings) as session:
             create_user(session, username=name, password=password, role=role)
     except UserError as error:

@@ -1,27 +1,33 @@
-"""`weisu demo`: start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
+"""`weisu demo`: check its ports, start both simulators, crawl, detect, serve the review app until stopped."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from fixtures.serving import LOOPBACK, free_port
+from fixtures.serving import LOOPBACK, PARENT_PID_ENV, port_is_free
 from settings import PROJECT_ROOT, SECRET_VARIABLES, Settings, load_settings
 
 console = Console()
-SIMULATOR_PORT = 8010
-DISPATCH_PORT = 8020
+DEFAULT_PORT = 8000
+#: `make demo PORT=P` serves the review app on P and the simulators on P + 10 and P + 20.
+SIMULATOR_OFFSET, DISPATCH_OFFSET = 10, 20
 DEMO_PUSH_SECONDS = 5
 #: The demo's own secrets, made once per install (var/ is git-ignored) so pseudonyms stay stable.
 DEMO_SECRETS = PROJECT_ROOT / "var" / "demo-secrets.json"
@@ -56,21 +62,61 @@ def demo_settings(settings: Settings, secrets_path: Path = DEMO_SECRETS) -> Sett
     return settings
 
 
-def _port_or_free(preferred: int) -> int:
-    try:
-        import socket
+#: How long a stopped child may take to shut down before it is killed.
+STOP_SECONDS = 10
 
-        with socket.socket() as sock:
-            sock.bind((LOOPBACK, preferred))
-        return preferred
-    except OSError:
-        return free_port()
+
+class DemoError(Exception):
+    """The demo cannot start; the message is one line saying what to do."""
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    review: int
+    simulator: int
+    dispatch: int
+
+    @classmethod
+    def around(cls, port: int) -> DemoPorts:
+        return cls(port, port + SIMULATOR_OFFSET, port + DISPATCH_OFFSET)
+
+    def named(self) -> list[tuple[int, str]]:
+        return [
+            (self.review, "review app"),
+            (self.simulator, "platform simulator"),
+            (self.dispatch, "dispatch simulator"),
+        ]
+
+    def taken(self) -> list[tuple[int, str]]:
+        return [(port, name) for port, name in self.named() if not port_is_free(port)]
+
+
+def check_ports(ports: DemoPorts) -> None:
+    """DemoError naming the first taken port and a `make demo PORT=…` whose three ports are all free."""
+    taken = ports.taken()
+    if not taken:
+        return
+    port, name = taken[0]
+    base = next(
+        (b for b in range(ports.review + 1, ports.review + 100) if not DemoPorts.around(b).taken()),
+        ports.review + 1,
+    )
+    free = DemoPorts.around(base)
+    raise DemoError(
+        f"port {port} ({name}) is taken: choose other ports with `make demo PORT={base}` "
+        f"(`weisu demo --port {base}`: review app {base}, simulators {free.simulator} and {free.dispatch})"
+    )
 
 
 @contextmanager
 def child_process(args: list[str], ready_url: str, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``weisu ARGS`` in a child process, wait until ``ready_url`` answers, stop it on exit."""
-    process = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT)
+    """Start ``weisu ARGS`` in a child process, wait until ``ready_url`` answers, stop it on exit.
+
+    The child also stops by itself when this process dies without stopping it (SIGKILL): see
+    fixtures.serving.exit_with_parent.
+    """
+    env = dict(os.environ, **{PARENT_PID_ENV: str(os.getpid())})
+    process = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -87,9 +133,57 @@ def child_process(args: list[str], ready_url: str, name: str) -> Iterator[subpro
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds the stack like Ctrl-C, so every child is stopped (by default Python just dies)."""
+
+    def unwind(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_forked_children() -> None:
+    """Stop a crawl child still running when the demo stops mid-crawl (its runs read as interrupted later)."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(STOP_SECONDS)
+
+
+@contextmanager
+def demo_children(ports: DemoPorts, dispatch_db: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Both simulators as child processes, stopped on exit, on SIGTERM, and (by themselves) on SIGKILL."""
+    with ExitStack() as stack:
+        stack.enter_context(stop_on_sigterm())
+        stack.callback(_stop_forked_children)
+        children = [
+            stack.enter_context(
+                child_process(
+                    ["simulate", "--port", str(ports.simulator), "--seed", "42"],
+                    f"http://{LOOPBACK}:{ports.simulator}/_truth",
+                    "platform simulator",
+                )
+            ),
+            stack.enter_context(
+                child_process(
+                    ["simulate-dispatch", "--port", str(ports.dispatch), "--db", str(dispatch_db)],
+                    f"http://{LOOPBACK}:{ports.dispatch}/services.json",
+                    "dispatch simulator",
+                )
+            ),
+        ]
+        yield children
 
 
 def _has_usable_model(settings: Settings) -> bool:
@@ -136,18 +230,18 @@ def prepare(settings: Settings) -> dict[str, int]:
         return stage_counts(session)
 
 
-def run_demo(settings: Settings, port: int = 8000) -> None:
-    """The whole path on loopback; Ctrl-C stops every process this started."""
-    import uvicorn
+def run_demo(settings: Settings, port: int = DEFAULT_PORT) -> None:
+    """The whole path on loopback; Ctrl-C or SIGTERM stops every process this started."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     import schedules
     from verify.web.app import create_app
 
+    ports = DemoPorts.around(port)
+    check_ports(ports)  # before anything is crawled, so a taken port costs nothing but this line
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
-    simulator_port, dispatch_port = _port_or_free(SIMULATOR_PORT), _port_or_free(DISPATCH_PORT)
-    simulator_url = f"http://{LOOPBACK}:{simulator_port}"
-    dispatch_url = f"http://{LOOPBACK}:{dispatch_port}"
+    simulator_url = f"http://{LOOPBACK}:{ports.simulator}"
+    dispatch_url = f"http://{LOOPBACK}:{ports.dispatch}"
     # Child processes (the crawler) re-read the configuration, so the overrides go through the env.
     os.environ["WEISU_SIMULATOR_URL"] = simulator_url
     os.environ["WEISU_DISPATCH_URL"] = dispatch_url
@@ -156,20 +250,7 @@ def run_demo(settings: Settings, port: int = 8000) -> None:
     settings.schedules.push_seconds = DEMO_PUSH_SECONDS
     dispatch_db = Path(PROJECT_ROOT / "var" / "dispatch.db")
     with ExitStack() as stack:
-        stack.enter_context(
-            child_process(
-                ["simulate", "--port", str(simulator_port), "--seed", "42"],
-                f"{simulator_url}/_truth",
-                "platform simulator",
-            )
-        )
-        stack.enter_context(
-            child_process(
-                ["simulate-dispatch", "--port", str(dispatch_port), "--db", str(dispatch_db)],
-                f"{dispatch_url}/services.json",
-                "dispatch simulator",
-            )
-        )
+        stack.enter_context(demo_children(ports, dispatch_db))
         counts = prepare(settings)
         scheduler = schedules.configure(BackgroundScheduler(timezone=settings.schedules.timezone), settings)
         for job_id in ("nightly_sweep", "incremental_sweep"):
@@ -185,6 +266,16 @@ def run_demo(settings: Settings, port: int = 8000) -> None:
             "verified leads are pushed to the dispatch simulator every "
             f"{DEMO_PUSH_SECONDS} s; Ctrl-C stops everything."
         )
-        with suppress(KeyboardInterrupt):
-            app = create_app(settings)
-            uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning", proxy_headers=False)
+        serve_until_stopped(create_app(settings), port)
+
+
+def serve_until_stopped(app: Any, port: int) -> None:
+    """Serve ``app`` on loopback in the foreground until Ctrl-C or SIGTERM.
+
+    On SIGTERM uvicorn stops, then raises the signal again: inside demo_children that unwinds the demo.
+    """
+    import uvicorn
+
+    with suppress(KeyboardInterrupt):
+        # proxy_headers off: the app honours X-Forwarded-For only from review.trusted_proxies.
+        uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning", proxy_headers=False)

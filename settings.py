@@ -49,9 +49,22 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+#: The database URL schemes weisu runs on (storage.db maps plain postgresql:// onto psycopg).
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
 class DatabaseSettings(StrictModel):
     url: str = "sqlite:///var/weisu.db"
     echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        # Refused here, in one line, rather than as a SQLAlchemy traceback at the first connection.
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme.lower() not in DATABASE_SCHEMES:
+            raise ValueError(f"unknown database scheme {scheme!r}: use one of {', '.join(DATABASE_SCHEMES)}")
+        return value
 
 
 class PaginationSettings(StrictModel):
@@ -363,20 +376,47 @@ def _apply_environment(raw: dict[str, Any], env: dict[str, str]) -> dict[str, An
     return raw
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; every way it cannot be read is one ConfigError naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: (file): not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: (file): is a directory, not a YAML file") from exc
+    except PermissionError as exc:
+        raise ConfigError(f"{path}: (file): permission denied") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: (file): not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        # Windows reports a directory as PermissionError/OSError; anything else is still one line.
+        if path.is_dir():
+            raise ConfigError(f"{path}: (file): is a directory, not a YAML file") from exc
+        raise ConfigError(f"{path}: (file): cannot be read ({exc.strerror or exc})") from exc
+
+
+def _yaml_mapping(path: Path) -> dict[str, Any]:
+    """The config file as a mapping; ConfigError when it is unreadable, not YAML, empty or not a mapping."""
+    text = _read_text(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ConfigError(f"{path}: {where}: not valid YAML") from exc
+    if raw is None:
+        # An empty file (or one of comments only) would silently run on defaults: the wrong file, likely.
+        raise ConfigError(f"{path}: (file): empty, no settings in it")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): must be a mapping")
+    return raw
+
+
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
     """Load config.yaml (or ``path``), apply environment overrides, validate; raise ConfigError."""
     env = dict(os.environ) if env is None else env
     config_path = Path(path or env.get("WEISU_CONFIG") or DEFAULT_CONFIG_PATH)
-    try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{config_path}: (file): not found") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError(f"{config_path}: {where}: not valid YAML") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path}: (top level): must be a mapping")
+    raw = _yaml_mapping(config_path)
     raw = _apply_environment(raw, env)
     try:
         settings = Settings.model_validate(raw)

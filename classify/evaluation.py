@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,36 +29,70 @@ ENCODINGS = ("utf-8-sig", "gb18030")
 RELEVANCE_LABELS = frozenset({"lead", "noise"})
 
 
-def read_labelled_csv(path: Path) -> pd.DataFrame:
-    """The CSV as strings, in the first of ENCODINGS that decodes it, column names stripped."""
-    frame = None
+def _decoded(path: Path) -> str:
+    """The file's text in the first of ENCODINGS that decodes it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise EvaluationError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise EvaluationError(f"{path}: not a readable CSV (a directory)") from exc
     for encoding in ENCODINGS:
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
-            break
-        except FileNotFoundError as exc:
-            raise EvaluationError(f"{path}: file not found") from exc
+            return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, IsADirectoryError) as exc:
-            raise EvaluationError(f"{path}: not a readable CSV ({type(exc).__name__})") from exc
-    if frame is None:
-        raise EvaluationError(f"{path}: not a readable CSV (neither UTF-8 nor GB18030 text)")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    raise EvaluationError(f"{path}: not a readable CSV (neither UTF-8 nor GB18030 text)")
+
+
+def read_labelled_csv(path: Path) -> pd.DataFrame:
+    """The CSV as strings indexed by line, in the first of ENCODINGS that decodes it, column names stripped.
+
+    Read with the csv module rather than pandas, which takes a row with one cell too many as an index
+    and shifts every cell of it silently: such a row is refused here with its line number.
+    """
+    reader = csv.reader(io.StringIO(_decoded(path), newline=""))
+    try:
+        header = next((row for row in reader if row), None)
+        if header is None:
+            raise EvaluationError(f"{path}: empty file (needs a header text, label and data rows)")
+        columns = [cell.strip() for cell in header]
+        rows: list[list[str]] = []
+        lines: list[int] = []  # where each row starts (a quoted cell may span lines)
+        while True:
+            line = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                break
+            if not row:
+                continue  # a blank line, as pandas skips them
+            if len(row) > len(columns):
+                raise EvaluationError(
+                    f"{path}: line {line}: {len(row)} fields, the header has {len(columns)}"
+                )
+            rows.append(row + [""] * (len(columns) - len(row)))
+            lines.append(line)
+    except csv.Error as exc:
+        raise EvaluationError(f"{path}: line {reader.line_num}: not a readable CSV ({exc})") from exc
+    if doubled := sorted({c for c in columns if columns.count(c) > 1}):
+        raise EvaluationError(f"{path}: line 1: column(s) named twice: {', '.join(doubled)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise EvaluationError(
             f"{path}: missing column(s) {', '.join(missing)} (needs text, label; optional title)"
         )
-    return frame
+    if not rows:
+        raise EvaluationError(f"{path}: no data rows, only the header")
+    # Indexed by line number, so later checks can name the line of a bad row.
+    return pd.DataFrame(rows, columns=columns, index=lines, dtype=str)
 
 
-def _check_labels(path: Path, task: str, labels: list[str]) -> None:
+def _check_labels(path: Path, task: str, labels: list[str], lines: list[int]) -> None:
     """Every row needs a label; a relevance label is lead or noise (a typo would skew every figure)."""
-    empty = [i + 2 for i, label in enumerate(labels) if not label]  # +2: the header is line 1
+    empty = [line for line, label in zip(lines, labels, strict=True) if not label]
     if empty:
-        lines = ", ".join(map(str, empty[:5])) + (" …" if len(empty) > 5 else "")
-        raise EvaluationError(f"{path}: empty label on line(s) {lines}")
+        named = ", ".join(map(str, empty[:5])) + (" …" if len(empty) > 5 else "")
+        raise EvaluationError(f"{path}: empty label on line(s) {named}")
     if task == "relevance":
         unknown = sorted(set(labels) - RELEVANCE_LABELS)
         if unknown:
@@ -81,7 +117,7 @@ def evaluate_file(
     path = Path(path)
     frame = read_labelled_csv(path)
     truth = [label.strip() for label in frame["label"]]
-    _check_labels(path, task, truth)
+    _check_labels(path, task, truth, frame.index.tolist())
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:

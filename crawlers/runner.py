@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
 from settings import PROJECT_ROOT, SECRET_VARIABLES, Settings
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import CrawlRun
+from storage.models import CrawlRun, CrawlRunStatus
 from storage.queries import paused_platform_ids, sync_platforms
 
 CRAWL_TIMEOUT_SECONDS = 3600
@@ -138,8 +138,8 @@ def _collect(factory: sessionmaker[Session], keys: list[str], last_run: int) -> 
             if run is None:
                 results.append(CrawlResult(key, "failed", 0, 0, 0, 1))
                 continue
-            if run.status == "running":  # the child died before the spider closed
-                run.status, run.finished_at = "failed", datetime.now(UTC)
+            if run.status == CrawlRunStatus.RUNNING:  # the child died before the spider closed
+                run.status, run.finished_at = CrawlRunStatus.FAILED, datetime.now(UTC)
             results.append(
                 CrawlResult(key, run.status, run.requests, run.items, run.posts_stored, run.errors)
             )

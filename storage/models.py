@@ -64,6 +64,17 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+class CrawlRunStatus(enum.StrEnum):
+    """crawl_runs.status (a plain string column: older rows hold the same values)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    #: The process running the crawl died before it could close the run.
+    INTERRUPTED = "interrupted"
+
+
 class Platform(Base):
     __tablename__ = "platforms"
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from storage.models import (
     CrawlRun,
+    CrawlRunStatus,
     DetectionStatus,
     Lead,
     LeadState,
@@ -130,13 +131,14 @@ def latest_runs(session: Session) -> dict[str, CrawlRun]:
 
 
 def previous_runs(session: Session, platform_id: str, before_id: int, limit: int) -> list[CrawlRun]:
-    """The platform's finished runs before ``before_id``, newest first."""
+    """The platform's finished runs before ``before_id``, newest first (interrupted runs counted nothing)."""
     query = (
         select(CrawlRun)
         .where(
             CrawlRun.platform_id == platform_id,
             CrawlRun.id < before_id,
             CrawlRun.finished_at.is_not(None),
+            CrawlRun.status != CrawlRunStatus.INTERRUPTED,
         )
         .order_by(CrawlRun.id.desc())
         .limit(limit)

@@ -35,6 +35,45 @@ def test_invalid_config_stops_with_one_line_naming_file_and_key(tmp_path: Path) 
     )
 
 
+def _config_problem(tmp_path: Path, problem: str) -> Path:
+    """A config path with one problem: a directory, a GBK file, an empty file or an unknown database URL."""
+    if problem == "directory":
+        return tmp_path
+    path = tmp_path / "config.yaml"
+    if problem == "not UTF-8":
+        path.write_bytes("city:\n  name: 深圳\n".encode("gbk"))
+    elif problem == "empty":
+        path.write_text("", encoding="utf-8")
+    else:
+        path.write_text(f"database:\n  url: {problem}\n", encoding="utf-8")
+    return path
+
+
+SCHEMES = "use one of sqlite, sqlite+pysqlite, postgresql, postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    ("problem", "reason"),
+    [
+        ("directory", "(file): is a directory, not a YAML file"),
+        ("not UTF-8", "(file): not UTF-8 text (byte 14)"),
+        ("empty", "(file): empty, no settings in it"),
+        (
+            "mysql+foo://u@db/weisu",
+            f"database.url: Value error, unknown database scheme 'mysql+foo': {SCHEMES}",
+        ),
+        ("http://db.example/weisu", f"database.url: Value error, unknown database scheme 'http': {SCHEMES}"),
+    ],
+)
+def test_an_unusable_config_file_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, problem: str, reason: str
+) -> None:
+    config = _config_problem(tmp_path, problem)
+    result = runner.invoke(app, ["status", "--config", str(config)], env={"WEISU_DATABASE_URL": ""})
+    assert result.exit_code == 2
+    assert result.stderr == f"weisu: invalid configuration: {config}: {reason}\n"
+
+
 def test_crawl_refuses_an_unknown_platform(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["crawl", "no-such-platform"], env=env | TEST_SECRET_ENV)
     assert result.exit_code == 2
@@ -127,6 +166,16 @@ def test_evaluate_relevance_on_noise_only_reports_undefined_figures_as_null(
     assert {"accuracy", "macro_f1", "per_class", "precision", "fpr"} <= set(figures)
 
 
+def test_evaluate_refuses_a_row_with_an_extra_field_without_a_trained_model(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    data = tmp_path / "extra.csv"
+    data.write_text("text,label\n路灯坏了,lead\n井盖丢失,lead,多余\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "relevance"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"weisu evaluate: {data}: line 3: 3 fields, the header has 2\n"
+
+
 def test_evaluate_names_a_missing_column_in_one_line(model_env: dict[str, str], tmp_path: Path) -> None:
     data = tmp_path / "bad.csv"
     data.write_text("body,label\n路灯坏了,城乡建设\n", encoding="utf-8")
@@ -208,3 +257,21 @@ def test_platforms_shows_which_platform_an_admin_paused_and_why(env: dict[str, s
     table = runner.invoke(app, ["platforms"], env=env | {"COLUMNS": "400"}).stdout
     weibo = next(line for line in table.splitlines() if "weibo " in line)
     assert [cell.strip() for cell in weibo.split("│")[1:-1]][4] == "paused: 改版"
+
+
+@pytest.mark.parametrize(
+    ("host", "url"), [("127.0.0.1", "http://127.0.0.1:8123"), ("::1", "http://[::1]:8123")]
+)
+def test_serve_prints_its_url_before_uvicorn_starts(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, host: str, url: str
+) -> None:
+    started: list[tuple[str, int]] = []
+
+    def uvicorn_run(application: object, host: str, port: int, log_level: str) -> None:
+        started.append((host, port))
+        raise KeyboardInterrupt  # the server "stops" at once: anything printed came before it started
+
+    monkeypatch.setattr("uvicorn.run", uvicorn_run)
+    result = runner.invoke(app, ["serve", "--host", host, "--port", "8123"], env=env)
+    assert started == [(host, 8123)]
+    assert result.stdout == f"weisu serve: review app at {url} (Ctrl-C stops it)\n"

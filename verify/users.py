@@ -28,6 +28,19 @@ class UserError(Exception):
     """An account that cannot be created as asked (duplicate name, unknown role, empty password)."""
 
 
+#: Password rules for a new account, the same from the admin page and from `weisu users add`.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 200
+
+
+def check_new_password(password: str) -> None:
+    """UserError unless ``password`` may be given to a new account (the web form and the CLI both ask)."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise UserError(f"密码至少 {PASSWORD_MIN_LENGTH} 个字符 (password too short)")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise UserError(f"密码最多 {PASSWORD_MAX_LENGTH} 个字符 (password too long)")
+
+
 def get_by_username(*, session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 

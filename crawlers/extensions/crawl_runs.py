@@ -16,11 +16,12 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from crawlers.extensions.health import RunFigures, dropped_reasons, layout_change, responses_by_status
+from crawlers.extensions.run_owner import OWNER_KEY, close_interrupted, current_owner
 from crawlers.incremental import seen_content
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
 from storage.db import session_factory_for, session_scope
-from storage.models import CrawlRun, Platform, Post
+from storage.models import CrawlRun, CrawlRunStatus, Platform, Post
 from storage.queries import previous_runs, sync_platforms
 
 ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
@@ -50,6 +51,8 @@ def open_runs(settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun
 
 def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun]:
     platforms = {key: settings.platforms[key] for key in platform_ids}
+    # Runs left "running" by a crawl that was killed are closed first, so they never read as live.
+    close_interrupted(session)
     sync_platforms(session, {key: (p.name, p.kind, p.enabled) for key, p in platforms.items()})
     listed = Platform.id.in_(list(platforms))
     marks: dict[str, str | None] = {
@@ -60,7 +63,8 @@ def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> 
     with_posts = set(
         session.scalars(select(Platform.id).where(listed, exists().where(Post.platform_id == Platform.id)))
     )
-    runs = {key: CrawlRun(platform_id=key, status="running", stats={}) for key in platforms}
+    owner = {OWNER_KEY: current_owner()}
+    runs = {key: CrawlRun(platform_id=key, status=CrawlRunStatus.RUNNING, stats=owner) for key in platforms}
     session.add_all(list(runs.values()))
     session.flush()
     return {key: OpenedRun(run.id, marks.get(key), key in with_posts) for key, run in runs.items()}
@@ -69,10 +73,10 @@ def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> 
 def run_status(reason: str, items: int, errors: int) -> str:
     """ok: finished cleanly; partial: finished with errors but found posts; failed: anything else."""
     if reason == "finished" and errors == 0:
-        return "ok"
+        return CrawlRunStatus.OK
     if reason == "finished" and items > 0:
-        return "partial"
-    return "failed"
+        return CrawlRunStatus.PARTIAL
+    return CrawlRunStatus.FAILED
 
 
 class CrawlRunRecorder:

@@ -117,3 +117,56 @@ def test_a_category_label_the_model_was_never_trained_on_is_named_in_the_report(
     result = evaluate_file(active_settings, data)
     assert result["unknown_labels"] == {"政法": 1}
     assert "labels the model was not trained on, always counted wrong: 政法 (1)" in format_report(result)
+
+
+@pytest.fixture
+def no_model_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if evaluation gets as far as loading the model: a bad file is refused before."""
+
+    def load_active(*args: object) -> None:
+        raise AssertionError("the model was loaded before the file was checked")
+
+    monkeypatch.setattr("classify.evaluation.load_active", load_active)
+
+
+@pytest.mark.usefixtures("no_model_loaded")
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # One cell too many: pandas would have read "井盖丢失" as the row's index and shifted every cell.
+        ("text,label\n路灯坏了,lead\n井盖丢失,lead,多余\n", "line 3: 3 fields, the header has 2"),
+        (
+            'text,label\n"路灯\n坏了",lead\n\n"井盖\n丢失",lead,多余,又多\n',
+            "line 5: 4 fields, the header has 2",
+        ),
+        ("text,label\n", "no data rows, only the header"),
+        ("text,label\n\n\n", "no data rows, only the header"),
+        ("", "empty file (needs a header text, label and data rows)"),
+        ("text,label,text\n路灯坏了,lead,x\n", "line 1: column(s) named twice: text"),
+    ],
+    ids=[
+        "one extra field",
+        "extra fields after multi-line cells",
+        "header only",
+        "blank rows",
+        "empty",
+        "dup",
+    ],
+)
+def test_a_malformed_file_is_refused_naming_file_and_line_before_any_model_loads(
+    active_settings: Settings, tmp_path: Path, content: str, problem: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(EvaluationError) as caught:
+        evaluate_file(active_settings, path, task="relevance")
+    assert str(caught.value) == f"{path}: {problem}"
+
+
+def test_an_empty_label_is_named_by_the_line_it_is_on_past_multi_line_cells(
+    active_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text('text,label\n"路灯\n坏了",城乡建设\n\n井盖丢失,\n', encoding="utf-8")
+    with pytest.raises(EvaluationError, match="empty label on line\\(s\\) 5$"):
+        evaluate_file(active_settings, path)

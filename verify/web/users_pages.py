@@ -24,6 +24,8 @@ def _page(request: Request, session: Session, user: User, error: str | None, sta
         "accounts": users.list_users(session=session),
         "roles": ROLE_LABELS,
         "error": error,
+        "password_min": users.PASSWORD_MIN_LENGTH,
+        "password_max": users.PASSWORD_MAX_LENGTH,
     }
     return render(request, "users.html", context, status_code=status_code)
 
@@ -39,10 +41,11 @@ def add_user(
     session: DbSession,
     user: AdminPage,
     username: Annotated[str, Form(max_length=100)],
-    password: Annotated[str, Form(min_length=8, max_length=200)],
+    password: Annotated[str, Form()],
     role: Annotated[Role, Form()] = Role.ANALYST,
 ) -> Response:
     try:
+        users.check_new_password(password)
         created = users.create_user(session, username, password, role)
     except users.UserError as error:
         session.rollback()
