@@ -166,7 +166,7 @@ def test_the_lead_page_says_in_chinese_why_a_merge_was_refused(client, make_lead
     refused = client.post(f"/leads/{c}/merge", data={"into": a, "csrf_token": token})
     assert refused.headers["location"] == f"/leads/{c}"
     page = client.get(f"/leads/{c}").text
-    assert f"操作未完成：不能合并到线索 {a}：它已合并到线索 {b}，请直接合并到线索 {b}。" in page
+    assert f"合并未完成：不能合并到线索 {a}：它已合并到线索 {b}，请直接合并到线索 {b}。" in page
 
 
 def test_the_api_answers_a_refused_merge_with_409(client, make_lead, merge, session) -> None:

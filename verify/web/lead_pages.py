@@ -196,7 +196,9 @@ def merge_lead(
         workflow.merge(session=session, lead_id=lead_id, into_id=into, actor=user.username)
         return f"线索 {lead_id} 已合并到线索 {into}。"
 
-    def refused(_: workflow.WorkflowError) -> str:
+    def refused(error: workflow.WorkflowError) -> str:
+        if isinstance(error, workflow.MergeRefused):  # its message says in Chinese what to do instead
+            return f"合并未完成：{error}"
         # The workflow refuses for the source's state or the target's: say where both stand.
         standings = []
         for n in dict.fromkeys((lead_id, into)):
