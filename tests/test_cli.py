@@ -267,11 +267,11 @@ def test_serve_prints_its_url_before_uvicorn_starts(
 ) -> None:
     started: list[tuple[str, int]] = []
 
-    def uvicorn_run(application: object, host: str, port: int, log_level: str) -> None:
+    def uvicorn_run(application: object, host: str, port: int, **options: object) -> None:
         started.append((host, port))
         raise KeyboardInterrupt  # the server "stops" at once: anything printed came before it started
 
     monkeypatch.setattr("uvicorn.run", uvicorn_run)
-    result = runner.invoke(app, ["serve", "--host", host, "--port", "8123"], env=env)
+    result = runner.invoke(app, ["serve", "--host", host, "--port", "8123"], env=env | TEST_SECRET_ENV)
     assert started == [(host, 8123)]
     assert result.stdout == f"weisu serve: review app at {url} (Ctrl-C stops it)\n"

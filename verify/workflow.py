@@ -80,6 +80,10 @@ class TransitionRefused(WorkflowError):
     pass
 
 
+class UnstorableInput(WorkflowError):
+    """Typed text the database cannot store (NUL, a lone surrogate); the message says so in Chinese."""
+
+
 class MergeRefused(TransitionRefused):
     """A merge that could hide a complaint: into itself, into a merged lead or into a closed one."""
 
@@ -87,7 +91,7 @@ class MergeRefused(TransitionRefused):
 def _require_storable(*texts: str) -> None:
     # The pages post these forms without a pydantic model; the API's models check the same.
     if not all(storable(text) for text in texts):
-        raise WorkflowError("输入含有无法保存的字符（如 NUL 控制字符），请删除后重试。")
+        raise UnstorableInput("输入含有无法保存的字符（如 NUL 控制字符），请删除后重试。")
 
 
 def next_state(state: LeadState, action: Action) -> LeadState:

@@ -112,6 +112,8 @@ def _refusal(
     def explain(error: workflow.WorkflowError) -> str:
         if isinstance(error, workflow.LeadNotFound):
             return f"{verb}未完成：线索 #{lead_id} 不存在。"
+        if isinstance(error, workflow.UnstorableInput):
+            return f"{verb}未完成：{error}"
         if not isinstance(error, workflow.TransitionRefused):
             return f"{verb}未完成：{invalid}"
         lead = workflow.get_or_raise(session=session, lead_id=lead_id)
