@@ -40,7 +40,9 @@ def test_the_request_carries_the_listed_unit_the_district_point_and_the_evidence
         [stored] = httpx.get(f"{url}/_requests").json()["requests"]
     assert (stored["lat"], stored["long"]) == (22.533, 113.93)
     assert stored["agency_responsible"] == "深圳市南山区城市管理和综合执法局"
-    assert stored["description"] == "南山区科技园路灯不亮\n责任单位: 深圳市南山区城市管理和综合执法局"
+    assert stored["description"] == (
+        f"【{ticket.idempotency_key}】南山区科技园路灯不亮\n责任单位: 深圳市南山区城市管理和综合执法局"
+    )
     assert stored["attributes"] == {
         "urgency": "ordinary",
         "lead_id": str(ticket.lead_id),
