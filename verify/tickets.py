@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadPost, Post, Ticket, TicketState
+from storage.models import AuditEvent, Lead, LeadPost, Post, ReconcileOutcome, Ticket, TicketState
 from verify.geo import district_point
 from verify.responsibility import suggest_unit
 
@@ -181,6 +181,13 @@ def requeue_failed(*, session: Session, ticket_id: int, actor: str, settings: Se
 #: the dispatch system, closed.
 TICKET_VIEWS = ("failed", "unconfirmed", "queued", "open", "closed")
 CLOSED = "closed"
+#: How the last lookup after an unanswered push ended, as analysts read it on the tickets page.
+RECONCILE_LABELS = {
+    ReconcileOutcome.FOUND_BY_ATTRIBUTE: "按幂等键找到，未重发",
+    ReconcileOutcome.FOUND_BY_DESCRIPTION: "按描述中的编号找到，未重发",
+    ReconcileOutcome.ABSENT: "派单系统中没有，已重新发送",
+    ReconcileOutcome.LOOKUP_FAILED: "核对失败，稍后再核对",
+}
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,17 @@ class TicketRow:
         if self.ticket.closed_at is None or self.ticket.dispatch_status != CLOSED:
             return None
         return self.ticket.closed_at - start
+
+    @property
+    def reconcile_note(self) -> str | None:
+        """Whether the dispatch system may hold the ticket unbeknown to us, and the lookups made."""
+        ticket, parts = self.ticket, []
+        if ticket.delivery_unknown_since is not None:
+            parts.append("投递结果未知：重发前先向派单系统核对")
+        if ticket.reconcile_outcome is not None:
+            label = RECONCILE_LABELS[ticket.reconcile_outcome]
+            parts.append(f"已核对 {ticket.reconcile_attempts} 次，最近一次{label}")
+        return "；".join(parts) or None
 
 
 def _view_condition(view: str) -> Any:

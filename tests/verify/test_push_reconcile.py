@@ -12,8 +12,8 @@ from fixtures.leads import promote
 from settings import Settings
 from storage.base import utcnow
 from storage.models import ReconcileOutcome, Ticket, TicketState
-from verify.pusher import push_pending
-from verify.tickets import requeue_failed
+from verify.pusher import claim_next, push_pending
+from verify.tickets import list_tickets, requeue_failed
 
 Answer = httpx.Response | Exception
 
@@ -287,3 +287,50 @@ def test_when_the_server_already_holds_duplicates_the_earliest_is_kept(
     push(server)
     session.expire_all()
     assert session.get(Ticket, ticket.id).service_request_id == "sr-5"
+
+
+def test_the_pusher_taking_over_from_one_killed_mid_send_looks_the_request_up_first(
+    session, session_factory, make_lead, settings, push
+) -> None:
+    ticket = promote(session, make_lead, settings)
+    with session_factory() as other:  # pusher-a claims the ticket, POSTs it, and is killed
+        claimed = claim_next(
+            other, worker="pusher-a", due_before=utcnow(), lease_seconds=60, mark_in_doubt=True
+        )
+        assert claimed is not None and claimed.delivery_unknown_since is None
+    with session_factory() as other:  # its lease runs out
+        row = other.get(Ticket, ticket.id)
+        marked_at = row.delivery_unknown_since
+        row.claim_expires_at = utcnow() - timedelta(seconds=1)
+        other.commit()
+    server = Server(posts=[], gets=[httpx.Response(200, json=[found(f"【{ticket.idempotency_key}】路灯")])])
+    push(server)
+    session.expire_all()
+    row = session.get(Ticket, ticket.id)
+    assert marked_at is not None
+    assert server.methods() == ["GET"]
+    assert (row.state, row.service_request_id, row.reconcile_outcome) == (
+        TicketState.SENT,
+        "sr-42",
+        ReconcileOutcome.FOUND_BY_DESCRIPTION,
+    )
+
+
+def test_the_tickets_page_says_when_delivery_is_in_doubt_and_how_the_lookups_went(
+    session, make_lead, settings, push
+) -> None:
+    ticket = promote(session, make_lead, settings)
+    server = Server(posts=[httpx.ReadTimeout("timed out")], gets=[httpx.Response(500, text="oops")])
+    push(server)
+    session.expire_all()
+    [after_timeout] = list_tickets(session=session, view="queued")
+    assert after_timeout.reconcile_note == "投递结果未知：重发前先向派单系统核对"
+    session.rollback()
+    push(server)
+    session.expire_all()
+    [after_lookup] = list_tickets(session=session, view="queued")
+    assert after_lookup.ticket.id == ticket.id
+    assert (
+        after_lookup.reconcile_note
+        == "投递结果未知：重发前先向派单系统核对；已核对 1 次，最近一次核对失败，稍后再核对"
+    )
