@@ -109,11 +109,12 @@ def reconcile(client: httpx.Client, key: str, unknown_since: datetime, settings:
         hits = _find(client, params, window, reference(key), settings)
         if not hits:
             return Lookup(ReconcileOutcome.ABSENT)
+        # Several: the server held duplicates before; the first one stored is the ticket's.
         earliest = min(hits, key=lambda r: parse_datetime(r.get("requested_datetime")) or window[1])
         request_id = earliest.get(id_field)
         if request_id in (None, ""):
             raise LookupFailed(f"the request found carries no {id_field}")
+        requested_at = parse_datetime(earliest.get("requested_datetime"))
+        return Lookup(found, str(request_id), requested_at, matches=len(hits))
     except (httpx.HTTPError, LookupFailed) as error:
         return Lookup(ReconcileOutcome.LOOKUP_FAILED, error=f"lookup: {type(error).__name__}: {error}")
-    requested_at = parse_datetime(earliest.get("requested_datetime"))
-    return Lookup(found, str(request_id), requested_at, matches=len(hits))

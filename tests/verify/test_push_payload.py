@@ -150,3 +150,19 @@ def test_tickets_outside_the_pushable_states_are_never_sent(
 
     summary = push_pending(settings, session_factory, transport=httpx.MockTransport(refuse))
     assert summary.attempted == 0
+
+
+def test_the_reference_opens_the_description_even_when_it_is_cut_to_the_limit(
+    session, session_factory, make_lead, settings
+) -> None:
+    ticket = promote(session, make_lead, settings, summary="路灯不亮" * 1500)
+    forms: list[dict[str, str]] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        forms.append(dict(httpx.QueryParams(request.content.decode())))
+        return httpx.Response(201, json=[{"service_request_id": "sr-1"}])
+
+    push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
+    [form] = forms
+    assert form["description"].startswith(f"【{ticket.idempotency_key}】路灯不亮")
+    assert len(form["description"]) == 4000

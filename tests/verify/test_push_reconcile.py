@@ -334,3 +334,18 @@ def test_the_tickets_page_says_when_delivery_is_in_doubt_and_how_the_lookups_wen
         after_lookup.reconcile_note
         == "投递结果未知：重发前先向派单系统核对；已核对 1 次，最近一次核对失败，稍后再核对"
     )
+
+
+def test_an_accepted_push_without_a_readable_id_is_looked_up_not_sent_again(
+    session, make_lead, settings, push
+) -> None:
+    ticket = promote(session, make_lead, settings)
+    server = Server(
+        posts=[httpx.Response(201, text="<html>已受理</html>")],
+        gets=[httpx.Response(200, json=[found(f"【{ticket.idempotency_key}】路灯", "sr-11")])],
+    )
+    push(server)
+    push(server)
+    session.expire_all()
+    assert server.methods() == ["POST", "GET"]
+    assert session.get(Ticket, ticket.id).service_request_id == "sr-11"
