@@ -155,7 +155,10 @@ def test_tickets_outside_the_pushable_states_are_never_sent(
 def test_the_reference_opens_the_description_even_when_it_is_cut_to_the_limit(
     session, session_factory, make_lead, settings
 ) -> None:
-    ticket = promote(session, make_lead, settings, summary="路灯不亮" * 1500)
+    ticket = promote(session, make_lead, settings)
+    long_payload = {**ticket.payload, "description": "路灯不亮" * 1500}  # as another mapping might build it
+    session.execute(update(Ticket).where(Ticket.id == ticket.id).values(payload=long_payload))
+    session.commit()
     forms: list[dict[str, str]] = []
 
     def accept(request: httpx.Request) -> httpx.Response:
