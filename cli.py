@@ -126,6 +126,9 @@ def simulate_dispatch(
         float, typer.Option(min=0.0, max=1.0, help="share of stored requests returned (退单) to another unit")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the fault draws")] = 0,
+    ignore_idempotency_key: Annotated[
+        bool, typer.Option(help="store a request again when asked twice, as a plain Open311 server may")
+    ] = False,
 ) -> None:
     """Serve the Open311 GeoReport v2 dispatch-system simulator, optionally with seeded faults."""
     from fixtures.dispatch_simulator.faults import FaultPlan
@@ -146,7 +149,13 @@ def simulate_dispatch(
         typer.echo(f"weisu simulate-dispatch: {error}", err=True)
         raise typer.Exit(2) from None
     faulty = error_rate or throttle_rate or drop_rate or slow_rate or return_rate
-    serve(host=host, port=port, db_path=db, fault_plan=plan if faulty else None)
+    serve(
+        host=host,
+        port=port,
+        db_path=db,
+        fault_plan=plan if faulty else None,
+        honour_idempotency_key=not ignore_idempotency_key,
+    )
 
 
 @app.command()

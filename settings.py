@@ -240,6 +240,15 @@ class DispatchSettings(StrictModel):
     status_path: str = "/requests/{id}.json"
     services_path: str = "/services.json"
     field_names: dict[str, str] = Field(default_factory=dict)
+    # Open311 defines no idempotency key: unless the server is known to deduplicate on
+    # attribute[idempotency_key], a push with no answer is looked up (GET request_path) before it is
+    # sent again. lookup_by_attribute: the server filters that GET on attribute[idempotency_key].
+    honours_idempotency_key: bool = False
+    lookup_by_attribute: bool = False
+    # The most requests the server returns for one GET; a full answer proves nothing, so its window is split.
+    lookup_max_results: int = Field(default=1000, ge=2)
+    # The lookup's time window reaches this far beyond our own clock on each side (the server's may differ).
+    lookup_clock_slack_seconds: float = Field(default=900.0, ge=0)
 
     @model_validator(mode="after")
     def _lease_outlasts_a_push(self) -> DispatchSettings:

@@ -58,6 +58,15 @@ class TicketState(enum.StrEnum):
     UNCONFIRMED = "unconfirmed"
 
 
+class ReconcileOutcome(enum.StrEnum):
+    """What looking a ticket up at the dispatch system (after a push with no answer) showed."""
+
+    FOUND_BY_ATTRIBUTE = "found_by_attribute"  # the server filtered on attribute[idempotency_key]
+    FOUND_BY_DESCRIPTION = "found_by_description"  # our reference in a description in the time window
+    ABSENT = "absent"  # positively not there: the ticket may be sent again
+    LOOKUP_FAILED = "lookup_failed"  # no answer to the lookup either: neither sent nor given up
+
+
 class Role(enum.StrEnum):
     ANALYST = "analyst"
     SUPERVISOR = "supervisor"
@@ -280,6 +289,12 @@ class Ticket(Base):
     # reassignment) is counted, so first-dispatch accuracy can be measured per category.
     agency_responsible: Mapped[str | None] = mapped_column(String(200))
     reassignments: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Reconciliation: since when an unanswered attempt (timeout, dropped connection, 5xx) may have
+    # stored the request; while set, the pusher looks the request up before it may send again.
+    delivery_unknown_since: Mapped[datetime | None]
+    reconcile_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    reconciled_at: Mapped[datetime | None]  # when the last lookup was made, whatever it showed
+    reconcile_outcome: Mapped[ReconcileOutcome | None] = mapped_column(_enum(ReconcileOutcome))
 
 
 class ResponsibilityRule(Base):

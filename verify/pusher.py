@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import Lead, Priority, Ticket, TicketState
+from storage.models import Lead, Priority, ReconcileOutcome, Ticket, TicketState
+from verify.reconcile import Lookup, reconcile
 from verify.tickets import RESPONSIBLE_UNIT, complete_payload, wire_names
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ MAX_ERROR_CHARS = 2000
 #: The only ticket states a pusher sends, named explicitly: a state added later (e.g. a ticket awaiting
 #: a second analyst's confirmation) is never pushed by accident.
 PUSHABLE_STATES = (TicketState.QUEUED,)
+#: Transport errors raised before any byte of the request left: nothing can have been stored.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class UnknownServiceCodes(Exception):
@@ -49,10 +52,12 @@ class PushSummary:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    found: int = 0  # of the sent: found at the server by a lookup after an unanswered push, not re-sent
 
     def summary(self) -> str:
+        found = f" ({self.found} found by lookup)" if self.found else ""
         return (
-            f"push: {self.attempted} attempted, {self.sent} sent, "
+            f"push: {self.attempted} attempted, {self.sent} sent{found}, "
             f"{self.retried} to retry, {self.failed} failed"
         )
 
@@ -65,6 +70,9 @@ class Outcome:
     service_request_id: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    # The server may have stored the request although we have no answer (timeout, dropped connection,
+    # 5xx): unless it honours idempotency keys, it must be looked up before it is sent again.
+    maybe_stored: bool = False
 
 
 def backoff_seconds(
@@ -126,15 +134,18 @@ def interpret(response: httpx.Response, now: datetime, id_field: str = "service_
     """
     if response.status_code == 429 or response.status_code >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-        return Outcome("retry", error=_server_message(response), retry_after=retry_after)
+        # A 429 refuses the request; a 5xx (or a gateway's 502/504) may come after it was stored.
+        stored = response.status_code >= 500
+        return Outcome("retry", error=_server_message(response), retry_after=retry_after, maybe_stored=stored)
     request_id = _request_id(response, id_field)
     if response.status_code == 409 and request_id is not None:
         return Outcome("sent", service_request_id=request_id)
     if response.status_code >= 400:
         return Outcome("failed", error=_server_message(response))
     if request_id is None:
-        # Accepted but unreadable: retrying is safe because the idempotency key deduplicates.
-        return Outcome("retry", error=f"HTTP {response.status_code}: unreadable body {response.text[:200]!r}")
+        # Accepted but unreadable: stored, id unknown; the lookup before the next attempt finds it.
+        error = f"HTTP {response.status_code}: unreadable body {response.text[:200]!r}"
+        return Outcome("retry", error=error, maybe_stored=True)
     return Outcome("sent", service_request_id=request_id)
 
 
@@ -147,6 +158,33 @@ class Claimed:
     payload: dict[str, str]  # the stored payload completed for sending (unit, lat/long, evidence)
     attempts: int
     lead_id: int
+    delivery_unknown_since: datetime | None = None  # set: an earlier attempt may have stored it
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One claimed ticket's turn: the lookup made first (if any), and the outcome."""
+
+    outcome: Outcome
+    lookup: Lookup | None = None
+    posted_at: datetime | None = None  # when the POST began; None when nothing was sent
+
+
+def deliver(client: httpx.Client, ticket: Claimed, settings: Settings) -> Delivery:
+    """Send a claimed ticket; when an earlier attempt may have stored it, look it up first.
+
+    Only a lookup that positively shows the request absent lets the ticket be sent again; a
+    lookup without an answer leaves it queued for a later look, never sent blind.
+    """
+    lookup = None
+    if ticket.delivery_unknown_since is not None and not settings.dispatch.honours_idempotency_key:
+        lookup = reconcile(client, ticket.idempotency_key, ticket.delivery_unknown_since, settings)
+        if lookup.outcome is ReconcileOutcome.LOOKUP_FAILED:
+            return Delivery(Outcome("retry", error=lookup.error), lookup)
+        if lookup.outcome is not ReconcileOutcome.ABSENT:
+            return Delivery(Outcome("sent", service_request_id=lookup.service_request_id), lookup)
+    posted_at = utcnow()
+    return Delivery(post_ticket(client, ticket, settings), lookup, posted_at)
 
 
 def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Outcome:
@@ -157,7 +195,8 @@ def post_ticket(client: httpx.Client, ticket: Claimed, settings: Settings) -> Ou
     try:
         response = client.post(settings.dispatch.request_path, data=wire_names(form, settings))
     except httpx.HTTPError as error:
-        return Outcome("retry", error=f"{type(error).__name__}: {error}")
+        maybe_stored = not isinstance(error, NOT_SENT)
+        return Outcome("retry", error=f"{type(error).__name__}: {error}", maybe_stored=maybe_stored)
     id_field = settings.dispatch.field_names.get("service_request_id", "service_request_id")
     return interpret(response, utcnow(), id_field)
 
@@ -168,7 +207,7 @@ def pusher_id() -> str:
 
 
 def claim_next(
-    session: Session, *, worker: str, due_before: datetime, lease_seconds: float
+    session: Session, *, worker: str, due_before: datetime, lease_seconds: float, mark_in_doubt: bool = False
 ) -> Claimed | None:
     """Claim the next due ticket no live pusher holds (urgent leads' tickets first), and commit the claim.
 
@@ -178,6 +217,10 @@ def claim_next(
 
     Due means due when the run began (``due_before``), except for an urgent lead's first attempt:
     one verified while a long run drains a backlog goes next, instead of waiting for the next run.
+
+    ``mark_in_doubt`` (a server that does not honour idempotency keys) records with the claim that
+    a request may be on its way, so the pusher that takes over from one killed mid-POST looks the
+    request up first; the returned claim carries the mark as it was before.
     """
     now = utcnow()
     free = or_(Ticket.claim_expires_at.is_(None), Ticket.claim_expires_at < now)
@@ -204,30 +247,65 @@ def claim_next(
         )
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             row = session.execute(
-                select(Ticket.idempotency_key, Ticket.payload, Ticket.attempts, Ticket.lead_id).where(
-                    Ticket.id == ticket_id
-                )
+                select(
+                    Ticket.idempotency_key,
+                    Ticket.payload,
+                    Ticket.attempts,
+                    Ticket.lead_id,
+                    Ticket.delivery_unknown_since,
+                ).where(Ticket.id == ticket_id)
             ).one()
             payload = complete_payload(session, row.lead_id, row.payload)
+            if mark_in_doubt and row.delivery_unknown_since is None:
+                session.execute(
+                    update(Ticket)
+                    .where(Ticket.id == ticket_id)
+                    .values(delivery_unknown_since=now)
+                    .execution_options(synchronize_session=False)
+                )
             session.commit()
-            return Claimed(ticket_id, row.idempotency_key, payload, row.attempts, row.lead_id)
+            return Claimed(
+                ticket_id, row.idempotency_key, payload, row.attempts, row.lead_id, row.delivery_unknown_since
+            )
         session.commit()
     return None
 
 
-def _record(session: Session, ticket: Claimed, outcome: Outcome, settings: Settings, worker: str) -> str:
-    """Store one outcome on the ticket and release the claim; returns the summary bucket.
+def _unknown_since(ticket: Claimed, delivery: Delivery, settings: Settings) -> datetime | None:
+    """Since when the request may be held at the server without our knowing, after this turn."""
+    lookup, outcome = delivery.lookup, delivery.outcome
+    since = ticket.delivery_unknown_since
+    if outcome.kind == "sent" or (lookup is not None and lookup.outcome is ReconcileOutcome.ABSENT):
+        since = None  # the question is settled: delivered, or shown absent before this POST
+    if (
+        outcome.maybe_stored
+        and delivery.posted_at is not None
+        and not settings.dispatch.honours_idempotency_key
+    ):
+        since = since or delivery.posted_at
+    return since
+
+
+def _record(session: Session, ticket: Claimed, delivery: Delivery, settings: Settings, worker: str) -> str:
+    """Store one outcome (and the lookup made before it) on the ticket and release the claim; returns
+    the summary bucket.
 
     A delivery is recorded whenever the ticket is still queued, claim or not, so a known
     service_request_id is never thrown away; a retry or failure only by the pusher holding the claim.
     """
     now = utcnow()
+    outcome, lookup = delivery.outcome, delivery.lookup
     attempts = ticket.attempts + 1
     values: dict[str, object] = {"attempts": attempts, "claimed_by": None, "claim_expires_at": None}
+    values["delivery_unknown_since"] = _unknown_since(ticket, delivery, settings)
+    if lookup is not None:
+        values.update(reconciled_at=now, reconcile_outcome=lookup.outcome)
+        values["reconcile_attempts"] = Ticket.reconcile_attempts + 1
     bucket = outcome.kind
     dispatch = settings.dispatch
     if outcome.kind == "sent":
-        values.update(state=TicketState.SENT, service_request_id=outcome.service_request_id, sent_at=now)
+        sent_at = (lookup.requested_at if lookup is not None else None) or now
+        values.update(state=TicketState.SENT, service_request_id=outcome.service_request_id, sent_at=sent_at)
         values.update(last_error=None, dispatch_status="open")
         values["agency_responsible"] = ticket.payload.get(RESPONSIBLE_UNIT)
     elif outcome.kind == "retry" and attempts < dispatch.max_attempts:
@@ -280,26 +358,34 @@ def push_pending(
     worker = worker or pusher_id()
     started = utcnow()
     lease = settings.dispatch.lease_seconds
+    in_doubt = not settings.dispatch.honours_idempotency_key
     timeout = httpx.Timeout(settings.dispatch.timeout_seconds)
     client: httpx.Client | None = None
     try:
         while True:
             with session_factory() as session:
-                ticket = claim_next(session, worker=worker, due_before=started, lease_seconds=lease)
+                ticket = claim_next(
+                    session, worker=worker, due_before=started, lease_seconds=lease, mark_in_doubt=in_doubt
+                )
                 if ticket is None:
                     break
                 if client is None:
                     client = httpx.Client(
                         base_url=settings.dispatch.base_url, timeout=timeout, transport=transport
                     )
-                outcome = post_ticket(client, ticket, settings)
-                bucket = _record(session, ticket, outcome, settings, worker)
+                delivery = deliver(client, ticket, settings)
+                bucket = _record(session, ticket, delivery, settings, worker)
                 session.commit()
             summary.attempted += 1
             if bucket in _BUCKETS:
                 setattr(summary, _BUCKETS[bucket], getattr(summary, _BUCKETS[bucket]) + 1)
-            if outcome.error:
-                log.warning("ticket %s (%s): %s", ticket.id, ticket.idempotency_key, outcome.error)
+            lookup = delivery.lookup
+            if bucket == "sent" and lookup is not None and lookup.outcome is not ReconcileOutcome.ABSENT:
+                summary.found += 1
+                if lookup.matches > 1:
+                    log.warning("ticket %s: the dispatch system holds it %s times", ticket.id, lookup.matches)
+            if delivery.outcome.error:
+                log.warning("ticket %s (%s): %s", ticket.id, ticket.idempotency_key, delivery.outcome.error)
     finally:
         if client is not None:
             client.close()
@@ -344,7 +430,7 @@ def drain(
     deadline = time.monotonic() + within_seconds
     while True:
         run = push_pending(settings, session_factory, transport=transport, worker=worker)
-        for name in ("attempted", "sent", "failed", "retried"):
+        for name in ("attempted", "sent", "failed", "retried", "found"):
             setattr(total, name, getattr(total, name) + getattr(run, name))
         with session_factory() as session:
             queued = session.scalar(

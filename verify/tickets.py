@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadPost, Post, Ticket, TicketState
+from storage.models import AuditEvent, Lead, LeadPost, Post, ReconcileOutcome, Ticket, TicketState
 from verify.geo import district_point
 from verify.responsibility import suggest_unit
 
@@ -21,11 +21,21 @@ MAX_DESCRIPTION = 4000
 MAX_EVIDENCE_LINKS = 5
 MAX_EVIDENCE_CHARS = 2000
 RESPONSIBLE_UNIT = "attribute[responsible_unit]"
+IDEMPOTENCY_ATTRIBUTE = "attribute[idempotency_key]"
 
 
 def idempotency_key(lead_id: int) -> str:
     """Derived from the lead alone, so a retried or repeated push always carries the same key."""
     return f"weisu-lead-{lead_id}"
+
+
+def reference(key: str) -> str:
+    """The key as it opens every description sent, 【weisu-lead-7】: how a lookup recognises our request.
+
+    Open311 defines no idempotency key and returns no attributes, but every server keeps the
+    description; the brackets end the key, so 【weisu-lead-7】 never matches weisu-lead-71.
+    """
+    return f"【{key}】"
 
 
 def service_code(category: str | None, settings: Settings) -> str:
@@ -50,7 +60,7 @@ def build_payload(lead: Lead, settings: Settings) -> dict[str, str]:
         "address_string": address_string(lead, settings),
         "attribute[urgency]": lead.priority.value,
         "attribute[lead_id]": str(lead.id),
-        "attribute[idempotency_key]": idempotency_key(lead.id),
+        IDEMPOTENCY_ATTRIBUTE: idempotency_key(lead.id),
     }
     if lead.category:
         payload["attribute[category]"] = lead.category
@@ -80,15 +90,26 @@ def evidence_links(session: Session, lead_id: int) -> list[str]:
 
 
 def complete_payload(session: Session, lead_id: int, payload: dict[str, Any]) -> dict[str, str]:
-    """The stored payload plus what the pusher adds when sending: the responsibility list's unit
-    when the analyst named none, the district's coordinates, and the evidence links.
+    """The stored payload plus what the pusher adds when sending: the ticket's reference at the head
+    of the description, the responsibility list's unit when the analyst named none, the district's
+    coordinates, and the evidence links.
 
     Computed at send time so a corrected responsibility list applies to tickets still queued.
     """
     form = {key: str(value) for key, value in payload.items()}
     lead = session.get(Lead, lead_id)
-    if lead is None:
-        return form
+    if lead is not None:
+        _add_lead_details(session, form, lead)
+    marker = reference(form.get(IDEMPOTENCY_ATTRIBUTE) or idempotency_key(lead_id))
+    if not form.get("description", "").startswith(marker):
+        # At the head, so no cut to MAX_DESCRIPTION (here or at the server) can lose it.
+        form["description"] = f"{marker}{form.get('description', '')}"[:MAX_DESCRIPTION]
+    return form
+
+
+def _add_lead_details(session: Session, form: dict[str, str], lead: Lead) -> None:
+    """The unit from the responsibility list, the district's point and the evidence links, into ``form``."""
+    lead_id = lead.id
     if not form.get(RESPONSIBLE_UNIT):
         unit = suggest_unit(session, lead.category, lead.district, lead.street)
         if unit:
@@ -100,7 +121,6 @@ def complete_payload(session: Session, lead_id: int, payload: dict[str, Any]) ->
     links = evidence_links(session, lead_id)
     if links and "attribute[evidence]" not in form:
         form["attribute[evidence]"] = "\n".join(links)
-    return form
 
 
 def wire_names(form: dict[str, str], settings: Settings) -> dict[str, str]:
@@ -161,6 +181,13 @@ def requeue_failed(*, session: Session, ticket_id: int, actor: str, settings: Se
 #: the dispatch system, closed.
 TICKET_VIEWS = ("failed", "unconfirmed", "queued", "open", "closed")
 CLOSED = "closed"
+#: How the last lookup after an unanswered push ended, as analysts read it on the tickets page.
+RECONCILE_LABELS = {
+    ReconcileOutcome.FOUND_BY_ATTRIBUTE: "按幂等键找到，未重发",
+    ReconcileOutcome.FOUND_BY_DESCRIPTION: "按描述中的编号找到，未重发",
+    ReconcileOutcome.ABSENT: "派单系统中没有，已重新发送",
+    ReconcileOutcome.LOOKUP_FAILED: "核对失败，稍后再核对",
+}
 
 
 @dataclass(frozen=True)
@@ -176,6 +203,17 @@ class TicketRow:
         if self.ticket.closed_at is None or self.ticket.dispatch_status != CLOSED:
             return None
         return self.ticket.closed_at - start
+
+    @property
+    def reconcile_note(self) -> str | None:
+        """Whether the dispatch system may hold the ticket unbeknown to us, and the lookups made."""
+        ticket, parts = self.ticket, []
+        if ticket.delivery_unknown_since is not None:
+            parts.append("投递结果未知：重发前先向派单系统核对")
+        if ticket.reconcile_outcome is not None:
+            label = RECONCILE_LABELS[ticket.reconcile_outcome]
+            parts.append(f"已核对 {ticket.reconcile_attempts} 次，最近一次{label}")
+        return "；".join(parts) or None
 
 
 def _view_condition(view: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from fixtures.dispatch_simulator.app import SimulatorOptions, create_app
 from fixtures.dispatch_simulator.faults import FaultPlan
 from fixtures.serving import serve_in_thread
+from verify.reconcile import w3c
 
 FORM = {
     "jurisdiction_id": "shenzhen",
@@ -207,3 +209,56 @@ def test_the_city_can_hand_a_request_to_another_unit(dispatch_db) -> None:
 def test_a_return_rate_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="return_rate must be between 0 and 1, not 1.5"):
         FaultPlan(return_rate=1.5)
+
+
+def test_a_simulator_that_ignores_the_key_stores_a_request_asked_twice_twice(dispatch_db) -> None:
+    options = SimulatorOptions(services=SERVICES, honour_idempotency_key=False)
+    client = TestClient(create_app(dispatch_db, options))
+    first = client.post("/requests.json", data=FORM)
+    again = client.post("/requests.json", data=FORM)
+    stored = client.get("/_requests").json()["requests"]
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert [answer.json()[0]["service_request_id"] for answer in (first, again)] == ["sr-000001", "sr-000002"]
+    assert [(r["idempotency_key"], r["attributes"]["idempotency_key"]) for r in stored] == [
+        (None, "weisu-lead-7"),
+        (None, "weisu-lead-7"),
+    ]
+
+
+def listed_ids(client: TestClient, **params: str) -> list[str]:
+    answer = client.get("/requests.json", params=params)
+    assert answer.status_code == 200, answer.text
+    return [record["service_request_id"] for record in answer.json()]
+
+
+def test_requests_are_listed_by_the_geo_report_v2_query_parameters(dispatch_db) -> None:
+    services = {**SERVICES, "transport": "交通运输"}
+    client = TestClient(create_app(dispatch_db, SimulatorOptions(services=services)))
+    for n, code in enumerate(["urban-construction", "transport", "urban-construction"], start=1):
+        key = {"attribute[idempotency_key]": f"weisu-lead-{n}"}
+        client.post("/requests.json", data={**FORM, **key, "service_code": code})
+    client.post("/_requests/sr-000002/status", data={"status": "closed"})
+    [record] = client.get("/requests.json", params={"service_request_id": "sr-000002"}).json()
+    requested = datetime.fromisoformat(record["requested_datetime"])
+    assert listed_ids(client) == ["sr-000001", "sr-000002", "sr-000003"]
+    assert listed_ids(client, service_request_id="sr-000003,sr-000001") == ["sr-000001", "sr-000003"]
+    assert listed_ids(client, service_code="transport") == ["sr-000002"]
+    assert listed_ids(client, status="open") == ["sr-000001", "sr-000003"]
+    assert listed_ids(client, status="open,closed") == ["sr-000001", "sr-000002", "sr-000003"]
+    assert listed_ids(client, **{"attribute[idempotency_key]": "weisu-lead-3"}) == ["sr-000003"]
+    earlier, later = w3c(requested - timedelta(minutes=5)), w3c(requested + timedelta(minutes=5))
+    assert listed_ids(client, start_date=earlier, end_date=later) == ["sr-000001", "sr-000002", "sr-000003"]
+    assert listed_ids(client, start_date=later) == []
+    assert listed_ids(client, end_date=earlier) == []
+
+
+def test_a_listing_stops_at_the_servers_limit_and_refuses_a_date_it_cannot_read(dispatch_db) -> None:
+    client = TestClient(create_app(dispatch_db, SimulatorOptions(services=SERVICES, max_results=2)))
+    for n in range(3):
+        client.post("/requests.json", data={**FORM, "attribute[idempotency_key]": f"weisu-lead-{n}"})
+    assert listed_ids(client) == ["sr-000001", "sr-000002"]
+    answer = client.get("/requests.json", params={"start_date": "yesterday"})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        [{"code": 400, "description": "start_date is not a W3C date-time: 'yesterday'"}],
+    )

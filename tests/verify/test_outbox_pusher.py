@@ -245,6 +245,7 @@ def test_a_409_naming_the_stored_request_after_a_dropped_answer_recovers_its_id(
 ) -> None:
     ticket = promote(session, make_lead, settings)
     settings.dispatch.backoff_base_seconds = 0.0  # retry at once
+    settings.dispatch.honours_idempotency_key = True  # so the retry is sent, not looked up first
     plan = FaultPlan(drop_after_store_rate=1.0)
     options = SimulatorOptions(services=configured_services(), duplicate_status=409, fault_plan=plan)
     with serve_in_thread(create_simulator(dispatch_db, options)) as url:

@@ -69,3 +69,11 @@ def test_push_names_configured_service_codes_the_dispatch_system_does_not_offer(
         result = runner.invoke(app, ["push"], env={**env, "WEISU_DISPATCH_URL": url})
     assert (result.exit_code, result.stdout) == (0, "push: 0 attempted, 0 sent, 0 to retry, 0 failed\n")
     assert result.stderr == "weisu push: service codes unknown to the dispatch system: health, transport\n"
+
+
+def test_simulate_dispatch_ignore_idempotency_key_serves_a_simulator_that_stores_repeats(monkeypatch) -> None:
+    served: list[dict[str, object]] = []
+    monkeypatch.setattr("fixtures.dispatch_simulator.server.serve", lambda **kwargs: served.append(kwargs))
+    assert runner.invoke(app, ["simulate-dispatch", "--ignore-idempotency-key"]).exit_code == 0
+    assert runner.invoke(app, ["simulate-dispatch"]).exit_code == 0
+    assert [kwargs["honour_idempotency_key"] for kwargs in served] == [False, True]

@@ -1,4 +1,5 @@
-"""Issue #6 acceptance: exactly-once delivery through faults, two pushers at once and SIGKILLed pushers."""
+"""Issue #6 and #13 acceptance: exactly-once delivery through faults, two pushers at once and SIGKILLed
+pushers, to a server that deduplicates on the idempotency key and to one that ignores it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,7 +22,7 @@ from fixtures.dispatch_simulator.app import create_app as create_simulator
 from fixtures.dispatch_simulator.faults import FaultPlan
 from fixtures.serving import serve_in_thread
 from settings import PROJECT_ROOT, Settings
-from storage.models import Lead, Platform, Priority, Ticket, TicketState
+from storage.models import Lead, Platform, Priority, ReconcileOutcome, Ticket, TicketState
 from verify import workflow
 
 N = 1000
@@ -61,10 +63,11 @@ def promote_many(session: Session, settings: Settings, n: int) -> list[int]:
     return [lead.id for lead in leads]
 
 
-def start_pusher(database_url: str, dispatch_url: str) -> subprocess.Popen[bytes]:
+def start_pusher(database_url: str, dispatch_url: str, honours_key: bool) -> subprocess.Popen[bytes]:
     knobs = {
         "database_url": database_url,
         "base_url": dispatch_url,
+        "honours_idempotency_key": honours_key,
         "timeout_seconds": 1.5,
         "lease_seconds": 5.0,  # a SIGKILLed pusher's ticket is free again after this
         "backoff_base_seconds": 0.05,
@@ -87,20 +90,24 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("honours_key", [True, False], ids=["server-deduplicates", "server-ignores-key"])
 def test_a_thousand_tickets_reach_the_simulator_exactly_once_through_faults_and_kills(
-    session, settings, database_url, dispatch_db: Path
+    session, settings, database_url, dispatch_db: Path, honours_key: bool
 ) -> None:
+    """Ignoring the key, the simulator stores every POST it gets: only lookups before re-sending keep
+    it at one request per ticket (the pusher is told how the server behaves, as config.yaml would)."""
     lead_ids = promote_many(session, settings, N)
     plan = FaultPlan(**FAULTS, **SLOW, retry_after_seconds=1, seed=6)
-    simulator = create_simulator(
-        dispatch_db, SimulatorOptions(services=configured_services(), fault_plan=plan)
+    options = SimulatorOptions(
+        services=configured_services(), fault_plan=plan, honour_idempotency_key=honours_key
     )
+    simulator = create_simulator(dispatch_db, options)
     with serve_in_thread(simulator) as url:
 
         def held() -> int:
             return int(httpx.get(f"{url}/_stats").json()["requests"])
 
-        pushers = [start_pusher(database_url, url), start_pusher(database_url, url)]
+        pushers = [start_pusher(database_url, url, honours_key) for _ in range(2)]
         held_at_kill = []
         for share in (N // 3, 2 * N // 3):
             wait_until(lambda share=share: held() >= share)
@@ -108,7 +115,7 @@ def test_a_thousand_tickets_reach_the_simulator_exactly_once_through_faults_and_
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=30)
             held_at_kill.append(held())
-            pushers.append(start_pusher(database_url, url))
+            pushers.append(start_pusher(database_url, url, honours_key))
         outputs = [p.communicate(timeout=WAIT_SECONDS)[0].decode() for p in pushers]
         stats = httpx.get(f"{url}/_stats").json()
         stored = httpx.get(f"{url}/_requests").json()["requests"]
@@ -116,13 +123,24 @@ def test_a_thousand_tickets_reach_the_simulator_exactly_once_through_faults_and_
     assert [p.returncode for p in pushers] == [0, 0], outputs
     assert all(count < N for count in held_at_kill), held_at_kill  # both kills landed mid-run
     assert stats["requests"] == N
-    assert sorted(r["idempotency_key"] for r in stored) == sorted(f"weisu-lead-{i}" for i in lead_ids)
+    keys = [r["attributes"]["idempotency_key"] for r in stored]
+    assert sorted(keys) == sorted(f"weisu-lead-{i}" for i in lead_ids)  # each once, none twice
     assert stats.get("overlapping_submissions", 0) == 0  # no two pushers ever sent one ticket at once
     assert all(stats[f"fault_{kind}"] > 0 for kind in ("error", "throttle", "drop", "slow"))
-    by_key = {r["idempotency_key"]: r["service_request_id"] for r in stored}
+    by_key = {r["attributes"]["idempotency_key"]: r["service_request_id"] for r in stored}
     session.expire_all()
     tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
     assert len(tickets) == N
     assert {t.state for t in tickets} == {TicketState.SENT}
     assert [t.service_request_id for t in tickets] == [by_key[t.idempotency_key] for t in tickets]
     assert {t.claimed_by for t in tickets} == {None}
+    assert {t.delivery_unknown_since for t in tickets} == {None}
+    outcomes = {t.reconcile_outcome for t in tickets}
+    lookups = sum(t.reconcile_attempts for t in tickets)
+    if honours_key:
+        assert (outcomes, lookups, stats.get("listings", 0)) == ({None}, 0, 0)  # retried blind
+    else:  # dropped answers were found by lookup, 500s shown absent and sent again
+        assert {ReconcileOutcome.FOUND_BY_DESCRIPTION, ReconcileOutcome.ABSENT} <= outcomes
+        assert ReconcileOutcome.LOOKUP_FAILED not in outcomes
+        assert 0 < lookups <= stats["listings"]  # a killed pusher's last lookup may go unrecorded
+    print(f"\n{'honours' if honours_key else 'ignores'} key: {stats}, {lookups} lookups recorded")

@@ -40,7 +40,9 @@ def test_the_request_carries_the_listed_unit_the_district_point_and_the_evidence
         [stored] = httpx.get(f"{url}/_requests").json()["requests"]
     assert (stored["lat"], stored["long"]) == (22.533, 113.93)
     assert stored["agency_responsible"] == "深圳市南山区城市管理和综合执法局"
-    assert stored["description"] == "南山区科技园路灯不亮\n责任单位: 深圳市南山区城市管理和综合执法局"
+    assert stored["description"] == (
+        f"【{ticket.idempotency_key}】南山区科技园路灯不亮\n责任单位: 深圳市南山区城市管理和综合执法局"
+    )
     assert stored["attributes"] == {
         "urgency": "ordinary",
         "lead_id": str(ticket.lead_id),
@@ -148,3 +150,22 @@ def test_tickets_outside_the_pushable_states_are_never_sent(
 
     summary = push_pending(settings, session_factory, transport=httpx.MockTransport(refuse))
     assert summary.attempted == 0
+
+
+def test_the_reference_opens_the_description_even_when_it_is_cut_to_the_limit(
+    session, session_factory, make_lead, settings
+) -> None:
+    ticket = promote(session, make_lead, settings)
+    long_payload = {**ticket.payload, "description": "路灯不亮" * 1500}  # as another mapping might build it
+    session.execute(update(Ticket).where(Ticket.id == ticket.id).values(payload=long_payload))
+    session.commit()
+    forms: list[dict[str, str]] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        forms.append(dict(httpx.QueryParams(request.content.decode())))
+        return httpx.Response(201, json=[{"service_request_id": "sr-1"}])
+
+    push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
+    [form] = forms
+    assert form["description"].startswith(f"【{ticket.idempotency_key}】路灯不亮")
+    assert len(form["description"]) == 4000

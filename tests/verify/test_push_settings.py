@@ -23,3 +23,9 @@ def test_the_shipped_config_gives_the_pusher_a_two_minute_lease_and_thirty_secon
     dispatch = load_settings(env={}).dispatch
     assert (dispatch.lease_seconds, dispatch.timeout_seconds) == (120.0, 10.0)
     assert (dispatch.backoff_base_seconds, dispatch.backoff_max_seconds) == (30.0, 3600.0)
+
+
+def test_the_shipped_config_assumes_the_dispatch_system_does_not_deduplicate_and_looks_up_instead() -> None:
+    dispatch = load_settings(env={}).dispatch
+    assert (dispatch.honours_idempotency_key, dispatch.lookup_by_attribute) == (False, False)
+    assert (dispatch.lookup_max_results, dispatch.lookup_clock_slack_seconds) == (1000, 900.0)
