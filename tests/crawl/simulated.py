@@ -25,8 +25,13 @@ from storage.db import session_factory_for, session_scope, upgrade
 from storage.models import CrawlRun, Post
 
 #: What the simulator plants (fixtures/simulator/corpus.py personal_data), found independently of
-#: the masking patterns under test: mobiles, 163.com e-mails, Shenzhen landlines, 粤B plates.
-PLANTED = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|szuser\d{4}@163\.com|0755-\d{8}|粤B[A-Z0-9]{5}")
+#: the masking patterns under test: mobiles, 163.com e-mails, Shenzhen landlines with or without
+#: the hyphen, 粤B plates (learner's and trailer ones too), QQ and WeChat IDs, spaced ID numbers and
+#: grouped card numbers.
+PLANTED = re.compile(
+    r"(?<!\d)1[3-9]\d{9}(?!\d)|szuser\d{4}@163\.com|0755-?\d{8}|粤B[A-Z0-9]{4}(?:[A-Z0-9]|学|挂)"
+    r"|QQ：\d{9}|sz_\d{6}|440304 19\d{6} \d{3}X|6222 \d{4} \d{4} 0012 345"
+)
 
 
 @dataclass(frozen=True)
