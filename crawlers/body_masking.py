@@ -78,9 +78,7 @@ def _replace_handles(text: str, replacements: Mapping[str, str]) -> str:
         return text
     # Longest first, and never inside a longer word or number: "12345" is not replaced in "123456".
     forms = sorted(replacements, key=len, reverse=True)
-    pattern = re.compile(
-        r"(?<![0-9A-Za-z_])(?:" + "|".join(map(re.escape, forms)) + r")(?![0-9A-Za-z_])"
-    )
+    pattern = re.compile(r"(?<![0-9A-Za-z_])(?:" + "|".join(map(re.escape, forms)) + r")(?![0-9A-Za-z_])")
     return pattern.sub(lambda match: replacements[match.group()], text)
 
 

@@ -29,7 +29,9 @@ Pending = tuple[dict[str, Any], RawBody | None]
 
 
 class StorePipeline:
-    def __init__(self, crawler: Crawler, database_url: str, author_hash_key: str, batch_size: int = 100) -> None:
+    def __init__(
+        self, crawler: Crawler, database_url: str, author_hash_key: str, batch_size: int = 100
+    ) -> None:
         self.crawler = crawler
         self.database_url = database_url
         self.author_hash_key = author_hash_key

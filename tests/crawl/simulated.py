@@ -6,7 +6,6 @@ counts written into a test, so the tests grow with every platform added.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,15 +22,6 @@ from fixtures.simulator.app import create_app
 from settings import Settings, load_settings
 from storage.db import session_factory_for, session_scope, upgrade
 from storage.models import CrawlRun, Post
-
-#: What the simulator plants (fixtures/simulator/corpus.py personal_data), found independently of
-#: the masking patterns under test: mobiles, 163.com e-mails, Shenzhen landlines with or without
-#: the hyphen, 粤B plates (learner's and trailer ones too), QQ and WeChat IDs, spaced ID numbers and
-#: grouped card numbers.
-PLANTED = re.compile(
-    r"(?<!\d)1[3-9]\d{9}(?!\d)|szuser\d{4}@163\.com|0755-?\d{8}|粤B[A-Z0-9]{4}(?:[A-Z0-9]|学|挂)"
-    r"|QQ：\d{9}|sz_\d{6}|440304 19\d{6} \d{3}X|6222 \d{4} \d{4} 0012 345"
-)
 
 
 @dataclass(frozen=True)

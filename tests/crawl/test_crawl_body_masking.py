@@ -50,15 +50,14 @@ def test_a_handle_inside_a_longer_number_or_word_is_left_alone() -> None:
 
 
 def test_a_gbk_page_is_masked_in_its_own_charset_and_bytes_that_do_not_decode_pass_unchanged() -> None:
-    page = '<html><meta charset="gbk"><a href="/home/main?un=%E5%BC%A0">深圳网友&amp;张</a>电话02188886666</html>'
+    link = '<html><meta charset="gbk"><a href="/home/main?un=%E5%BC%A0">'
+    page = f"{link}深圳网友&amp;张</a>电话02188886666</html>"
     # Cut at the size limit in the middle of a two-byte character: the stray lead byte stays.
-    body = page.encode("gbk") + "停".encode("gbk")[:1]
+    stray = "停".encode("gbk")[:1]
     key = author_key(SECRET, "tieba", "深圳网友&张")
-    masked = _masked(body, "text/html; charset=GBK", "tieba", "深圳网友&张")
-    assert masked == f'<html><meta charset="gbk"><a href="/home/main?un=%E5%BC%A0">{key}</a>电话[电话]</html>'.encode(
-        "gbk"
-    ) + "停".encode("gbk")[:1]
-    assert body_encoding("text/html; charset=GBK", body) == "gb18030"
+    masked = _masked(page.encode("gbk") + stray, "text/html; charset=GBK", "tieba", "深圳网友&张")
+    assert masked == f"{link}{key}</a>电话[电话]</html>".encode("gbk") + stray
+    assert body_encoding("text/html; charset=GBK", page.encode("gbk")) == "gb18030"
 
 
 def test_url_quoted_and_json_escaped_forms_of_a_handle_are_replaced_too() -> None:
@@ -66,7 +65,8 @@ def test_url_quoted_and_json_escaped_forms_of_a_handle_are_replaced_too() -> Non
     key = author_key(SECRET, "tieba", handle)
     replacements = handle_replacements(SECRET, "tieba", [handle])
     assert set(replacements.values()) == {key}
-    assert {"%E7%BD%91%E5%8F%8B%E5%B0%8F%E5%BC%A0", "\\u7f51\\u53cb\\u5c0f\\u5f20", handle} <= set(replacements)
+    quoted, escaped = "%E7%BD%91%E5%8F%8B%E5%B0%8F%E5%BC%A0", "\\u7f51\\u53cb\\u5c0f\\u5f20"
+    assert {handle, quoted, escaped} <= set(replacements)
 
 
 def test_json_escapes_of_chinese_are_read_so_plates_and_wechat_ids_behind_them_are_masked() -> None:
@@ -76,7 +76,8 @@ def test_json_escapes_of_chinese_are_read_so_plates_and_wechat_ids_behind_them_a
 
 def test_handles_too_short_to_be_told_from_markup_are_not_replaced() -> None:
     assert handle_replacements(SECRET, "weibo", ["a", "123", "张"]) == {}
-    assert set(handle_replacements(SECRET, "weibo", ["张三"])) == {"张三", "%E5%BC%A0%E4%B8%89", "\\u5f20\\u4e09"}
+    forms = set(handle_replacements(SECRET, "weibo", ["张三"]))
+    assert forms == {"张三", "%E5%BC%A0%E4%B8%89", "\\u5f20\\u4e09"}
 
 
 def test_a_body_without_personal_data_or_handles_is_kept_byte_for_byte() -> None:
@@ -85,7 +86,9 @@ def test_a_body_without_personal_data_or_handles_is_kept_byte_for_byte() -> None
 
 
 def test_the_handles_behind_known_author_keys_are_found_again_in_an_old_body() -> None:
-    body = '<div class="from"><a href="https://www.douban.com/people/12345/">豆友&amp;12345</a></div>'.encode()
+    body = (
+        '<div class="from"><a href="https://www.douban.com/people/12345/">豆友&amp;12345</a></div>'.encode()
+    )
     keys = {author_key(SECRET, "douban", "https://www.douban.com/people/12345/"), "f" * 64}
     found = handles_behind(body, "text/html; charset=utf-8", SECRET, "douban", keys)
     assert found == {"https://www.douban.com/people/12345/"}
@@ -103,7 +106,8 @@ def _item(external_id: str, author: str | None) -> PostItem:
 
 
 def test_the_evidence_body_knows_every_author_of_its_response_and_hashes_the_body_as_served() -> None:
-    response = TextResponse("https://m.weibo.cn/api?page=1", body=b'{"a":1}', headers={"Content-Type": JSON_TYPE})
+    headers = {"Content-Type": JSON_TYPE}
+    response = TextResponse("https://m.weibo.cn/api?page=1", body=b'{"a":1}', headers=headers)
     items = list(
         EvidenceMiddleware().process_spider_output(
             response, [_item("1", "1986399651"), _item("2", None), _item("3", "用户2")]

@@ -133,7 +133,8 @@ def test_a_stored_body_is_masked_with_its_authors_keyed_and_keeps_the_sha256_and
     _store(database_url, _stamped(listing, item))
     raw = db.scalars(select(RawResponse)).one()
     key = author_key(load_settings(env={}).author_hash_key, "weibo", "1986399651")
-    assert decompressed(raw).decode() == f'{{"cards":[{{"id":"1","user":{{"id":{key}}},"text":"电话[电话]"}}]}}'
+    kept = f'{{"cards":[{{"id":"1","user":{{"id":{key}}},"text":"电话[电话]"}}]}}'
+    assert decompressed(raw).decode() == kept
     assert (raw.sha256, raw.size) == (hashlib.sha256(served).hexdigest(), len(served))
 
 

@@ -18,7 +18,8 @@ from storage.db import alembic_config, make_engine, upgrade
 SECRET = "migration-test-author-key-32-bytes"
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 POSTS = 250  # more than the migration's batch of 200, so a second batch is read
-BODY = '{"user":{"id":1986399651,"screen_name":"用户1986399651"},"text":"座机075512345678 QQ：12345678"}'.encode()
+USER = '"user":{"id":1986399651,"screen_name":"用户1986399651"}'
+BODY = f'{{{USER},"text":"座机075512345678 QQ：12345678"}}'.encode()
 
 platforms = sa.table(
     "platforms",
@@ -179,7 +180,8 @@ def test_with_the_author_key_set_a_stored_body_loses_personal_data_and_handles_a
     upgrade(unmasked_url)
     body, sha256, _, _ = _stored(unmasked_url)
     key = author_key(SECRET, "weibo", "1986399651")
-    assert body.decode() == f'{{"user":{{"id":{key},"screen_name":"用户{key}"}},"text":"座机[电话] QQ：[QQ号]"}}'
+    user = f'"user":{{"id":{key},"screen_name":"用户{key}"}}'
+    assert body.decode() == f'{{{user},"text":"座机[电话] QQ：[QQ号]"}}'
     assert sha256 == hashlib.sha256(BODY).hexdigest()
 
 
@@ -190,5 +192,5 @@ def test_without_the_author_key_a_stored_body_loses_personal_data_and_the_log_sa
     with caplog.at_level(logging.WARNING, logger="alembic.runtime.migration"):
         upgrade(unmasked_url)
     body, _, _, _ = _stored(unmasked_url)
-    assert body.decode() == '{"user":{"id":1986399651,"screen_name":"用户1986399651"},"text":"座机[电话] QQ：[QQ号]"}'
+    assert body.decode() == f'{{{USER},"text":"座机[电话] QQ：[QQ号]"}}'
     assert "WEISU_AUTHOR_HASH_KEY is not set: author handles in raw bodies" in caplog.text
