@@ -124,15 +124,29 @@ def test_the_simulator_plants_every_kind_of_personal_data(demo_database: tuple[s
     assert kinds == KINDS
 
 
+def _post_ids(url: str) -> re.Pattern[str]:
+    """The ids platforms gave the stored posts: Bilibili's 11-digit comment ids look like mobiles, but
+    they name a post, not a person (in a raw body the mask takes them all the same)."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        ids = set(connection.scalars(sa.select(Post.external_id)))
+        ids |= set(
+            connection.scalars(sa.select(Post.parent_external_id).where(Post.parent_external_id.is_not(None)))
+        )
+    engine.dispose()
+    return re.compile(r"(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, sorted(ids))) + r")(?![0-9A-Za-z])")
+
+
 def test_no_text_column_of_any_table_holds_what_the_masks_look_for(
     demo_database: tuple[str, set[str]],
 ) -> None:
     url, _ = demo_database
+    post_ids = _post_ids(url)
     scanned: set[tuple[str, str]] = set()
     found = []
     for table, column, text in every_text_cell(url):
         scanned.add((table, column))
-        kinds = mask_personal_data(NOT_PERSONAL.sub(" ", text))[1]
+        kinds = mask_personal_data(post_ids.sub(" ", NOT_PERSONAL.sub(" ", text)))[1]
         if kinds:
             found.append((table, column, kinds))
     assert found == []
