@@ -10,10 +10,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RawBody:
-    """The response a post came from, as served (bytes, not re-encoded), cut at the configured size.
+    """The response a post came from, as served, cut at the configured size.
 
     One object per response, shared by every item parsed from it; ``sha256`` is of ``body`` (the
-    bytes kept), so a downloaded body can be checked against it; ``size`` is the size as served.
+    bytes as served, kept up to the limit), so the original can be proven against it after the
+    store pipeline has masked the copy it keeps; ``size`` is the size as served; ``handles`` are the
+    author handles of every item parsed from it, which the stored copy replaces by their keys.
     """
 
     url: str
@@ -23,13 +25,22 @@ class RawBody:
     body: bytes
     size: int
     sha256: str
+    handles: frozenset[str] = frozenset()
 
     @classmethod
     def of(
-        cls, url: str, status: int, content_type: str | None, fetched_at: datetime, body: bytes, limit: int
+        cls,
+        url: str,
+        status: int,
+        content_type: str | None,
+        fetched_at: datetime,
+        body: bytes,
+        limit: int,
+        handles: frozenset[str] = frozenset(),
     ) -> RawBody:
         kept = body[:limit]
-        return cls(url, status, content_type, fetched_at, kept, len(body), hashlib.sha256(kept).hexdigest())
+        digest = hashlib.sha256(kept).hexdigest()
+        return cls(url, status, content_type, fetched_at, kept, len(body), digest, handles)
 
 
 @dataclass

@@ -113,7 +113,7 @@ def compress_body(body: bytes) -> bytes:
 
 
 def decompressed(raw: RawResponse) -> bytes:
-    """The body exactly as the platform served it (up to the size limit kept)."""
+    """The body kept: as the platform served it (up to the size limit), personal data masked."""
     return gzip.decompress(raw.body_gz)
 
 

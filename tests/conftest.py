@@ -126,7 +126,7 @@ def _activate(session: Session, report: TrainReport) -> None:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def activate_model() -> Callable[[Session, TrainReport], None]:
     """Make the session-trained model the active one in a test database."""
     return _activate

@@ -2,7 +2,9 @@
 
 Spiders stay unaware of it: whatever item leaves a callback gets ``item.evidence``, one shared
 ``RawBody`` per response (the detail page for listing+detail boards, else the listing or API page).
-The store pipeline writes the body once per distinct SHA-256 beside the posts.
+A callback's output is gathered before it goes on, so the body knows the author handles of every
+item parsed from it; the store pipeline masks it (crawlers.body_masking) and writes it once per
+distinct SHA-256 of the original beside the posts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class EvidenceMiddleware:
     def from_crawler(cls, crawler: Crawler) -> EvidenceMiddleware:
         return cls(crawler.settings.getint("WEISU_MAX_RAW_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
 
-    def raw_body(self, response: Response) -> RawBody:
+    def raw_body(self, response: Response, handles: frozenset[str]) -> RawBody:
         content_type = response.headers.get(b"Content-Type")
         return RawBody.of(
             url=response.url,
@@ -36,22 +38,24 @@ class EvidenceMiddleware:
             fetched_at=datetime.now(UTC),
             body=response.body,
             limit=self.max_body_bytes,
+            handles=handles,
         )
 
+    def stamp(self, response: Response, output: list[Any]) -> list[Any]:
+        """Stamp the output's unstamped items with one body (built only when there is one: most
+        responses yield requests alone) that knows all their authors."""
+        items = [e for e in output if isinstance(e, PostItem) and e.evidence is None]
+        if items:
+            raw = self.raw_body(response, frozenset(item.author for item in items if item.author))
+            for item in items:
+                item.evidence = raw
+        return output
+
     def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        raw: RawBody | None = None  # built on the first item only: most responses yield requests alone
-        for element in result:
-            if isinstance(element, PostItem) and element.evidence is None:
-                raw = raw or self.raw_body(response)
-                element.evidence = raw
-            yield element
+        yield from self.stamp(response, list(result))
 
     async def process_spider_output_async(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
-        raw: RawBody | None = None
-        async for element in result:
-            if isinstance(element, PostItem) and element.evidence is None:
-                raw = raw or self.raw_body(response)
-                element.evidence = raw
+        for element in self.stamp(response, [element async for element in result]):
             yield element

@@ -1,4 +1,4 @@
-"""Mask personal data (ID numbers, e-mails, mobile and landline numbers, licence plates) before storage."""
+"""Mask personal data (ID, card, phone, QQ and WeChat numbers, e-mails, plates) before storage."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Store posts in batches with the raw bodies behind them; posts already stored are skipped, so a
-re-crawl adds nothing (no post, no body)."""
+"""Store posts in batches with the raw bodies behind them, masked; posts already stored are skipped,
+so a re-crawl adds nothing (no post, no body)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from sqlalchemy.orm import Session
 
+from crawlers.body_masking import handle_replacements, mask_body
 from crawlers.items import PostItem, RawBody
 from crawlers.text import content_hash
 from storage.db import session_factory_for, session_scope
@@ -28,9 +29,12 @@ Pending = tuple[dict[str, Any], RawBody | None]
 
 
 class StorePipeline:
-    def __init__(self, crawler: Crawler, database_url: str, batch_size: int = 100) -> None:
+    def __init__(
+        self, crawler: Crawler, database_url: str, author_hash_key: str, batch_size: int = 100
+    ) -> None:
         self.crawler = crawler
         self.database_url = database_url
+        self.author_hash_key = author_hash_key
         self.batch_size = batch_size
         self.batch: list[Pending] = []
         self.newest: tuple[str, str] | None = None
@@ -40,7 +44,12 @@ class StorePipeline:
         settings = crawler.settings.get("WEISU_SETTINGS")
         if settings is None:
             raise NotConfigured("WEISU_SETTINGS is not set")
-        return cls(crawler, settings.database_url, crawler.settings.getint("WEISU_STORE_BATCH", 100))
+        return cls(
+            crawler,
+            settings.database_url,
+            settings.author_hash_key,
+            crawler.settings.getint("WEISU_STORE_BATCH", 100),
+        )
 
     def process_item(self, item: Any) -> PostItem:
         evidence: RawBody | None = item.evidence
@@ -79,7 +88,9 @@ class StorePipeline:
         self.stats.inc_value("weisu/posts_seen_before", len(batch) - stored)
 
     def _store_bodies(self, session: Session, fresh: list[Pending]) -> dict[str, int]:
-        """Bodies are compressed only when their SHA-256 is new: a listing behind twenty posts once."""
+        """Bodies are masked and compressed only when their SHA-256 (of the body as served) is new: a
+        listing behind twenty posts once. The SHA-256 kept is the original's, so the original can be
+        proven; the bytes kept are masked like the posts, handles replaced by their author keys."""
         known = raw_response_ids(session, (body.sha256 for _, body in fresh if body is not None))
         new: dict[str, tuple[str, RawBody]] = {}
         for row, body in fresh:
@@ -94,7 +105,7 @@ class StorePipeline:
                 "fetched_at": body.fetched_at,
                 "sha256": body.sha256,
                 "size": body.size,
-                "body_gz": compress_body(body.body),
+                "body_gz": compress_body(self.masked(platform_id, body)),
             }
             for platform_id, body in new.values()
         ]
@@ -102,6 +113,10 @@ class StorePipeline:
             known |= insert_raw_responses(session, rows)
             self.stats.inc_value("weisu/raw_responses_stored", len(rows))
         return known
+
+    def masked(self, platform_id: str, body: RawBody) -> bytes:
+        replacements = handle_replacements(self.author_hash_key, platform_id, body.handles)
+        return mask_body(body.body, body.content_type, replacements)
 
     def close_spider(self) -> None:
         self.flush()

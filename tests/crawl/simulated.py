@@ -6,7 +6,6 @@ counts written into a test, so the tests grow with every platform added.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +22,6 @@ from fixtures.simulator.app import create_app
 from settings import Settings, load_settings
 from storage.db import session_factory_for, session_scope, upgrade
 from storage.models import CrawlRun, Post
-
-#: What the simulator plants (fixtures/simulator/corpus.py personal_data), found independently of
-#: the masking patterns under test: mobiles, 163.com e-mails, Shenzhen landlines, 粤B plates.
-PLANTED = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|szuser\d{4}@163\.com|0755-\d{8}|粤B[A-Z0-9]{5}")
 
 
 @dataclass(frozen=True)

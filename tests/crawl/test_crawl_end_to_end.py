@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 from simulated import (
-    PLANTED,
     Simulator,
     crawl_runs,
     crawl_settings,
@@ -33,6 +32,7 @@ from simulated import (
 from crawlers.runner import CrawlResult, run_crawl
 from crawlers.text import mask_personal_data, normalise_text
 from fixtures.samples.replay import SAMPLES_DIR
+from fixtures.simulator.corpus import PLANTED
 from settings import Settings
 from storage.models import Post
 

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import scrapy
 from scrapy.http import HtmlResponse, TextResponse
@@ -18,7 +19,7 @@ from crawlers.middlewares.evidence import EvidenceMiddleware
 from crawlers.pipelines.store import StorePipeline
 from crawlers.runner import run_crawl
 from crawlers.spiders import JsonFeedSpider
-from crawlers.text import normalise_text
+from crawlers.text import author_key, normalise_text
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from settings import load_settings
@@ -57,7 +58,7 @@ def _stamped(response: TextResponse, *items: PostItem, limit: int = 2 * 1024 * 1
 def _store(database_url: str, items: list[PostItem]) -> None:
     settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
     crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "weibo"})
-    store = StorePipeline(crawler, database_url, batch_size=100)
+    store = StorePipeline(crawler, database_url, settings.author_hash_key, batch_size=100)
     for item in items:
         store.process_item(item)
     store.close_spider()
@@ -122,6 +123,21 @@ def test_stored_posts_link_to_their_body_stored_once_whose_sha256_matches(
     assert raw_response_for_post(db, posts["9"].id) == detail
 
 
+def test_a_stored_body_is_masked_with_its_authors_keyed_and_keeps_the_sha256_and_size_as_served(
+    database_url: str, db: Session
+) -> None:
+    served = '{"cards":[{"id":"1","user":{"id":1986399651},"text":"电话02188886666"}]}'.encode()
+    listing = LISTING.replace(body=served)
+    item = _item("1")
+    item.author = "1986399651"
+    _store(database_url, _stamped(listing, item))
+    raw = db.scalars(select(RawResponse)).one()
+    key = author_key(load_settings(env={}).author_hash_key, "weibo", "1986399651")
+    kept = f'{{"cards":[{{"id":"1","user":{{"id":{key}}},"text":"电话[电话]"}}]}}'
+    assert decompressed(raw).decode() == kept
+    assert (raw.sha256, raw.size) == (hashlib.sha256(served).hexdigest(), len(served))
+
+
 def test_a_gbk_page_is_kept_as_the_bytes_served_not_re_encoded(database_url: str, db: Session) -> None:
     _store(database_url, _stamped(DETAIL_GBK, _item("9")))
     post = db.scalars(select(Post)).one()
@@ -148,10 +164,12 @@ def test_a_post_stored_without_evidence_has_no_raw_response(database_url: str, d
     assert raw_response_for_post(db, post.id + 1000) is None
 
 
-def test_a_crawl_of_a_gb18030_board_keeps_each_detail_page_and_a_re_crawl_keeps_nothing_new(
+def test_a_crawl_of_a_gb18030_board_keeps_each_detail_page_masked_and_a_re_crawl_keeps_nothing_new(
     sqlite_url: str,
 ) -> None:
-    with serve_in_thread(create_app(42)) as simulator:
+    app = create_app(42)
+    authors = {post.external_id: post.author_name for post in app.state.world.posts["tieba"]}
+    with serve_in_thread(app) as simulator:
         settings = load_settings(env={"WEISU_SIMULATOR_URL": simulator, "WEISU_DATABASE_URL": sqlite_url})
         (first,) = run_crawl(settings, ["tieba"])
         factory = make_session_factory(make_engine(sqlite_url))
@@ -161,9 +179,13 @@ def test_a_crawl_of_a_gb18030_board_keeps_each_detail_page_and_a_re_crawl_keeps_
             raws = {raw.id: raw for raw in session.scalars(select(RawResponse))}
             for post in posts:
                 raw = raws[post.raw_response_id]  # type: ignore[index]
-                assert hashlib.sha256(decompressed(raw)).hexdigest() == raw.sha256
                 assert raw.url == post.url  # a board's post comes from its detail page
-                assert post.text[:10] in normalise_text(decompressed(raw).decode("gb18030"))
+                # The SHA-256 kept is of the page as served; the copy kept has the author's key
+                # where the page had the author's name.
+                assert hashlib.sha256(httpx.get(raw.url).content).hexdigest() == raw.sha256
+                kept = decompressed(raw).decode("gb18030")
+                assert (authors[post.external_id] in kept, post.author_key in kept) == (False, True)
+                assert post.text[:10] in normalise_text(kept)
         (second,) = run_crawl(settings, ["tieba"])
         with session_scope(factory) as session:
             assert session.scalar(select(func.count()).select_from(RawResponse)) == bodies

@@ -54,7 +54,7 @@ def test_run_recorder_and_store_write_posts_runs_and_high_water_mark(database_ur
     crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "weibo"})
     spider = JsonFeedSpider.from_crawler(crawler, platform_id="weibo")
     recorder = CrawlRunRecorder.from_crawler(crawler)
-    store = StorePipeline(crawler, settings.database_url, batch_size=2)
+    store = StorePipeline(crawler, settings.database_url, settings.author_hash_key, batch_size=2)
 
     recorder.spider_opened(spider)
     for item in (_item("1", "停水", 5), _item("2", "停电", 9), _item("1", "停水", 5), _item("3", "井盖", 1)):

@@ -38,15 +38,15 @@ def alice(app) -> Iterator[TestClient]:
         yield client
 
 
-def keep_raw(session, lead: Lead) -> Post:
-    """Attach a stored raw response to the lead's first evidence post."""
+def keep_raw(session, lead: Lead, served: bytes = RAW_BODY) -> Post:
+    """Attach a stored raw response (RAW_BODY, kept for a body ``served`` so) to the lead's first post."""
     post = session.scalars(select(Post).join(LeadPost).where(LeadPost.lead_id == lead.id)).first()
     raw = RawResponse(
         platform_id=post.platform_id,
         url=post.url,
         content_type="application/json",
-        sha256=hashlib.sha256(RAW_BODY).hexdigest(),
-        size=len(RAW_BODY),
+        sha256=hashlib.sha256(served).hexdigest(),
+        size=len(served),
         body_gz=gzip.compress(RAW_BODY),
     )
     session.add(raw)
@@ -78,6 +78,18 @@ def test_raw_evidence_downloads_as_an_attachment_with_its_hash(alice, make_lead,
     assert response.headers["x-weisu-sha256"] == hashlib.sha256(RAW_BODY).hexdigest()
     assert response.headers["content-disposition"].startswith(f'attachment; filename="weisu-post-{post.id}-')
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_raw_evidence_names_the_sha256_of_the_masked_bytes_sent_and_of_the_body_as_served(
+    alice, make_lead, session
+) -> None:
+    served = RAW_BODY.replace(b"}", b',"tel":"075512345678"}')
+    lead = make_lead()
+    post = keep_raw(session, lead, served=served)
+    response = alice.get(f"/leads/{lead.id}/posts/{post.id}/raw")
+    assert response.content == RAW_BODY
+    assert response.headers["x-weisu-sha256"] == hashlib.sha256(RAW_BODY).hexdigest()
+    assert response.headers["x-weisu-original-sha256"] == hashlib.sha256(served).hexdigest()
 
 
 def test_raw_evidence_of_another_leads_post_is_not_found(alice, make_lead, session) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Annotated
 
@@ -258,15 +259,19 @@ def renew_claim(request: Request, session: DbSession, user: AnalystPage, lead_id
 
 @router.get("/leads/{lead_id}/posts/{post_id}/raw")
 def raw_evidence(session: DbSession, user: AnalystPage, lead_id: LeadId, post_id: PostId) -> Response:
-    """The platform's exact response behind an evidence post, as a download — never rendered as a page."""
+    """The platform's response behind an evidence post, masked as posts are, as a download — never
+    rendered as a page. X-Weisu-SHA256 is of the bytes sent; X-Weisu-Original-SHA256 of the body as
+    the platform served it, which proves an original copy (the platform's, an archive's) genuine."""
     raw = review.raw_evidence(session=session, lead_id=lead_id, post_id=post_id)
     if raw is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no raw response kept for this post")
+    body = decompressed(raw)
     headers = {
         "Content-Disposition": f'attachment; filename="weisu-post-{post_id}-{raw.sha256[:12]}.raw"',
-        "X-Weisu-SHA256": raw.sha256,
+        "X-Weisu-SHA256": hashlib.sha256(body).hexdigest(),
+        "X-Weisu-Original-SHA256": raw.sha256,
         "X-Weisu-Fetched-At": raw.fetched_at.isoformat(),
         "X-Weisu-Source-Status": str(raw.status),
     }
     # application/octet-stream + attachment + nosniff: hostile HTML in the body cannot run on our origin.
-    return Response(decompressed(raw), media_type="application/octet-stream", headers=headers)
+    return Response(body, media_type="application/octet-stream", headers=headers)
