@@ -61,8 +61,8 @@ STEPS = ("tokenise", "score", "place", "urgency", "merge")
 
 def simulator_posts(seeds: tuple[int, ...] = SEEDS) -> list[dict[str, Any]]:
     """Every post the simulator serves for these seeds, as rows for ``posts`` (masked like a crawl)."""
-    from crawlers.text import mask_personal_data
     from fixtures.simulator.world import build_world
+    from storage.personal_data import mask_personal_data
 
     rows = []
     for seed in seeds:

@@ -126,7 +126,7 @@ class RawResponse(Base):
     """A platform's answer, masked and gzip-compressed, kept as evidence: posts get edited or deleted.
 
     ``body_gz`` holds the body with personal data masked and author handles replaced by their keyed
-    hash (crawlers.body_masking), in the charset it was served in. ``sha256`` is of the body as
+    hash (storage.body_masking), in the charset it was served in. ``sha256`` is of the body as
     served (the original, up to the size limit), so an original copy can still be proven genuine;
     it is unique, so the listing page behind twenty posts is stored once and a re-crawl of an
     unchanged page stores nothing.

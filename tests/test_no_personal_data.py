@@ -17,16 +17,16 @@ from sqlalchemy.orm import Session
 from classify.detection import detect_new_posts
 from classify.training import TrainReport
 from cli import initialise_database
-from crawlers.body_masking import body_encoding
 from crawlers.runner import run_crawl
-from crawlers.text import mask_personal_data
 from fixtures.dispatch_simulator.app import create_app as create_dispatch_app
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app as create_platform_app
 from fixtures.simulator.corpus import PLANTED
 from settings import Settings, load_settings
+from storage.body_masking import body_encoding
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Lead, Post, RawResponse
+from storage.personal_data import mask_personal_data
 from verify import workflow
 from verify.pusher import push_pending
 

@@ -3,7 +3,7 @@
 Spiders stay unaware of it: whatever item leaves a callback gets ``item.evidence``, one shared
 ``RawBody`` per response (the detail page for listing+detail boards, else the listing or API page).
 A callback's output is gathered before it goes on, so the body knows the author handles of every
-item parsed from it; the store pipeline masks it (crawlers.body_masking) and writes it once per
+item parsed from it; the store pipeline masks it (storage.body_masking) and writes it once per
 distinct SHA-256 of the original beside the posts.
 """
 

@@ -7,7 +7,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawlers.items import PostItem
-from crawlers.text import mask_personal_data
+from storage.personal_data import mask_personal_data
 
 
 class MaskPipeline:

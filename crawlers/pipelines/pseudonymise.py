@@ -8,7 +8,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from crawlers.items import PostItem
-from crawlers.text import author_key
+from storage.personal_data import author_key
 
 
 class PseudonymisePipeline:

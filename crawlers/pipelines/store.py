@@ -10,10 +10,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from sqlalchemy.orm import Session
 
-from crawlers.body_masking import handle_replacements, mask_body
 from crawlers.items import PostItem, RawBody
-from crawlers.text import content_hash
+from storage.body_masking import handle_replacements, mask_body
 from storage.db import session_factory_for, session_scope
+from storage.personal_data import content_hash
 from storage.queries import (
     compress_body,
     insert_posts,

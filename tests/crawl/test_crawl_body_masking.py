@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from scrapy.http import HtmlResponse, TextResponse
 
-from crawlers.body_masking import body_encoding, handle_replacements, handles_behind, mask_body
 from crawlers.items import PostItem
 from crawlers.middlewares.evidence import EvidenceMiddleware
-from crawlers.text import author_key
+from storage.body_masking import body_encoding, handle_replacements, handles_behind, mask_body
+from storage.personal_data import author_key
 
 SECRET = "test-author-hash-key-of-32-bytes!"
 JSON_TYPE = "application/json; charset=utf-8"

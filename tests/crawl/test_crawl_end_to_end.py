@@ -30,11 +30,12 @@ from simulated import (
 )
 
 from crawlers.runner import CrawlResult, run_crawl
-from crawlers.text import mask_personal_data, normalise_text
+from crawlers.text import normalise_text
 from fixtures.samples.replay import SAMPLES_DIR
 from fixtures.simulator.corpus import PLANTED
 from settings import Settings
 from storage.models import Post
+from storage.personal_data import mask_personal_data
 
 GB_CHARSETS = ("gbk", "gb2312", "gb18030")
 

@@ -19,12 +19,13 @@ from crawlers.middlewares.evidence import EvidenceMiddleware
 from crawlers.pipelines.store import StorePipeline
 from crawlers.runner import run_crawl
 from crawlers.spiders import JsonFeedSpider
-from crawlers.text import author_key, normalise_text
+from crawlers.text import normalise_text
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Post, RawResponse
+from storage.personal_data import author_key
 from storage.queries import decompressed, raw_response_for_post, sync_platforms
 
 LISTING = TextResponse(

@@ -17,10 +17,10 @@ from crawlers.pipelines.normalise import NormalisePipeline
 from crawlers.pipelines.pseudonymise import PseudonymisePipeline
 from crawlers.pipelines.store import StorePipeline
 from crawlers.spiders import JsonFeedSpider
-from crawlers.text import author_key
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import CrawlRun, Platform, Post
+from storage.personal_data import author_key
 
 
 def _item(external_id: str, text: str, minute: int = 0) -> PostItem:

@@ -13,10 +13,10 @@ from crawlers.fields import json_path
 from crawlers.incremental import seen_content
 from crawlers.robots import SharedProtegoRobotParser
 from crawlers.spiders import HtmlBoardSpider, JsonFeedSpider
-from crawlers.text import content_hash
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import CrawlRun, Platform
+from storage.personal_data import content_hash
 from storage.queries import insert_posts, sync_platforms
 
 ROBOTS = b"User-agent: *\nDisallow: /p/tieba/share/\nAllow: /\n"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from crawlers.fields import fill_template, is_xpath, json_path, parse_time, to_int
-from crawlers.text import author_key, content_hash, mask_personal_data, normalise_text
+from crawlers.text import normalise_text
+from storage.personal_data import author_key, content_hash, mask_personal_data
 
 WEIBO_HTML = (
     '<a  href="https://m.weibo.cn/search?containerid=231522" data-hide="">'

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from crawlers.text import author_key, content_hash
 from storage.db import alembic_config, make_engine, upgrade
+from storage.personal_data import author_key, content_hash
 
 SECRET = "migration-test-author-key-32-bytes"
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from crawlers.runner import CrawlResult, run_crawl
-from crawlers.text import mask_personal_data, normalise_text
+from crawlers.text import normalise_text
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.groups.boards import CROSS_POSTED, PLATFORMS
@@ -27,6 +27,7 @@ from fixtures.simulator.world import all_platforms
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope, upgrade
 from storage.models import Post
+from storage.personal_data import mask_personal_data
 
 #: Boards served in a GBK-family charset, with the charset each declares.
 LEGACY_CHARSETS = {"szbbs": "gbk", "autohome": "gb2312", "fang": "gbk", "baidu_zhidao": "gbk"}

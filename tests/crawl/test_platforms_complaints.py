@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from crawlers.runner import CrawlResult, run_crawl
-from crawlers.text import mask_personal_data, normalise_text
+from crawlers.text import normalise_text
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.groups import complaints
@@ -27,6 +27,7 @@ from fixtures.simulator.world import all_platforms
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope, upgrade
 from storage.models import Post
+from storage.personal_data import mask_personal_data
 
 GROUP = list(complaints.PLATFORMS)
 #: Platforms whose every served post a crawl stores.

@@ -16,13 +16,14 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from crawlers.runner import CrawlResult, run_crawl
-from crawlers.text import mask_personal_data, normalise_text
+from crawlers.text import normalise_text
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.groups import social
 from settings import Settings, load_settings
 from storage.db import make_engine, make_session_factory, session_scope, upgrade
 from storage.models import Post
+from storage.personal_data import mask_personal_data
 
 SOCIAL = social.PLATFORMS
 

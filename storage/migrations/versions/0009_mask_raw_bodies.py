@@ -6,7 +6,7 @@ Revision ID: 0009
 Revises: 0007
 Create Date: 2026-12-02 16:00:00.000000
 
-Uses today's masking functions (crawlers.text, crawlers.body_masking) on purpose: the point is that
+Uses today's masking functions (storage.personal_data, storage.body_masking) on purpose: the point is that
 old rows end up as a crawl would store them now. Rows are read a batch at a time in id order (keyset
 pagination, so memory stays flat on SQLite and PostgreSQL) and written only when masking changed
 them. ``raw_responses.sha256`` was always of the body as served and stays: the original can still
@@ -15,7 +15,7 @@ be proven.
 Author handles: the handles behind a stored body were never kept, only their keyed hash
 (posts.author_key). With ``WEISU_AUTHOR_HASH_KEY`` in the environment the migration hashes each
 string of a body (JSON strings and numbers, HTML text and attribute values) and replaces those whose
-hash is the author_key of a post parsed from that body, in every form (crawlers.body_masking). Without
+hash is the author_key of a post parsed from that body, in every form (storage.body_masking). Without
 the key no handle can be recognised, and a guessed key would silently find nothing: the bodies get
 their personal data masked and the migration logs that their handles remain (run it with the key
 set, or re-crawl, to replace them).
@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -73,7 +73,7 @@ def _batches(connection: sa.Connection, table: Any, *columns: Any) -> Iterator[l
 
 
 def _mask_raw_bodies(connection: sa.Connection, secret: str | None) -> int:
-    from crawlers.body_masking import handle_replacements, handles_behind, mask_body
+    from storage.body_masking import handle_replacements, handles_behind, mask_body
     from storage.queries import compress_body
 
     changed = 0
@@ -101,7 +101,7 @@ def _mask_raw_bodies(connection: sa.Connection, secret: str | None) -> int:
 
 
 def _mask_posts(connection: sa.Connection) -> int:
-    from crawlers.text import content_hash, mask_personal_data
+    from storage.personal_data import content_hash, mask_personal_data
 
     changed = 0
     for rows in _batches(connection, posts, posts.c.title, posts.c.text):
@@ -116,7 +116,7 @@ def _mask_posts(connection: sa.Connection) -> int:
 
 
 def _mask_leads(connection: sa.Connection) -> int:
-    from crawlers.text import mask_personal_data
+    from storage.personal_data import mask_personal_data
 
     changed = 0
     for rows in _batches(connection, leads, leads.c.summary):

@@ -1,7 +1,7 @@
 """Mask a raw response body as its posts are masked: personal data out, author handles keyed-hashed.
 
 The body is decoded the way Scrapy decodes it (w3lib: Content-Type charset, BOM, declared
-charset), masked with ``crawlers.text.mask_personal_data`` and re-encoded in the charset it was
+charset), masked with ``storage.personal_data.mask_personal_data`` and re-encoded in the charset it was
 served in, not as UTF-8: the stored file then still agrees with its Content-Type header and with
 any ``<meta charset>`` or ``<?xml encoding?>`` inside it, and only the masked spans differ from
 the bytes served. Bytes that do not decode (a body cut at the size limit inside a character, a
@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus
 
 from w3lib.encoding import html_to_unicode
 
-from crawlers.text import author_key, mask_personal_data
+from storage.personal_data import author_key, mask_personal_data
 
 ERRORS = "weisu-evidence"
 #: ASCII handles shorter than this are not replaced: a uid "7" would rewrite every lone 7 in the page.
