@@ -136,7 +136,12 @@ def test_a_taken_port_stops_the_demo_in_one_line_before_it_crawls(
 
 
 def test_make_demo_passes_port_through() -> None:
+    # --no-print-directory: under `make test` this make is nested and would add "Leaving directory".
     dry_run = subprocess.run(
-        ["make", "-n", "demo", "PORT=8001"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "demo", "PORT=8001"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert dry_run.stdout.splitlines()[-1] == ".venv/bin/weisu demo --port 8001"
