@@ -17,6 +17,18 @@ from verify.responsibility import RuleRow
 from verify.sync import sync_statuses
 
 
+def sent_forms(settings, session_factory) -> list[dict[str, str]]:
+    """Push every queued ticket to a server that accepts each; the forms it received, in order."""
+    forms: list[dict[str, str]] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        forms.append(dict(httpx.QueryParams(request.content.decode())))
+        return httpx.Response(201, json=[{"service_request_id": "sr-1"}])
+
+    push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
+    return forms
+
+
 @pytest.fixture
 def listed(session):
     for row in (
@@ -61,13 +73,7 @@ def test_the_analysts_unit_wins_over_the_list_and_a_lead_without_district_gets_n
     listed, session_factory, make_lead, settings
 ) -> None:
     promote(listed, make_lead, settings, district=None, street=None, responsible_unit="深圳市水务局")
-    forms: list[dict[str, str]] = []
-
-    def accept(request: httpx.Request) -> httpx.Response:
-        forms.append(dict(httpx.QueryParams(request.content.decode())))
-        return httpx.Response(201, json=[{"service_request_id": "sr-1"}])
-
-    push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
+    forms = sent_forms(settings, session_factory)
     [form] = forms
     assert form["attribute[responsible_unit]"] == "深圳市水务局"
     assert "lat" not in form and "long" not in form
@@ -80,13 +86,7 @@ def test_only_whole_http_links_are_sent_as_evidence(session, session_factory, ma
     for post_id, url in hostile.items():
         session.execute(update(Post).where(Post.id == post_id).values(url=url))
     session.commit()
-    forms: list[dict[str, str]] = []
-
-    def accept(request: httpx.Request) -> httpx.Response:
-        forms.append(dict(httpx.QueryParams(request.content.decode())))
-        return httpx.Response(201, json=[{"service_request_id": "sr-1"}])
-
-    push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
+    forms = sent_forms(settings, session_factory)
     assert forms[0]["attribute[evidence]"] == posts[2].url
     assert forms[0]["attribute[lead_id]"] == str(ticket.lead_id)
 
@@ -159,13 +159,7 @@ def test_the_reference_opens_the_description_even_when_it_is_cut_to_the_limit(
     long_payload = {**ticket.payload, "description": "路灯不亮" * 1500}  # as another mapping might build it
     session.execute(update(Ticket).where(Ticket.id == ticket.id).values(payload=long_payload))
     session.commit()
-    forms: list[dict[str, str]] = []
-
-    def accept(request: httpx.Request) -> httpx.Response:
-        forms.append(dict(httpx.QueryParams(request.content.decode())))
-        return httpx.Response(201, json=[{"service_request_id": "sr-1"}])
-
-    push_pending(settings, session_factory, transport=httpx.MockTransport(accept))
+    forms = sent_forms(settings, session_factory)
     [form] = forms
     assert form["description"].startswith(f"【{ticket.idempotency_key}】路灯不亮")
     assert len(form["description"]) == 4000
