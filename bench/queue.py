@@ -15,19 +15,17 @@ import secrets
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 from settings import load_settings
 from storage.base import utcnow
-from storage.db import make_engine, make_session_factory, upgrade
+from storage.db import make_engine, make_session_factory, temporary_postgres_schema, upgrade
 from storage.models import Lead, LeadState, Priority
 from verify.users import create_user
 from verify.web.app import create_app
@@ -137,23 +135,6 @@ def _time_query(url: str, query: Callable[[Any], Any]) -> dict[str, float]:
     return {"baseline_p95_ms": round(_p95(samples), 2)}
 
 
-@contextmanager
-def _postgres_schema(base_url: str) -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        base_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def _measure(url: str) -> dict[str, Any]:
     upgrade(url)
     started = time.perf_counter()
@@ -175,7 +156,7 @@ def bench_queue() -> dict[str, Any]:
     }
     postgres_url = os.environ.get("WEISU_BENCH_POSTGRES_URL") or os.environ.get("WEISU_TEST_DATABASE_URL")
     if postgres_url:
-        with _postgres_schema(postgres_url) as url:
+        with temporary_postgres_schema(postgres_url, "bench") as url:
             result["postgresql"] = _measure(url)
     return result
 

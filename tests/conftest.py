@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from classify.model import TASK
 from classify.training import TrainReport, train_and_activate
 from settings import Settings, load_settings
-from storage.db import make_engine, make_session_factory, session_scope, upgrade
+from storage.db import make_engine, make_session_factory, session_scope, temporary_postgres_schema, upgrade
 from storage.models import ModelVersion
 
 POSTGRES_URL = os.environ.get("WEISU_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
-
-
-def _postgres_schema_url(base_url: str, schema: str) -> str:
-    separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}options=-csearch_path%3D{schema}"
-
-
-def _admin_url(base_url: str) -> str:
-    return base_url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,18 +28,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
         return
     assert POSTGRES_URL
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = _postgres_schema_url(POSTGRES_URL, schema)
-    try:
+    with temporary_postgres_schema(POSTGRES_URL, "t") as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
