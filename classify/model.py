@@ -61,6 +61,8 @@ class Prediction:
     category_probability: float | None  # None when the text was not categorised (see predict)
     best_category: str | None
     top_terms: list[list[Any]] = field(default_factory=list)  # [[term, weight], …]
+    request_type: str | None = None  # a storage.models.RequestType value; None from models without one
+    request_type_probability: float | None = None
 
 
 class Detector:

@@ -49,6 +49,22 @@ class Priority(enum.StrEnum):
     ORDINARY = "ordinary"
 
 
+class RequestType(enum.StrEnum):
+    """What a lead asks for: a problem to fix, a question to answer, or a suggestion."""
+
+    PROBLEM = "problem"
+    QUESTION = "question"
+    SUGGESTION = "suggestion"
+
+
+#: The analysts' names for the request types (UI, exports, reports).
+REQUEST_TYPE_LABELS: dict[RequestType, str] = {
+    RequestType.PROBLEM: "问题",
+    RequestType.QUESTION: "咨询",
+    RequestType.SUGGESTION: "建议",
+}
+
+
 class TicketState(enum.StrEnum):
     QUEUED = "queued"
     SENT = "sent"
