@@ -42,6 +42,16 @@ def main() -> int:
             f"{result['baseline']:.1f} ({result.get('baseline_name', 'baseline')})",
             f"{result['weisu'] / result['baseline']:.2f}" if result["baseline"] else "n/a",
         )
+    detect = results["detect"]
+    if detect.get("bare_rjieba"):
+        # Detection's second baseline: bare tokenising with the segmenter it uses itself.
+        table.add_row(
+            "detect",
+            str(detect["unit"]),
+            f"{detect['weisu']:.1f}",
+            f"{detect['bare_rjieba']:.1f} (bare rjieba)",
+            f"{detect['ratio_to_rjieba']:.2f}",
+        )
     console.print(table)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"python {platform.python_version()} on {platform.machine()}, peak RSS {peak_mib:.0f} MiB")

@@ -19,6 +19,7 @@ NOISE_FILES = {
     "negatives_weibo_comments_segmented.csv": True,
     "negatives_chitchat.csv": False,
     "negatives_food_delivery_reviews.csv": False,
+    "negatives_social_cold.csv": False,
 }
 #: One group in five goes to validation; the assignment hashes the group key, so it never changes.
 VALIDATION_BUCKETS = 5
@@ -28,14 +29,26 @@ _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
+#: The cities whose requests the corpus holds: the anonymised provincial board and two real cities.
+BOARD, JIAMUSI, FUZHOU = "board", "jiamusi", "fuzhou"
+#: The real cities' request files: file name → city. Each row has title, text and the published type.
+CITY_FILES = {"letters_jiamusi.csv": JIAMUSI, "requests_fuzhou_rivers.csv": FUZHOU}
+#: Published request types that are problems to fix (the rest are questions and suggestions).
+PROBLEM_LABELS = frozenset({"投诉", "举报", "求助", "反映问题"})
+#: A request whose own text is this short is what a one-line post looks like (issue #14's "short").
+SHORT_CHARS = 60
+
+
 @dataclass(frozen=True)
 class Example:
     text: str
     relevance: str  # lead | noise
     category: str | None  # first-level category, when labelled
-    kind: str  # letter | title | sentence | noise:<source>
+    kind: str  # letter | title | sentence | short | noise:<source>
     group: str
     validation: bool
+    city: str = BOARD  # a lead's city (BOARD, JIAMUSI, FUZHOU); the noise's own source for noise
+    problem: bool = True  # a lead that is a problem to fix (not a question or a suggestion)
 
 
 KEY_CHARS = 24
@@ -119,36 +132,57 @@ def _read(name: str) -> pd.DataFrame:
 
 def load_examples(processes: int = 2) -> list[Example]:
     """Every labelled example with its split, deterministic for a given corpus."""
-    rows: list[tuple[str, str, str | None, str, str]] = []  # text, relevance, category, kind, group text
+    # text, relevance, category, kind, group text, city, problem
+    rows: list[tuple[str, str, str | None, str, str, str, bool]] = []
     seg = _read("messages_labelled_segmented.csv")
     for text, label in zip(seg["text"], seg["label"], strict=True):
         letter = join_segmented(text)
-        rows.append((letter, LEAD, label, "letter", letter))
+        rows.append((letter, LEAD, label, "letter", letter, BOARD, True))
     for name in RAW_MESSAGE_FILES:
         frame = _read(name)
         labels = frame["label"] if "label" in frame else [""] * len(frame)
         for title, body, label in zip(frame["title"], frame["text"], labels, strict=True):
             letter = letter_of(title, body)
-            rows.append((letter, LEAD, label or None, "letter", letter))
+            rows.append((letter, LEAD, label or None, "letter", letter, BOARD, True))
             if title.strip():
-                rows.append((title.strip(), LEAD, label or None, "title", letter))
+                rows.append((title.strip(), LEAD, label or None, "title", letter, BOARD, True))
             for sentence in short_sentences(body, limit=SENTENCES_PER_LETTER):
-                rows.append((sentence, LEAD, None, "sentence", letter))
+                rows.append((sentence, LEAD, None, "sentence", letter, BOARD, True))
+    for name, city in CITY_FILES.items():
+        rows.extend(_city_rows(_read(name), city))
     for name, segmented in NOISE_FILES.items():
         source = name.removeprefix("negatives_").removesuffix(".csv").removesuffix("_segmented")
         for text in _read(name)["text"]:
             text = join_segmented(text) if segmented else text.strip()
             if text:
-                rows.append((text, NOISE, None, f"noise:{source}", text))
+                rows.append((text, NOISE, None, f"noise:{source}", text, source, False))
     warm_cache([row[0] for row in rows], processes=processes)
     examples = []
     groups: dict[tuple[str, str], str] = {}  # a letter's title and sentences share its group: compute it once
-    for text, relevance, category, kind, group_text in rows:
+    for text, relevance, category, kind, group_text, city, problem in rows:
         group = groups.get((group_text, relevance))
         if group is None:
             group = groups[(group_text, relevance)] = group_key(group_text, relevance)
-        examples.append(Example(text, relevance, category, kind, group, in_validation(group)))
+        examples.append(Example(text, relevance, category, kind, group, in_validation(group), city, problem))
     return examples
+
+
+def _city_rows(frame: pd.DataFrame, city: str) -> list[tuple[str, str, str | None, str, str, str, bool]]:
+    """A real city's requests: the whole letter, its title, and its text alone when that is short (the
+    closest real thing to a one-line post). Rows without a published type are left out."""
+    rows: list[tuple[str, str, str | None, str, str, str, bool]] = []
+    for title, body, label in zip(frame["title"], frame["text"], frame["label"], strict=True):
+        title, body = title.strip(), body.strip()
+        if not label or not (title or body):
+            continue
+        problem = label in PROBLEM_LABELS
+        letter = letter_of(title, body)
+        rows.append((letter, LEAD, None, "letter", letter, city, problem))
+        if title:
+            rows.append((title, LEAD, None, "title", letter, city, problem))
+        if body and len(body) <= SHORT_CHARS:
+            rows.append((body, LEAD, None, "short", letter, city, problem))
+    return rows
 
 
 def load_taxonomy() -> pd.DataFrame:
@@ -163,6 +197,7 @@ def corpus_hash() -> str:
         "messages_labelled_segmented.csv",
         *RAW_MESSAGE_FILES,
         *NOISE_FILES,
+        *CITY_FILES,
         "stop_words_segmented_set.txt",
         "taxonomy.csv",
     ]

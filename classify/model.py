@@ -66,12 +66,19 @@ class Prediction:
 
 
 class Detector:
-    """Relevance and category pipelines (sharing one fitted feature union) plus their metadata."""
+    """Relevance, category and request-type pipelines plus their metadata."""
 
-    def __init__(self, relevance: Pipeline, category: Pipeline, metadata: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        relevance: Pipeline,
+        category: Pipeline,
+        metadata: dict[str, Any],
+        request_type: Pipeline | None = None,
+    ) -> None:
         self.relevance = relevance
         self.category = category
         self.metadata = metadata
+        self.request_type = request_type  # None in models trained before issue #14
         self._names: np.ndarray | None = None
         self._coef: np.ndarray | None = None
         self._name_ids: np.ndarray | None = None
@@ -174,6 +181,14 @@ class Detector:
                 category_proba[wanted], category_choice[wanted] = proba, choice
         categorised = np.zeros(len(texts), dtype=bool)
         categorised[wanted] = True
+        types: dict[int, tuple[str, float]] = {}
+        if self.request_type is not None and len(wanted):
+            from classify.request_type import predict_request_types
+
+            chosen, type_proba = predict_request_types(self.request_type, [texts[i] for i in wanted])
+            columns = list(self.request_type.classes_)
+            for row, kind, probabilities in zip(wanted, chosen, type_proba, strict=True):
+                types[int(row)] = (kind.value, round(float(probabilities[columns.index(kind.value)]), 4))
         classes = self.category.classes_
         explain = threshold if explain_above is None else min(threshold, explain_above)
         explained = self._explain_rows(matrix, np.flatnonzero(relevance >= explain))
@@ -191,6 +206,8 @@ class Detector:
                     category_probability=round(probability, 4) if known else None,
                     best_category=str(classes[best]) if known else None,
                     top_terms=explained.get(i, []),
+                    request_type=types[i][0] if i in types else None,
+                    request_type_probability=types[i][1] if i in types else None,
                 )
             )
         return out
@@ -215,11 +232,18 @@ def category_scores(category: Pipeline, texts: list[str]) -> tuple[np.ndarray, n
     return choice, proba
 
 
-def save_model(directory: Path, relevance: Pipeline, category: Pipeline, metadata: dict[str, Any]) -> Path:
-    """Write detector.pkl (both pipelines in one pickle, so anything they share is stored once)."""
+def save_model(
+    directory: Path,
+    relevance: Pipeline,
+    category: Pipeline,
+    metadata: dict[str, Any],
+    request_type: Pipeline | None = None,
+) -> Path:
+    """Write detector.pkl (the pipelines in one pickle, so anything they share is stored once)."""
     directory.mkdir(parents=True, exist_ok=True)
+    bundle = {"relevance": relevance, "category": category, "request_type": request_type}
     with (directory / MODEL_FILE).open("wb") as file:
-        pickle.dump({"relevance": relevance, "category": category}, file, protocol=5)
+        pickle.dump(bundle, file, protocol=5)
     text = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True)
     (directory / METADATA_FILE).write_text(text, encoding="utf-8")
     return directory
@@ -252,7 +276,7 @@ def load_model(directory: Path, current_versions: dict[str, str] | None = None) 
         raise ModelError(f"model directory {directory} has no {MODEL_FILE}: retrain with `weisu train`")
     with (directory / MODEL_FILE).open("rb") as file:
         bundle = pickle.load(file)  # our own file, written by save_model (a pickle, like joblib)
-    return Detector(bundle["relevance"], bundle["category"], metadata)
+    return Detector(bundle["relevance"], bundle["category"], metadata, bundle.get("request_type"))
 
 
 _loaded: dict[tuple[str, float], Detector] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from classify.corpus import LEAD, NOISE, Example
-from classify.generalisation import leave_one_source_out
+from classify.generalisation import leave_one_city_out, leave_one_source_out
 from classify.pipelines import build_relevance_pipeline
 
 LEADS = [
@@ -46,3 +46,32 @@ def test_every_noise_source_is_measured_on_all_its_texts_by_a_model_trained_with
     assert all(
         0.0 <= figures["fpr"] <= 1.0 and figures["title_recall"] is not None for figures in result.values()
     )
+
+
+def test_a_city_left_out_is_scored_on_all_its_requests_by_a_model_that_never_saw_one() -> None:
+    rows = [Example(t, LEAD, None, "title", f"b{i}", False, city="board") for i, t in enumerate(LEADS * 3)]
+    jiamusi = ["供热温度不达标屋里太冷", "小区门口马路坑洼积水", "什么时候开始供热"]
+    rows += [
+        Example(t, LEAD, None, "title", f"j{i}", i == 0, city="jiamusi", problem=i != 2)
+        for i, t in enumerate(jiamusi)
+    ]
+    rows += [Example(t, NOISE, None, "noise:news", f"n{i}", False, city="news") for i, t in enumerate(NEWS * 3)]
+    seen: list[set[str]] = []
+
+    def build() -> object:
+        pipeline = build_relevance_pipeline(min_df=1)
+        fit = pipeline.fit
+
+        def recording_fit(texts: list[str], labels: list[str], **params: object) -> object:
+            seen.append(set(texts))
+            return fit(texts, labels, **params)
+
+        pipeline.fit = recording_fit  # type: ignore[method-assign]
+        return pipeline
+
+    result = leave_one_city_out(rows, build=build, cities=("jiamusi",))
+    assert list(result) == ["jiamusi"]
+    assert not set(jiamusi) & seen[0] and set(LEADS) <= seen[0]
+    figures = result["jiamusi"]
+    assert (figures["title"]["texts"], figures["short"]["texts"], figures["letter"]["texts"]) == (2, 0, 0)
+    assert figures["short"]["recall"] is None and figures["title"]["question_recall"] is not None
