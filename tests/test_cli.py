@@ -103,7 +103,7 @@ def test_evaluate_rejects_an_unknown_task(env: dict[str, str]) -> None:
     data = PROJECT_ROOT / "fixtures" / "corpus" / "messages_labelled_raw.csv"
     result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "sentiment"], env=env)
     assert result.exit_code == 2
-    assert result.stderr == "weisu evaluate: --task must be category or relevance\n"
+    assert result.stderr == "weisu evaluate: --task must be category, relevance or type\n"
 
 
 def test_adding_a_duplicate_user_is_a_one_line_error(env: dict[str, str]) -> None:
