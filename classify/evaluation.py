@@ -164,7 +164,13 @@ def evaluate_file(
         # be wrong: say so beside the figures instead of letting it pass as a weak class.
         known = {str(label) for label in detector.category.classes_}
         result["unknown_labels"] = dict(sorted(Counter(t for t in truth if t not in known).items()))
-    result = {"task": task, "file": str(path), "rows": len(truth), "model_version": detector.version} | result
+    head: dict[str, Any] = {
+        "task": task,
+        "file": str(path),
+        "rows": len(truth),
+        "model_version": detector.version,
+    }
+    result = head | result
     if plot is not None:
         if task == "relevance":
             scores = [p.relevance for p in predictions]
@@ -276,8 +282,7 @@ def plot_reliability(
 
     font = cjk_font()
     labels = reliability_labels(font is not None)
-    style = {"font.family": [font, "DejaVu Sans"]} if font else {}
-    with plt.rc_context(style):
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else None):
         figure, (top, bottom) = plt.subplots(
             2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
         )

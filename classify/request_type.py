@@ -207,7 +207,8 @@ def format_folds(folds: dict[str, dict[str, Any]]) -> str:
                 for t, v in figures["per_class"].items()
             )
             lines.append(
-                f"held out {city:<8} {kind:<6} n {figures['texts']:>5}  macro-F1 {figures['macro_f1']}  {per_type}"
+                f"held out {city:<8} {kind:<6} n {figures['texts']:>5}  "
+                f"macro-F1 {figures['macro_f1']}  {per_type}"
             )
     return "\n".join(lines)
 
