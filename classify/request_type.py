@@ -27,7 +27,7 @@ from sklearn.svm import LinearSVC
 
 from classify.corpus import CORPUS_DIR, letter_of
 from classify.features import NgramTfidf
-from classify.metrics import category_metrics
+from classify.metrics import category_metrics, expected_calibration_error
 from classify.text import normalise, warm_cache
 from storage.models import RequestType
 
@@ -197,8 +197,9 @@ def predict_request_types(pipeline: Pipeline, texts: Sequence[str]) -> tuple[lis
 
 
 def leave_one_city_out(examples: Sequence[TypeExample], **options: Any) -> dict[str, dict[str, Any]]:
-    """Per held-out city and kind: per-type P/R/F1 and macro-F1 over the types present there, from a
-    model trained on every other city's examples."""
+    """Per held-out city and kind: per-type P/R/F1, macro-F1 over the types present there and the
+    expected calibration error of the type given (its probability against being right), from a model
+    trained on every other city's examples."""
     out: dict[str, dict[str, Any]] = {}
     for city in sorted({e.city for e in examples}):
         train = [e for e in examples if e.city != city]
@@ -208,9 +209,16 @@ def leave_one_city_out(examples: Sequence[TypeExample], **options: Any) -> dict[
             held_out = [e for e in examples if e.city == city and e.kind == kind]
             if not held_out:
                 continue
-            guesses, _ = predict_request_types(model, [e.text for e in held_out])
+            guesses, probabilities = predict_request_types(model, [e.text for e in held_out])
             truth = [e.request_type.value for e in held_out]
-            figures[kind] = category_metrics(truth, [g.value for g in guesses]) | {"texts": len(held_out)}
+            guess = [g.value for g in guesses]
+            columns = [list(model.classes_).index(g) for g in guess]
+            confidence = probabilities[np.arange(len(guess)), columns].tolist()
+            right = [t == g for t, g in zip(truth, guess, strict=True)]
+            figures[kind] = category_metrics(truth, guess) | {
+                "texts": len(held_out),
+                "expected_calibration_error": expected_calibration_error(confidence, right),
+            }
         out[city] = figures
     return out
 
@@ -225,7 +233,7 @@ def format_folds(folds: dict[str, dict[str, Any]]) -> str:
             )
             lines.append(
                 f"held out {city:<8} {kind:<6} n {figures['texts']:>5}  "
-                f"macro-F1 {figures['macro_f1']}  {per_type}"
+                f"macro-F1 {figures['macro_f1']}  ECE {figures['expected_calibration_error']}  {per_type}"
             )
     return "\n".join(lines)
 
