@@ -228,21 +228,31 @@ def plot_confusion(truth: list[str], guess: list[str], path: Path) -> Path:
     return path
 
 
-#: A glyph every CJK font has: a font without it would draw the Chinese labels as boxes.
-_CJK_PROBE = "率"
+#: Characters a font that draws Chinese has each its own glyph for. Matplotlib's own "Last Resort" font
+#: maps every one of them to one box glyph: one distinct glyph per character tells the two apart.
+_CJK_PROBE = "率线索实际"
+
+
+def draws_chinese(font_file: str) -> bool:
+    """Whether the font file has a glyph of its own for each probe character."""
+    from matplotlib import ft2font
+
+    try:
+        font = ft2font.FT2Font(font_file)
+    except (OSError, RuntimeError):  # an unreadable font file
+        return False
+    glyphs = {font.get_char_index(ord(char)) for char in _CJK_PROBE}
+    return 0 not in glyphs and len(glyphs) == len(_CJK_PROBE)
 
 
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
     """The family name of an installed font that draws Chinese, or None (labels then stay English)."""
-    from matplotlib import font_manager, ft2font
+    from matplotlib import font_manager
 
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
-        try:
-            if ft2font.FT2Font(entry.fname).get_char_index(ord(_CJK_PROBE)):
-                return str(entry.name)
-        except (OSError, RuntimeError):  # an unreadable font file: try the next
-            continue
+        if draws_chinese(entry.fname):
+            return str(entry.name)
     return None
 
 

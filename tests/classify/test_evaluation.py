@@ -13,6 +13,7 @@ import pytest
 from classify.corpus import CORPUS_DIR, content_key, in_validation
 from classify.evaluation import (
     EvaluationError,
+    draws_chinese,
     evaluate_file,
     format_report,
     plot_reliability,
@@ -352,3 +353,11 @@ def test_the_reliability_diagram_is_drawn_without_a_cjk_font(
     bins = reliability_bins([0.1, 0.9], [False, True])
     path = plot_reliability([0.1, 0.9], bins, 0.1, tmp_path / "plain.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_matplotlibs_last_resort_font_is_not_taken_for_one_that_draws_chinese() -> None:
+    import matplotlib
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    assert not draws_chinese(str(fonts / "LastResortHE-Regular.ttf"))  # one box for every character
+    assert not draws_chinese(str(fonts / "DejaVuSans.ttf"))  # no Chinese at all
