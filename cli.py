@@ -225,17 +225,25 @@ def retrain(config: ConfigOption = None) -> None:
 @app.command()
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="CSV with columns text, label (and optional title)")],
-    task: Annotated[str, typer.Option(help="category or relevance")] = "category",
+    task: Annotated[
+        str,
+        typer.Option(help="category, relevance or type (labels: 投诉 举报 求助 反映问题 咨询 咨询问题 建议)"),
+    ] = "category",
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON object on its own line")] = False,
-    plot: Annotated[Path | None, typer.Option(help="write a confusion-matrix PNG here")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="write a PNG here: a reliability diagram for relevance, else a confusion matrix"),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Evaluate the active model on a labelled CSV: per-class P/R/F1, accuracy, macro-F1."""
+    """Evaluate the active model on a labelled CSV: per-class P/R/F1, accuracy, macro-F1, and for
+    relevance and type the expected calibration error."""
     settings = _settings(config)
-    if task not in ("category", "relevance"):
-        typer.echo("weisu evaluate: --task must be category or relevance", err=True)
+    from classify.evaluation import TASKS, evaluate_file, format_report
+
+    if task not in TASKS:
+        typer.echo("weisu evaluate: --task must be category, relevance or type", err=True)
         raise typer.Exit(2)
-    from classify.evaluation import evaluate_file, format_report
 
     try:
         result = evaluate_file(settings, data, task=task, plot=plot)

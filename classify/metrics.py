@@ -53,3 +53,46 @@ def relevance_metrics(truth: Sequence[str], guess: Sequence[str]) -> dict[str, A
     result["precision"] = _ratio(tp, tp + fp)
     result["fpr"] = _ratio(fp, negatives)
     return result
+
+
+#: Equal-width score bins of the expected calibration error and the reliability diagram.
+CALIBRATION_BINS = 15
+
+
+def reliability_bins(
+    scores: Sequence[float], outcomes: Sequence[bool], bins: int = CALIBRATION_BINS
+) -> list[dict[str, Any]]:
+    """Per non-empty equal-width bin of [0, 1] (a score of 1.0 falls in the last): its number, the mean
+    score, the observed rate of positive outcomes and the count."""
+    grouped: dict[int, list[tuple[float, bool]]] = {}
+    for score, outcome in zip(scores, outcomes, strict=True):
+        index = min(int(float(score) * bins), bins - 1)
+        grouped.setdefault(index, []).append((float(score), bool(outcome)))
+    return [
+        {
+            "bin": index,
+            "low": round(index / bins, 4),
+            "high": round((index + 1) / bins, 4),
+            "mean_score": round(sum(s for s, _ in pairs) / len(pairs), 4),
+            "observed_rate": round(sum(o for _, o in pairs) / len(pairs), 4),
+            "count": len(pairs),
+        }
+        for index, pairs in sorted(grouped.items())
+    ]
+
+
+def expected_calibration_error(
+    scores: Sequence[float], outcomes: Sequence[bool], bins: int = CALIBRATION_BINS
+) -> float | None:
+    """ECE: over equal-width score bins, |mean score − observed rate| weighted by the bin's share of
+    the texts (None without texts). Computed from unrounded bin figures."""
+    if not len(scores):
+        return None
+    totals: dict[int, list[float]] = {}  # bin → [score sum, positive count, count]
+    for score, outcome in zip(scores, outcomes, strict=True):
+        total = totals.setdefault(min(int(float(score) * bins), bins - 1), [0.0, 0.0, 0.0])
+        total[0] += float(score)
+        total[1] += bool(outcome)
+        total[2] += 1
+    error = sum(abs(s - p) for s, p, _ in totals.values()) / len(scores)
+    return round(error, 4)

@@ -103,7 +103,7 @@ def test_evaluate_rejects_an_unknown_task(env: dict[str, str]) -> None:
     data = PROJECT_ROOT / "fixtures" / "corpus" / "messages_labelled_raw.csv"
     result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "sentiment"], env=env)
     assert result.exit_code == 2
-    assert result.stderr == "weisu evaluate: --task must be category or relevance\n"
+    assert result.stderr == "weisu evaluate: --task must be category, relevance or type\n"
 
 
 def test_adding_a_duplicate_user_is_a_one_line_error(env: dict[str, str]) -> None:
@@ -275,3 +275,49 @@ def test_serve_prints_its_url_before_uvicorn_starts(
     result = runner.invoke(app, ["serve", "--host", host, "--port", "8123"], env=env | TEST_SECRET_ENV)
     assert started == [(host, 8123)]
     assert result.stdout == f"weisu serve: review app at {url} (Ctrl-C stops it)\n"
+
+
+def test_evaluate_type_names_an_unknown_label_and_the_file_in_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    data = _csv(tmp_path / "types.csv", [("小区污水横流没人管", "投诉"), ("感谢环卫工人", "表扬")])
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "type"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"weisu evaluate: {data}: line 3: unknown request type '表扬' "
+        "(use one of 投诉, 举报, 求助, 反映问题, 咨询, 咨询问题, 建议)\n"
+    )
+
+
+def test_evaluate_type_json_reports_per_type_figures_and_calibration(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classify.model import Prediction
+
+    types = {"小区污水横流没人管": ("problem", 0.9), "请问河道什么时候清淤？": ("question", 0.7)}
+
+    class StandIn:
+        version = "stand-in"
+
+        def predict(self, texts: list[str], *_: object) -> list[Prediction]:
+            return [
+                Prediction(
+                    0.9,
+                    True,
+                    None,
+                    None,
+                    None,
+                    request_type=types[t][0],
+                    request_type_probability=types[t][1],
+                )
+                for t in texts
+            ]
+
+    monkeypatch.setattr("classify.evaluation.load_active", lambda *_: StandIn())
+    upgrade(env["WEISU_DATABASE_URL"])
+    data = _csv(tmp_path / "types.csv", [("小区污水横流没人管", "举报"), ("请问河道什么时候清淤？", "咨询")])
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "type", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert (figures["task"], figures["macro_f1"], figures["expected_calibration_error"]) == ("type", 1.0, 0.2)
+    assert sorted(figures["per_class"]) == ["problem", "question"]

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from classify.corpus import CORPUS_DIR, content_key, in_validation
-from classify.evaluation import EvaluationError, evaluate_file, format_report
-from classify.metrics import relevance_metrics
+from classify.evaluation import (
+    EvaluationError,
+    draws_chinese,
+    evaluate_file,
+    format_report,
+    plot_reliability,
+    reliability_labels,
+)
+from classify.metrics import expected_calibration_error, relevance_metrics, reliability_bins
+from classify.model import Prediction
 from settings import Settings
 
 LEADS = ["小区门口井盖丢失三天了没人管，晚上很危险", "楼下工地夜间施工噪音扰民，严重影响休息"]
@@ -170,3 +180,184 @@ def test_an_empty_label_is_named_by_the_line_it_is_on_past_multi_line_cells(
     path.write_text('text,label\n"路灯\n坏了",城乡建设\n\n井盖丢失,\n', encoding="utf-8")
     with pytest.raises(EvaluationError, match="empty label on line\\(s\\) 5$"):
         evaluate_file(active_settings, path)
+
+
+# --- Calibration and request types (issue #14) ------------------------------------------------------
+
+
+def test_expected_calibration_error_weighs_each_bins_gap_by_its_share_of_the_texts() -> None:
+    # Bins of 1/15: 0.1 → bin 1 (mean 0.1, rate 0.5, two texts), 0.9 → bin 13, 1.0 → the last bin, 14.
+    scores, outcomes = [0.1, 0.1, 0.9, 1.0], [False, True, True, True]
+    assert expected_calibration_error(scores, outcomes) == 0.225  # (0.4 × 2 + 0.1 × 1 + 0 × 1) / 4
+    assert reliability_bins(scores, outcomes) == [
+        {"bin": 1, "low": 0.0667, "high": 0.1333, "mean_score": 0.1, "observed_rate": 0.5, "count": 2},
+        {"bin": 13, "low": 0.8667, "high": 0.9333, "mean_score": 0.9, "observed_rate": 1.0, "count": 1},
+        {"bin": 14, "low": 0.9333, "high": 1.0, "mean_score": 1.0, "observed_rate": 1.0, "count": 1},
+    ]
+
+
+def test_expected_calibration_error_of_no_texts_is_undefined() -> None:
+    assert expected_calibration_error([], []) is None
+
+
+class StandInDetector:
+    """The active model's stand-in: each text's relevance and request type, as given."""
+
+    version = "stand-in"
+
+    def __init__(self, rows: dict[str, tuple[float, str | None, float | None]]) -> None:
+        self.rows = rows
+
+    def predict(self, texts: list[str], threshold: float = 0.5, *_: object) -> list[Prediction]:
+        out = []
+        for text in texts:
+            relevance, request_type, probability = self.rows[text]
+            out.append(
+                Prediction(
+                    relevance=relevance,
+                    is_lead=relevance >= threshold,
+                    category=None,
+                    category_probability=None,
+                    best_category=None,
+                    request_type=request_type,
+                    request_type_probability=probability,
+                )
+            )
+        return out
+
+
+@pytest.fixture
+def stand_in(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    tmp_path: Path,
+    make_settings: Callable[[str, Path], Settings],
+) -> Callable[[dict[str, tuple[float, str | None, float | None]]], Settings]:
+    """Settings whose active model is a StandInDetector of the given rows."""
+
+    def activate(rows: dict[str, tuple[float, str | None, float | None]]) -> Settings:
+        monkeypatch.setattr("classify.evaluation.load_active", lambda *_: StandInDetector(rows))
+        return make_settings(sqlite_url, tmp_path / "models")
+
+    return activate
+
+
+TYPED = {  # text: (relevance, predicted type, its probability), label
+    "小区污水横流没人管": ((0.9, "problem", 0.95), "投诉"),
+    "有人往河里偷排废水": ((0.9, "problem", 0.75), "举报"),
+    "请问河道什么时候清淤？": ((0.9, "question", 0.85), "咨询"),
+    "公积金怎么提取": ((0.9, "problem", 0.65), "咨询问题"),
+    "建议河边增设护栏": ((0.9, "suggestion", 0.55), "建议"),
+}
+
+
+def test_type_evaluation_maps_published_labels_and_reports_per_type_figures_and_calibration(
+    stand_in: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = stand_in({text: row for text, (row, _) in TYPED.items()})
+    data = _csv(tmp_path / "t.csv", {"text": list(TYPED), "label": [label for _, label in TYPED.values()]})
+    result = evaluate_file(settings, data, task="type")
+    assert result["per_class"] == {
+        "problem": {"precision": 0.6667, "recall": 1.0, "f1": 0.8, "support": 2},
+        "question": {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2},
+        "suggestion": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1},
+    }
+    assert (result["accuracy"], result["macro_f1"]) == (0.8, 0.8222)
+    # The type's probability against whether it was right, each in its own bin: |0.95−1|, |0.75−1|,
+    # |0.85−1|, |0.65−0|, |0.55−1| averaged.
+    assert result["expected_calibration_error"] == 0.31
+    assert "question 咨询" in format_report(result)
+
+
+def test_type_macro_f1_is_over_the_types_present_in_the_file(
+    stand_in: Callable[..., Settings], tmp_path: Path
+) -> None:
+    rows = {"小区污水横流没人管": (0.9, "problem", 0.95), "请问河道什么时候清淤？": (0.9, "suggestion", 0.6)}
+    data = _csv(tmp_path / "t.csv", {"text": list(rows), "label": ["投诉", "投诉"]})
+    result = evaluate_file(stand_in(rows), data, task="type")
+    assert result["per_class"]["suggestion"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
+    assert result["macro_f1"] == 0.6667  # problem alone: P 1.0, R 0.5
+
+
+@pytest.mark.usefixtures("no_model_loaded")
+def test_an_unpublished_type_label_is_refused_naming_file_line_and_label(
+    sqlite_url: str, tmp_path: Path, make_settings: Callable[[str, Path], Settings]
+) -> None:
+    path = _csv(tmp_path / "t.csv", {"text": LEADS, "label": ["投诉", "表扬"]})
+    with pytest.raises(EvaluationError) as caught:
+        evaluate_file(make_settings(sqlite_url, tmp_path / "models"), path, task="type")
+    published = "投诉, 举报, 求助, 反映问题, 咨询, 咨询问题, 建议"
+    assert str(caught.value) == f"{path}: line 3: unknown request type '表扬' (use one of {published})"
+
+
+def test_a_model_without_a_request_type_model_is_refused_for_the_type_task(
+    stand_in: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = stand_in({LEADS[0]: (0.9, None, None)})
+    data = _csv(tmp_path / "t.csv", {"text": LEADS[:1], "label": ["投诉"]})
+    with pytest.raises(
+        EvaluationError, match="^model stand-in has no request-type model: retrain with `weisu train`$"
+    ):
+        evaluate_file(settings, data, task="type")
+
+
+RELEVANCE_ROWS = {  # text: relevance, label
+    "井盖丢失三天了": (0.95, "lead"),
+    "路灯坏了": (0.55, "lead"),
+    "今天股市大涨": (0.55, "noise"),
+    "外卖真好吃": (0.05, "noise"),
+}
+
+
+def test_relevance_json_gives_the_expected_calibration_error_and_reliability_bins(
+    stand_in: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = stand_in({text: (score, None, None) for text, (score, _) in RELEVANCE_ROWS.items()})
+    labels = [label for _, label in RELEVANCE_ROWS.values()]
+    data = _csv(tmp_path / "r.csv", {"text": list(RELEVANCE_ROWS), "label": labels})
+    result = json.loads(
+        json.dumps(evaluate_file(settings, data, task="relevance", plot=tmp_path / "rel.png"))
+    )
+    assert result["expected_calibration_error"] == 0.05  # (0.05 × 1 + 0.05 × 2 + 0.05 × 1) / 4
+    assert result["reliability"] == [
+        {"bin": 0, "low": 0.0, "high": 0.0667, "mean_score": 0.05, "observed_rate": 0.0, "count": 1},
+        {"bin": 8, "low": 0.5333, "high": 0.6, "mean_score": 0.55, "observed_rate": 0.5, "count": 2},
+        {"bin": 14, "low": 0.9333, "high": 1.0, "mean_score": 0.95, "observed_rate": 1.0, "count": 1},
+    ]
+    assert (tmp_path / "rel.png").read_bytes()[:4] == b"\x89PNG"
+    report = format_report(result)
+    assert f"reliability diagram: {tmp_path / 'rel.png'}" in report
+    assert "expected_calibration_error 0.0500" in report
+
+
+def test_type_plot_is_a_confusion_matrix(stand_in: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = stand_in({text: row for text, (row, _) in TYPED.items()})
+    data = _csv(tmp_path / "t.csv", {"text": list(TYPED), "label": [label for _, label in TYPED.values()]})
+    result = evaluate_file(settings, data, task="type", plot=tmp_path / "cm.png")
+    assert "confusion matrix: " in format_report(result)
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reliability_labels_are_english_without_a_cjk_font_and_bilingual_with_one() -> None:
+    english, bilingual = reliability_labels(False), reliability_labels(True)
+    assert not any(re.search(r"[\u4e00-\u9fff]", label) for label in english.values())
+    assert english["title"] == "reliability diagram"
+    assert bilingual["title"] == "可靠性图 reliability diagram"
+    assert all(label.endswith(english[key]) for key, label in bilingual.items())
+
+
+def test_the_reliability_diagram_is_drawn_without_a_cjk_font(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("classify.evaluation.cjk_font", lambda: None)
+    bins = reliability_bins([0.1, 0.9], [False, True])
+    path = plot_reliability([0.1, 0.9], bins, 0.1, tmp_path / "plain.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_matplotlibs_last_resort_font_is_not_taken_for_one_that_draws_chinese() -> None:
+    import matplotlib
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    assert not draws_chinese(str(fonts / "LastResortHE-Regular.ttf"))  # one box for every character
+    assert not draws_chinese(str(fonts / "DejaVuSans.ttf"))  # no Chinese at all
