@@ -253,6 +253,12 @@ def cjk_font() -> str | None:
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
         if draws_chinese(entry.fname):
             return str(entry.name)
+    # Matplotlib caches its font list when it first runs: a font installed since (as .ci/run installs
+    # fonts-wqy-microhei) is only in the system's font folders.
+    for path in sorted(font_manager.findSystemFonts()):
+        if draws_chinese(path):
+            font_manager.fontManager.addfont(path)
+            return str(font_manager.FontProperties(fname=path).get_name())
     return None
 
 

@@ -198,7 +198,11 @@ def _cut(text: str) -> tuple[str, ...]:
         if len(kept) + len(new) > KEPT_LIMIT:
             kept.clear()
         kept.update((t, _keep(t)) for t in new)
-    return tuple(_name_places([w for w in map(kept.__getitem__, segments) if w]))
+    words = [w for w in map(kept.__getitem__, segments) if w]
+    return tuple(_name_places(words) if NAME_PLACES else words)
+
+
+NAME_PLACES = True
 
 #: Words that name a kind of place; the word before one is that place's own name ("龙津 河", "碧海 花园").
 PLACE_TYPE_WORDS = frozenset(

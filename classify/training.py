@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from classify import text as text_module
-from classify.corpus import LEAD, NOISE, Example, corpus_hash, load_examples, load_taxonomy
+from classify.corpus import BOARD, LEAD, NOISE, Example, corpus_hash, load_examples, load_taxonomy
 from classify.features import CivicGate
 from classify.feedback import FEEDBACK_KIND, FEEDBACK_NOISE_KIND
 from classify.metrics import category_metrics, relevance_metrics
@@ -46,6 +46,8 @@ FEEDBACK_WEIGHT = 2.0
 SENTENCE_WEIGHT = 0.85
 #: All noise together weighs this many times the complaints.
 NOISE_SHARE = 1.0
+GATE_CITY_WORDS = True
+GATE_MIN_WORDS = 1
 ACTIVATED = {True: "已启用 (activated)", False: "未启用 (not activated)"}
 RELEVANCE_SUBSETS = {"titles": "title", "letters": "letter", "sentences": "sentence"}
 
@@ -115,6 +117,10 @@ def fit_gate(train: list[Example]) -> CivicGate:
     """The civic-object gate, learned from the labelled training complaints, the taxonomy's items and
     the civic words of the user dictionary (井盖, 飞线充电 …: rare in the letters, common in posts)."""
     labelled = [e for e in train if e.category]
+    if GATE_CITY_WORDS:
+        # The real cities' requests carry no category: each city counts as one, so the words its
+        # requests use more than the others' (供热, 黑臭 …) join the lexicon.
+        labelled += [e for e in train if e.relevance == LEAD and not e.category and e.city != BOARD]
     taxonomy = load_taxonomy()
     civic_words = [
         line.split()[0]
@@ -122,7 +128,7 @@ def fit_gate(train: list[Example]) -> CivicGate:
         if line.split() and line.split()[-1] != "ns"  # place names are not objects
     ]
     items = [*taxonomy["二级分类"], *taxonomy["三级分类"], *civic_words]
-    return CivicGate().fit([e.text for e in labelled], [str(e.category) for e in labelled], items)
+    return CivicGate(min_words=GATE_MIN_WORDS).fit([e.text for e in labelled], [str(e.category or e.city) for e in labelled], items)
 
 
 def validation_metrics(detector: Detector, validation: list[Example], settings: Settings) -> dict[str, Any]:
