@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadState, Priority, Role, TicketState
+from storage.models import REQUEST_TYPE_LABELS, AuditEvent, Lead, LeadState, Priority, Role, TicketState
 from verify.workflow import REJECT_REASON_LABELS, SYSTEM_ACTOR, Action
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -177,6 +177,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 GLOBALS: dict[str, Any] = {
     "state_labels": STATE_LABELS,
     "priority_labels": PRIORITY_LABELS,
+    "request_type_labels": REQUEST_TYPE_LABELS,
     "role_labels": ROLE_LABELS,
     "ticket_state_labels": TICKET_STATE_LABELS,
     "dispatch_status_labels": DISPATCH_STATUS_LABELS,
