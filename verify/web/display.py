@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
-from storage.models import REQUEST_TYPE_LABELS, AuditEvent, Lead, LeadState, Priority, Role, TicketState
+from storage.models import (
+    REQUEST_TYPE_LABELS,
+    AuditEvent,
+    Lead,
+    LeadState,
+    Priority,
+    RequestType,
+    Role,
+    TicketState,
+)
 from verify.workflow import REJECT_REASON_LABELS, SYSTEM_ACTOR, Action
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -138,6 +147,8 @@ def history_line(event: AuditEvent) -> str:
         parts.append("修改 " + "，".join(changes))
     if details.get("into"):
         parts.append(f"合并到 #{details['into']}")
+    if event.action == Action.PROMOTE and details.get("request_type") == RequestType.QUESTION:
+        parts.append(f"{REQUEST_TYPE_LABELS[RequestType.QUESTION]}类线索，经分析员派单")
     return " · ".join(parts)
 
 
