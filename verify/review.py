@@ -90,7 +90,7 @@ class LeadFilter(BaseModel):
         return data
 
     def narrows_beyond_queue_index(self) -> bool:
-        """True when the filter uses a column outside the (state, priority, request_type, sla_due_at) index."""
+        """True when the filter uses a column outside the (state, priority, request_type, sla) index."""
         extra = (self.category, self.district, self.platform, self.found_from, self.found_to, self.text)
         return any(value is not None for value in (*extra, self.score_min, self.score_max))
 

@@ -116,11 +116,21 @@ def event(action: str, **values: object) -> AuditEvent:
             "办理状态更新 · — → 已办结 · 路灯已修复",
         ),
         (
-            event(Action.PROMOTE, from_state="verified", to_state="promoted", details={"request_type": "question"}),
+            event(
+                Action.PROMOTE,
+                from_state="verified",
+                to_state="promoted",
+                details={"request_type": "question"},
+            ),
             "派单 · 已核实 → 已派单 · 咨询类线索，经分析员派单",
         ),
         (
-            event(Action.PROMOTE, from_state="verified", to_state="promoted", details={"request_type": "problem"}),
+            event(
+                Action.PROMOTE,
+                from_state="verified",
+                to_state="promoted",
+                details={"request_type": "problem"},
+            ),
             "派单 · 已核实 → 已派单",
         ),
     ],

@@ -247,9 +247,13 @@ def test_within_a_priority_problems_come_before_suggestions_and_questions(sessio
 
 def test_type_ordered_paging_crosses_from_one_type_to_the_next(session, make_lead) -> None:
     base = utcnow()
-    questions = [make_lead(request_type=QUESTION, sla_due_at=base + timedelta(minutes=n)).id for n in range(4)]
+    questions = [
+        make_lead(request_type=QUESTION, sla_due_at=base + timedelta(minutes=n)).id for n in range(4)
+    ]
     problems = [make_lead(request_type=PROBLEM, sla_due_at=base + timedelta(minutes=n)).id for n in range(3)]
-    suggestions = [make_lead(request_type=SUGGESTION, sla_due_at=base + timedelta(minutes=n)).id for n in range(2)]
+    suggestions = [
+        make_lead(request_type=SUGGESTION, sla_due_at=base + timedelta(minutes=n)).id for n in range(2)
+    ]
     pages = [ids(session, LeadFilter(page=n, page_size=4)) for n in (1, 2, 3)]
     assert pages == [
         [*problems, suggestions[0]],
@@ -275,7 +279,7 @@ def test_the_queue_page_shows_each_leads_type_and_filters_by_it(client, make_lea
     question = make_lead(request_type=QUESTION, summary="咨询垃圾分类时间")
     make_lead(request_type=PROBLEM, summary="路灯不亮")
     every = client.get("/leads").text
-    assert f'<td class="request-type" data-type="question">咨询</td>' in every
+    assert '<td class="request-type" data-type="question">咨询</td>' in every
     assert '<td class="request-type" data-type="problem">问题</td>' in every
     filtered = client.get("/leads?type=question").text
     assert [int(n) for n in LEAD_LINK.findall(filtered)] == [question.id]
@@ -313,5 +317,7 @@ def test_the_leads_export_has_the_request_type_in_chinese(client, make_lead) -> 
         question.id: "咨询",
         suggestion.id: "建议",
     }
-    only = pd.read_csv(io.BytesIO(client.get("/exports/leads.csv?type=suggestion").content), encoding="utf-8-sig")
+    only = pd.read_csv(
+        io.BytesIO(client.get("/exports/leads.csv?type=suggestion").content), encoding="utf-8-sig"
+    )
     assert only["线索编号"].tolist() == [suggestion.id]
