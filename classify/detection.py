@@ -251,8 +251,8 @@ def _join_lead(
     # Independent reports make the lead more likely real: combine as a noisy-OR.
     lead.score = round(1 - (1 - lead.score) * (1 - prediction.relevance), 4)
     # The lead takes the most pressing type among its posts (storage.models.REQUEST_TYPE_ORDER): the
-    # posts tell of one situation, and if anyone reports it broken it is a problem to fix, however many
-    # others only ask about it; a question never becomes a ticket unasked, a problem must not wait.
+    # posts tell of one situation, and once anyone reports it broken it is a problem to fix, however
+    # many others only ask about it. Left a question, it would wait behind every problem of its priority.
     kind = request_type(prediction)
     if REQUEST_TYPE_ORDER.index(kind) < REQUEST_TYPE_ORDER.index(RequestType(lead.request_type)):
         lead.request_type, lead.request_type_probability = kind, prediction.request_type_probability

@@ -313,7 +313,9 @@ def test_an_analyst_promoting_a_question_from_its_page_makes_a_ticket_noted_in_i
     alice, make_lead, session
 ) -> None:
     lead = make_lead(request_type=RequestType.QUESTION)
-    token = csrf_of(alice.get(f"/leads/{lead.id}").text)
+    page = alice.get(f"/leads/{lead.id}").text
+    assert '<p class="hint" id="question-hint">这是一条咨询：只有确需职能部门办理时才派单' in page
+    token = csrf_of(page)
     assert alice.post(f"/leads/{lead.id}/verify", data={"csrf_token": token}).status_code == 303
     assert "派单 · 已核实 → 已派单 · 咨询类线索，经分析员派单" in alice.get(f"/leads/{lead.id}").text
     assert [t.lead_id for t in session.scalars(select(Ticket))] == [lead.id]
