@@ -26,7 +26,7 @@ from sqlalchemy import insert, select, text
 from settings import load_settings
 from storage.base import utcnow
 from storage.db import make_engine, make_session_factory, temporary_postgres_schema, upgrade
-from storage.models import Lead, LeadState, Priority
+from storage.models import Lead, LeadState, Priority, RequestType
 from verify.users import create_user
 from verify.web.app import create_app
 
@@ -36,10 +36,13 @@ CATEGORIES = ("城乡建设", "环境保护", "交通运输", "劳动和社会�
 DISTRICTS = ("南山区", "福田区", "罗湖区", "宝安区", "龙岗区", "龙华区", "坪山区", "光明区", "盐田区", None)
 PROBLEMS = ("路灯不亮", "井盖缺失", "噪音扰民", "拖欠工资", "垃圾未清运")
 STATES = [LeadState.NEW] * 3 + [LeadState.PROMOTED] * 4 + [LeadState.REJECTED] * 2 + [LeadState.CLAIMED]
+#: Mostly problems; questions and suggestions as a hotline's published types have them, roughly.
+REQUEST_TYPES = [RequestType.PROBLEM] * 15 + [RequestType.QUESTION] * 4 + [RequestType.SUGGESTION]
 VIEWS = (
     "/leads",
     "/leads?state=new",
     "/leads?state=new&priority=urgent",
+    "/leads?type=question",
     "/leads?district=南山区&category=城乡建设",
     "/leads?text=路灯",
     "/leads?sort=score",
@@ -51,6 +54,7 @@ VIEWS = (
 
 def _rows(count: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(20261129)
+    kinds = random.Random(20261202)  # its own stream: every other column is as before types were benched
     now = utcnow()
     for i in range(count):
         found = now - timedelta(minutes=rng.randint(0, 60 * 24 * 30))
@@ -70,6 +74,7 @@ def _rows(count: int) -> Iterator[dict[str, Any]]:
             "sla_due_at": found + timedelta(minutes=30 if urgent else 120),
             "created_at": found,
             "updated_at": found,
+            "request_type": kinds.choice(REQUEST_TYPES),
         }
 
 

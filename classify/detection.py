@@ -19,6 +19,7 @@ from classify.urgency import Urgency, assess
 from settings import CitySettings, Settings
 from storage.db import session_scope
 from storage.models import (
+    REQUEST_TYPE_ORDER,
     Classification,
     DetectionStatus,
     Lead,
@@ -26,6 +27,7 @@ from storage.models import (
     LeadState,
     Post,
     Priority,
+    RequestType,
 )
 from storage.queries import posts_awaiting_detection
 
@@ -172,6 +174,8 @@ class _Draft:
     urgency_reason: str | None
     category: str | None
     category_probability: float | None
+    request_type: RequestType
+    request_type_probability: float | None
     district: str | None
     street: str | None
     landmark: str | None
@@ -201,6 +205,12 @@ def anchors(district: str | None, landmark: str | None, urgency_reason: str | No
     return frozenset(f"{district}|{landmark}|{rule}" for rule in rules if rule)
 
 
+def request_type(prediction: Prediction) -> RequestType:
+    """The post's request type; a problem when the model has no type model, as every lead was before
+    types were modelled (the probability then stays None: no model judged it)."""
+    return RequestType(prediction.request_type) if prediction.request_type else RequestType.PROBLEM
+
+
 def _new_lead(
     settings: Settings, post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str
 ) -> _Draft:
@@ -213,6 +223,8 @@ def _new_lead(
         urgency_reason=urgency.reason,
         category=prediction.category,
         category_probability=prediction.category_probability,
+        request_type=request_type(prediction),
+        request_type_probability=prediction.request_type_probability,
         district=place.district,
         street=place.street,
         landmark=place.landmark,
@@ -238,6 +250,12 @@ def _join_lead(
     lead.first_seen_at = min(lead.first_seen_at, seen)
     # Independent reports make the lead more likely real: combine as a noisy-OR.
     lead.score = round(1 - (1 - lead.score) * (1 - prediction.relevance), 4)
+    # The lead takes the most pressing type among its posts (storage.models.REQUEST_TYPE_ORDER): the
+    # posts tell of one situation, and once anyone reports it broken it is a problem to fix, however
+    # many others only ask about it. Left a question, it would wait behind every problem of its priority.
+    kind = request_type(prediction)
+    if REQUEST_TYPE_ORDER.index(kind) < REQUEST_TYPE_ORDER.index(RequestType(lead.request_type)):
+        lead.request_type, lead.request_type_probability = kind, prediction.request_type_probability
     if urgency.urgent and lead.priority != Priority.URGENT:
         lead.priority = Priority.URGENT
         lead.urgency_reason = urgency.reason

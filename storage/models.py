@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Enum,
     Float,
     ForeignKey,
@@ -63,6 +64,16 @@ REQUEST_TYPE_LABELS: dict[RequestType, str] = {
     RequestType.QUESTION: "咨询",
     RequestType.SUGGESTION: "建议",
 }
+
+#: Most pressing first. A problem needs someone to act; a suggestion may lead to action; a question
+#: needs only an answer. The queue ranks leads of one priority in this order, and a lead whose posts
+#: were typed differently takes the first of their types (classify.detection): one resident's
+#: question cannot hide another's report that the thing is broken.
+REQUEST_TYPE_ORDER: tuple[RequestType, ...] = (
+    RequestType.PROBLEM,
+    RequestType.SUGGESTION,
+    RequestType.QUESTION,
+)
 
 
 class TicketState(enum.StrEnum):
@@ -217,11 +228,17 @@ class Classification(Base):
 class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
-        Index("ix_leads_state_priority_sla", "state", "priority", "sla_due_at"),
-        # The queue's default order (urgent first, then SLA due soonest) across all states.
-        Index("ix_leads_priority_sla", "priority", "sla_due_at"),
+        # The queue's default order (urgent first, then problems, suggestions, questions, then SLA due
+        # soonest) walks one (priority, request type) slice at a time, in one state or across all.
+        Index("ix_leads_state_priority_type_sla", "state", "priority", "request_type", "sla_due_at"),
+        Index("ix_leads_priority_type_sla", "priority", "request_type", "sla_due_at"),
         # The queue sorted by score, or by model uncertainty (outward from 0.5).
         Index("ix_leads_score", "score"),
+        # Non-native enums have no database check of their own; a request type is read by the queue
+        # order and the promotion rule, so an unknown value must not get in (ck_leads_request_type).
+        CheckConstraint(
+            "request_type IN ({})".format(", ".join(f"'{t.value}'" for t in RequestType)), name="request_type"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -229,6 +246,13 @@ class Lead(Base):
     priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.ORDINARY)
     category: Mapped[str | None] = mapped_column(String(50))
     category_probability: Mapped[float | None] = mapped_column(Float)
+    #: Problem, question or suggestion (classify.detection decides; leads made before types were
+    #: modelled are problems, migration 0011). The probability is the type model's, None when no
+    #: model judged the type.
+    request_type: Mapped[RequestType] = mapped_column(
+        _enum(RequestType), default=RequestType.PROBLEM, server_default=RequestType.PROBLEM.value
+    )
+    request_type_probability: Mapped[float | None] = mapped_column(Float)
     urgency_reason: Mapped[str | None] = mapped_column(String(500))
     district: Mapped[str | None] = mapped_column(String(50))
     street: Mapped[str | None] = mapped_column(String(100))

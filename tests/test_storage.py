@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.db import make_engine, upgrade
-from storage.models import Lead, LeadPost, Platform, Post, Priority, Ticket
+from storage.db import alembic_config, make_engine, upgrade
+from storage.models import Lead, LeadPost, Platform, Post, Priority, RequestType, Ticket
 from storage.queries import insert_posts, posts_awaiting_detection, stage_counts, sync_platforms
 
 
@@ -114,3 +116,54 @@ def test_sync_platforms_updates_without_deleting(with_platform: Session) -> None
     sync_platforms(with_platform, {"weibo": ("新浪微博", "json_feed", False)})
     row = with_platform.get(Platform, "weibo")
     assert row is not None and (row.name, row.enabled) == ("新浪微博", False)
+
+
+def test_leads_made_before_request_types_become_problems_and_keep_their_evidence(database_url: str) -> None:
+    command.downgrade(alembic_config(database_url), "0010")
+    engine = make_engine(database_url)
+    at = "2026-11-01 00:00:00+00:00"
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO platforms (id, name, kind, enabled, paused, updated_at) "
+                "VALUES ('weibo', '微博', 'json_feed', true, false, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO posts (id, platform_id, external_id, url, text, fetched_at, likes, replies, "
+                "reposts, content_hash, detection_status) VALUES (1, 'weibo', '1', 'https://x.invalid/1', "
+                "'井盖丢失', :at, 0, 0, 0, :hash, 'detected')"
+            ),
+            {"at": at, "hash": "h" * 64},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO leads (id, state, priority, summary, score, top_terms, first_seen_at, "
+                "last_seen_at, found_at, evidence_count, created_at, updated_at) VALUES "
+                "(1, 'new', 'ordinary', '井盖丢失', 0.9, '[]', :at, :at, :at, 1, :at, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            sa.text("INSERT INTO lead_posts (lead_id, post_id, added_at) VALUES (1, 1, :at)"), {"at": at}
+        )
+    engine.dispose()
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        lead = connection.execute(sa.text("SELECT request_type, request_type_probability FROM leads")).one()
+        evidence = connection.execute(sa.text("SELECT lead_id, post_id FROM lead_posts")).all()
+    engine.dispose()
+    assert (tuple(lead), [tuple(row) for row in evidence]) == (("problem", None), [(1, 1)])
+
+
+def test_the_database_refuses_an_unknown_request_type(session: Session) -> None:
+    lead = Lead(summary="咨询垃圾分类", request_type=RequestType.QUESTION)
+    session.add(lead)
+    session.flush()
+    with pytest.raises(IntegrityError):
+        session.execute(
+            sa.text("UPDATE leads SET request_type = 'complaint' WHERE id = :id"), {"id": lead.id}
+        )

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from storage.models import Lead, LeadState, Priority, Ticket, TicketState
+from storage.models import REQUEST_TYPE_LABELS, Lead, LeadState, Priority, RequestType, Ticket, TicketState
 from verify.days import end_utc, local_wall_clock, start_utc
 
 FORMATS = ("csv", "xlsx", "parquet")
@@ -23,6 +23,7 @@ COLUMNS = (
     "线索编号",
     "核实时间",
     "优先级",
+    "诉求类型",
     "类别",
     "区",
     "街道",
@@ -77,6 +78,7 @@ def _row(lead: Lead, ticket: Ticket | None) -> dict[str, Any]:
         "线索编号": lead.id,
         "核实时间": local_wall_clock(verified_at),
         "优先级": PRIORITY_LABELS[lead.priority],
+        "诉求类型": REQUEST_TYPE_LABELS[lead.request_type],
         "类别": lead.category,
         "区": lead.district,
         "街道": lead.street,
@@ -102,6 +104,7 @@ def cases_frame(
     category: str | None = None,
     district: str | None = None,
     state: str | None = None,
+    request_type: RequestType | None = None,
 ) -> pd.DataFrame:
     """Verified cases, oldest first; dates are Shanghai calendar days, both ends included."""
     verified_at = func.coalesce(Ticket.created_at, Lead.updated_at)
@@ -119,6 +122,8 @@ def cases_frame(
         statement = statement.where(Lead.category == category)
     if district:
         statement = statement.where(Lead.district == district)
+    if request_type is not None:
+        statement = statement.where(Lead.request_type == request_type)
     if state:
         statement = statement.where(_progress_condition(state))
     rows = [_row(lead, ticket) for lead, ticket in session.execute(statement)]

@@ -17,6 +17,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from settings import ReviewSettings
 from storage.base import utcnow
 from storage.models import (
+    REQUEST_TYPE_ORDER,
     AuditEvent,
     Lead,
     LeadPost,
@@ -24,6 +25,7 @@ from storage.models import (
     Post,
     Priority,
     RawResponse,
+    RequestType,
     Ticket,
     TicketState,
 )
@@ -42,7 +44,7 @@ SIMILAR_RECENT_DAYS = 7
 
 
 class QueueSort(enum.StrEnum):
-    URGENT = "urgent"  # urgent first, then SLA due soonest
+    URGENT = "urgent"  # urgent first; in each priority problems, suggestions, questions; then SLA due soonest
     SCORE = "score"  # most confident detections first
     UNCERTAINTY = "uncertainty"  # scores nearest 0.5 first: where an analyst's label teaches the model most
 
@@ -66,6 +68,7 @@ class LeadFilter(BaseModel):
 
     state: LeadState | None = None
     priority: Priority | None = None
+    type: RequestType | None = None
     category: Annotated[FilterText, Field(max_length=MAX_FIELD_CHARS)] | None = None
     district: Annotated[FilterText, Field(max_length=MAX_FIELD_CHARS)] | None = None
     platform: Annotated[FilterText, Field(max_length=MAX_PLATFORM_CHARS)] | None = None
@@ -86,8 +89,8 @@ class LeadFilter(BaseModel):
             return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
         return data
 
-    def narrows_beyond_state_and_priority(self) -> bool:
-        """True when the filter uses a column outside the (state, priority, sla_due_at) index."""
+    def narrows_beyond_queue_index(self) -> bool:
+        """True when the filter uses a column outside the (state, priority, request_type, sla) index."""
         extra = (self.category, self.district, self.platform, self.found_from, self.found_to, self.text)
         return any(value is not None for value in (*extra, self.score_min, self.score_max))
 
@@ -115,6 +118,8 @@ def _where(statement: Any, criteria: LeadFilter, *, with_state: bool = True) -> 
         statement = statement.where(Lead.state == criteria.state)
     if criteria.priority is not None:
         statement = statement.where(Lead.priority == criteria.priority)
+    if criteria.type is not None:
+        statement = statement.where(Lead.request_type == criteria.type)
     if criteria.category:
         statement = statement.where(Lead.category == criteria.category)
     if criteria.district:
@@ -182,27 +187,38 @@ class QueueSummary:
     total: int  # matching every filter
     urgent: int  # urgent leads matching every filter
     breaches: int  # open leads matching every filter whose SLA (from when found) has run out
+    #: Leads matching every filter per (priority, request type): the slices of the default order.
+    slices: dict[tuple[Priority, RequestType], int]
 
 
 def summarise(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> QueueSummary:
-    """Counts per state, the total, the urgent count and SLA breaches in a single pass over the leads."""
+    """Counts per state and per (priority, type), the total, the urgent count and SLA breaches in a
+    single pass over the leads."""
     late = case((and_(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < (now or utcnow())), 1), else_=0)
-    # Filtered on state and priority alone, the (state, priority, sla) index covers the query.
-    state: Any = Lead.state
-    priority: Any = Lead.priority
-    if criteria.narrows_beyond_state_and_priority():
-        state, priority = _unindexed(Lead.state), _unindexed(Lead.priority)
-    statement = _where(select(state, priority, func.count(), func.sum(late)), criteria, with_state=False)
-    statement = statement.group_by(state, priority)
+    # Filtered on state, priority and type alone, the (state, priority, type, sla) index covers it.
+    columns: list[Any] = [Lead.state, Lead.priority, Lead.request_type]
+    if criteria.narrows_beyond_queue_index():
+        columns = [_unindexed(column) for column in columns]
+    statement = _where(select(*columns, func.count(), func.sum(late)), criteria, with_state=False)
+    statement = statement.group_by(*columns)
     counts = dict.fromkeys(LeadState, 0)
+    slices: dict[tuple[Priority, RequestType], int] = {}
     total = urgent = breaches = 0
-    for state, priority, count, late_count in session.execute(statement):
+    for state, priority, kind, count, late_count in session.execute(statement):
         counts[LeadState(state)] += count
         if criteria.state is None or criteria.state == state:
             total += count
             breaches += late_count or 0
             urgent += count if priority == Priority.URGENT else 0
-    return QueueSummary(counts=counts, total=total, urgent=urgent, breaches=breaches)
+            key = (Priority(priority), RequestType(kind))
+            slices[key] = slices.get(key, 0) + count
+    return QueueSummary(counts=counts, total=total, urgent=urgent, breaches=breaches, slices=slices)
+
+
+#: The default order's slices, first to last: urgent before ordinary, then REQUEST_TYPE_ORDER.
+QUEUE_SLICES: tuple[tuple[Priority, RequestType], ...] = tuple(
+    (priority, kind) for priority in (Priority.URGENT, Priority.ORDINARY) for kind in REQUEST_TYPE_ORDER
+)
 
 
 def _ordering(sort: QueueSort) -> list[Any]:
@@ -234,16 +250,20 @@ def page(*, session: Session, criteria: LeadFilter, summary: QueueSummary) -> li
         return nearest[offset:wanted]
     if criteria.sort == QueueSort.SCORE:
         return list(session.scalars(base.order_by(*order).offset(offset).limit(size)))
-    # Urgent first: page through the urgent leads, then the ordinary ones, each in SLA order, so
-    # both halves walk the (priority, sla_due_at) index instead of sorting every lead.
+    # Urgent first, and within a priority problems, then suggestions, then questions (kept, but a
+    # question needs only an answer): page through each (priority, type) slice in SLA order, so each
+    # walks the (priority, request_type, sla_due_at) index instead of sorting every lead.
     leads: list[Lead] = []
-    if offset < summary.urgent:
-        urgent = base.where(Lead.priority == Priority.URGENT).order_by(*order).offset(offset).limit(size)
-        leads += session.scalars(urgent)
-    if len(leads) < size:
-        ordinary = base.where(Lead.priority == Priority.ORDINARY).order_by(*order)
-        ordinary = ordinary.offset(max(offset - summary.urgent, 0)).limit(size - len(leads))
-        leads += session.scalars(ordinary)
+    for priority, kind in QUEUE_SLICES:
+        count = summary.slices.get((priority, kind), 0)
+        if offset >= count:
+            offset -= count
+            continue
+        part = base.where(Lead.priority == priority, Lead.request_type == kind).order_by(*order)
+        leads += session.scalars(part.offset(offset).limit(size - len(leads)))
+        offset = 0
+        if len(leads) >= size:
+            break
     return leads
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadState, Priority, Ticket, TicketState
+from storage.models import AuditEvent, Lead, LeadState, Priority, RequestType, Ticket, TicketState
 from verify.inputs import storable
 from verify.responsibility import suggest_unit
 from verify.review import OPEN_STATES
@@ -263,7 +263,12 @@ def expire_claims(*, session: Session, now: datetime | None = None) -> int:
 def verify_and_promote(
     *, session: Session, lead_id: int, actor: str, settings: Settings, edits: dict[str, Any] | None = None
 ) -> Ticket:
-    """Verify a lead the actor holds, apply corrections, promote it and queue its ticket — one transaction."""
+    """Verify a lead the actor holds, apply corrections, promote it and queue its ticket — one transaction.
+
+    The only way a ticket is made, and one lead at a time by the analyst holding its claim. Questions
+    are kept in the queue, but only such an analyst's promotion makes one a ticket: the system account
+    is refused, and the promotion's audit event records the lead's request type.
+    """
     now = utcnow()
     changes = {k: v for k, v in (edits or {}).items() if k in EDITABLE_FIELDS and v not in (None, "")}
     unknown = set(edits or {}) - set(EDITABLE_FIELDS)
@@ -271,6 +276,9 @@ def verify_and_promote(
         raise WorkflowError(f"fields cannot be edited: {', '.join(sorted(unknown))}")
     _require_storable(*(str(value) for value in changes.values()))
     lead = get_or_raise(session=session, lead_id=lead_id)
+    request_type = RequestType(lead.request_type)
+    if request_type == RequestType.QUESTION and actor == SYSTEM_ACTOR:
+        raise TransitionRefused(f"lead {lead_id} is a question: only an analyst may promote it")
     suggested = None
     if not changes.get("responsible_unit") and not lead.responsible_unit:
         # The analyst named no unit: the responsibility list's most specific match for the (edited) place.
@@ -302,7 +310,12 @@ def verify_and_promote(
     )
     session.add(ticket)
     session.flush()
-    details: dict[str, Any] = {"ticket_id": ticket.id, "idempotency_key": ticket.idempotency_key}
+    details: dict[str, Any] = {
+        "ticket_id": ticket.id,
+        "idempotency_key": ticket.idempotency_key,
+        # As promoted: later evidence may still change an open lead's type (classify.detection).
+        "request_type": request_type.value,
+    }
     if waits:
         details["awaiting_confirmation"] = True
     _audit(session, lead_id, actor, Action.PROMOTE, LeadState.VERIFIED, LeadState.PROMOTED, details=details)

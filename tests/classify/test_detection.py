@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -11,10 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from classify import detection
 from classify.detection import detect_new_posts
 from classify.merging import COMMON_MIN_LEADS, LeadIndex, containment, merge_text, shingles
+from classify.model import Detector, Prediction
 from classify.urgency import Urgency, assess
 from settings import Settings
 from storage.db import session_scope
-from storage.models import Classification, DetectionStatus, Lead, LeadPost, Post, Priority
+from storage.models import Classification, DetectionStatus, Lead, LeadPost, Post, Priority, RequestType
 from storage.queries import insert_posts, sync_platforms
 
 Env = tuple[Settings, sessionmaker[Session]]
@@ -276,3 +279,72 @@ def test_the_same_hazard_at_the_same_named_place_merges_though_told_in_other_wor
     assert index.match(review, frozenset({"南山区"}), "城乡建设", 0.7) is None  # no shared hazard
     elsewhere = frozenset({"南山区|深南大道|台阶破损"})
     assert index.match(review, frozenset({"南山区"}), "城乡建设", 0.7, elsewhere) is None
+
+
+def _typed(monkeypatch: pytest.MonkeyPatch, types: dict[str, tuple[str | None, float | None]]) -> None:
+    """Give the predictions of these texts a request type and its probability (the type model's part of
+    Detector.predict, whichever model is trained); other texts keep what the model said."""
+    predict = Detector.predict
+
+    def typed(self: Detector, texts: list[str], *args: Any, **kwargs: Any) -> list[Prediction]:
+        predictions = predict(self, texts, *args, **kwargs)
+        return [
+            replace(p, request_type=types[t][0], request_type_probability=types[t][1]) if t in types else p
+            for t, p in zip(texts, predictions, strict=True)
+        ]
+
+    monkeypatch.setattr(Detector, "predict", typed)
+
+
+def test_a_new_lead_keeps_the_request_type_and_probability_of_its_post(
+    detect_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, factory = detect_env
+    _typed(monkeypatch, {MANHOLE: ("question", 0.81)})
+    _store(factory, ("weibo", "1", MANHOLE))
+    detect_new_posts(settings, factory)
+    [lead] = _leads(factory)
+    assert (lead.request_type, lead.request_type_probability) == (RequestType.QUESTION, 0.81)
+
+
+def test_a_post_no_type_model_judged_makes_a_problem_lead_without_a_probability(
+    detect_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, factory = detect_env
+    _typed(monkeypatch, {MANHOLE: (None, None)})
+    _store(factory, ("weibo", "1", MANHOLE))
+    detect_new_posts(settings, factory)
+    [lead] = _leads(factory)
+    assert (lead.request_type, lead.request_type_probability) == (RequestType.PROBLEM, None)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (("question", 0.9), ("problem", 0.6), (RequestType.PROBLEM, 0.6)),
+        (("problem", 0.6), ("question", 0.9), (RequestType.PROBLEM, 0.6)),
+        (("question", 0.9), ("suggestion", 0.7), (RequestType.SUGGESTION, 0.7)),
+        (("suggestion", 0.7), ("problem", 0.55), (RequestType.PROBLEM, 0.55)),
+        (("suggestion", 0.7), ("question", 0.95), (RequestType.SUGGESTION, 0.7)),
+        (("question", 0.9), ("question", 0.6), (RequestType.QUESTION, 0.9)),
+    ],
+)
+@pytest.mark.parametrize("same_run", [True, False], ids=["same-page", "stored-lead"])
+def test_a_merged_lead_takes_the_most_pressing_type_among_its_posts(
+    detect_env: Env,
+    monkeypatch: pytest.MonkeyPatch,
+    first: tuple[str, float],
+    second: tuple[str, float],
+    expected: tuple[RequestType, float],
+    same_run: bool,
+) -> None:
+    settings, factory = detect_env
+    _typed(monkeypatch, {WATER_A: first, WATER_B: second})
+    yesterday = datetime.now(UTC) - timedelta(days=1)  # inside the merge window
+    _store(factory, ("tieba", "9", WATER_A), published=yesterday)
+    if not same_run:
+        detect_new_posts(settings, factory)
+    _store(factory, ("weibo", "1", WATER_B), published=yesterday)
+    detect_new_posts(settings, factory)
+    [lead] = _leads(factory)
+    assert (lead.evidence_count, lead.request_type, lead.request_type_probability) == (2, *expected)

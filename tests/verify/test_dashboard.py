@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from review_client import submit_login
 
 from storage.base import utcnow
-from storage.models import CrawlRun, Platform
+from storage.models import CrawlRun, LeadState, Platform, RequestType
 from verify import workflow
 from verify.users import create_user
 from verify.web import dashboard_stats, svg
@@ -62,6 +62,39 @@ def test_figures_count_precision_throughput_and_model_agreement(session, decided
     # alice: verify@0.9 agrees, reject@0.8 does not; bob: reject@0.3 and verify@0.7 both agree.
     assert (by_name["alice"].agrees_with_model, by_name["bob"].agrees_with_model) == (0.5, 1.0)
     assert [(run.platform_id, run.layout_changed) for run in figures.crawl] == [("tieba", True)]
+
+
+@pytest.fixture
+def typed(session, settings, make_lead) -> None:
+    """Leads of each request type: two questions (one promoted), a suggestion, a problem found long ago."""
+    now = utcnow()
+    make_lead(request_type=RequestType.QUESTION, found_at=now)
+    promoted = make_lead(request_type=RequestType.QUESTION, found_at=now).id
+    make_lead(request_type=RequestType.SUGGESTION, found_at=now, state=LeadState.REJECTED)
+    make_lead(request_type=RequestType.PROBLEM, found_at=now - timedelta(days=30))
+    decide(session, settings, promoted, "alice", "verify")
+
+
+def test_leads_are_counted_per_request_type_found_open_and_promoted(session, typed) -> None:
+    figures = dashboard_stats.build(session, days=7)
+    assert [(t.label, t.found, t.open, t.promoted) for t in figures.by_request_type] == [
+        ("问题", 0, 1, 0),
+        ("建议", 1, 0, 0),
+        ("咨询", 2, 1, 1),
+    ]
+
+
+def test_the_dashboard_page_shows_the_counts_per_request_type(settings, session, typed) -> None:
+    create_user(session, "sue", "sue-pw", "supervisor")
+    session.commit()
+    app = create_app(settings)
+    with TestClient(app, follow_redirects=False) as client:
+        submit_login(client, "sue", "sue-pw")
+        html = client.get("/dashboard?days=7").text
+    app.state.engine.dispose()
+    assert '<tr data-type="problem"><td>问题</td><td>0</td><td>1</td><td>0</td></tr>' in html
+    assert '<tr data-type="suggestion"><td>建议</td><td>1</td><td>0</td><td>0</td></tr>' in html
+    assert '<tr data-type="question"><td>咨询</td><td>2</td><td>1</td><td>1</td></tr>' in html
 
 
 def test_the_dashboard_page_draws_escaped_svg_charts(settings, session, decided) -> None:

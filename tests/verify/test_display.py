@@ -115,8 +115,36 @@ def event(action: str, **values: object) -> AuditEvent:
             event("dispatch_status", from_state=None, to_state="closed", reason="路灯已修复"),
             "办理状态更新 · — → 已办结 · 路灯已修复",
         ),
+        (
+            event(
+                Action.PROMOTE,
+                from_state="verified",
+                to_state="promoted",
+                details={"request_type": "question"},
+            ),
+            "派单 · 已核实 → 已派单 · 咨询类线索，经分析员派单",
+        ),
+        (
+            event(
+                Action.PROMOTE,
+                from_state="verified",
+                to_state="promoted",
+                details={"request_type": "problem"},
+            ),
+            "派单 · 已核实 → 已派单",
+        ),
     ],
-    ids=["claim", "reject", "verify edits", "merge", "note", "repush", "dispatch status"],
+    ids=[
+        "claim",
+        "reject",
+        "verify edits",
+        "merge",
+        "note",
+        "repush",
+        "dispatch status",
+        "promote question",
+        "promote problem",
+    ],
 )
 def test_an_audit_event_reads_in_chinese(audit: AuditEvent, line: str) -> None:
     assert history_line(audit) == line

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import LeadState, Ticket, TicketState
+from storage.models import LeadState, RequestType, Ticket, TicketState
 from verify.exports import COLUMNS, ExportError, cases_frame, write_frame
 
 runner = CliRunner()
@@ -86,6 +86,24 @@ def test_every_verified_case_is_a_row_with_chinese_headers_oldest_first(session,
     assert list(frame["优先级"]) == ["普通", "加急", "普通"]
 
 
+def test_each_case_carries_its_request_type_in_chinese(session, lead_adder) -> None:
+    question = case(session, lead_adder, LATE_EVENING_UTC, request_type=RequestType.QUESTION)
+    problem = case(session, lead_adder, LATE_EVENING_UTC + timedelta(hours=1))
+    suggestion = case(session, lead_adder, LATE_EVENING_UTC + timedelta(hours=2), request_type="suggestion")
+    frame = cases_frame(session)
+    assert list(zip(frame["线索编号"], frame["诉求类型"], strict=True)) == [
+        (question, "咨询"),
+        (problem, "问题"),
+        (suggestion, "建议"),
+    ]
+
+
+def test_the_request_type_filter_keeps_only_cases_of_that_type(session, lead_adder) -> None:
+    question = case(session, lead_adder, LATE_EVENING_UTC, request_type=RequestType.QUESTION)
+    case(session, lead_adder, LATE_EVENING_UTC)
+    assert list(cases_frame(session, request_type=RequestType.QUESTION)["线索编号"]) == [question]
+
+
 #: (filters, the cases they keep) — one database for the whole table keeps the test fast.
 FILTER_TABLE = [
     ({"since": date(2026, 11, 29), "until": date(2026, 11, 29)}, ["closed"]),
@@ -124,7 +142,7 @@ def test_csv_and_xlsx_defuse_formulas_while_parquet_keeps_the_text_exactly(sessi
     assert from_csv["摘要"].iloc[2] == '\'=HYPERLINK("http://x")'
     assert from_csv["核实时间"].iloc[0] == "2026-11-29 01:30:00"
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes.getvalue())).active
-    assert (sheet.title, sheet["A1"].value, sheet["H4"].value) == (
+    assert (sheet.title, sheet["A1"].value, sheet["I4"].value) == (
         "核实案件",
         "线索编号",
         '\'=HYPERLINK("http://x")',

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,11 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadState, Ticket, TicketState
+from storage.models import AuditEvent, Lead, LeadState, RequestType, Ticket, TicketState
 from verify import workflow
 from verify.workflow import Action, TransitionRefused
 
 S = LeadState
+#: Source text that makes a ticket: the model constructed, a Core insert into it, or the one function.
+TICKET_MAKING = re.compile(r"(?<!class )\bTicket\(|insert\(\s*(?:Ticket|_?TICKETS)\b|\bverify_and_promote\(")
 EXPECTED = {
     (S.NEW, Action.CLAIM): S.CLAIMED,
     (S.CLAIMED, Action.CLAIM): S.CLAIMED,
@@ -230,3 +234,56 @@ def test_a_unit_the_analyst_names_is_kept_over_the_list(session, make_lead, sett
     )
     session.commit()
     assert session.get(Lead, lead.id).responsible_unit == "福田区城管局"
+
+
+def test_no_path_but_verify_and_promote_makes_a_ticket() -> None:
+    # Pins the premise of the question rule: every ticket comes from verify_and_promote, which needs
+    # the actor's own claim on one lead. No bulk or automatic promotion exists to exempt questions
+    # from; a new ticket-maker must show up here and be held to the same rule.
+    root = Path(__file__).resolve().parents[2]
+    makers = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if not path.relative_to(root).parts[0].startswith((".", "tests"))
+        and TICKET_MAKING.search(path.read_text(encoding="utf-8"))
+    )
+    assert makers == [
+        "fixtures/leads.py",  # test support: claims, then verify_and_promote, as an analyst would
+        "verify/web/api.py",  # POST /api/v1/leads/{id}/verify, one lead held by the caller
+        "verify/web/lead_pages.py",  # the lead page's verify form, one lead held by the analyst
+        "verify/workflow.py",  # verify_and_promote itself
+    ]
+
+
+def test_an_analysts_promotion_of_a_question_makes_a_ticket_and_says_it_was_a_question(
+    session, make_lead, settings
+) -> None:
+    lead = make_lead(request_type=RequestType.QUESTION)
+    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    ticket = workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    session.commit()
+    assert (ticket.lead_id, ticket.state) == (lead.id, TicketState.QUEUED)
+    promote = session.scalars(select(AuditEvent).where(AuditEvent.action == "promote")).one()
+    assert (promote.actor, promote.details) == (
+        "alice",
+        {"ticket_id": ticket.id, "idempotency_key": f"weisu-lead-{lead.id}", "request_type": "question"},
+    )
+
+
+def test_the_system_account_cannot_promote_a_question(session, make_lead, settings) -> None:
+    lead = make_lead(request_type=RequestType.QUESTION)
+    workflow.claim(session=session, lead_id=lead.id, actor=workflow.SYSTEM_ACTOR, settings=settings)
+    with pytest.raises(TransitionRefused, match="is a question: only an analyst may promote it"):
+        workflow.verify_and_promote(
+            session=session, lead_id=lead.id, actor=workflow.SYSTEM_ACTOR, settings=settings
+        )
+    assert session.scalars(select(Ticket)).all() == []
+    assert session.get(Lead, lead.id).state == S.CLAIMED
+
+
+def test_the_promotion_of_a_problem_records_its_type(session, make_lead, settings) -> None:
+    lead = make_lead()
+    workflow.claim(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    workflow.verify_and_promote(session=session, lead_id=lead.id, actor="alice", settings=settings)
+    promote = session.scalars(select(AuditEvent).where(AuditEvent.action == "promote")).one()
+    assert promote.details["request_type"] == "problem"

@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from review_client import submit_login
 
-from storage.models import LeadState, Priority
+from storage.models import LeadState, Priority, RequestType
 from verify.web.filters import FIELD_HINTS
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
@@ -28,7 +28,7 @@ EDGES = [
     "1000000000000000000", "-1", "0", "1", "2", "100000", "100001", "2147483648", "1e309", "nan", "inf",
     "-0.0", "0.5", "9999-12-31", "0001-01-01", "2000-01-01", "2099-12-31", "2100-01-01", "2026-11-29",
     "2026-02-30", "\x00", "a\x00b", "路灯" * 60, "%", "_", "' OR 1=1 --", "new", "merged", "urgent",
-    "score", "uncertainty", "南山区", "weibo", " ",
+    "score", "uncertainty", "南山区", "weibo", " ", "question", "suggestion",
 ]  # fmt: skip
 values = st.one_of(
     st.sampled_from(EDGES),
@@ -36,7 +36,7 @@ values = st.one_of(
     st.integers().map(str),
     st.floats().map(str),
     st.dates().map(str),
-    st.sampled_from([*LeadState, *Priority]).map(str),
+    st.sampled_from([*LeadState, *Priority, *RequestType]).map(str),
 )
 queries = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
 EXPORTS = ["leads.csv", "leads.xlsx", "cases.csv", "cases.xlsx"]
@@ -46,7 +46,7 @@ EXPORTS = ["leads.csv", "leads.xlsx", "cases.csv", "cases.xlsx"]
 def client(app, session, make_lead) -> Iterator[TestClient]:
     make_lead(district="南山区", summary="南山路灯 50%")
     make_lead(district="福田区", priority=Priority.URGENT, state=LeadState.PROMOTED)
-    make_lead(state=LeadState.MERGED, score=0.5)
+    make_lead(state=LeadState.MERGED, score=0.5, request_type=RequestType.QUESTION)
     with TestClient(app, follow_redirects=False) as test_client:
         assert submit_login(test_client, "alice", "alice-pw").status_code == 303
         yield test_client

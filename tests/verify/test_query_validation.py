@@ -33,6 +33,8 @@ BAD_VALUES = [
     ("score_max", "inf"),
     ("state", "bogus"),
     ("priority", "URGENT!"),
+    ("type", "complaint"),
+    ("type", "咨询"),
     ("sort", "random"),
     ("text", "路灯" * 51),
     ("category", "x" * 51),

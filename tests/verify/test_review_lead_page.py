@@ -12,7 +12,17 @@ from fastapi.testclient import TestClient
 from review_client import csrf_of, submit_login
 from sqlalchemy import select
 
-from storage.models import AuditEvent, Lead, LeadPost, LeadState, Post, RawResponse, Ticket, TicketState
+from storage.models import (
+    AuditEvent,
+    Lead,
+    LeadPost,
+    LeadState,
+    Post,
+    RawResponse,
+    RequestType,
+    Ticket,
+    TicketState,
+)
 
 RAW_BODY = '{"data": {"cards": [{"mblog": {"text": "<script>alert(1)</script>路灯坏了"}}]}}'.encode()
 
@@ -287,3 +297,25 @@ def test_the_favicon_is_linked_and_served_at_the_default_path(alice, app) -> Non
         assert anonymous.get("/favicon.ico").content == icon.content
     svg = alice.get("/static/favicon.svg")
     assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")
+
+
+def test_the_page_shows_the_request_type_in_chinese_with_its_probability(alice, make_lead) -> None:
+    question = make_lead(request_type=RequestType.QUESTION, request_type_probability=0.834)
+    untyped = make_lead(request_type=RequestType.PROBLEM, request_type_probability=None)
+    assert (
+        '<dd id="request-type" data-type="question">咨询（83%）</dd>'
+        in alice.get(f"/leads/{question.id}").text
+    )
+    assert '<dd id="request-type" data-type="problem">问题</dd>' in alice.get(f"/leads/{untyped.id}").text
+
+
+def test_an_analyst_promoting_a_question_from_its_page_makes_a_ticket_noted_in_its_history(
+    alice, make_lead, session
+) -> None:
+    lead = make_lead(request_type=RequestType.QUESTION)
+    page = alice.get(f"/leads/{lead.id}").text
+    assert '<p class="hint" id="question-hint">这是一条咨询：只有确需职能部门办理时才派单' in page
+    token = csrf_of(page)
+    assert alice.post(f"/leads/{lead.id}/verify", data={"csrf_token": token}).status_code == 303
+    assert "派单 · 已核实 → 已派单 · 咨询类线索，经分析员派单" in alice.get(f"/leads/{lead.id}").text
+    assert [t.lead_id for t in session.scalars(select(Ticket))] == [lead.id]

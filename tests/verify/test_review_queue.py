@@ -14,7 +14,7 @@ from review_client import submit_login
 from sqlalchemy import select
 
 from storage.base import utcnow
-from storage.models import Lead, LeadPost, LeadState, Platform, Post, Priority
+from storage.models import Lead, LeadPost, LeadState, Platform, Post, Priority, RequestType
 from verify import review
 from verify.review import LeadFilter, QueueSort
 from verify.users import create_token, create_user
@@ -211,3 +211,113 @@ def test_uncertainty_paging_walks_outward_from_one_half(session, make_lead) -> N
     second = ids(session, LeadFilter(sort=QueueSort.UNCERTAINTY, page=2, page_size=3))
     third = ids(session, LeadFilter(sort=QueueSort.UNCERTAINTY, page=3, page_size=3))
     assert [*first, *second, *third] == expected
+
+
+PROBLEM, QUESTION, SUGGESTION = RequestType.PROBLEM, RequestType.QUESTION, RequestType.SUGGESTION
+
+
+def test_the_type_filter_narrows_the_queue_to_leads_of_that_type(session, make_lead) -> None:
+    make_lead(request_type=PROBLEM)
+    question = make_lead(request_type=QUESTION)
+    suggestion = make_lead(request_type=SUGGESTION)
+    assert ids(session, LeadFilter(type=QUESTION)) == [question.id]
+    assert ids(session, LeadFilter(type=SUGGESTION)) == [suggestion.id]
+    assert review.summarise(session=session, criteria=LeadFilter(type=QUESTION)).total == 1
+
+
+def test_within_a_priority_problems_come_before_suggestions_and_questions(session, make_lead) -> None:
+    soon = utcnow()
+    # Created so that SLA order alone would put every question first.
+    ordinary_question = make_lead(request_type=QUESTION, sla_due_at=soon).id
+    ordinary_suggestion = make_lead(request_type=SUGGESTION, sla_due_at=soon + timedelta(minutes=1)).id
+    ordinary_problem = make_lead(request_type=PROBLEM, sla_due_at=soon + timedelta(minutes=2)).id
+    later_problem = make_lead(request_type=PROBLEM, sla_due_at=soon + timedelta(minutes=3)).id
+    urgent = {"priority": Priority.URGENT}
+    urgent_question = make_lead(request_type=QUESTION, sla_due_at=soon, **urgent).id
+    urgent_problem = make_lead(request_type=PROBLEM, sla_due_at=soon + timedelta(minutes=30), **urgent).id
+    assert ids(session, LeadFilter()) == [
+        urgent_problem,
+        urgent_question,
+        ordinary_problem,
+        later_problem,
+        ordinary_suggestion,
+        ordinary_question,
+    ]
+
+
+def test_type_ordered_paging_crosses_from_one_type_to_the_next(session, make_lead) -> None:
+    base = utcnow()
+    questions = [
+        make_lead(request_type=QUESTION, sla_due_at=base + timedelta(minutes=n)).id for n in range(4)
+    ]
+    problems = [make_lead(request_type=PROBLEM, sla_due_at=base + timedelta(minutes=n)).id for n in range(3)]
+    suggestions = [
+        make_lead(request_type=SUGGESTION, sla_due_at=base + timedelta(minutes=n)).id for n in range(2)
+    ]
+    pages = [ids(session, LeadFilter(page=n, page_size=4)) for n in (1, 2, 3)]
+    assert pages == [
+        [*problems, suggestions[0]],
+        [suggestions[1], *questions[:3]],
+        [questions[3]],
+    ]
+
+
+def test_the_queue_summary_counts_each_priority_and_type(session, make_lead) -> None:
+    make_lead(request_type=QUESTION)
+    make_lead(request_type=QUESTION, priority=Priority.URGENT)
+    make_lead(request_type=QUESTION, state=LeadState.REJECTED)
+    make_lead(request_type=PROBLEM)
+    summary = review.summarise(session=session, criteria=LeadFilter(state=LeadState.NEW))
+    assert summary.slices == {
+        (Priority.ORDINARY, QUESTION): 1,
+        (Priority.URGENT, QUESTION): 1,
+        (Priority.ORDINARY, PROBLEM): 1,
+    }
+
+
+def test_the_queue_page_shows_each_leads_type_and_filters_by_it(client, make_lead) -> None:
+    question = make_lead(request_type=QUESTION, summary="咨询垃圾分类时间")
+    make_lead(request_type=PROBLEM, summary="路灯不亮")
+    every = client.get("/leads").text
+    assert '<td class="request-type" data-type="question">咨询</td>' in every
+    assert '<td class="request-type" data-type="problem">问题</td>' in every
+    filtered = client.get("/leads?type=question").text
+    assert [int(n) for n in LEAD_LINK.findall(filtered)] == [question.id]
+    assert '<option value="question" selected>咨询</option>' in filtered
+    assert 'href="/exports/leads.csv?type=question&amp;sort=urgent"' in filtered
+
+
+def test_a_bad_type_on_the_queue_page_is_named_and_ignored(client, make_lead) -> None:
+    make_lead()
+    response = client.get("/leads?type=complaint")
+    assert response.status_code == 400
+    assert "以下筛选条件无效，已忽略：诉求类型（须为列表中的一项）。" in response.text
+    assert len(LEAD_LINK.findall(response.text)) == 1
+
+
+def test_the_api_lists_and_filters_leads_with_their_type(client, make_lead, bearer) -> None:
+    make_lead(request_type=PROBLEM)
+    question = make_lead(request_type=QUESTION, request_type_probability=0.83)
+    listed = client.get("/api/v1/leads", params={"type": "question"}, headers=bearer).json()
+    assert [(i["id"], i["request_type"], i["request_type_probability"]) for i in listed["items"]] == [
+        (question.id, "question", 0.83)
+    ]
+    assert client.get("/api/v1/leads", params={"type": "咨询"}, headers=bearer).status_code == 422
+    detail = client.get(f"/api/v1/leads/{question.id}", headers=bearer).json()
+    assert (detail["request_type"], detail["request_type_probability"]) == ("question", 0.83)
+
+
+def test_the_leads_export_has_the_request_type_in_chinese(client, make_lead) -> None:
+    problem = make_lead(request_type=PROBLEM)
+    question = make_lead(request_type=QUESTION)
+    suggestion = make_lead(request_type=SUGGESTION)
+    frame = pd.read_csv(io.BytesIO(client.get("/exports/leads.csv").content), encoding="utf-8-sig")
+    assert dict(zip(frame["线索编号"], frame["诉求类型"], strict=True)) == {
+        problem.id: "问题",
+        question.id: "咨询",
+        suggestion.id: "建议",
+    }
+    only = pd.read_csv(
+        io.BytesIO(client.get("/exports/leads.csv?type=suggestion").content), encoding="utf-8-sig"
+    )
+    assert only["线索编号"].tolist() == [suggestion.id]

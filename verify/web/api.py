@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.models import LeadState, Priority, Role, TicketState
+from storage.models import LeadState, Priority, RequestType, Role, TicketState
 from verify import review, workflow
 from verify.inputs import StorableStr
 from verify.review import LeadFilter
@@ -28,6 +28,8 @@ class LeadOut(BaseModel):
     id: int
     state: LeadState
     priority: Priority
+    request_type: RequestType
+    request_type_probability: float | None
     category: str | None
     district: str | None
     street: str | None

@@ -1,4 +1,5 @@
-"""The dashboard's figures: per-day counts, SLA, live precision, analysts' throughput, crawl health.
+"""The dashboard's figures: per-day counts, leads per request type, SLA, live precision, analysts'
+throughput, crawl health.
 
 Counts over a window of days are grouped in Python by Asia/Shanghai calendar day, so the same code
 runs on SQLite and PostgreSQL without dialect-specific date functions.
@@ -15,7 +16,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.base import utcnow
-from storage.models import AuditEvent, CrawlRun, Lead, LeadPost, LeadState, Post, Priority
+from storage.models import (
+    REQUEST_TYPE_LABELS,
+    REQUEST_TYPE_ORDER,
+    AuditEvent,
+    CrawlRun,
+    Lead,
+    LeadPost,
+    LeadState,
+    Post,
+    Priority,
+    RequestType,
+)
 from storage.queries import latest_runs
 from verify.review import OPEN_STATES
 
@@ -43,6 +55,17 @@ class Precision:
 
 
 @dataclass(frozen=True)
+class TypeCounts:
+    """Leads of one request type: found in the window, waiting for a decision now, promoted in the window."""
+
+    request_type: RequestType
+    label: str
+    found: int
+    open: int
+    promoted: int
+
+
+@dataclass(frozen=True)
 class AnalystFigures:
     analyst: str
     decisions: int
@@ -59,6 +82,7 @@ class Dashboard:
     found: dict[str, dict[str, int]]
     verified: dict[str, dict[str, int]]
     urgent_found: int
+    by_request_type: list[TypeCounts]
     open_breaches: int
     late_decisions: int
     by_category: list[Precision]
@@ -133,6 +157,25 @@ def _late_decisions(session: Session, since: datetime) -> int:
     return session.scalar(late) or 0
 
 
+def _by_request_type(session: Session, since: datetime) -> list[TypeCounts]:
+    """Every request type in queue order, with zeros for a type no lead has."""
+    found = select(Lead.request_type, func.count()).where(Lead.found_at >= since)
+    waiting = select(Lead.request_type, func.count()).where(Lead.state.in_(OPEN_STATES))
+    promoted = (
+        select(Lead.request_type, func.count(func.distinct(Lead.id)))
+        .join(AuditEvent, AuditEvent.lead_id == Lead.id)
+        .where(AuditEvent.action == "promote", AuditEvent.at >= since)
+    )
+    counts = [
+        {RequestType(kind): count for kind, count in session.execute(query.group_by(Lead.request_type))}
+        for query in (found, waiting, promoted)
+    ]
+    return [
+        TypeCounts(kind, REQUEST_TYPE_LABELS[kind], *(per_type.get(kind, 0) for per_type in counts))
+        for kind in REQUEST_TYPE_ORDER
+    ]
+
+
 def build(session: Session, days: int = 14, now: datetime | None = None) -> Dashboard:
     """Every figure the dashboard shows, over the last ``days`` Shanghai calendar days."""
     now = now or utcnow()
@@ -169,6 +212,7 @@ def build(session: Session, days: int = 14, now: datetime | None = None) -> Dash
         found=_per_day([(at, category) for at, category in found]),
         verified=_per_day([(at, category) for at, category in verified]),
         urgent_found=session.scalar(urgent) or 0,
+        by_request_type=_by_request_type(session, since),
         open_breaches=session.scalar(breaches) or 0,
         late_decisions=_late_decisions(session, since),
         by_category=_precision([(c, s, n) for c, s, n in by_category]),

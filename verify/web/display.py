@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadState, Priority, Role, TicketState
+from storage.models import (
+    REQUEST_TYPE_LABELS,
+    AuditEvent,
+    Lead,
+    LeadState,
+    Priority,
+    RequestType,
+    Role,
+    TicketState,
+)
 from verify.workflow import REJECT_REASON_LABELS, SYSTEM_ACTOR, Action
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -138,6 +147,8 @@ def history_line(event: AuditEvent) -> str:
         parts.append("修改 " + "，".join(changes))
     if details.get("into"):
         parts.append(f"合并到 #{details['into']}")
+    if event.action == Action.PROMOTE and details.get("request_type") == RequestType.QUESTION:
+        parts.append(f"{REQUEST_TYPE_LABELS[RequestType.QUESTION]}类线索，经分析员派单")
     return " · ".join(parts)
 
 
@@ -177,6 +188,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 GLOBALS: dict[str, Any] = {
     "state_labels": STATE_LABELS,
     "priority_labels": PRIORITY_LABELS,
+    "request_type_labels": REQUEST_TYPE_LABELS,
     "role_labels": ROLE_LABELS,
     "ticket_state_labels": TICKET_STATE_LABELS,
     "dispatch_status_labels": DISPATCH_STATUS_LABELS,

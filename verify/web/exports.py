@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from storage.models import Lead, User
+from storage.models import REQUEST_TYPE_LABELS, Lead, User
 from verify import exports as case_exports
 from verify.days import SHANGHAI, local_wall_clock
 from verify.review import MAX_PAGE_SIZE, LeadFilter, filtered
@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 #: An export is a working list, not a database dump: the newest this many matching leads at most.
 MAX_EXPORT_ROWS = 100_000
 LEAD_COLUMNS = (
-    "线索编号", "状态", "优先级", "类别", "区", "街道", "地点", "摘要", "评分", "证据数",
+    "线索编号", "状态", "优先级", "诉求类型", "类别", "区", "街道", "地点", "摘要", "评分", "证据数",
     "首帖时间", "发现时间", "办理时限", "认领人", "责任单位",
 )  # fmt: skip
 
@@ -57,6 +57,7 @@ def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
             "线索编号": lead.id,
             "状态": STATE_LABELS[lead.state],
             "优先级": PRIORITY_LABELS[lead.priority],
+            "诉求类型": REQUEST_TYPE_LABELS[lead.request_type],
             "类别": lead.category or "不确定",
             "区": lead.district,
             "街道": lead.street,
@@ -76,13 +77,15 @@ def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
 
 
 def cases_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
-    """Verified cases under the same filter's category, district and date range (verification days)."""
+    """Verified cases under the same filter's category, district, request type and date range
+    (verification days)."""
     return case_exports.cases_frame(
         session,
         since=criteria.found_from,
         until=criteria.found_to,
         category=criteria.category,
         district=criteria.district,
+        request_type=criteria.type,
     )
 
 

@@ -22,6 +22,7 @@ def _chars(limit: int) -> str:
 FIELD_HINTS: dict[str, tuple[str, str]] = {
     "state": ("状态", _CHOICE),
     "priority": ("优先级", _CHOICE),
+    "type": ("诉求类型", _CHOICE),
     "category": ("类别", _chars(MAX_FIELD_CHARS)),
     "district": ("区", _chars(MAX_FIELD_CHARS)),
     "platform": ("平台", _chars(MAX_PLATFORM_CHARS)),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from storage.base import utcnow
-from storage.models import LeadState, Priority
+from storage.models import REQUEST_TYPE_ORDER, LeadState, Priority
 from verify import review, users
 from verify.inputs import storable
 from verify.review import QueueSort
@@ -20,7 +20,7 @@ from verify.web.filters import problems_message, read_filter
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
 SORT_LABELS = {
-    QueueSort.URGENT: "加急优先、时限最近",
+    QueueSort.URGENT: "加急优先、问题先于建议和咨询、时限最近",
     QueueSort.SCORE: "评分最高",
     QueueSort.UNCERTAINTY: "模型最不确定",
 }
@@ -119,6 +119,7 @@ def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Respo
         "breaches": summary.breaches,
         "states": list(LeadState),
         "priorities": list(Priority),
+        "request_types": list(REQUEST_TYPE_ORDER),
         "sorts": SORT_LABELS,
         "query": lambda **overrides: urlencode(criteria.query_params(**overrides)),
         "query_problems": problems_message(problems) if problems else None,
