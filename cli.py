@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from settings import ConfigError, SecretError, Settings, load_settings, require_secrets
+from storage.models import RequestType
 
 app = typer.Typer(
     help="weisu (未诉): find livelihood complaints before they are filed.",
@@ -325,6 +326,9 @@ def export(
     category: Annotated[str | None, typer.Option(help="only this category, e.g. 城乡建设")] = None,
     district: Annotated[str | None, typer.Option(help="only this district, e.g. 南山区")] = None,
     state: Annotated[str | None, typer.Option(help="queued, failed, open or closed")] = None,
+    request_type: Annotated[
+        RequestType | None, typer.Option("--type", help="only this request type: problem, question or suggestion")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Export verified cases (Chinese column headers) as CSV, XLSX or Parquet."""
@@ -338,7 +342,13 @@ def export(
         last = date.fromisoformat(until) if until else None
         with _scope(settings) as session:
             frame = cases_frame(
-                session, since=first, until=last, category=category, district=district, state=state
+                session,
+                since=first,
+                until=last,
+                category=category,
+                district=district,
+                state=state,
+                request_type=request_type,
             )
         write_frame(frame, fmt, output)
     except (ExportError, ValueError) as error:

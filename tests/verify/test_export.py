@@ -180,3 +180,23 @@ def test_weisu_export_refuses_a_bad_date_in_one_line(tmp_path: Path) -> None:
     env = {"WEISU_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     result = runner.invoke(app, ["export", "--since", "29/11/2026", "-o", str(tmp_path / "x.csv")], env=env)
     assert (result.exit_code, result.stderr) == (2, "weisu export: Invalid isoformat string: '29/11/2026'\n")
+
+
+def test_weisu_export_type_keeps_only_cases_of_that_request_type(tmp_path: Path, lead_adder) -> None:
+    env = {"WEISU_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    assert runner.invoke(app, ["init"], env=env).exit_code == 0
+    factory = make_session_factory(make_engine(env["WEISU_DATABASE_URL"]))
+    with session_scope(factory) as session:
+        case(session, lead_adder, LATE_EVENING_UTC, request_type=RequestType.QUESTION)
+        case(session, lead_adder, LATE_EVENING_UTC, request_type=RequestType.PROBLEM)
+    output = tmp_path / "questions.csv"
+    result = runner.invoke(app, ["export", "--type", "question", "-o", str(output)], env=env)
+    assert (result.exit_code, result.stdout.replace("\n", "")) == (0, f"export: 1 cases → {output}")
+    assert pd.read_csv(output, encoding="utf-8-sig")["诉求类型"].tolist() == ["咨询"]
+
+
+def test_weisu_export_refuses_an_unknown_request_type(tmp_path: Path) -> None:
+    env = {"WEISU_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    result = runner.invoke(app, ["export", "--type", "praise", "-o", str(tmp_path / "x.csv")], env=env)
+    assert result.exit_code == 2
+    assert "'praise' is not one of" in " ".join(result.stderr.replace("│", " ").split())
