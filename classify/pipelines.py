@@ -46,12 +46,12 @@ def build_features(
 
 
 def build_relevance_pipeline(
-    c: float = 1.0,
+    c: float = 0.3,
     calibration_folds: int = 3,
     min_df: int = 3,
     word_ngrams: tuple[int, int] = (1, 2),
-    word_other: str = "words",
-    char_other: str = "none",
+    word_other: str = "all",
+    char_other: str = "all",
 ) -> Pipeline:
     """Lead vs noise with a calibrated probability, on complaint-vocabulary features (classify.features).
 

@@ -32,7 +32,7 @@ CATEGORY_C = 0.3
 #: (classify.generalisation), a smaller C lets less of them through at the same title recall: C 0.5 at
 #: threshold 0.7 → C 0.05 at 0.65: news titles 4.6% → 2.6%, Weibo comments 7.6% → 6.9%, food reviews
 #: 2.2% → 1.0%, chit-chat 0.46% both; lowest fold title recall 0.935 → 0.937.
-RELEVANCE_C = 1.0
+RELEVANCE_C = 0.3
 #: An analyst's decision on a platform post weighs as much as this many corpus complaints.
 FEEDBACK_WEIGHT = 2.0
 #: A letter's short sentence (the stand-in for a one-line post) weighs this much beside a whole letter or
@@ -46,8 +46,9 @@ FEEDBACK_WEIGHT = 2.0
 SENTENCE_WEIGHT = 0.85
 #: All noise together weighs this many times the complaints.
 NOISE_SHARE = 1.0
-GATE_CITY_WORDS = True
+GATE_CITY_WORDS = False
 GATE_MIN_WORDS = 1
+QUESTION_WEIGHT = 0.5
 ACTIVATED = {True: "已启用 (activated)", False: "未启用 (not activated)"}
 RELEVANCE_SUBSETS = {"titles": "title", "letters": "letter", "sentences": "sentence"}
 
@@ -185,6 +186,8 @@ def sample_weights(train: list[Example]) -> list[float]:
             weights.append(share / sources[e.kind])
         elif e.kind == "sentence":
             weights.append(SENTENCE_WEIGHT)
+        elif not e.problem:
+            weights.append(QUESTION_WEIGHT)
         else:
             weights.append(1.0)
     return weights
