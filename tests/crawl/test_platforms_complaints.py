@@ -6,6 +6,7 @@ crawled in one child process (module scope); the tests then compare the stored p
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from storage.personal_data import mask_personal_data
 GROUP = list(complaints.PLATFORMS)
 #: Platforms whose every served post a crawl stores.
 CRAWLABLE = GROUP
+#: The group's platforms served as HTML pages (config.yaml kind html_board).
+HTML_PAGES = ("people_tousu", "dianping")
 
 
 @dataclass
@@ -82,9 +85,13 @@ def live() -> Iterator[str]:
 
 
 def _served(crawl: Crawl, platform: str) -> set[tuple[str, str]]:
-    """What /_truth says the platform serves: (external id, text after normalising and masking)."""
+    """What /_truth says the platform serves: (external id, text after normalising and masking).
+
+    An HTML page serves the truth's plain text escaped (a letter quoting 《关于印发<…>的通知》 keeps its
+    angle brackets); a JSON API serves it as it is."""
+    escape = (lambda text: html.escape(text, quote=False)) if platform in HTML_PAGES else str
     return {
-        (p["external_id"], mask_personal_data(normalise_text(p["text"]))[0])
+        (p["external_id"], mask_personal_data(normalise_text(escape(p["text"])))[0])
         for p in crawl.truth
         if p["platform"] == platform
     }
