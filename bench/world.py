@@ -247,9 +247,10 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Detection against the simulated world's ground truth.")
     parser.add_argument("--seed", type=int, default=42, help="the world's seed (default 42)")
-    result = bench_world(parser.parse_args().seed)
-    print(f"seed {parser.parse_args().seed}")
+    seed = parser.parse_args().seed
+    result = bench_world(seed)
+    print(f"seed {seed}")
     for name, value in result.items():
         target = TARGETS.get(name)
         label = f"{name} ({LABELS[name]})" if name in LABELS else name
-        print(f"{label:<26}{value}" + (f"   (target ≥ {target})" if target else ""))
+        print(f"{label:<32} {value}" + (f"   (target ≥ {target})" if target else ""))
