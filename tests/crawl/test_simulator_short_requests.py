@@ -8,15 +8,25 @@ from typing import Any
 
 import pytest
 
+from fixtures.simulator.corpus import _rows
 from fixtures.simulator.places import CITY_DISTRICTS, CITY_NAMES, RIVERS, ROADS, relocate_request
-from fixtures.simulator.short_requests import COMMENT_CHARS, POST_CHARS, PUBLISHED_TYPES, short_requests
+from fixtures.simulator.short_requests import (
+    COMMENT_CHARS,
+    POST_CHARS,
+    PUBLISHED_TYPES,
+    REQUEST_FILES,
+    ShortRequest,
+    short_requests,
+)
 from fixtures.simulator.world import build_world
 from storage.models import RequestType
 
 
-def _request(source_id: str) -> Any:
+def _request(source_id: str) -> ShortRequest:
+    """The file's row as published (whether or not the world may draw it)."""
     prefix = "F" if source_id.startswith("fz") else "J"
-    return next(r for r in short_requests(prefix) if r.source_id == source_id)
+    row = next(row for row in _rows(REQUEST_FILES[prefix]) if row["id"] == source_id)
+    return ShortRequest(prefix, source_id, row["title"], row["text"], PUBLISHED_TYPES[row["label"]])
 
 
 def _moved(source_id: str, seed: int = 1) -> tuple[str, str, str | None]:
@@ -90,6 +100,12 @@ def test_requests_naming_a_county_or_a_northern_winter_are_skipped() -> None:
     assert "fz12345_2" in kept
     assert not any("闽侯" in r.title + r.text for r in short_requests("F"))
     assert not any("哈尔滨" in r.title + r.text for r in short_requests("J"))
+
+
+def test_a_problem_reported_again_is_drawn_once() -> None:
+    kept = {r.source_id for r in short_requests("F")}
+    # Both open "晋安河旁边的琴亭河…": the later row is the same problem again.
+    assert ("fz12345_1084" in kept, "fz12345_1085" in kept) == (True, False)
 
 
 def test_published_types_map_to_problem_question_and_suggestion() -> None:
