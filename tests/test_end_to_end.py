@@ -53,7 +53,7 @@ def test_every_stage_hands_exact_counts_to_the_next(
         # Crawl: every post the simulator serves is stored once; a second crawl adds nothing.
         served = httpx.get(f"{simulator_url}/_truth").json()["posts"]
         first = run_crawl(settings, None)
-        assert sum(r.posts_stored for r in first) == len(served) == 1007
+        assert sum(r.posts_stored for r in first) == len(served) == 1013
         assert {r.status for r in first} == {"ok"}
         assert sum(r.posts_stored for r in run_crawl(settings, None)) == 0
         with session_scope(factory) as session:

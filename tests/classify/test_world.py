@@ -23,17 +23,21 @@ from storage.queries import sync_platforms
 pytestmark = pytest.mark.e2e
 
 
-#: Issue #4's targets are bench.world.TARGETS, all met on seed 42 (docs/benchmarks.md); each floor sits
-#: just under the measured figure so that a regression fails.
+#: The world's targets are bench.world.TARGETS. Since issue #14 the world's short posts and comments are
+#: real short requests (佳木斯, 福州), which the model of the time had never seen: each floor sits just
+#: under the figure that model measured on seed 42, so that a regression fails; raise them with the
+#: model trained on those requests (issue #14 asks incident recall ≥ 0.95 and leads real ≥ 0.90).
 FLOORS = {
-    "incident_recall": 0.95,  # target 0.95; measured 0.960 (13 of 326 missed)
-    # Not a target: the same on the 75 incidents whose message the model never trained on, the figure
-    # the training data cannot flatter; measured 0.907.
-    "incident_recall_held_out": 0.88,
-    "urgent_recall": 0.99,  # target met: measured 1.0 (41 of 41)
-    "merge_f1": 0.90,  # target met: measured 0.964 (precision 0.93, recall 1.0)
-    "district_accuracy": 0.90,  # target met: measured 0.993
-    "lead_precision": 0.50,  # target met: measured 0.972
+    "incident_recall": 0.88,  # target 0.95; measured 0.899 (short incidents 0.772)
+    # Not a target: the same on the 62 incidents whose text is in the validation split (or hand-written),
+    # the figure the training data cannot flatter; measured 0.823.
+    "incident_recall_held_out": 0.80,
+    # A consistency check, not a target of quality: the truth's hazards and the detector's urgency
+    # rules are written alike. Measured 0.980 (48 of 49; "道路裂缝，塌陷" is urgent only in the truth).
+    "urgent_recall": 0.97,
+    "merge_f1": 0.93,  # target 0.90; measured 0.96 (precision 1.0, recall 0.923)
+    "district_accuracy": 0.95,  # target 0.90; measured 0.993
+    "lead_precision": 0.95,  # target 0.90 (issue #14); measured 0.984
 }
 
 
@@ -116,7 +120,12 @@ def test_world_figures_score_leads_against_the_truth_exactly(session: Session) -
     assert (figures["leads_with_truth_district"], figures["district_accuracy"]) == (2, 0.5)
     # Evidence pairs: (1,2) same lead and incident; (1,3), (2,3) neither. Incident B's post 4 is no evidence.
     assert (figures["merge_precision"], figures["merge_recall"], figures["merge_f1"]) == (1.0, 1.0, 1.0)
-    assert set(short_of_targets(figures)) == {"incident_recall", "urgent_recall", "district_accuracy"}
+    assert set(short_of_targets(figures)) == {
+        "incident_recall",
+        "urgent_recall",
+        "district_accuracy",
+        "lead_precision",  # 2 of 3 against issue #14's 0.90
+    }
 
 
 def test_held_out_incidents_are_validation_messages_and_hand_written_ones() -> None:
@@ -124,3 +133,35 @@ def test_held_out_incidents_are_validation_messages_and_hand_written_ones() -> N
     # V-step is the simulator's own hand-written incident.
     incidents = {"L-100080", "L-3742", "L-100026", "L-24", "V-step"}
     assert held_out_incidents(incidents) == {"L-100080", "L-3742", "V-step"}
+
+
+def test_held_out_short_requests_are_those_of_the_validation_split() -> None:
+    # The real short requests split by classify.corpus.in_validation of their letter's lead group.
+    incidents = {"J-jms_40348", "J-jms_40355", "F-fz12345_1", "F-fz12345_4"}
+    assert held_out_incidents(incidents) == {"J-jms_40348", "F-fz12345_1"}
+
+
+def test_a_lead_made_of_a_question_is_real_but_no_incident(session: Session) -> None:
+    sync_platforms(session, {"weibo": ("微博", "json_feed", True)})
+    posts = [
+        Post(platform_id="weibo", external_id=str(n), url=f"u{n}", text="t", content_hash=f"{n:064d}")
+        for n in range(1, 4)
+    ]
+    session.add_all(posts)
+    asked, problem = Lead(summary="q"), Lead(summary="p")
+    session.add_all([asked, problem])
+    session.flush()
+    session.add_all(
+        [LeadPost(lead_id=asked.id, post_id=posts[0].id), LeadPost(lead_id=problem.id, post_id=posts[1].id)]
+    )
+    session.flush()
+    truth = [
+        {**_truth(1, "J-q"), "is_complaint": False, "request_type": "question"},
+        {**_truth(2, "F-p"), "request_type": "problem"},
+        {**_truth(3, "J-s"), "is_complaint": False, "request_type": "suggestion"},  # never a lead
+    ]
+    figures = world_figures(truth, session)
+    assert (figures["incidents"], figures["incident_recall"]) == (1, 1.0)
+    assert (figures["questions"], figures["question_recall"]) == (2, 0.5)
+    assert (figures["leads"], figures["lead_precision"]) == (2, 1.0)
+    assert (figures["short_incidents"], figures["incident_recall_short"]) == (1, 1.0)

@@ -114,7 +114,7 @@ def test_first_crawl_stores_every_boards_posts_once(sweep: Sweep) -> None:
         "sz12345": 16,
         "oeeee": 15,
         "dute": 14,
-        "nfplus": 27,
+        "nfplus": 28,
         "sznews_wenzheng": 14,
         "szbbs": 20,
         "autohome": 16,
@@ -122,7 +122,7 @@ def test_first_crawl_stores_every_boards_posts_once(sweep: Sweep) -> None:
         "anjuke": 17,
         "baidu_zhidao": 17,
     }
-    assert len(sweep.stored) == len({(p["platform"], p["external_id"]) for p in sweep.stored}) == 188
+    assert len(sweep.stored) == len({(p["platform"], p["external_id"]) for p in sweep.stored}) == 189
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
