@@ -327,7 +327,8 @@ def export(
     district: Annotated[str | None, typer.Option(help="only this district, e.g. 南山区")] = None,
     state: Annotated[str | None, typer.Option(help="queued, failed, open or closed")] = None,
     request_type: Annotated[
-        RequestType | None, typer.Option("--type", help="only this request type: problem, question or suggestion")
+        RequestType | None,
+        typer.Option("--type", help="only this request type: problem, question or suggestion"),
     ] = None,
     config: ConfigOption = None,
 ) -> None:

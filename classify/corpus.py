@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from classify.text import join_segmented, normalise, stop_words, warm_cache
+from classify.text import join_segmented, listed_stop_words, normalise, warm_cache
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 RAW_MESSAGE_FILES = ("messages_labelled_raw.csv", "messages_hot_raw.csv", "messages_replied_raw.csv")
@@ -69,7 +69,7 @@ def _trie_pattern(node: dict[str, dict], word_end: bool) -> str:
 def _stop_pattern() -> tuple[re.Pattern[str], int]:
     """Every CJK stop word as one trie regex (at a position the longest stop word matches, as with the
     alternation of the words sorted longest first, but ~2.5× faster), and the longest word's length."""
-    words = [w for w in stop_words() if _CJK.search(w)]
+    words = [w for w in listed_stop_words() if _CJK.search(w)]
     trie: dict[str, dict] = {}
     for word in words:
         node = trie

@@ -127,7 +127,9 @@ def report(cities: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]]
     lines.append("留一噪声源 leave one noise source out: FPR on it (target) · held-out title / short recall")
     for source, f in sources.items():
         target = FPR_TARGETS.get(source)
-        fpr = _mark(f["fpr"], target, False) + f" (≤{target:.0%})" if target is not None else f"{f['fpr']:7.2%}"
+        fpr = (
+            _mark(f["fpr"], target, False) + f" (≤{target:.0%})" if target is not None else f"{f['fpr']:7.2%}"
+        )
         lines.append(
             f"  without {source:<22} FPR {fpr} of {f['texts']:>6}  "
             f"title {f['title_recall']:.2%}  short {f['short_recall']:.2%}"
@@ -145,4 +147,6 @@ if __name__ == "__main__":  # pragma: no cover - a report, run by hand (about ha
     print(f"threshold {threshold} (classify.relevance_threshold)")
     print(report(by_city, by_source))
     if "--json" in sys.argv:
-        print(json.dumps({"threshold": threshold, "cities": by_city, "sources": by_source}, ensure_ascii=False))
+        print(
+            json.dumps({"threshold": threshold, "cities": by_city, "sources": by_source}, ensure_ascii=False)
+        )

@@ -102,13 +102,35 @@ def join_segmented(text: str | None) -> str:
 #: Words of the shipped stop list that carry a short complaint, so they are kept. The list was made for
 #: topic categorisation of long letters, where "不", "没" or "臭" say nothing about the topic; in a
 #: one-line post they are most of what it says ("龙津河非常臭" was cut to "龙津 河"; "没人管" to "人").
-COMPLAINT_WORDS = frozenset("不 没 没有 臭 管 满 又 老 怎么 为什么 何时 吗".split())
+COMPLAINT_WORDS = frozenset(
+    {
+        "不",
+        "没",
+        "没有",
+        "臭",
+        "管",
+        "满",
+        "又",
+        "老",
+        "怎么",
+        "为什么",
+        "何时",
+        "吗",
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def listed_stop_words() -> frozenset[str]:
+    """The shipped stop list as it is (the corpus's split keys are cut with it: they must never move)."""
+    words = STOP_WORDS_FILE.read_text(encoding="utf-8").split("\n")
+    return frozenset(w.strip().lower() for w in words if w.strip())
 
 
 @lru_cache(maxsize=1)
 def stop_words() -> frozenset[str]:
-    words = STOP_WORDS_FILE.read_text(encoding="utf-8").split("\n")
-    return frozenset(w.strip().lower() for w in words if w.strip()) - COMPLAINT_WORDS
+    """The words the models drop: the shipped list but the complaint words."""
+    return listed_stop_words() - COMPLAINT_WORDS
 
 
 @lru_cache(maxsize=1)
@@ -198,15 +220,43 @@ def _cut(text: str) -> tuple[str, ...]:
         if len(kept) + len(new) > KEPT_LIMIT:
             kept.clear()
         kept.update((t, _keep(t)) for t in new)
-    words = [w for w in map(kept.__getitem__, segments) if w]
-    return tuple(_name_places(words) if NAME_PLACES else words)
+    return tuple(_name_places([w for w in map(kept.__getitem__, segments) if w]))
 
-
-NAME_PLACES = True
 
 #: Words that name a kind of place; the word before one is that place's own name ("龙津 河", "碧海 花园").
 PLACE_TYPE_WORDS = frozenset(
-    "河 江 湖 溪 桥 路 街 巷 道 大道 村 屯 镇 乡 园 苑 府 城 庄 湾 岛 山 小区 社区 花园 公园 广场 大厦 新村 家园".split()
+    {
+        "河",
+        "江",
+        "湖",
+        "溪",
+        "桥",
+        "路",
+        "街",
+        "巷",
+        "道",
+        "大道",
+        "村",
+        "屯",
+        "镇",
+        "乡",
+        "园",
+        "苑",
+        "府",
+        "城",
+        "庄",
+        "湾",
+        "岛",
+        "山",
+        "小区",
+        "社区",
+        "花园",
+        "公园",
+        "广场",
+        "大厦",
+        "新村",
+        "家园",
+    }
 )
 #: What a place's own name becomes: names are endless and each city's are new to the model, but that a
 #: complaint names a place is common to all of them ("龙津河非常臭" scored 0.00 while "龙津" was an unknown

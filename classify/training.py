@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from classify import text as text_module
-from classify.corpus import BOARD, LEAD, NOISE, Example, corpus_hash, load_examples, load_taxonomy
+from classify.corpus import LEAD, NOISE, Example, corpus_hash, load_examples, load_taxonomy
 from classify.features import CivicGate
 from classify.feedback import FEEDBACK_KIND, FEEDBACK_NOISE_KIND
 from classify.metrics import category_metrics, relevance_metrics
@@ -28,10 +28,9 @@ from storage.models import ModelVersion
 CLASSIFY_DIR = Path(__file__).resolve().parent
 #: Chosen among 0.1 / 0.3 / 1.0 (macro-F1 differences under 0.01 on letters; 0.3 best on titles).
 CATEGORY_C = 0.3
-#: The relevance SVM's C. Strongly regularised because, measured on kinds of noise the model never saw
-#: (classify.generalisation), a smaller C lets less of them through at the same title recall: C 0.5 at
-#: threshold 0.7 → C 0.05 at 0.65: news titles 4.6% → 2.6%, Weibo comments 7.6% → 6.9%, food reviews
-#: 2.2% → 1.0%, chit-chat 0.46% both; lowest fold title recall 0.935 → 0.937.
+#: The relevance SVM's C. A smaller C lets fewer texts of unseen noise sources through, a larger one
+#: reads short texts of unseen cities better; 0.3 is where the leave-one-city-out and leave-one-source-out
+#: folds (classify.generalisation) balance, measured in docs/benchmarks.md ("issue #14").
 RELEVANCE_C = 0.3
 #: An analyst's decision on a platform post weighs as much as this many corpus complaints.
 FEEDBACK_WEIGHT = 2.0
@@ -46,11 +45,19 @@ FEEDBACK_WEIGHT = 2.0
 SENTENCE_WEIGHT = 0.85
 #: All noise together weighs this many times the complaints.
 NOISE_SHARE = 1.0
-GATE_CITY_WORDS = False
+#: A text of this many words or fewer is capped by the civic gate: one (a two-word title such as
+#: "噪音扰民" is a complaint; two used to cap 1 in 5 of a city's titles).
 GATE_MIN_WORDS = 1
+#: A question (咨询) is a lead, typed as a question, but weighs half a problem in the relevance model: policy
+#: questions read like news headlines, and at full weight news never seen passed more often (docs/benchmarks.md).
 QUESTION_WEIGHT = 0.5
 ACTIVATED = {True: "已启用 (activated)", False: "未启用 (not activated)"}
-RELEVANCE_SUBSETS = {"titles": "title", "letters": "letter", "sentences": "sentence"}
+RELEVANCE_SUBSETS = {
+    "titles": "title",
+    "letters": "letter",
+    "sentences": "sentence",
+    "short requests": "short",
+}
 
 
 def code_version() -> str:
@@ -118,10 +125,6 @@ def fit_gate(train: list[Example]) -> CivicGate:
     """The civic-object gate, learned from the labelled training complaints, the taxonomy's items and
     the civic words of the user dictionary (井盖, 飞线充电 …: rare in the letters, common in posts)."""
     labelled = [e for e in train if e.category]
-    if GATE_CITY_WORDS:
-        # The real cities' requests carry no category: each city counts as one, so the words its
-        # requests use more than the others' (供热, 黑臭 …) join the lexicon.
-        labelled += [e for e in train if e.relevance == LEAD and not e.category and e.city != BOARD]
     taxonomy = load_taxonomy()
     civic_words = [
         line.split()[0]
@@ -129,7 +132,9 @@ def fit_gate(train: list[Example]) -> CivicGate:
         if line.split() and line.split()[-1] != "ns"  # place names are not objects
     ]
     items = [*taxonomy["二级分类"], *taxonomy["三级分类"], *civic_words]
-    return CivicGate(min_words=GATE_MIN_WORDS).fit([e.text for e in labelled], [str(e.category or e.city) for e in labelled], items)
+    return CivicGate(min_words=GATE_MIN_WORDS).fit(
+        [e.text for e in labelled], [str(e.category) for e in labelled], items
+    )
 
 
 def validation_metrics(detector: Detector, validation: list[Example], settings: Settings) -> dict[str, Any]:

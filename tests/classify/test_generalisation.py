@@ -55,7 +55,9 @@ def test_a_city_left_out_is_scored_on_all_its_requests_by_a_model_that_never_saw
         Example(t, LEAD, None, "title", f"j{i}", i == 0, city="jiamusi", problem=i != 2)
         for i, t in enumerate(jiamusi)
     ]
-    rows += [Example(t, NOISE, None, "noise:news", f"n{i}", False, city="news") for i, t in enumerate(NEWS * 3)]
+    rows += [
+        Example(t, NOISE, None, "noise:news", f"n{i}", False, city="news") for i, t in enumerate(NEWS * 3)
+    ]
     seen: list[set[str]] = []
 
     def build() -> object:

