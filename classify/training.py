@@ -48,8 +48,9 @@ NOISE_SHARE = 1.0
 #: A text of this many words or fewer is capped by the civic gate: one (a two-word title such as
 #: "噪音扰民" is a complaint; two used to cap 1 in 5 of a city's titles).
 GATE_MIN_WORDS = 1
-#: A question (咨询) is a lead, typed as a question, but weighs half a problem in the relevance model: policy
-#: questions read like news headlines, and at full weight news never seen passed more often (docs/benchmarks.md).
+#: A question (咨询) is a lead, typed as a question, but weighs half a problem in the relevance model:
+#: policy questions read like news headlines, and at full weight unseen news passed more often
+#: (docs/benchmarks.md).
 QUESTION_WEIGHT = 0.5
 ACTIVATED = {True: "已启用 (activated)", False: "未启用 (not activated)"}
 RELEVANCE_SUBSETS = {
