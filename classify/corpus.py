@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from classify.text import join_segmented, listed_stop_words, normalise, warm_cache
+from storage.models import RequestType
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 RAW_MESSAGE_FILES = ("messages_labelled_raw.csv", "messages_hot_raw.csv", "messages_replied_raw.csv")
@@ -33,8 +34,17 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 BOARD, JIAMUSI, FUZHOU = "board", "jiamusi", "fuzhou"
 #: The real cities' request files: file name → city. Each row has title, text and the published type.
 CITY_FILES = {"letters_jiamusi.csv": JIAMUSI, "requests_fuzhou_rivers.csv": FUZHOU}
-#: Published request types that are problems to fix (the rest are questions and suggestions).
-PROBLEM_LABELS = frozenset({"投诉", "举报", "求助", "反映问题"})
+#: The published Chinese request types of the corpus cities (and of `weisu evaluate --task type`
+#: files), each to the one type the product knows. The one place this mapping lives.
+PUBLISHED_TYPES: dict[str, RequestType] = {
+    "投诉": RequestType.PROBLEM,
+    "举报": RequestType.PROBLEM,
+    "求助": RequestType.PROBLEM,
+    "反映问题": RequestType.PROBLEM,
+    "咨询": RequestType.QUESTION,
+    "咨询问题": RequestType.QUESTION,
+    "建议": RequestType.SUGGESTION,
+}
 #: A request whose own text is this short is what a one-line post looks like (issue #14's "short").
 SHORT_CHARS = 60
 
@@ -148,8 +158,9 @@ def load_examples(processes: int = 2) -> list[Example]:
                 rows.append((title.strip(), LEAD, label or None, "title", letter, BOARD, True))
             for sentence in short_sentences(body, limit=SENTENCES_PER_LETTER):
                 rows.append((sentence, LEAD, None, "sentence", letter, BOARD, True))
-    for name, city in CITY_FILES.items():
-        rows.extend(_city_rows(_read(name), city))
+    for request in city_requests():
+        problem = request.request_type == RequestType.PROBLEM
+        rows.append((request.text, LEAD, None, request.kind, request.letter, request.city, problem))
     for name, segmented in NOISE_FILES.items():
         source = name.removeprefix("negatives_").removesuffix(".csv").removesuffix("_segmented")
         for text in _read(name)["text"]:
@@ -167,22 +178,36 @@ def load_examples(processes: int = 2) -> list[Example]:
     return examples
 
 
-def _city_rows(frame: pd.DataFrame, city: str) -> list[tuple[str, str, str | None, str, str, str, bool]]:
-    """A real city's requests: the whole letter, its title, and its text alone when that is short (the
-    closest real thing to a one-line post). Rows without a published type are left out."""
-    rows: list[tuple[str, str, str | None, str, str, str, bool]] = []
-    for title, body, label in zip(frame["title"], frame["text"], frame["label"], strict=True):
-        title, body = title.strip(), body.strip()
-        if not label or not (title or body):
-            continue
-        problem = label in PROBLEM_LABELS
-        letter = letter_of(title, body)
-        rows.append((letter, LEAD, None, "letter", letter, city, problem))
-        if title:
-            rows.append((title, LEAD, None, "title", letter, city, problem))
-        if body and len(body) <= SHORT_CHARS:
-            rows.append((body, LEAD, None, "short", letter, city, problem))
-    return rows
+@dataclass(frozen=True)
+class CityRequest:
+    """One text of a real city's request: the whole letter, its title, or its text alone when short."""
+
+    text: str
+    kind: str  # letter | title | short
+    city: str
+    request_type: RequestType
+    letter: str  # the whole letter it comes from (its split group)
+
+
+def city_requests() -> list[CityRequest]:
+    """Every typed request of the cities as its whole letter, its title and (when at most SHORT_CHARS
+    characters, the closest real thing to a one-line post) its text alone. Rows without a published type
+    are left out; an unknown type is an error (a KeyError naming it)."""
+    out: list[CityRequest] = []
+    for name, city in CITY_FILES.items():
+        frame = _read(name)
+        for title, body, label in zip(frame["title"], frame["text"], frame["label"], strict=True):
+            label, title, body = label.strip(), title.strip(), body.strip()
+            if not label or not (title or body):
+                continue
+            request_type = PUBLISHED_TYPES[label]
+            letter = letter_of(title, body)
+            out.append(CityRequest(letter, "letter", city, request_type, letter))
+            if title:
+                out.append(CityRequest(title, "title", city, request_type, letter))
+            if body and len(body) <= SHORT_CHARS:
+                out.append(CityRequest(body, "short", city, request_type, letter))
+    return out
 
 
 def load_taxonomy() -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """`weisu evaluate`: score the active model on any labelled CSV (text, label, optional title).
 
 Tasks: category (first-level category), relevance (lead or noise, with the calibration of its score) and
-type (the published request types of classify.request_type.PUBLISHED_TYPES)."""
+type (the published request types of classify.corpus.PUBLISHED_TYPES)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from classify.corpus import letter_of
+from classify.corpus import PUBLISHED_TYPES, letter_of
 from classify.metrics import (
     category_metrics,
     expected_calibration_error,
@@ -22,7 +22,6 @@ from classify.metrics import (
     reliability_bins,
 )
 from classify.model import Detector, Prediction, load_active
-from classify.request_type import PUBLISHED_TYPES
 from settings import Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import REQUEST_TYPE_LABELS, RequestType

@@ -2,10 +2,11 @@
 
 Trained on the request types two real cities publish with their letters (fixtures/corpus:
 letters_jiamusi.csv, requests_fuzhou_rivers.csv), mapped once to storage.models.RequestType by
-PUBLISHED_TYPES. ``python -m classify.request_type`` prints the leave-one-city-out folds.
+classify.corpus.PUBLISHED_TYPES. ``python -m classify.request_type`` prints the leave-one-city-out
+folds.
 
 Questions are told mostly by words the shared tokeniser drops as stop words or as punctuation (请问, 吗,
-是否, 能否, 什么时候, ？): classify.text.tokenize keeps "请问" but drops "吗", "？" and "是否". So beside the
+是否, 能否, 什么时候, ？): classify.text.tokenize keeps "请问" and "吗" but drops "？" and "是否". So beside the
 shared word and character views (classify.features.NgramTfidf) the pipeline has a third view of its
 own, SurfaceCues, that reads the normalised text with its particles and punctuation kept.
 """
@@ -18,34 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from classify.corpus import CORPUS_DIR, letter_of
+from classify.corpus import city_requests
 from classify.features import NgramTfidf
 from classify.metrics import category_metrics, expected_calibration_error
 from classify.text import normalise, warm_cache
 from storage.models import RequestType
 
-#: The published Chinese request types of the corpus cities (and of `weisu evaluate --task type`
-#: files), each to the one type the product knows. The one place this mapping lives.
-PUBLISHED_TYPES: dict[str, RequestType] = {
-    "投诉": RequestType.PROBLEM,
-    "举报": RequestType.PROBLEM,
-    "求助": RequestType.PROBLEM,
-    "反映问题": RequestType.PROBLEM,
-    "咨询": RequestType.QUESTION,
-    "咨询问题": RequestType.QUESTION,
-    "建议": RequestType.SUGGESTION,
-}
-#: The files the type model is trained on, by city.
-TYPE_FILES = {"jiamusi": "letters_jiamusi.csv", "fuzhou": "requests_fuzhou_rivers.csv"}
-#: A request of at most this many characters is a "short" example, as in issue #14's targets.
-SHORT_CHARS = 60
 KINDS = ("letter", "title", "short")
 
 
@@ -60,20 +45,7 @@ class TypeExample:
 def load_type_examples() -> list[TypeExample]:
     """Every labelled request of the type files as its whole letter, its title and (when it is short)
     its text alone. Rows with an empty label are skipped; an unknown label is an error."""
-    examples: list[TypeExample] = []
-    for city, name in TYPE_FILES.items():
-        frame = pd.read_csv(CORPUS_DIR / name, dtype=str, keep_default_na=False)
-        for title, body, label in zip(frame["title"], frame["text"], frame["label"], strict=True):
-            label, title, body = label.strip(), title.strip(), body.strip()
-            if not label:
-                continue
-            kind = PUBLISHED_TYPES[label]  # a KeyError names a label the mapping lacks
-            examples.append(TypeExample(letter_of(title, body), kind, city, "letter"))
-            if title:
-                examples.append(TypeExample(title, kind, city, "title"))
-            if body and len(body) <= SHORT_CHARS:
-                examples.append(TypeExample(body, kind, city, "short"))
-    return examples
+    return [TypeExample(r.text, r.request_type, r.city, r.kind) for r in city_requests()]
 
 
 # --- Surface cues -----------------------------------------------------------------------------------

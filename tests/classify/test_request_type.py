@@ -8,9 +8,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from classify.corpus import CORPUS_DIR, letter_of
+from classify.corpus import CORPUS_DIR, PUBLISHED_TYPES, letter_of
 from classify.request_type import (
-    PUBLISHED_TYPES,
     fit_request_type,
     leave_one_city_out,
     load_type_examples,
