@@ -6,8 +6,8 @@ classify.corpus.PUBLISHED_TYPES. ``python -m classify.request_type`` prints the 
 folds.
 
 Questions are told mostly by words the shared tokeniser drops as stop words or as punctuation (请问, 吗,
-是否, 能否, 什么时候, ？): classify.text.tokenize keeps "请问" and "吗" but drops "？" and "是否". So beside the
-shared word and character views (classify.features.NgramTfidf) the pipeline has a third view of its
+是否, 能否, 什么时候, ？): classify.text.tokenize keeps "请问" and "吗" but drops "？" and "是否". So
+beside the shared word and character views (classify.features.NgramTfidf) the pipeline has a third view of its
 own, SurfaceCues, that reads the normalised text with its particles and punctuation kept.
 """
 
