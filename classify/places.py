@@ -18,6 +18,23 @@ GENERIC_LANDMARKS = frozenset(
 )
 _NAME_CHARS = r"[\u4e00-\u9fffA-Za-z0-9]"
 _NAME_TAIL = re.compile(rf"{_NAME_CHARS}+$")
+#: What a street, road or building named after another city goes on with: every city has a 中山路 or a
+#: 北京路, Shenzhen a 中山公园 and a 上海宾馆 ("中山道板破损" is a pavement on 中山路, not 中山市).
+NAMED_AFTER_A_CITY = (
+    "路",
+    "道",
+    "街",
+    "巷",
+    "桥",
+    "公园",
+    "花园",
+    "广场",
+    "大厦",
+    "宾馆",
+    "酒店",
+    "小区",
+    "新村",
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,9 @@ class Gazetteer:
         self.strong, self.weak = strong, weak
         self._strong = _alternation(strong)
         self._weak = _alternation(weak)
+        self._other_cities = {
+            c: re.compile(rf"{re.escape(c)}(?!{'|'.join(NAMED_AFTER_A_CITY)})") for c in city.other_cities
+        }
         self._suffixes = [
             (s, re.compile(rf"({_NAME_CHARS}{{1,8}}?)?{re.escape(s)}")) for s in city.landmark_suffixes
         ]
@@ -69,8 +89,9 @@ class Gazetteer:
         return found or [self.weak[m.group()] for m in self._weak.finditer(text)]
 
     def other_city(self, text: str) -> str | None:
-        """The first configured other city named in the text, in the configured order."""
-        return next((c for c in self.city.other_cities if c in text), None)
+        """The first configured other city named in the text, in the configured order; a city's name
+        that goes on as a street's or a park's ("中山路", "中山公园", "上海宾馆") names a place here."""
+        return next((c for c in self.city.other_cities if self._other_cities[c].search(text)), None)
 
     def landmark(self, text: str) -> str | None:
         for suffix, pattern in self._suffixes:

@@ -20,6 +20,10 @@ SETTINGS = load_settings(env={})
         ("大鹏新区南澳街道海边的路灯坏了", Place("大鹏新区", "南澳街道", None)),
         ("马路上有个坑", Place(None, None, None)),
         ("北京市朝阳区望京小区停电", Place(None, None, "望京小区", other_city="北京")),
+        # A street or a park named after another city is a place here.
+        ("中山道板破损何时解决", Place(None, None, None)),
+        ("中山公园门口路灯不亮", Place(None, None, "中山公园")),
+        ("中山市小榄镇停电", Place(None, None, None, other_city="中山")),
         ("深圳的上海宾馆附近路灯坏了", Place(None, None, None)),
     ],
 )
