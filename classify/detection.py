@@ -208,6 +208,8 @@ def anchors(district: str | None, landmark: str | None, urgency_reason: str | No
 def request_type(prediction: Prediction) -> RequestType:
     """The post's request type; a problem when the model has no type model, as every lead was before
     types were modelled (the probability then stays None: no model judged it)."""
+    # No type: a model without a type model, or a post below the threshold made a lead by an urgency
+    # rule (Detector.predict types only what passes the threshold): a hazard is a problem to fix.
     return RequestType(prediction.request_type) if prediction.request_type else RequestType.PROBLEM
 
 
