@@ -161,6 +161,8 @@ def test_an_urgent_rule_lowers_the_bar_for_a_colloquial_one_liner(detect_env: En
     [lead] = _leads(factory)
     assert lead.urgency_reason == "燃气安全: 煤气味"
     assert lead.top_terms != []
+    # Below the threshold the model types nothing: a hazard made a lead by its rule is a problem.
+    assert (lead.request_type, lead.request_type_probability) == ("problem", None)
 
 
 def test_a_category_below_the_minimum_probability_is_left_uncertain(detect_env: Env) -> None:
