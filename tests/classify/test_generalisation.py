@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from classify.corpus import LEAD, NOISE, Example
 from classify.generalisation import leave_one_city_out, leave_one_source_out
 from classify.pipelines import build_relevance_pipeline
@@ -24,8 +26,8 @@ def _examples() -> list[Example]:
     return rows
 
 
-def test_every_noise_source_is_measured_on_all_its_texts_by_a_model_trained_without_it() -> None:
-    seen: list[set[str]] = []
+def _recording_builder(seen: list[set[str]]) -> Callable[[], object]:
+    """A relevance-pipeline factory whose every fit records the texts it was trained on in ``seen``."""
 
     def build() -> object:
         pipeline = build_relevance_pipeline(min_df=1)
@@ -38,6 +40,12 @@ def test_every_noise_source_is_measured_on_all_its_texts_by_a_model_trained_with
         pipeline.fit = recording_fit  # type: ignore[method-assign]
         return pipeline
 
+    return build
+
+
+def test_every_noise_source_is_measured_on_all_its_texts_by_a_model_trained_without_it() -> None:
+    seen: list[set[str]] = []
+    build = _recording_builder(seen)
     result = leave_one_source_out(_examples(), build=build)
     assert set(result) == {"food", "news"}
     assert (result["food"]["texts"], result["news"]["texts"]) == (12, 12)
@@ -59,18 +67,7 @@ def test_a_city_left_out_is_scored_on_all_its_requests_by_a_model_that_never_saw
         Example(t, NOISE, None, "noise:news", f"n{i}", False, city="news") for i, t in enumerate(NEWS * 3)
     ]
     seen: list[set[str]] = []
-
-    def build() -> object:
-        pipeline = build_relevance_pipeline(min_df=1)
-        fit = pipeline.fit
-
-        def recording_fit(texts: list[str], labels: list[str], **params: object) -> object:
-            seen.append(set(texts))
-            return fit(texts, labels, **params)
-
-        pipeline.fit = recording_fit  # type: ignore[method-assign]
-        return pipeline
-
+    build = _recording_builder(seen)
     result = leave_one_city_out(rows, build=build, cities=("jiamusi",))
     assert list(result) == ["jiamusi"]
     assert not set(jiamusi) & seen[0] and set(LEADS) <= seen[0]
