@@ -131,7 +131,6 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         min_df: int = 2,
         max_features: int | None = None,
         positive: str | None = None,
-        other: str = "all",
     ) -> None:
         self.view = view
         self.ngrams = ngrams
@@ -139,34 +138,27 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         self.min_df = min_df
         self.max_features = max_features
         self.positive = positive
-        self.other = other
 
     # -- keys ----------------------------------------------------------------------------------
-    def _keys(self, texts: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, key, single) triples; a word n-gram with a token outside ``index`` gets key -1 (unknown);
-        ``single`` marks the n-grams with a one-character token (see ``other``)."""
+    def _keys(self, texts: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(row, key) pairs; a word n-gram with a token outside ``index`` gets key -1 (unknown)."""
         token_lists = [tokenize(t) for t in texts]
         if self.view == "char":
-            rows, keys = _char_keys(["".join(tokens)[: self.chars] for tokens in token_lists], self.ngrams)
-            return rows, keys, np.zeros(len(keys), dtype=bool)
+            return _char_keys(["".join(tokens)[: self.chars] for tokens in token_lists], self.ngrams)
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
         ids = np.fromiter(
             (index.get(t, -1) for tokens in token_lists for t in tokens),
             dtype=np.int64,
             count=int(lengths.sum()),
         )
-        single = np.fromiter(
-            (len(t) == 1 for tokens in token_lists for t in tokens), dtype=bool, count=int(lengths.sum())
-        )
         rows = np.repeat(np.arange(len(token_lists)), lengths)
         size = self.index_size_ if hasattr(self, "index_size_") else len(index)
         low, high = self.ngrams
-        rows_out, keys_out, single_out = [], [], []
+        rows_out, keys_out = [], []
         for n in range(low, high + 1):
             if n == 1:
                 rows_out.append(rows)
                 keys_out.append(ids)
-                single_out.append(single)
                 continue
             if n != 2:
                 raise ValueError("word n-grams longer than 2 are not supported")
@@ -176,8 +168,7 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             key[(first < 0) | (second < 0)] = -1
             rows_out.append(rows[1:][same])
             keys_out.append(key)
-            single_out.append(single[:-1][same] | single[1:][same])
-        return np.concatenate(rows_out), np.concatenate(keys_out), np.concatenate(single_out)
+        return np.concatenate(rows_out), np.concatenate(keys_out)
 
     def _counts(self, rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> Any:
         data = np.ones(len(rows), dtype=np.float32)
@@ -200,9 +191,9 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
                     if token not in index:
                         index[token] = len(index)
             self.index_size_ = len(index)
-        rows, keys, single = self._keys(texts, index)
+        rows, keys = self._keys(texts, index)
         known = keys >= 0
-        rows, keys, single = rows[known], keys[known], single[known]
+        rows, keys = rows[known], keys[known]
         # Hash-based (O(n)) where np.unique would sort all ~20 million keys; the kept ones are sorted below.
         columns, unique = pd.factorize(keys)
         counts = self._counts(rows, columns, len(texts), len(unique))
@@ -219,32 +210,18 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             chosen = chosen[order[: self.max_features]]
         chosen = chosen[np.argsort(unique[chosen], kind="stable")]  # columns in key order: searchsorted
         self.keys_ = unique[chosen]
-        uncounted = self._uncounted(np.zeros(len(unique), dtype=bool), columns, single)
-        counts = self._select(counts, chosen, oov, uncounted)
+        counts = self._select(counts, chosen, oov)
         if self.view == "word":
             self._keep_tokens(index)
         self.tfidf_ = TfidfTransformer(sublinear_tf=True)
         return self.tfidf_.fit_transform(counts).astype(np.float32)
 
-    def _uncounted(self, mask: np.ndarray, columns: np.ndarray, single: np.ndarray) -> np.ndarray:
-        """Which terms outside the vocabulary do not count as OUT_OF_VOCABULARY, by ``other``:
-        "all" counts every one, "words" not those with a one-character token, "none" none."""
-        other = getattr(self, "other", "all")  # models pickled before it counted all
-        if other == "none":
-            mask[:] = True
-        elif other == "words":
-            mask[columns[single]] = True
-        return mask
-
-    def _select(self, counts: Any, chosen: np.ndarray, oov: bool, uncounted: np.ndarray) -> Any:
+    def _select(self, counts: Any, chosen: np.ndarray, oov: bool) -> Any:
         """Columns ``chosen`` of the count matrix, plus (with ``oov``) the OUT_OF_VOCABULARY column first."""
         kept = counts[:, chosen]
         if not oov:
             return kept.tocsr()
-        outside = np.ones(counts.shape[1], dtype=bool)
-        outside[chosen] = False
-        outside &= ~uncounted
-        other = np.asarray(counts[:, np.flatnonzero(outside)].sum(axis=1)).ravel()
+        other = np.asarray(counts.sum(axis=1)).ravel() - np.asarray(kept.sum(axis=1)).ravel()
         return sp.hstack([sp.csr_matrix(other.reshape(-1, 1), dtype=np.float32), kept], format="csr")
 
     def _keep_tokens(self, index: dict[str, int]) -> None:
@@ -259,13 +236,11 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
     def transform(self, texts: Iterable[str]) -> Any:
         texts = list(texts)
         oov = self.positive is not None
-        rows, keys, single = self._keys(texts, getattr(self, "tokens_", {}))
+        rows, keys = self._keys(texts, getattr(self, "tokens_", {}))
         position = np.searchsorted(self.keys_, keys)
         position[position == len(self.keys_)] = 0
         found = (self.keys_[position] == keys) & (keys >= 0) if len(self.keys_) else np.zeros(len(keys), bool)
         if oov:
-            counted = found | ~self._uncounted(np.zeros(len(keys), dtype=bool), np.arange(len(keys)), single)
-            rows, position, found = rows[counted], position[counted], found[counted]
             columns = np.where(found, position + 1, 0)
             counts = self._counts(rows, columns, len(texts), len(self.keys_) + 1)
         else:
@@ -302,6 +277,7 @@ class CivicGate:
     points per fold). A capped text stays above the urgency floor, so an urgent rule can still make
     it a lead."""
 
+    # min_words 1: a two-word title such as "噪音扰民" is a complaint (two capped 1 in 5 of a city's titles).
     def __init__(self, per_category: int = 300, min_words: int = 1, cap: float = 0.5) -> None:
         self.per_category = per_category
         self.min_words = min_words

@@ -45,13 +45,17 @@ def build_features(
     )
 
 
+#: The relevance SVM's C. A smaller C lets fewer texts of unseen noise sources through, a larger one
+#: reads short texts of unseen cities better; 0.3 is where the leave-one-city-out and leave-one-source-out
+#: folds (classify.generalisation) balance, measured in docs/benchmarks.md ("issue #14").
+RELEVANCE_C = 0.3
+
+
 def build_relevance_pipeline(
-    c: float = 0.3,
+    c: float = RELEVANCE_C,
     calibration_folds: int = 3,
     min_df: int = 3,
     word_ngrams: tuple[int, int] = (1, 2),
-    word_other: str = "all",
-    char_other: str = "all",
 ) -> Pipeline:
     """Lead vs noise with a calibrated probability, on complaint-vocabulary features (classify.features).
 
@@ -59,23 +63,16 @@ def build_relevance_pipeline(
     complaints do not use each count as one "other" feature, so the model cannot learn to recognise a
     kind of noise by its own words and then miss every kind it has not seen (leave-one-source-out
     false-positive rate on news titles 39% → 10% at the same threshold). ``c`` is small on purpose:
-    see classify.training.RELEVANCE_C. Word bigrams beside the words: "相关 部门" or "学校 领导" in an
+    see RELEVANCE_C above. Word bigrams beside the words: "相关 部门" or "学校 领导" in an
     angry comment reads differently from "小区 停水" (unseen-source rates, unigrams → bigrams: news titles
     2.56% → 2.02%, Weibo comments 6.90% → 6.02%, food reviews 1.01% → 0.70%, chit-chat 0.46% → 0.34%, at
     the same held-out title recall 0.941; the simulated world's incident recall 0.951 → 0.960)."""
     features = FeatureUnion(
         [
-            ("word", NgramTfidf("word", ngrams=word_ngrams, min_df=min_df, positive=LEAD, other=word_other)),
+            ("word", NgramTfidf("word", ngrams=word_ngrams, min_df=min_df, positive=LEAD)),
             (
                 "char",
-                NgramTfidf(
-                    "char",
-                    ngrams=CHAR_NGRAMS,
-                    chars=CHAR_VIEW_CHARS,
-                    min_df=min_df,
-                    positive=LEAD,
-                    other=char_other,
-                ),
+                NgramTfidf("char", ngrams=CHAR_NGRAMS, chars=CHAR_VIEW_CHARS, min_df=min_df, positive=LEAD),
             ),
         ]
     )

@@ -106,7 +106,6 @@ def test_ngram_tfidf_clones_and_pickles_with_its_parameters() -> None:
         "min_df": 1,
         "max_features": None,
         "positive": "lead",
-        "other": "all",
     }
     fitted = vectorizer.fit(TEXTS, LABELS)
     restored = pickle.loads(pickle.dumps(fitted))
