@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from classify import text as text_module
 from classify.feedback import load_feedback
 from classify.model import ModelError, load_active
+from classify.pipelines import RELEVANCE_C
 from classify.training import (
-    RELEVANCE_C,
     TrainReport,
     register,
     report_of,

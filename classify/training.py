@@ -20,7 +20,7 @@ from classify.features import CivicGate
 from classify.feedback import FEEDBACK_KIND, FEEDBACK_NOISE_KIND
 from classify.metrics import category_metrics, relevance_metrics
 from classify.model import TASK, Detector, library_versions, save_model
-from classify.pipelines import build_category_pipeline, build_relevance_pipeline
+from classify.pipelines import RELEVANCE_C, build_category_pipeline, build_relevance_pipeline
 from classify.request_type import fit_request_type, load_type_examples
 from settings import Settings
 from storage.models import ModelVersion
@@ -28,10 +28,6 @@ from storage.models import ModelVersion
 CLASSIFY_DIR = Path(__file__).resolve().parent
 #: Chosen among 0.1 / 0.3 / 1.0 (macro-F1 differences under 0.01 on letters; 0.3 best on titles).
 CATEGORY_C = 0.3
-#: The relevance SVM's C. A smaller C lets fewer texts of unseen noise sources through, a larger one
-#: reads short texts of unseen cities better; 0.3 is where the leave-one-city-out and leave-one-source-out
-#: folds (classify.generalisation) balance, measured in docs/benchmarks.md ("issue #14").
-RELEVANCE_C = 0.3
 #: An analyst's decision on a platform post weighs as much as this many corpus complaints.
 FEEDBACK_WEIGHT = 2.0
 #: A letter's short sentence (the stand-in for a one-line post) weighs this much beside a whole letter or
@@ -43,11 +39,6 @@ FEEDBACK_WEIGHT = 2.0
 #: held-out part unchanged. 0.7 takes news to 1.47% but world recall to 0.951/0.957/0.950. (World figures
 #: from before every simulator restyler skipped salutations; since then 0.960/0.966/0.953 at 0.85.)
 SENTENCE_WEIGHT = 0.85
-#: All noise together weighs this many times the complaints.
-NOISE_SHARE = 1.0
-#: A text of this many words or fewer is capped by the civic gate: one (a two-word title such as
-#: "噪音扰民" is a complaint; two used to cap 1 in 5 of a city's titles).
-GATE_MIN_WORDS = 1
 #: A question (咨询) is a lead, typed as a question, but weighs half a problem in the relevance model:
 #: policy questions read like news headlines, and at full weight unseen news passed more often
 #: (docs/benchmarks.md).
@@ -133,9 +124,7 @@ def fit_gate(train: list[Example]) -> CivicGate:
         if line.split() and line.split()[-1] != "ns"  # place names are not objects
     ]
     items = [*taxonomy["二级分类"], *taxonomy["三级分类"], *civic_words]
-    return CivicGate(min_words=GATE_MIN_WORDS).fit(
-        [e.text for e in labelled], [str(e.category) for e in labelled], items
-    )
+    return CivicGate().fit([e.text for e in labelled], [str(e.category) for e in labelled], items)
 
 
 def validation_metrics(detector: Detector, validation: list[Example], settings: Settings) -> dict[str, Any]:
@@ -183,7 +172,7 @@ def sample_weights(train: list[Example]) -> list[float]:
     short sentence SENTENCE_WEIGHT."""
     leads = sum(1 for e in train if e.relevance == LEAD and e.kind != FEEDBACK_KIND)
     sources = Counter(e.kind for e in train if e.relevance == NOISE and e.kind != FEEDBACK_NOISE_KIND)
-    share = NOISE_SHARE * leads / max(len(sources), 1)
+    share = leads / max(len(sources), 1)
     weights = []
     for e in train:
         if e.kind in (FEEDBACK_KIND, FEEDBACK_NOISE_KIND):
