@@ -28,6 +28,7 @@ from sklearn.svm import LinearSVC
 from classify.corpus import city_requests
 from classify.features import NgramTfidf
 from classify.metrics import category_metrics, expected_calibration_error
+from classify.model import svm_choices
 from classify.text import normalise, warm_cache
 from storage.models import RequestType
 
@@ -143,7 +144,7 @@ def predict_request_types(pipeline: Pipeline, texts: Sequence[str]) -> tuple[lis
     """Each text's type and the calibrated probability of every type (columns: ``pipeline.classes_``).
 
     The type is the class-balanced SVM's own choice (highest decision value), as the category model's
-    is (classify.model.category_scores), not the most probable type: the sigmoids are calibrated on
+    is (classify.model.svm_choices), not the most probable type: the sigmoids are calibrated on
     the training mix, where suggestions are 57 of 7,188 requests, so a suggestion is never the most
     probable type (Fuzhou requests, trained on the rest of Fuzhou and on Jiamusi, 3 of 5 folds:
     suggestion recall 0.00 → 0.33, P 0.62; problem F1 0.940 → 0.944; question F1 0.599 → 0.610). The
@@ -151,16 +152,7 @@ def predict_request_types(pipeline: Pipeline, texts: Sequence[str]) -> tuple[lis
     trained on Fuzhou, macro-F1 0.823 → 0.780 (titles 0.834 → 0.828)."""
     if not texts:
         return [], np.zeros((0, len(pipeline.classes_)))
-    matrix = pipeline[:-1].transform(list(texts))
-    calibrated = pipeline.named_steps["classifier"]
-    probabilities = calibrated.predict_proba(matrix)
-    members = calibrated.calibrated_classifiers_
-    if len(members) == 1:  # ensemble=False: one SVM fitted on all the examples
-        decision = members[0].estimator.decision_function(matrix)
-        # With two types only, the one decision column points towards classes_[1].
-        choice = (decision > 0).astype(int) if decision.ndim == 1 else np.argmax(decision, axis=1)
-    else:
-        choice = np.argmax(probabilities, axis=1)
+    choice, probabilities = svm_choices(pipeline, list(texts))
     classes = [RequestType(c) for c in pipeline.classes_]
     return [classes[i] for i in choice], probabilities
 
