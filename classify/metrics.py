@@ -59,25 +59,32 @@ def relevance_metrics(truth: Sequence[str], guess: Sequence[str]) -> dict[str, A
 CALIBRATION_BINS = 15
 
 
+def _binned(scores: Sequence[float], outcomes: Sequence[bool], bins: int) -> dict[int, list[float]]:
+    """Equal-width bins of [0, 1] (a score of 1.0 falls in the last): bin → [score sum, positives, count]."""
+    totals: dict[int, list[float]] = {}
+    for score, outcome in zip(scores, outcomes, strict=True):
+        total = totals.setdefault(min(int(float(score) * bins), bins - 1), [0.0, 0.0, 0.0])
+        total[0] += float(score)
+        total[1] += bool(outcome)
+        total[2] += 1
+    return totals
+
+
 def reliability_bins(
     scores: Sequence[float], outcomes: Sequence[bool], bins: int = CALIBRATION_BINS
 ) -> list[dict[str, Any]]:
     """Per non-empty equal-width bin of [0, 1] (a score of 1.0 falls in the last): its number, the mean
     score, the observed rate of positive outcomes and the count."""
-    grouped: dict[int, list[tuple[float, bool]]] = {}
-    for score, outcome in zip(scores, outcomes, strict=True):
-        index = min(int(float(score) * bins), bins - 1)
-        grouped.setdefault(index, []).append((float(score), bool(outcome)))
     return [
         {
             "bin": index,
             "low": round(index / bins, 4),
             "high": round((index + 1) / bins, 4),
-            "mean_score": round(sum(s for s, _ in pairs) / len(pairs), 4),
-            "observed_rate": round(sum(o for _, o in pairs) / len(pairs), 4),
-            "count": len(pairs),
+            "mean_score": round(score_sum / count, 4),
+            "observed_rate": round(positives / count, 4),
+            "count": int(count),
         }
-        for index, pairs in sorted(grouped.items())
+        for index, (score_sum, positives, count) in sorted(_binned(scores, outcomes, bins).items())
     ]
 
 
@@ -88,11 +95,5 @@ def expected_calibration_error(
     the texts (None without texts). Computed from unrounded bin figures."""
     if not len(scores):
         return None
-    totals: dict[int, list[float]] = {}  # bin → [score sum, positive count, count]
-    for score, outcome in zip(scores, outcomes, strict=True):
-        total = totals.setdefault(min(int(float(score) * bins), bins - 1), [0.0, 0.0, 0.0])
-        total[0] += float(score)
-        total[1] += bool(outcome)
-        total[2] += 1
-    error = sum(abs(s - p) for s, p, _ in totals.values()) / len(scores)
-    return round(error, 4)
+    totals = _binned(scores, outcomes, bins).values()
+    return round(sum(abs(score_sum - positives) for score_sum, positives, _ in totals) / len(scores), 4)
