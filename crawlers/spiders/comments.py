@@ -27,6 +27,7 @@ from crawlers.fields import json_path
 from crawlers.items import PostItem
 from crawlers.spiders.base import Output
 from crawlers.spiders.json_feed import JsonFeedSpider
+from settings import Settings
 from storage.db import session_factory_for, session_scope
 from storage.queries import record_thread_read
 
@@ -76,7 +77,7 @@ class CommentsSpider(JsonFeedSpider):
 
     def plan_threads(self, watched: list[str]) -> list[ThreadPlan]:
         """Watched ids with their marks, then the discovered threads (none without a database)."""
-        settings = self.crawler.settings.get("WEISU_SETTINGS") if self.crawler is not None else None
+        settings = self._thread_state_settings()
         if settings is None:
             return []
         with session_scope(session_factory_for(settings.database_url)) as session:
@@ -85,6 +86,13 @@ class CommentsSpider(JsonFeedSpider):
                 session, self.platform_id, self.platform, settings.city, skip=frozenset(watched)
             )
         return plans
+
+    def _thread_state_settings(self) -> Settings | None:
+        """weisu's settings when this crawl keeps thread state in the database (WEISU_THREAD_STATE)."""
+        if self.crawler is None or not self.crawler.settings.getbool("WEISU_THREAD_STATE"):
+            return None
+        settings: Settings | None = self.crawler.settings.get("WEISU_SETTINGS")
+        return settings
 
     # --- paging one thread ------------------------------------------------------------------------
 
@@ -137,7 +145,7 @@ class CommentsSpider(JsonFeedSpider):
         if reading.pending > 0 or reading.broken:
             return
         plan = self.threads[key]
-        settings = self.crawler.settings.get("WEISU_SETTINGS")
+        settings = self._thread_state_settings()
         if settings is None:
             return
         newest = " ".join(reading.newest) if reading.newest is not None else None
