@@ -200,7 +200,9 @@ def thread_source_posts(
     return list(session.scalars(query))
 
 
-def comment_threads(session: Session, platform_id: str, thread_keys: Iterable[str]) -> dict[str, CommentThread]:
+def comment_threads(
+    session: Session, platform_id: str, thread_keys: Iterable[str]
+) -> dict[str, CommentThread]:
     """The followed threads of a comments platform among ``thread_keys``, by key."""
     keys = list(dict.fromkeys(thread_keys))
     found: dict[str, CommentThread] = {}

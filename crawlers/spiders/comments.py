@@ -129,14 +129,18 @@ class CommentsSpider(JsonFeedSpider):
             return super().reached(response, items)
         if plan.mark is None:
             return False
-        return any((mark := item_mark(i)) is not None and mark <= plan.mark for i in items if i.parent_external_id is None)
+        return any(
+            (mark := item_mark(i)) is not None and mark <= plan.mark
+            for i in items
+            if i.parent_external_id is None
+        )
 
     def next_page(self, response: Response, data: Any, found: int) -> scrapy.Request | None:
         plan = self.threads.get(response.meta.get("keyword") or "")
         discovery = self.platform.discover
-        if plan is not None and plan.source is not None and discovery is not None:
-            if response.meta["pages_seen"] >= discovery.max_pages:
-                return None
+        found = plan is not None and plan.source is not None and discovery is not None
+        if found and discovery is not None and response.meta["pages_seen"] >= discovery.max_pages:
+            return None  # a found thread reads at most discover.max_pages pages a run
         return super().next_page(response, data, found)
 
     def _done_with_request(self, key: str) -> None:

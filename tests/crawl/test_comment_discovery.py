@@ -74,7 +74,9 @@ def test_a_sweep_stores_exactly_the_truth_replies_included(swept: SeedSweeps) ->
 
 def test_comments_under_found_posts_are_stored_on_every_discovering_platform(swept: SeedSweeps) -> None:
     world = build_world(swept.seed)
-    watched = {k for p in load_settings(env={}).platforms.values() for e in p.entry_points for k in e.keywords}
+    watched = {
+        k for p in load_settings(env={}).platforms.values() for e in p.entry_points for k in e.keywords
+    }
     under_found = {
         (p.platform, p.external_id)
         for pairing in PAIRINGS
@@ -166,7 +168,13 @@ def test_a_followed_thread_is_read_again_only_when_its_reply_count_grew(database
         for key, replies in (("7", 8), ("8", 5)):
             mark = f"2026-11-28T03:00:00+00:00 {key}00"
             record_thread_read(
-                session, "weibo_comments", key, source=("weibo", key), replies=replies, newest_mark=mark, now=NOW
+                session,
+                "weibo_comments",
+                key,
+                source=("weibo", key),
+                replies=replies,
+                newest_mark=mark,
+                now=NOW,
             )
     assert [(p.key, p.replies, p.mark) for p in _plans(database)] == [
         ("8", 6, ("2026-11-28T03:00:00+00:00", "800"))
@@ -176,8 +184,13 @@ def test_a_followed_thread_is_read_again_only_when_its_reply_count_grew(database
 def test_watched_ids_keep_their_own_marks(database: Settings) -> None:
     with session_scope(session_factory_for(database.database_url)) as session:
         record_thread_read(
-            session, "weibo_comments", "1447076442698299", source=None, replies=0,
-            newest_mark="2026-11-28T01:00:00+00:00 9", now=NOW,
+            session,
+            "weibo_comments",
+            "1447076442698299",
+            source=None,
+            replies=0,
+            newest_mark="2026-11-28T01:00:00+00:00 9",
+            now=NOW,
         )
         plans = watched_threads(session, "weibo_comments", ["1447076442698299", "42"])
     assert [(p.key, p.source, p.mark) for p in plans] == [
@@ -290,7 +303,9 @@ def test_discover_on_a_platform_that_is_not_comments_is_refused(tmp_path: Path) 
     config = tmp_path / "config.yaml"
     raw = (Path(__file__).resolve().parents[2] / "config.yaml").read_text(encoding="utf-8")
     config.write_text(
-        raw.replace("        label: zhihu-search\n", "        label: zhihu-search\n    discover: {from: [weibo]}\n"),
+        raw.replace(
+            "        label: zhihu-search\n", "        label: zhihu-search\n    discover: {from: [weibo]}\n"
+        ),
         encoding="utf-8",
     )
     with pytest.raises(ConfigError, match="platforms.zhihu: .*discover"):

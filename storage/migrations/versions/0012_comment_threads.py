@@ -34,7 +34,9 @@ def upgrade() -> None:
             ["platform_id"], ["platforms.id"], name=op.f("fk_comment_threads_platform_id_platforms")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_comment_threads")),
-        sa.UniqueConstraint("platform_id", "thread_key", name=op.f("uq_comment_threads_platform_id_thread_key")),
+        sa.UniqueConstraint(
+            "platform_id", "thread_key", name=op.f("uq_comment_threads_platform_id_thread_key")
+        ),
     )
 
 
