@@ -152,6 +152,19 @@ class FollowRule(StrictModel):
     local_places: bool = False
 
 
+class ReplyApi(StrictModel):
+    """A platform's replies-of-a-comment API (Bilibili ``x/v2/reply/reply``), read when a top-level
+    comment counts more replies than its record inlines."""
+
+    #: Relative to base_url; ``{page}`` and ``{…}`` JSON paths of the top-level comment are filled in.
+    url: str
+    #: The JSON path of the reply list in its response, and of the comment's own reply count.
+    items: str
+    count: str
+    page_size: int = Field(default=20, ge=1)
+    max_pages: int = Field(default=3, ge=1)
+
+
 class DiscoverySettings(StrictModel):
     """How a comments platform finds threads beyond its watched ids: the posts other platforms found."""
 
@@ -170,6 +183,8 @@ class DiscoverySettings(StrictModel):
     max_depth: int = Field(default=2, ge=0)
     #: Only posts stored this many days ago or later are considered.
     max_age_days: int = Field(default=7, ge=1)
+    #: Where the platform has one: the API listing a top-level comment's replies beyond those inlined.
+    reply_api: ReplyApi | None = None
 
     @field_validator("key_pattern")
     @classmethod

@@ -14,7 +14,7 @@ again next run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,14 +23,17 @@ import scrapy
 from scrapy.http import Response
 
 from crawlers.discovery import Mark, ThreadPlan, discovered_threads, watched_threads
-from crawlers.fields import json_path
+from crawlers.fields import fill_template, json_first, json_path, to_int
 from crawlers.items import PostItem
 from crawlers.spiders.base import Output
 from crawlers.spiders.json_feed import JsonFeedSpider
+from crawlers.spiders.payload import load_payload
 from settings import Settings
 from storage.db import session_factory_for, session_scope
 from storage.queries import record_thread_read
 
+#: Stands for ``{page}`` in a reply-API URL while the comment's values fill its other placeholders.
+_PAGE = "\x00page\x00"
 #: Replies nested deeper than this are ignored: a hostile response must not make us recurse forever.
 MAX_DEPTH = 8
 
@@ -58,6 +61,8 @@ class CommentsSpider(JsonFeedSpider):
         #: This run's threads by key (the ``{keyword}`` of the entry point's URL).
         self.threads: dict[str, ThreadPlan] = {}
         self._reading: dict[str, _Reading] = {}
+        #: Reply-API requests for the page being parsed (extract_all adds them, parse_listing sends them).
+        self._more_replies: list[scrapy.Request] = []
         discovery = self.platform.discover
         self.max_depth = discovery.max_depth if discovery is not None else MAX_DEPTH
 
@@ -104,7 +109,9 @@ class CommentsSpider(JsonFeedSpider):
         return super().page_request(entry_index, keyword, page, pages_seen)
 
     def parse_listing(self, response: Response) -> Output:
+        self._more_replies = []
         out = super().parse_listing(response)
+        out.extend(self._more_replies)
         key = response.meta.get("keyword")
         if key in self.threads:
             reading = self._reading.setdefault(key, _Reading())
@@ -168,7 +175,56 @@ class CommentsSpider(JsonFeedSpider):
     # --- one page's comments ----------------------------------------------------------------------
 
     def extract_all(self, record: dict[str, Any], response: Response) -> list[PostItem]:
-        return self._walk(record, response, parent=None, depth=0)
+        items = self._walk(record, response, parent=None, depth=0)
+        api = self.platform.discover.reply_api if self.platform.discover is not None else None
+        if api is not None and items and self.max_depth >= 1:
+            total = to_int(json_first(record, api.count))
+            inlined = [i.external_id for i in items[1:]]
+            if total > len(inlined):
+                # {page} stays a placeholder while the comment's own values fill the rest.
+                filled = fill_template(api.url.replace("{page}", _PAGE), record, self.platform.base_url)
+                meta = response.meta | {"reply_root": items[0].external_id, "reply_seen": inlined}
+                self._more_replies.append(self._reply_request(filled, meta | {"reply_count": total}, 1))
+        return items
+
+    # --- replies beyond those inlined (Bilibili x/v2/reply/reply) ---------------------------------
+
+    def _reply_request(self, url: str, meta: Mapping[str, Any], page: int) -> scrapy.Request:
+        key = meta.get("keyword")
+        if key in self.threads:
+            self._reading.setdefault(key, _Reading()).pending += 1
+        keep = ("keyword", "label", "reply_root", "reply_seen", "reply_count")
+        return scrapy.Request(
+            self.join(url.replace(_PAGE, str(page))),
+            callback=self.parse_replies,
+            errback=self.failed,
+            meta={name: meta.get(name) for name in keep} | {"reply_url": url, "reply_page": page},
+        )
+
+    def parse_replies(self, response: Response) -> Output:
+        return self.guarded(self._replies, response)
+
+    def _replies(self, response: Response) -> Output:
+        """One page of a comment's replies: those not inlined already, then the next page."""
+        api = self.platform.discover.reply_api if self.platform.discover is not None else None
+        if api is None:
+            return []
+        meta = response.meta
+        data = load_payload(response.text, self.platform.response)
+        records = [r for r in json_path(data, api.items) if isinstance(r, dict)]
+        seen = set(meta["reply_seen"])
+        out: Output = [
+            item
+            for record in records
+            for item in self._walk(record, response, parent=meta["reply_root"], depth=1)
+            if item.external_id not in seen
+        ]
+        page = meta["reply_page"]
+        if records and page < api.max_pages and page * api.page_size < meta["reply_count"]:
+            out.append(self._reply_request(meta["reply_url"], meta, page + 1))
+        if meta.get("keyword") in self.threads:
+            self._done_with_request(meta["keyword"])
+        return out
 
     def _walk(
         self, record: dict[str, Any], response: Response, parent: str | None, depth: int

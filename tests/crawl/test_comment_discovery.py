@@ -28,6 +28,7 @@ from crawlers.runner import CrawlResult, run_crawl
 from crawlers.spiders.comments import CommentsSpider
 from fixtures.samples.replay import first_request
 from fixtures.simulator.discovered import PAIRINGS
+from fixtures.simulator.listings import thread_id
 from fixtures.simulator.world import build_world
 from settings import ConfigError, FollowRule, Settings, load_settings
 from storage.db import session_factory_for, session_scope
@@ -72,18 +73,16 @@ def test_a_sweep_stores_exactly_the_truth_replies_included(swept: SeedSweeps) ->
     assert len(swept.first) == len(swept.truth), f"seed {swept.seed}"
 
 
-def test_comments_under_found_posts_are_stored_on_every_discovering_platform(swept: SeedSweeps) -> None:
+def test_comments_under_found_posts_are_stored_on_ten_platforms(swept: SeedSweeps) -> None:
     world = build_world(swept.seed)
-    watched = {
-        k for p in load_settings(env={}).platforms.values() for e in p.entry_points for k in e.keywords
-    }
     under_found = {
         (p.platform, p.external_id)
         for pairing in PAIRINGS
         for p in world.posts[pairing.platform]
-        if p.extra["oid"] not in watched
+        if p.extra["oid"] in {thread_id(source) for source in world.posts[pairing.source]}
     }
-    assert {platform for platform, _ in under_found} == {p.platform for p in PAIRINGS}, f"seed {swept.seed}"
+    platforms = {platform for platform, _ in under_found}
+    assert platforms == {p.platform for p in PAIRINGS} and len(platforms) == 10, f"seed {swept.seed}"
     assert under_found <= {(p.platform_id, p.external_id) for p in swept.first}, f"seed {swept.seed}"
 
 
@@ -318,3 +317,41 @@ def test_discover_from_an_unknown_platform_is_refused(tmp_path: Path) -> None:
     config.write_text(raw.replace("from: [bilibili_search]", "from: [bilibili_serch]"), encoding="utf-8")
     with pytest.raises(ConfigError, match="bilibili_serch"):
         load_settings(env={"WEISU_CONFIG": str(config)})
+
+
+def test_a_comment_with_more_replies_than_inlined_is_read_through_the_reply_api(database: Settings) -> None:
+    spider = _spider(database, "bilibili")
+    inlined = [
+        {"rpid_str": str(n), "parent_str": "1", "content": {"message": f"回复{n}"}, "ctime": 1795209200 + n}
+        for n in (2, 3, 4)
+    ]
+    root = {
+        "rpid": 1,
+        "oid": 9,
+        "rpid_str": "1",
+        "rcount": 5,
+        "content": {"message": "台阶断了"},
+        "replies": inlined,
+    }
+    [more] = [o for o in _bilibili_page(spider, "9", [root], 1) if isinstance(o, scrapy.Request)]
+    assert more.url == "https://api.bilibili.com/x/v2/reply/reply?type=1&oid=9&root=1&ps=20&pn=1"
+    listed = inlined + [
+        {"rpid_str": str(n), "parent_str": "1", "content": {"message": f"回复{n}"}, "ctime": 1795209200 + n}
+        for n in (5, 6)
+    ]
+    body = json.dumps({"code": 0, "data": {"page": {"count": 5}, "replies": listed}}).encode()
+    out = spider.parse_replies(TextResponse(more.url, body=body, request=more))
+    assert [(o.external_id, o.parent_external_id) for o in out] == [("5", "1"), ("6", "1")]
+
+
+def test_the_reply_api_is_not_read_when_the_depth_limit_is_top_level_only(database: Settings) -> None:
+    spider = _spider(database, "bilibili", max_depth=0)
+    root = {
+        "rpid": 1,
+        "oid": 9,
+        "rpid_str": "1",
+        "rcount": 5,
+        "content": {"message": "台阶断了"},
+        "replies": [],
+    }
+    assert [o for o in _bilibili_page(spider, "9", [root], 1) if isinstance(o, scrapy.Request)] == []
