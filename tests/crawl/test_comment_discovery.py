@@ -95,8 +95,9 @@ def test_a_second_sweep_stores_nothing(swept: SeedSweeps) -> None:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Settings]:
-    settings = load_settings(env={"WEISU_DATABASE_URL": migrated_sqlite(tmp_path)})
+def database(database_url: str) -> Iterator[Settings]:
+    """Settings on a migrated database (SQLite, and PostgreSQL with WEISU_TEST_DATABASE_URL)."""
+    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
     with session_scope(session_factory_for(settings.database_url)) as session:
         sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
     yield settings
