@@ -183,6 +183,9 @@ class DiscoverySettings(StrictModel):
     max_depth: int = Field(default=2, ge=0)
     #: Only posts stored this many days ago or later are considered.
     max_age_days: int = Field(default=7, ge=1)
+    #: A followed thread is read again (only what is new) when its source shows more replies than at
+    #: the last read, or when that read is this many hours old: the store keeps a post's first counts.
+    reread_hours: int = Field(default=24, ge=1)
     #: Where the platform has one: the API listing a top-level comment's replies beyond those inlined.
     reply_api: ReplyApi | None = None
 

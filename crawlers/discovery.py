@@ -3,7 +3,7 @@
 A thread is the comments under a post another platform found (a Weibo search hit, a Bilibili video
 from the video search). Its key is a field of that stored post; it is followed when the post passes
 the platform's follow rule, was never followed, or was and shows more replies than when it was last
-read; at most ``budget`` threads a run, most engaged first. Every thread keeps its own mark (the newest
+read or was last read ``reread_hours`` ago; at most ``budget`` threads a run, most engaged first. Every thread keeps its own mark (the newest
 top-level comment read), so a re-read stops at what it already holds.
 """
 
@@ -74,7 +74,9 @@ def discovered_threads(
     discovery = platform.discover
     if discovery is None or discovery.budget == 0:
         return []
-    since = (now or datetime.now(UTC)) - timedelta(days=discovery.max_age_days)
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=discovery.max_age_days)
+    stale = now - timedelta(hours=discovery.reread_hours)
     places = place_names(city)
     candidates: dict[str, Post] = {}
     for post in thread_source_posts(session, discovery.sources, since):
@@ -85,8 +87,8 @@ def discovered_threads(
     plans = []
     for key, post in candidates.items():  # most engaged first (the query's order)
         thread = followed.get(key)
-        if thread is not None and post.replies <= thread.replies_at_read:
-            continue  # read before, and nothing new shows
+        if thread is not None and post.replies <= thread.replies_at_read and thread.last_read_at > stale:
+            continue  # read lately, and nothing new shows
         mark = parse_mark(thread.newest_mark) if thread is not None else None
         plans.append(ThreadPlan(key, (post.platform_id, post.external_id), post.replies, mark))
         if len(plans) == discovery.budget:

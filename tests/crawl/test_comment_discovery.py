@@ -181,6 +181,22 @@ def test_a_followed_thread_is_read_again_only_when_its_reply_count_grew(database
     ]
 
 
+def test_a_followed_thread_is_read_again_once_its_last_read_is_reread_hours_old(database: Settings) -> None:
+    _store(database, {"external_id": "7", "replies": 8}, {"external_id": "8", "replies": 8})
+    with session_scope(session_factory_for(database.database_url)) as session:
+        for key, hours in (("7", 25), ("8", 23)):
+            record_thread_read(
+                session,
+                "weibo_comments",
+                key,
+                source=("weibo", key),
+                replies=8,
+                newest_mark=None,
+                now=NOW - timedelta(hours=hours),
+            )
+    assert [p.key for p in _plans(database, reread_hours=24)] == ["7"]
+
+
 def test_watched_ids_keep_their_own_marks(database: Settings) -> None:
     with session_scope(session_factory_for(database.database_url)) as session:
         record_thread_read(
