@@ -2,9 +2,10 @@
 
 A thread is the comments under a post another platform found (a Weibo search hit, a Bilibili video
 from the video search). Its key is a field of that stored post; it is followed when the post passes
-the platform's follow rule, was never followed, or was and shows more replies than when it was last
-read or was last read ``reread_hours`` ago; at most ``budget`` threads a run, most engaged first. Every thread keeps its own mark (the newest
-top-level comment read), so a re-read stops at what it already holds.
+the platform's follow rule and was never followed, or was and shows more replies than when it was
+last read, or was last read ``reread_hours`` ago; at most ``budget`` threads a run, most engaged
+first. Every thread keeps its own mark (the newest top-level comment read), so a re-read stops at
+what it already holds.
 """
 
 from __future__ import annotations
