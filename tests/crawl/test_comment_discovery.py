@@ -26,6 +26,7 @@ from crawlers.discovery import ThreadPlan, discovered_threads, follows, watched_
 from crawlers.items import PostItem
 from crawlers.runner import CrawlResult, run_crawl
 from crawlers.spiders.comments import CommentsSpider
+from crawlers.text import normalise_text
 from fixtures.samples.replay import first_request
 from fixtures.simulator.discovered import PAIRINGS
 from fixtures.simulator.listings import thread_id
@@ -372,3 +373,35 @@ def test_the_reply_api_is_not_read_when_the_depth_limit_is_top_level_only(databa
         "replies": [],
     }
     assert [o for o in _bilibili_page(spider, "9", [root], 1) if isinstance(o, scrapy.Request)] == []
+
+
+# --- board threads past their first post ---------------------------------------------------------
+
+
+def _tieba_floor(floor: int, pid: str, text: str) -> str:
+    return (
+        f'<div class="l_post"><a class="p_author_name">吧友{floor}</a>'
+        f'<div id="post_content_{pid}" class="d_post_content">{text}</div>'
+        f'<span class="tail-info">{floor}楼</span><span class="tail-info">2026-11-28 10:0{floor}</span></div>'
+    )
+
+
+def test_a_board_thread_is_read_past_its_first_post_across_its_pages() -> None:
+    from fixtures.samples.replay import make_spider
+
+    spider = make_spider(load_settings(env={}), "tieba")
+    first = scrapy.Request("https://tieba.baidu.com/p/77", meta={"external_id": "77", "label": "tieba"})
+    pager = '<li class="l_pager pb_list_pager"><a href="/p/77?pn=2">下一页</a></li>'
+    page = f'<h3 class="core_title_txt" title="台阶断了">台阶断了</h3>{_tieba_floor(1, "77", "台阶断了")}'
+    page += _tieba_floor(2, "501", "顶") + _tieba_floor(3, "502", "同问") + pager
+    out = spider.parse_detail(TextResponse(first.url, body=page.encode("gb18030"), request=first))
+    items = [
+        (o.external_id, o.parent_external_id, normalise_text(o.text)) for o in out if isinstance(o, PostItem)
+    ]
+    assert items == [("77", None, "台阶断了"), ("501", "77", "顶"), ("502", "77", "同问")]
+    [second] = [o for o in out if isinstance(o, scrapy.Request)]
+    assert (second.url, second.meta["thread_page"]) == ("https://tieba.baidu.com/p/77?pn=2", 2)
+    page2 = _tieba_floor(4, "503", "已反映")
+    out2 = spider.parse_detail(TextResponse(second.url, body=page2.encode("gb18030"), request=second))
+    assert [(o.external_id, o.parent_external_id) for o in out2 if isinstance(o, PostItem)] == [("503", "77")]
+    assert [o for o in out2 if isinstance(o, scrapy.Request)] == []
