@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 import re
@@ -134,6 +135,68 @@ class ResponseSettings(StrictModel):
         return self.pattern or DEFAULT_EMBEDDED_JSON_PATTERN
 
 
+class ThreadKeyField(enum.StrEnum):
+    """Which stored field of a found post names its comment thread (fills ``{keyword}``)."""
+
+    EXTERNAL_ID = "external_id"
+    URL = "url"
+
+
+class FollowRule(StrictModel):
+    """When a found post's comments are read: it passes ANY configured test (none configured: never)."""
+
+    min_replies: int | None = Field(default=None, ge=0)
+    min_likes: int | None = Field(default=None, ge=0)
+    #: Cheap text tests on the post's title and text: a keyword, or one of the city's district names.
+    keywords: list[str] = Field(default_factory=list)
+    local_places: bool = False
+
+
+class ReplyApi(StrictModel):
+    """A platform's replies-of-a-comment API (Bilibili ``x/v2/reply/reply``), read when a top-level
+    comment counts more replies than its record inlines."""
+
+    #: Relative to base_url; ``{page}`` and ``{…}`` JSON paths of the top-level comment are filled in.
+    url: str
+    #: The JSON path of the reply list in its response, and of the comment's own reply count.
+    items: str
+    count: str
+    page_size: int = Field(default=20, ge=1)
+    max_pages: int = Field(default=3, ge=1)
+
+
+class DiscoverySettings(StrictModel):
+    """How a comments platform finds threads beyond its watched ids: the posts other platforms found."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    #: The platforms whose stored posts are threads here (bilibili ← bilibili_search).
+    sources: list[str] = Field(alias="from", min_length=1)
+    key: ThreadKeyField = ThreadKeyField.EXTERNAL_ID
+    #: A regular expression with one group cutting the thread key out of ``key`` (an id in a URL).
+    key_pattern: str | None = None
+    follow: FollowRule = Field(default_factory=FollowRule)
+    #: Threads followed per run (watched ids not counted), most engaged first.
+    budget: int = Field(default=20, ge=0)
+    #: Pages read per thread and run, and how deep replies to replies are read (1: replies only).
+    max_pages: int = Field(default=3, ge=1)
+    max_depth: int = Field(default=2, ge=0)
+    #: Only posts stored this many days ago or later are considered.
+    max_age_days: int = Field(default=7, ge=1)
+    #: A followed thread is read again (only what is new) when its source shows more replies than at
+    #: the last read, or when that read is this many hours old: the store keeps a post's first counts.
+    reread_hours: int = Field(default=24, ge=1)
+    #: Where the platform has one: the API listing a top-level comment's replies beyond those inlined.
+    reply_api: ReplyApi | None = None
+
+    @field_validator("key_pattern")
+    @classmethod
+    def _one_key_group(cls, value: str | None) -> str | None:
+        if value is not None and re.compile(value).groups != 1:
+            raise ValueError("must have exactly one group (the thread key)")
+        return value
+
+
 class PlatformSettings(StrictModel):
     """One monitored platform, entirely described by data (see DESIGN.md, "A platform is data")."""
 
@@ -149,6 +212,14 @@ class PlatformSettings(StrictModel):
     enabled: bool = True
     encoding: str | None = None
     credentials_env: str | None = None
+    #: comments platforms only: follow the posts other platforms found into their comments.
+    discover: DiscoverySettings | None = None
+
+    @model_validator(mode="after")
+    def _discover_only_comments(self) -> PlatformSettings:
+        if self.discover is not None and self.kind != "comments":
+            raise ValueError("discover: only a platform of kind comments follows threads")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -325,6 +396,16 @@ class Settings(StrictModel):
 
     def enabled_platforms(self) -> dict[str, PlatformSettings]:
         return {key: p for key, p in self.platforms.items() if p.enabled}
+
+    @model_validator(mode="after")
+    def _discovery_sources_exist(self) -> Settings:
+        for key, platform in self.platforms.items():
+            if platform.discover is None:
+                continue
+            unknown = [s for s in platform.discover.sources if s not in self.platforms or s == key]
+            if unknown:
+                raise ValueError(f"platforms.{key}.discover.from: unknown platform(s) {', '.join(unknown)}")
+        return self
 
 
 def require_secrets(settings: Settings, *names: str) -> None:

@@ -121,4 +121,7 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "WEISU_SETTINGS": SharedSettings.of(settings),
         "WEISU_PLATFORM": platform_id,
         "WEISU_STORE_BATCH": 100,
+        # Comment spiders keep each thread's state in the database (crawlers.discovery); a spider
+        # built without it (a recorded sample's replay) reads the watched ids only.
+        "WEISU_THREAD_STATE": True,
     }

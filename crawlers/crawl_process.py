@@ -53,6 +53,7 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
     import scrapy.core.downloader.handlers.http11  # noqa: F401
     from scrapy.crawler import Crawler, CrawlerProcess
     from scrapy.utils.reactor import install_reactor
+    from twisted.internet.defer import DeferredList
 
     from crawlers.config import OwnedSettings, SharedSettings, crawler_settings
     from crawlers.extensions.crawl_runs import OPENED_RUN_SETTING, open_runs
@@ -63,11 +64,22 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
     process = CrawlerProcess({"LOG_LEVEL": log_level, "TELNETCONSOLE_ENABLED": False})
     settings = SharedSettings.of(settings)
     opened = open_runs(settings, platform_ids)
+    first, then = crawl_phases(settings, platform_ids)
+    crawlers = {}
     for key in platform_ids:
         platform = settings.platforms[key]
         values = crawler_settings(settings, key, log_level) | {OPENED_RUN_SETTING: opened[key]}
-        crawler = Crawler(SPIDERS[platform.kind], OwnedSettings(values))
-        process.crawl(crawler, platform_id=key)
+        crawlers[key] = Crawler(SPIDERS[platform.kind], OwnedSettings(values))
+    started = [process.crawl(crawlers[key], platform_id=key) for key in first]
+    if then:
+        # Comment platforms start once the platforms they discover threads from have stored their
+        # posts. They are added while the first crawls are still active, so process.join() (which
+        # loops while any crawl is active) waits for them too.
+        def start_threads(_: object) -> None:
+            for key in then:
+                process.crawl(crawlers[key], platform_id=key)
+
+        DeferredList(started).addBoth(start_threads)
     # Scrapy sets its own logger to DEBUG and the root logger to NOTSET, and filters in its handler:
     # every response and item builds a DEBUG record (~2,000 a sweep) only for the handler to drop it.
     # With the levels set, those calls return at once. Each Crawler built resets the root level,
@@ -77,6 +89,18 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
     gc.freeze()
     gc.enable()
     process.start()
+
+
+def crawl_phases(settings: Settings, platform_ids: list[str]) -> tuple[list[str], list[str]]:
+    """The platforms to crawl first, and the comment platforms that discover threads from one of
+    them, started after the first have finished (a run without their sources starts them at once)."""
+    keys = set(platform_ids)
+    later = [
+        key
+        for key in platform_ids
+        if (discover := settings.platforms[key].discover) is not None and keys & set(discover.sources)
+    ]
+    return [key for key in platform_ids if key not in later], later
 
 
 def main(argv: list[str] | None = None) -> int:

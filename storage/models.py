@@ -202,6 +202,28 @@ class Post(Base):
     )
 
 
+class CommentThread(Base):
+    """A comment thread a crawl followed from a found post: what was read of it, so a later run reads
+    only what is new (its own mark: a platform-wide one would stop an older thread after one page)."""
+
+    __tablename__ = "comment_threads"
+    __table_args__ = (UniqueConstraint("platform_id", "thread_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The comments platform the thread is read on, and the key that fills its URL's ``{keyword}``.
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"))
+    thread_key: Mapped[str] = mapped_column(String(200))
+    #: The found post the thread hangs under (None for a watched id from config.yaml).
+    source_platform_id: Mapped[str | None] = mapped_column(String(64))
+    source_external_id: Mapped[str | None] = mapped_column(String(200))
+    first_followed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_read_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The source post's reply count when the thread was last read in full: a larger one re-reads it.
+    replies_at_read: Mapped[int] = mapped_column(default=0)
+    #: "ISO time external-id" of the newest top-level comment read: paging stops there next time.
+    newest_mark: Mapped[str | None] = mapped_column(String(250))
+
+
 class Classification(Base):
     __tablename__ = "classifications"
     __table_args__ = (UniqueConstraint("post_id", "model_version"),)

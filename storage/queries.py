@@ -1,10 +1,11 @@
 """The few query functions every stage shares: platform rows, idempotent post inserts, raw evidence
-bodies, crawl runs, stage counts."""
+bodies, crawl runs, followed comment threads, stage counts."""
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import (
+    CommentThread,
     CrawlRun,
     CrawlRunStatus,
     DetectionStatus,
@@ -178,3 +180,64 @@ def stage_counts(session: Session) -> dict[str, int]:
         )
         or 0,
     }
+
+
+# --- comment discovery -------------------------------------------------------------------------
+
+
+def thread_source_posts(
+    session: Session, platform_ids: Sequence[str], since: datetime, limit: int = 5000
+) -> list[Post]:
+    """Top-level posts of ``platform_ids`` stored since ``since``, most engaged first (replies, then
+    likes, then newest row): the posts whose comment threads discovery may follow."""
+    query = (
+        select(Post)
+        .where(Post.platform_id.in_(list(platform_ids)), Post.parent_external_id.is_(None))
+        .where(Post.fetched_at >= since)
+        .order_by((Post.replies + Post.likes).desc(), Post.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def comment_threads(
+    session: Session, platform_id: str, thread_keys: Iterable[str]
+) -> dict[str, CommentThread]:
+    """The followed threads of a comments platform among ``thread_keys``, by key."""
+    keys = list(dict.fromkeys(thread_keys))
+    found: dict[str, CommentThread] = {}
+    for start in range(0, len(keys), 500):  # stays under SQLite's bound-parameter limit
+        query = select(CommentThread).where(
+            CommentThread.platform_id == platform_id, CommentThread.thread_key.in_(keys[start : start + 500])
+        )
+        found.update((t.thread_key, t) for t in session.scalars(query))
+    return found
+
+
+def record_thread_read(
+    session: Session,
+    platform_id: str,
+    thread_key: str,
+    *,
+    source: tuple[str, str] | None,
+    replies: int,
+    newest_mark: str | None,
+    now: datetime,
+) -> CommentThread:
+    """Note that a thread was read in full now: the source's reply count then and the newest comment
+    read (an older mark is kept when nothing newer was read)."""
+    thread = session.scalar(
+        select(CommentThread).where(
+            CommentThread.platform_id == platform_id, CommentThread.thread_key == thread_key
+        )
+    )
+    if thread is None:
+        thread = CommentThread(platform_id=platform_id, thread_key=thread_key, first_followed_at=now)
+        session.add(thread)
+    if source is not None:
+        thread.source_platform_id, thread.source_external_id = source
+    thread.last_read_at = now
+    thread.replies_at_read = replies
+    if newest_mark is not None and (thread.newest_mark is None or newest_mark > thread.newest_mark):
+        thread.newest_mark = newest_mark
+    return thread

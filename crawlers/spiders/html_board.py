@@ -1,4 +1,9 @@
-"""HTML board spider: list pages with thread links → detail pages; next-page links; GBK/GB18030-safe."""
+"""HTML board spider: list pages with thread links → detail pages; next-page links; GBK/GB18030-safe.
+
+A board whose fields name a ``floor`` selector reads a thread past its first post: every reply floor
+(after the first post) becomes a post whose parent is the thread, and the thread's own next-page link
+(``thread_next``) is followed up to ``pagination.max_pages`` pages.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from crawlers.spiders.base import Output, PlatformSpider
 
 #: fields: items (list rows), external_id and link (inside a row), then detail-page selectors.
 DETAIL_FIELDS = ("title", "text", "author", "ip_location")
+#: Reply floors on a thread page: ``floor`` selects each, these are read inside it.
+FLOOR_FIELDS = {"floor_id": "external_id", "floor_text": "text", "floor_author": "author"}
 
 
 class HtmlBoardSpider(PlatformSpider):
@@ -65,7 +72,30 @@ class HtmlBoardSpider(PlatformSpider):
     def parse_detail(self, response: Response) -> Output:
         return self.guarded(self.extract_detail, response)
 
-    def extract_detail(self, response: Response) -> list[PostItem]:
+    def extract_detail(self, response: Response) -> Output:
+        thread_page = int(response.meta.get("thread_page", 1))
+        out: Output = [] if thread_page > 1 else list(self.first_post(response))
+        if not self.fields.get("floor"):
+            return out
+        floors = select(response, self.fields["floor"])
+        for floor in floors[1:] if thread_page == 1 else floors:  # page 1 opens with the first post
+            values: dict[str, Any] = {"url": response.url, "parent_external_id": response.meta["external_id"]}
+            for field, name in FLOOR_FIELDS.items():
+                values[name] = select_first(floor, self.fields.get(field))
+            values["published_at"] = parse_time(
+                select_first(floor, self.fields.get("floor_time")), self.fields.get("time_format")
+            )
+            if (item := self.make_item(values, response)) is not None:
+                out.append(item)
+        href = select_first(response, self.fields.get("thread_next"))
+        if floors and href and thread_page < self.platform.pagination.max_pages:
+            keep = ("label", "external_id")
+            meta = {k: response.meta.get(k) for k in keep} | {"thread_page": thread_page + 1}
+            url = self.join(href, response)
+            out.append(scrapy.Request(url, callback=self.parse_detail, errback=self.failed, meta=meta))
+        return out
+
+    def first_post(self, response: Response) -> list[PostItem]:
         values: dict[str, Any] = {"external_id": response.meta["external_id"], "url": response.url}
         for name in DETAIL_FIELDS:
             values[name] = select_first(response, self.fields.get(name))

@@ -31,12 +31,16 @@ class JsonFeedSpider(PlatformSpider):
         for record in records:
             if isinstance(record, dict):
                 out.extend(self.extract_all(record, response))
-        if self.seen.reached(o for o in out if isinstance(o, PostItem)):
+        if self.reached(response, [o for o in out if isinstance(o, PostItem)]):
             self.count("stopped_at_seen")  # newest first: every later page was crawled before
             return out
         if records and (follow := self.next_page(response, data, len(records))) is not None:
             out.append(follow)
         return out
+
+    def reached(self, response: Response, items: list[PostItem]) -> bool:
+        """True when this page holds content at or below the mark: later pages were read before."""
+        return self.seen.reached(items)
 
     def extract_all(self, record: dict[str, Any], response: Response) -> list[PostItem]:
         """The posts in one record: here just the record; comment threads add its nested replies."""

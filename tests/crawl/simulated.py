@@ -90,3 +90,10 @@ def entry_point_count(settings: Settings, key: str) -> int:
 
 def keys_of(posts: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(p["platform"], p["external_id"]) for p in posts}
+
+
+def with_sources(settings: Settings, keys: list[str] | tuple[str, ...]) -> list[str]:
+    """``keys`` and the platforms their comment platforms discover threads from (discover.from):
+    a crawl of a comment platform reads its found threads only after its sources were crawled."""
+    sources = [s for key in keys if (d := settings.platforms[key].discover) is not None for s in d.sources]
+    return [*keys, *dict.fromkeys(s for s in sources if s not in keys)]
