@@ -13,8 +13,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.request import fingerprint as fingerprint_of
 from twisted.python.failure import Failure
 
+from crawlers.gaps import GAP_ID, GapBook, gap_kind, refetch_request, report_aged_out
 from crawlers.incremental import SeenContent
 from crawlers.items import PostItem
 from settings import PlatformSettings, rebase_url
@@ -61,6 +63,8 @@ class PlatformSpider(scrapy.Spider):
         self.simulator_url: str | None = None
         #: What earlier crawls stored; the crawl-run recorder fills it in when the spider opens.
         self.seen = SeenContent()
+        #: The platform's recorded gaps (crawlers/gaps.py); the recorder fills it in when the spider opens.
+        self.gaps = GapBook()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PlatformSpider:
@@ -74,6 +78,8 @@ class PlatformSpider(scrapy.Spider):
     # --- requests -------------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        for gap in self.gaps.pending:  # what earlier runs lost, first
+            yield refetch_request(self, gap)
         for index, entry in enumerate(self.platform.entry_points):
             keywords: list[str | None] = [*entry.keywords] or [None]
             for keyword in keywords:
@@ -143,7 +149,7 @@ class PlatformSpider(scrapy.Spider):
         """A malformed page is fetched once more (a cut-off body is often transient); if it is still
         malformed it is logged with platform and URL, counted, and skipped: the run goes on."""
         try:
-            return list(callback(self.decoded(response)))
+            out = list(callback(self.decoded(response)))
         except Exception as error:  # noqa: BLE001 - any parser failure on one page must not end the crawl
             tries = int(response.meta.get("malformed_tries", 0))
             if tries < MALFORMED_RETRIES and response.request is not None:
@@ -158,7 +164,13 @@ class PlatformSpider(scrapy.Spider):
                 type(error).__name__,
                 error,
             )
+            if response.request is not None:
+                self.record_gap(response.request, f"malformed: {type(error).__name__}")
             return self.past_skipped(response.meta)
+        if (gap_id := response.meta.get(GAP_ID)) is not None:
+            self.gaps.recovered(gap_id)
+            self.count("gaps_recovered")
+        return out
 
     def failed(self, failure: Failure) -> Output:
         """A request lost for good — retries spent on 5xx/429 or timeouts, or a status that is not
@@ -174,7 +186,25 @@ class PlatformSpider(scrapy.Spider):
         self.logger.warning(
             "request failed: platform=%s url=%s reason=%s: %s", self.platform_id, request.url, reason, error
         )
+        if not isinstance(error, HttpError) or error.response.status in self.retried_statuses():
+            self.record_gap(request, reason)  # a status never retried (404, 410…) is not fetched again
         return self.past_skipped(request.meta)
+
+    def retried_statuses(self) -> set[int]:
+        crawler = getattr(self, "crawler", None)
+        settings = crawler.settings if crawler is not None else scrapy.settings.Settings()
+        return {int(code) for code in settings.getlist("RETRY_HTTP_CODES")}
+
+    def record_gap(self, request: scrapy.Request, reason: str) -> None:
+        """A request lost after its retries goes to crawl_gaps, so later runs fetch it again."""
+        crawler = getattr(self, "crawler", None)
+        fingerprinter = crawler.request_fingerprinter if crawler is not None else None
+        fingerprint = (fingerprinter.fingerprint(request) if fingerprinter else fingerprint_of(request)).hex()
+        self.count("gaps_recorded")
+        aged = self.gaps.failed(fingerprint, gap_kind(self, request), request, reason)
+        if aged is not None:
+            self.count("gaps_aged_out")
+            report_aged_out(aged, self.logger)
 
     def past_skipped(self, meta: Mapping[str, Any]) -> Output:
         """Requests that go on past a skipped page; a next page known without parsing one (page or
