@@ -175,8 +175,8 @@ class GapBook:
                 now=now,
                 gap_id=request.meta.get(GAP_ID),
             )
-            if request.meta.get(GAP_ID) is None:
-                return None  # a first failure is never given up: it is fetched again next run
+            if gap.attempts <= 1 or gap.state != GapState.OPEN:
+                return None  # a first failure is fetched again next run; a gap given up stays so
             aged = age_out(session, [gap], self.rules, now)
         return aged[0] if aged else None
 

@@ -206,8 +206,9 @@ def record_gap_failure(
     gap_id: int | None = None,
 ) -> CrawlGap:
     """Record one more failed try of a request: a new gap, or one more attempt of the gap it was
-    fetching again (``gap_id``) or of the same request (platform and fingerprint). A gap closed
-    earlier that fails again is opened anew, counted from this failure."""
+    fetching again (``gap_id``) or of the same request (platform and fingerprint). A recovered gap
+    that fails again is opened anew, counted from this failure; an aged-out one stays given up (it
+    was reported once; trying it again each run would only report it again)."""
     gap = session.get(CrawlGap, gap_id) if gap_id is not None else None
     if gap is None:
         values = {
@@ -221,9 +222,10 @@ def record_gap_failure(
             CrawlGap.platform_id == platform_id, CrawlGap.fingerprint == fingerprint
         )
         gap = session.scalars(query.with_for_update()).one()
-    if gap.state != GapState.OPEN:
+    if gap.state == GapState.RECOVERED:
         gap.state, gap.closed_at, gap.first_failed_at, gap.attempts = GapState.OPEN, None, now, 0
-    gap.attempts += 1
+    if gap.state == GapState.OPEN:
+        gap.attempts += 1
     gap.last_tried_at = now
     gap.last_reason = reason[:200]
     session.flush()
