@@ -7,23 +7,19 @@ tries. Expected posts come from ``/_truth``.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from simulated import crawl_runs, crawl_settings, migrated_sqlite, simulator, stored_posts
+from simulated import crawl_logged, crawl_runs, crawl_settings, migrated_sqlite, simulator, stored_posts
 from sqlalchemy import select
 
-from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
 from crawlers.extensions.crawl_runs import open_runs
 from crawlers.extensions.health import gaps_reason, platform_overview
-from crawlers.runner import _child_env, run_crawl
-from settings import PROJECT_ROOT, Settings, load_settings
+from crawlers.runner import run_crawl
+from settings import Settings, load_settings
 from storage.db import session_factory_for, session_scope
 from storage.models import CrawlGap, CrawlRun, GapKind, GapState, Platform
 from storage.queries import crawl_gaps, latest_runs, record_gap_failure, sync_platforms
@@ -46,22 +42,6 @@ def _mark(settings: Settings, platform: str) -> str | None:
 
 def _page_url(settings: Settings, page: int) -> str:
     return f"{settings.platforms['heimao'].base_url}/api/index/feed?type=1&page_size=10&page={page}"
-
-
-def crawl_logged(settings: Settings, platforms: list[str]) -> str:
-    """Crawl in a fresh child process, as `weisu crawl` does with WEISU_CRAWL_SPAWN=1; its log (stderr)."""
-    dump = settings.model_dump(mode="json")
-    dump["database"]["url"] = settings.database_url
-    message = json.dumps({STDIN_SETTINGS: dump, STDIN_AUTHOR_KEY: settings.author_hash_key})
-    done = subprocess.run(
-        [sys.executable, "-m", "crawlers.crawl_process", "--settings", "-", *platforms],
-        input=message.encode("utf-8"),
-        env=_child_env(settings),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        check=True,
-    )
-    return done.stderr.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
