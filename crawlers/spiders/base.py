@@ -147,7 +147,8 @@ class PlatformSpider(scrapy.Spider):
 
     def guarded(self, callback: Callable[[Response], Iterable[Any]], response: Response) -> Output:
         """A malformed page is fetched once more (a cut-off body is often transient); if it is still
-        malformed it is logged with platform and URL, counted, and skipped: the run goes on."""
+        malformed it is logged with platform and URL, counted, recorded as a crawl gap (fetched again
+        by later runs) and skipped: the run goes on. A recorded gap that parses is recovered."""
         try:
             out = list(callback(self.decoded(response)))
         except Exception as error:  # noqa: BLE001 - any parser failure on one page must not end the crawl
@@ -175,7 +176,9 @@ class PlatformSpider(scrapy.Spider):
     def failed(self, failure: Failure) -> Output:
         """A request lost for good — retries spent on 5xx/429 or timeouts, or a status that is not
         retried — is logged with platform, URL and reason and counted; a feed's next page is still
-        fetched. A request robots.txt forbids is only counted: skipping it is the point."""
+        fetched. What was retried in vain is recorded as a crawl gap, fetched again by later runs; a
+        status never retried (404) is not. A request robots.txt forbids is only counted: skipping it
+        is the point."""
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
         if failure.check(IgnoreRequest) and not failure.check(HttpError):  # HttpError is an IgnoreRequest
             self.count("ignored_requests")
