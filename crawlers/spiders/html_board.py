@@ -40,7 +40,8 @@ class HtmlBoardSpider(PlatformSpider):
             meta = {"label": response.meta.get("label"), "external_id": external_id}
             detail = self.join(link, response)
             out.append(scrapy.Request(detail, callback=self.parse_detail, errback=self.failed, meta=meta))
-        if settled:
+        if known:
+            # Met content earlier runs stored, so finding nothing new is no sign of a layout change.
             self.count("stopped_at_seen")
         follow = self.next_page(response) if rows and not settled else None
         if follow is not None:

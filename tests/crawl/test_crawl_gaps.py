@@ -22,7 +22,14 @@ from crawlers.runner import run_crawl
 from settings import Settings, load_settings
 from storage.db import session_factory_for, session_scope
 from storage.models import CrawlGap, CrawlRun, GapKind, GapState, Platform
-from storage.queries import crawl_gaps, latest_runs, record_gap_failure, sync_platforms
+from storage.queries import (
+    crawl_gaps,
+    insert_posts,
+    latest_runs,
+    record_gap_failure,
+    settled_external_ids,
+    sync_platforms,
+)
 
 #: The fault plan of the lost-page runs: seed 7 cuts heimao's page 3 off twice, nothing else is lost.
 CUT_PAGE_3 = {"error_rate": 0.10, "throttle_rate": 0.05, "malformed_rate": 0.02, "retry_after_seconds": 1}
@@ -238,3 +245,46 @@ def test_a_gap_older_than_max_age_is_aged_out_when_a_run_opens(database_url: str
     with session_scope(session_factory_for(database_url)) as session:
         states = {gap.id: gap.state for gap in crawl_gaps(session, "tieba")}
     assert states == {old: GapState.AGED_OUT, recent: GapState.OPEN}
+
+
+def test_a_lost_page_is_recorded_and_recovered_on_either_database(database_url: str) -> None:
+    with simulator() as sim:
+        settings = crawl_settings(sim.base, database_url)
+        heimao = [p["external_id"] for p in sim.truth() if p["platform"] == "heimao"]
+        sim.set_faults(**CUT_PAGE_3, seed=7)
+        run_crawl(settings, ["heimao"])
+        [lost] = _gaps(settings)
+        sim.set_faults()
+        run_crawl(settings, ["heimao"])
+    [gap] = _gaps(settings)
+    assert (lost.state, gap.id, gap.state) == (GapState.OPEN, lost.id, GapState.RECOVERED)
+    assert sorted(p.external_id for p in stored_posts(settings)) == sorted(heimao)
+
+
+def test_only_posts_a_clean_run_stored_are_settled(database_url: str) -> None:
+    with session_scope(session_factory_for(database_url)) as session:
+        sync_platforms(session, {"tieba": ("贴吧", "html_board", True)})
+        statuses = ("ok", "partial", "interrupted")
+        runs = {status: CrawlRun(platform_id="tieba", status=status) for status in statuses}
+        session.add_all(runs.values())
+        session.flush()
+        rows = [_post_row(f"by-{status}", run.id) for status, run in runs.items()]
+        insert_posts(session, [*rows, _post_row("by-none", None)])
+        ids = ["by-ok", "by-partial", "by-interrupted", "by-none", "never"]
+        assert settled_external_ids(session, "tieba", ids) == {
+            "by-ok": True,
+            "by-partial": False,
+            "by-interrupted": False,
+            "by-none": True,
+        }
+
+
+def _post_row(external_id: str, run_id: int | None) -> dict[str, Any]:
+    return {
+        "platform_id": "tieba",
+        "external_id": external_id,
+        "url": f"https://tieba.baidu.com/p/{external_id}",
+        "text": "路灯坏了",
+        "content_hash": "0" * 64,
+        "crawl_run_id": run_id,
+    }
