@@ -131,7 +131,7 @@ def refetch_request(spider: PlatformSpider, gap: OpenGap) -> scrapy.Request:
     headers: dict[str, str] = {}
     entry = meta.get("entry")
     if isinstance(entry, int) and 0 <= entry < len(spider.platform.entry_points):
-        headers = dict(spider.platform.entry_points[entry].headers)
+        headers = spider.entry_headers(entry)
     meta |= {GAP_ID: gap.id, "pages_seen": spider.platform.pagination.max_pages}
     return scrapy.Request(
         gap.url,

@@ -102,13 +102,10 @@ class PlatformSpider(scrapy.Spider):
             "pages_seen": pages_seen,
             "label": label,
         }
-        headers = dict(entry.headers)
+        headers = self.entry_headers(entry_index)
         body: str | None = None
         if entry.body is not None:
-            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-            if content_type is None:
-                content_type = guess_body_type(entry.body)
-                headers["Content-Type"] = content_type
+            content_type = next(v for k, v in headers.items() if k.lower() == "content-type")
             escape = json_escape if "json" in content_type else quote_keyword
             body = fill_entry_template(entry.body, keyword, page, escape)
         return scrapy.Request(
@@ -120,6 +117,14 @@ class PlatformSpider(scrapy.Spider):
             errback=self.failed,
             meta=meta,
         )
+
+    def entry_headers(self, entry_index: int) -> dict[str, str]:
+        """An entry point's configured headers; with a body template and no Content-Type, a guessed one."""
+        entry = self.platform.entry_points[entry_index]
+        headers = dict(entry.headers)
+        if entry.body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = guess_body_type(entry.body)
+        return headers
 
     def join(self, href: str, response: Response | None = None) -> str:
         """Resolve a link; host-absolute paths ("/p/1") hang off base_url so the simulator prefix stays."""

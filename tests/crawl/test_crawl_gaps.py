@@ -18,7 +18,9 @@ from sqlalchemy import select
 
 from crawlers.extensions.crawl_runs import open_runs
 from crawlers.extensions.health import gaps_reason, platform_overview
+from crawlers.gaps import GapBook, OpenGap, kept_meta
 from crawlers.runner import run_crawl
+from fixtures.samples.replay import first_request, make_spider
 from settings import Settings, load_settings
 from storage.db import session_factory_for, session_scope
 from storage.models import CrawlGap, CrawlRun, GapKind, GapState, Platform
@@ -287,4 +289,26 @@ def _post_row(external_id: str, run_id: int | None) -> dict[str, Any]:
         "text": "路灯坏了",
         "content_hash": "0" * 64,
         "crawl_run_id": run_id,
+    }
+
+
+def test_an_open_gap_is_the_first_request_rebuilt_as_one_page_with_the_entry_headers() -> None:
+    settings = load_settings()
+    spider = make_spider(settings, "ctrip")
+    request = first_request(spider)  # the entry point's own first page: a JSON POST
+    gap = OpenGap(7, GapKind.LISTING, request.url, "POST", request.body.decode(), kept_meta(request))
+    spider.gaps = GapBook(pending=[gap])
+
+    again = first_request(spider)
+
+    assert (again.url, again.method, again.body) == (request.url, "POST", request.body)
+    assert again.dont_filter  # the run's own paging may ask for the same page: neither is dropped
+    assert again.headers.get("Content-Type") == b"application/json"
+    assert again.callback == spider.parse_page and again.errback == spider.failed
+    pages = settings.platforms["ctrip"].pagination.max_pages
+    assert {k: again.meta[k] for k in ("gap_id", "page", "pages_seen", "keyword")} == {
+        "gap_id": 7,
+        "page": settings.platforms["ctrip"].pagination.start,
+        "pages_seen": pages,  # one page: it does not page on
+        "keyword": "10558614",
     }
