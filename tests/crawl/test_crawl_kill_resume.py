@@ -53,6 +53,7 @@ class Resumed:
     at_kill: dict[str, int]
     killed_runs: list[CrawlRun]
     marks_at_kill: dict[str, str | None]
+    injected: dict[str, int]  # the faults the killed crawl met
     stored_before: set[tuple[str, str]]
     stored_after: list[tuple[str, str]]
     runs: list[CrawlRun]
@@ -94,7 +95,7 @@ def kill_and_resume(
         child.wait()
     assert child.returncode == -signal.SIGKILL
     at_kill = stored_counts(settings)
-    killed_runs, marks_at_kill = crawl_runs(settings), _marks(settings)
+    killed_runs, marks_at_kill, injected = crawl_runs(settings), _marks(settings), sim.injected()
     before = stored_posts(settings)
     sim.set_faults(**(then or {}))
     run_crawl(settings, platforms)
@@ -105,6 +106,7 @@ def kill_and_resume(
         at_kill,
         killed_runs,
         marks_at_kill,
+        injected,
         {(p.platform_id, p.external_id) for p in before},
         [(p.platform_id, p.external_id) for p in after],
         crawl_runs(settings),
@@ -192,6 +194,7 @@ def faulty_sweep(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_after_a_faulty_sweep_killed_once_the_next_sweep_completes_the_set_exactly(
     faulty_sweep: Resumed,
 ) -> None:
+    assert {"error", "throttle"} <= {k for k, n in faulty_sweep.injected.items() if n > 0}
     assert 0 < len(faulty_sweep.stored_before) < len(faulty_sweep.expected)
     assert faulty_sweep.stored_before | set(faulty_sweep.stored_after) == faulty_sweep.expected
     assert len(faulty_sweep.stored_after) == len(set(faulty_sweep.stored_after))
