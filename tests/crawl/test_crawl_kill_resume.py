@@ -2,7 +2,7 @@
 run stores exactly the posts the killed one did not, on a board (tieba) and a feed (weibo).
 
 Each case kills the child of a first crawl — before any batch was committed, after the first batches
-were, and late — then crawls again and compares with ``/_truth``. Posts are stored in batches of
+were, and once 60% was — then crawls again and compares with ``/_truth``. Posts are stored in batches of
 ten here (``crawl_gaps.store_batch``) and every answer is a little slow, so the kill lands mid-crawl.
 Then a whole sweep under faults is killed, and the next sweep completes the set.
 """
@@ -35,7 +35,7 @@ from storage.models import CrawlRun, GapState, Platform
 from storage.queries import crawl_gaps
 
 PLATFORMS = ["tieba", "weibo"]
-SLOW = {"slow_rate": 1.0, "slow_seconds": 0.05}
+SLOW = {"slow_rate": 1.0, "slow_seconds": 0.1}
 #: The issue's fault mix for the killed sweep (cut-off bodies, 5xx, 429 with Retry-After).
 FAULTS: dict[str, Any] = {
     "error_rate": 0.10,
@@ -63,10 +63,6 @@ class Resumed:
 def _marks(settings: Settings) -> dict[str, str | None]:
     with session_scope(session_factory_for(settings.database_url)) as session:
         return {key: mark for key, mark in session.execute(select(Platform.id, Platform.high_water_mark))}
-
-
-def _running(settings: Settings, platforms: list[str]) -> bool:
-    return {r.platform_id for r in crawl_runs(settings) if r.status == "running"} >= set(platforms)
 
 
 def kill_and_resume(
@@ -115,50 +111,51 @@ def kill_and_resume(
 
 
 def _before_any_batch(settings: Settings, _expected: int) -> bool:
-    return _running(settings, PLATFORMS)
+    return bool(crawl_runs(settings))  # the run is open
 
 
 def _after_the_first_batch(settings: Settings, _expected: int) -> bool:
-    counts = stored_counts(settings)
-    return all(counts.get(key, 0) > 0 for key in PLATFORMS)
+    return sum(stored_counts(settings).values()) > 0
 
 
 def _late(settings: Settings, expected: int) -> bool:
-    counts = stored_counts(settings)
-    return all(counts.get(key, 0) > 0 for key in PLATFORMS) and sum(counts.values()) >= 0.75 * expected
+    return sum(stored_counts(settings).values()) >= 0.6 * expected
 
 
 KILL_POINTS = {
-    # Every answer held back a second: the runs are open, no response has come, nothing is stored.
+    # Every answer held back a second: the run is open, no response has come, nothing is stored.
     "before_any_batch": ({"slow_rate": 1.0, "slow_seconds": 1.0}, _before_any_batch),
     "after_the_first_batch": (SLOW, _after_the_first_batch),
     "late": (SLOW, _late),
 }
+CASES = [(platform, point) for platform in PLATFORMS for point in KILL_POINTS]
 
 
-@pytest.fixture(scope="module", params=list(KILL_POINTS))
+@pytest.fixture(scope="module", params=CASES, ids=[f"{platform}-{point}" for platform, point in CASES])
 def resumed(
     request: pytest.FixtureRequest, sim: Simulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Resumed]:
-    faults, kill_when = KILL_POINTS[request.param]
-    folder = tmp_path_factory.mktemp(request.param)
-    yield kill_and_resume(sim, folder, PLATFORMS, faults, kill_when)
+    platform, point = request.param
+    faults, kill_when = KILL_POINTS[point]
+    folder = tmp_path_factory.mktemp(f"{platform}-{point}")
+    yield kill_and_resume(sim, folder, [platform], faults, kill_when)
     sim.set_faults()
 
 
 def test_the_kill_landed_where_the_case_says(resumed: Resumed, request: pytest.FixtureRequest) -> None:
-    point = request.node.callspec.params["resumed"]
+    _, point = request.node.callspec.params["resumed"]
     stored = sum(resumed.at_kill.values())
     if point == "before_any_batch":
         assert stored == 0
-    else:
+    elif point == "after_the_first_batch":
         assert 0 < stored < len(resumed.expected)
-        assert set(resumed.at_kill) == set(PLATFORMS)
+    else:
+        assert 0.6 * len(resumed.expected) <= stored < len(resumed.expected)
 
 
 def test_the_killed_crawl_wrote_no_high_water_mark_and_closed_no_run(resumed: Resumed) -> None:
-    assert [run.status for run in resumed.killed_runs] == ["running"] * len(PLATFORMS)
-    assert {key: resumed.marks_at_kill.get(key) for key in PLATFORMS} == dict.fromkeys(PLATFORMS)
+    [killed] = resumed.killed_runs
+    assert (killed.status, resumed.marks_at_kill.get(killed.platform_id)) == ("running", None)
     assert resumed.runs[0].status in ("interrupted", "failed")  # closed by the next crawl or the runner
 
 
@@ -167,10 +164,11 @@ def test_the_next_run_stores_exactly_the_posts_the_killed_one_did_not(resumed: R
     assert resumed.stored_before | set(resumed.stored_after) == resumed.expected
 
 
-def test_the_resuming_run_is_clean_and_sets_the_feeds_mark(resumed: Resumed) -> None:
-    latest = {run.platform_id: run for run in resumed.runs}
-    assert {key: latest[key].status for key in PLATFORMS} == dict.fromkeys(PLATFORMS, "ok")
-    assert resumed.marks["weibo"] == latest["weibo"].cursor is not None
+def test_the_resuming_run_is_clean_and_moves_the_mark(resumed: Resumed) -> None:
+    resuming = resumed.runs[-1]
+    assert resuming.status == "ok"
+    # A feed's mark is its newest post; a board's detail pages carry times too, so it has one as well.
+    assert resumed.marks[resuming.platform_id] == resuming.cursor is not None
 
 
 # --- a whole sweep under faults, killed once ------------------------------------------------------
