@@ -154,7 +154,8 @@ class CrawlRunRecorder:
         figures = RunFigures.of(
             items, dropped, statuses, reached_seen=bool(values.get("weisu/stopped_at_seen"))
         )
-        status = run_status(reason, items, errors)
+        # A run that lost a request is never clean, whatever was logged (the gap rule).
+        status = run_status(reason, items, errors or int(values.get("weisu/gaps_recorded", 0)))
         # A plain UPDATE of the run: loading its row first would cost a query per platform.
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
