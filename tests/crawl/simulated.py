@@ -43,6 +43,12 @@ class Simulator:
         response.raise_for_status()
         return dict(response.json())
 
+    def advance(self, minutes: int) -> list[dict[str, Any]]:
+        """Move the world's clock on; the posts that appeared."""
+        response = httpx.post(f"{self.base}/_advance", params={"minutes": minutes}, timeout=10)
+        response.raise_for_status()
+        return list(response.json()["appeared"])
+
     def injected(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.base}/_faults", timeout=10).json()["injected"])
 

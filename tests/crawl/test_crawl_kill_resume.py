@@ -21,6 +21,7 @@ from simulated import (
     crawl_settings,
     keys_of,
     migrated_sqlite,
+    simulator,
     start_crawl_child,
     stored_counts,
     stored_posts,
@@ -202,3 +203,34 @@ def test_no_gap_the_faulty_sweep_left_is_still_open(faulty_sweep: Resumed) -> No
     with session_scope(session_factory_for(faulty_sweep.settings.database_url)) as session:
         left = [gap.url for gap in crawl_gaps(session) if gap.state != GapState.RECOVERED]
     assert left == []
+
+
+# --- an incremental board crawl killed: the resume stops again at what the clean crawl stored ---------
+
+
+def test_a_killed_incremental_board_crawl_is_resumed_down_to_the_threads_a_clean_run_stored(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with simulator() as sim:  # its own world: the clock moves
+        settings = crawl_settings(sim.base, migrated_sqlite(tmp_path_factory.mktemp("incremental")))
+        settings.crawl_gaps.store_batch = 1
+        run_crawl(settings, ["tieba"])
+        last_clean = stored_posts(settings)[-1].id
+        appeared = {p["external_id"] for p in sim.advance(minutes=24 * 60) if p["platform"] == "tieba"}
+        sim.set_faults(slow_rate=1.0, slow_seconds=0.5)
+        child = start_crawl_child(settings, ["tieba"])
+        try:
+            wait_until(lambda: len(stored_posts(settings, after_id=last_clean)) > 0)
+        finally:
+            child.kill()
+            child.wait()
+        killed = {p.external_id for p in stored_posts(settings, after_id=last_clean)}
+        sim.set_faults()
+        before = len(sim.request_log)
+        run_crawl(settings, ["tieba"])
+        asked = sim.request_log[before:]
+    resumed = {p.external_id for p in stored_posts(settings, after_id=last_clean)} - killed
+    assert 0 < len(killed) < len(appeared)
+    assert (killed | resumed, len(resumed)) == (appeared, len(appeared) - len(killed))
+    # The new threads sit on the first page beside settled ones: that page and the missing details.
+    assert len(asked) == 1 + len(resumed)
