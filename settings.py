@@ -354,6 +354,18 @@ class CrawlHealthSettings(StrictModel):
     min_items_for_share: int = Field(default=5, ge=1)
 
 
+class CrawlGapSettings(StrictModel):
+    """Requests lost after their retries (crawl_gaps): how long later runs keep fetching them again."""
+
+    #: A gap is given up (aged out, and reported) after this many failed tries, the first included...
+    max_attempts: int = Field(default=5, ge=1)
+    #: ...or once it failed first this many hours ago, whichever comes first.
+    max_age_hours: float = Field(default=72.0, gt=0)
+    #: Posts stored per transaction: a crawl killed outright loses at most this many parsed posts
+    #: (the next run fetches them again).
+    store_batch: int = Field(default=100, ge=1)
+
+
 class EvidenceSettings(StrictModel):
     """Raw response bodies kept as evidence behind stored posts (gzip, one row per distinct body)."""
 
@@ -375,6 +387,7 @@ class Settings(StrictModel):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     crawl_health: CrawlHealthSettings = Field(default_factory=CrawlHealthSettings)
+    crawl_gaps: CrawlGapSettings = Field(default_factory=CrawlGapSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     # Secrets come only from the environment and have no usable default: "" means unset, and every
     # command that needs one refuses to start without it (require_secrets).

@@ -120,7 +120,7 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "WEISU_MAX_RAW_BODY_BYTES": settings.evidence.max_body_bytes,
         "WEISU_SETTINGS": SharedSettings.of(settings),
         "WEISU_PLATFORM": platform_id,
-        "WEISU_STORE_BATCH": 100,
+        "WEISU_STORE_BATCH": settings.crawl_gaps.store_batch,
         # Comment spiders keep each thread's state in the database (crawlers.discovery); a spider
         # built without it (a recorded sample's replay) reads the watched ids only.
         "WEISU_THREAD_STATE": True,

@@ -1,10 +1,31 @@
-"""Incremental crawling: what earlier crawls stored, so a feed stops paging once it reaches seen content.
+"""Incremental crawling: what earlier crawls stored, so paging stops once it reaches seen content —
+and never before a region a failed or killed crawl left with a hole.
 
 A platform keeps a high-water mark ("ISO time external-id" of the newest post stored). Feeds sorted
 newest first stop after the first page holding a post at or below the mark; HTML boards, whose list
 rows carry no time, ask the database which of a page's thread ids are already stored instead, skip
-their detail pages, and stop paging at the first page with a known thread. Either way the number of
-requests grows with the new content, not with the platform's size.
+their detail pages, and stop paging at the first page with a *settled* thread. Either way the number
+of requests grows with the new content, not with the platform's size.
+
+The gap rule. A run is *clean* when it closes finished with no error: no request lost after its
+retries, no page skipped as malformed (its status is ``ok``). Only a clean run proves continuity:
+it paged from the top down to content an earlier clean run had reached, fetching everything on the
+way. So, by induction over a platform's clean runs, everything at or below what a clean run reached
+is stored, and the two stop rules only ever stop at such content:
+
+* Feeds: the mark is written only when a run closes clean (crawl_runs.py). A run that lost a page,
+  or was killed, or shut down early, leaves the mark where the last clean run put it, so the next
+  run pages down to it again, over the lost page; the store skips what is already there.
+* Boards: a thread is *settled* when a clean run stored it (or it was stored outside any run). A
+  board skips the detail page of every stored thread but stops paging only at a page holding a
+  settled one. Threads a killed or holed run stored are passed over, not stopped at, so the
+  resuming run pages on (to ``max_pages`` or to the first settled thread) past the whole region the
+  interrupted run touched. No marker is needed: the runs' own status says which runs proved
+  continuity, and a run killed before it could close is never ``ok``.
+
+What a clean run reaches is bounded by ``pagination.max_pages``: content deeper than that below the
+top was never promised. The bodies of requests lost for good are also recorded and fetched again by
+later runs (crawlers/gaps.py).
 """
 
 from __future__ import annotations
@@ -17,9 +38,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawlers.items import PostItem
 from storage.db import session_scope
-from storage.queries import stored_external_ids
+from storage.queries import settled_external_ids
 
 KnownIds = Callable[[list[str]], set[str]]
+#: {stored external id: whether a clean run stored it} for the ids asked about.
+SettledIds = Callable[[list[str]], dict[str, bool]]
 
 
 def parse_mark(mark: str | None) -> tuple[str, str] | None:
@@ -30,8 +53,8 @@ def parse_mark(mark: str | None) -> tuple[str, str] | None:
     return when, external_id
 
 
-def _nothing_known(_ids: list[str]) -> set[str]:
-    return set()
+def _nothing_stored(_ids: list[str]) -> dict[str, bool]:
+    return {}
 
 
 @dataclass
@@ -39,7 +62,16 @@ class SeenContent:
     """What earlier crawls stored. The default (no mark, nothing known) makes a full crawl."""
 
     mark: tuple[str, str] | None = None
-    known: KnownIds = field(default=_nothing_known)
+    stored: SettledIds = field(default=_nothing_stored)
+
+    def known(self, ids: list[str]) -> set[str]:
+        """The ids earlier crawls stored (their detail pages need not be fetched again)."""
+        return set(self.stored(ids))
+
+    def threads(self, ids: list[str]) -> tuple[set[str], set[str]]:
+        """(stored, settled): the ids stored, and those of them a clean run stored (paging stops there)."""
+        stored = self.stored(ids)
+        return set(stored), {external_id for external_id, settled in stored.items() if settled}
 
     def reached(self, items: Iterable[PostItem]) -> bool:
         """True when any item is at or below the mark: the pages after this one were crawled before."""
@@ -65,10 +97,10 @@ def seen_content(
     if not stored_before:
         return SeenContent(parse_mark(mark))
 
-    def known(ids: list[str]) -> set[str]:
+    def stored(ids: list[str]) -> dict[str, bool]:
         if not ids:
-            return set()
+            return {}
         with session_scope(factory) as session:
-            return stored_external_ids(session, platform_id, ids)
+            return settled_external_ids(session, platform_id, ids)
 
-    return SeenContent(parse_mark(mark), known)
+    return SeenContent(parse_mark(mark), stored)

@@ -111,6 +111,22 @@ class CrawlRunStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class GapKind(enum.StrEnum):
+    """What a lost request fetched: a listing page, a thread's detail page, or a page of a comment thread."""
+
+    LISTING = "listing"
+    DETAIL = "detail"
+    THREAD = "thread"
+
+
+class GapState(enum.StrEnum):
+    """A crawl gap is open (fetched again by later runs) until it succeeds or is given up."""
+
+    OPEN = "open"
+    RECOVERED = "recovered"
+    AGED_OUT = "aged_out"
+
+
 class Platform(Base):
     __tablename__ = "platforms"
 
@@ -147,6 +163,39 @@ class CrawlRun(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     layout_changed: Mapped[bool] = mapped_column(default=False)
     health_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class CrawlGap(Base):
+    """A request lost after its retries, kept so later runs fetch it again (crawlers/gaps.py).
+
+    One row per platform and request fingerprint (method, URL, body): a request that fails again is
+    the same gap tried once more. Only what rebuilds the request is kept: URL, method, body and the
+    spider's plain meta (entry, keyword, page, label, external_id, callback); never headers, cookies
+    or any secret, and the reason is a status or an exception's name.
+    """
+
+    __tablename__ = "crawl_gaps"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "fingerprint"),
+        # The open gaps of a platform, read when each run opens.
+        Index("ix_crawl_gaps_state_platform_id", "state", "platform_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[GapKind] = mapped_column(_enum(GapKind))
+    url: Mapped[str] = mapped_column(String(2000))
+    method: Mapped[str] = mapped_column(String(10), default="GET")
+    body: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[GapState] = mapped_column(_enum(GapState), default=GapState.OPEN)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_tried_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=1)
+    last_reason: Mapped[str | None] = mapped_column(String(200))
+    #: When it was recovered or aged out.
+    closed_at: Mapped[datetime | None]
 
 
 class RawResponse(Base):

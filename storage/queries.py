@@ -1,22 +1,25 @@
 """The few query functions every stage shares: platform rows, idempotent post inserts, raw evidence
-bodies, crawl runs, followed comment threads, stage counts."""
+bodies, crawl runs and crawl gaps, followed comment threads, stage counts."""
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import (
     CommentThread,
+    CrawlGap,
     CrawlRun,
     CrawlRunStatus,
     DetectionStatus,
+    GapKind,
+    GapState,
     Lead,
     LeadState,
     Platform,
@@ -90,6 +93,23 @@ def stored_external_ids(session: Session, platform_id: str, external_ids: Iterab
     return set(session.scalars(query))
 
 
+def settled_external_ids(session: Session, platform_id: str, external_ids: Iterable[str]) -> dict[str, bool]:
+    """Which of these external ids the platform has stored: {id: whether a clean run stored it}.
+
+    A clean run (status ok) finished with no request lost; a post stored outside any run counts as
+    clean too. crawlers/incremental.py says why boards stop paging only at such posts.
+    """
+    ids = list(set(external_ids))
+    if not ids:
+        return {}
+    query = (
+        select(Post.external_id, or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK))
+        .outerjoin(CrawlRun, CrawlRun.id == Post.crawl_run_id)
+        .where(Post.platform_id == platform_id, Post.external_id.in_(ids))
+    )
+    return {external_id: bool(settled) for external_id, settled in session.execute(query)}
+
+
 def raw_response_ids(session: Session, sha256s: Iterable[str]) -> dict[str, int]:
     """{sha256: raw_responses.id} for the bodies already stored."""
     digests = list(set(sha256s))
@@ -145,6 +165,79 @@ def previous_runs(session: Session, platform_id: str, before_id: int, limit: int
         .order_by(CrawlRun.id.desc())
         .limit(limit)
     )
+    return list(session.scalars(query))
+
+
+def open_gaps(session: Session, platform_ids: Sequence[str]) -> list[CrawlGap]:
+    """The open crawl gaps of these platforms, oldest first."""
+    query = (
+        select(CrawlGap)
+        .where(CrawlGap.state == GapState.OPEN, CrawlGap.platform_id.in_(list(platform_ids)))
+        .order_by(CrawlGap.id)
+    )
+    return list(session.scalars(query))
+
+
+def gap_expired(gap: CrawlGap, max_attempts: int, max_age: timedelta, now: datetime) -> bool:
+    """Whether an open gap is given up: tried ``max_attempts`` times, or first failed ``max_age`` ago."""
+    return gap.attempts >= max_attempts or now - gap.first_failed_at >= max_age
+
+
+def close_gap(session: Session, gap_id: int, state: GapState, now: datetime) -> CrawlGap | None:
+    """Mark a gap recovered or aged out (an unknown id: None)."""
+    gap = session.get(CrawlGap, gap_id)
+    if gap is not None:
+        gap.state, gap.closed_at = state, now
+        session.flush()
+    return gap
+
+
+def record_gap_failure(
+    session: Session,
+    *,
+    platform_id: str,
+    fingerprint: str,
+    kind: GapKind,
+    url: str,
+    method: str,
+    body: str | None,
+    meta: Mapping[str, Any],
+    reason: str,
+    now: datetime,
+    gap_id: int | None = None,
+) -> CrawlGap:
+    """Record one more failed try of a request: a new gap, or one more attempt of the gap it was
+    fetching again (``gap_id``) or of the same request (platform and fingerprint). A recovered gap
+    that fails again is opened anew, counted from this failure; an aged-out one stays given up (it
+    was reported once; trying it again each run would only report it again)."""
+    gap = session.get(CrawlGap, gap_id) if gap_id is not None else None
+    if gap is None:
+        values = {
+            "platform_id": platform_id, "fingerprint": fingerprint, "kind": kind, "url": url,
+            "method": method, "body": body, "meta": dict(meta), "state": GapState.OPEN,
+            "first_failed_at": now, "last_tried_at": now, "attempts": 0,
+        }  # fmt: skip
+        # A concurrent crawl of the platform may record the same request: one row, never two.
+        session.execute(_insert_ignoring_conflicts(session, CrawlGap, ["platform_id", "fingerprint"]), values)
+        query = select(CrawlGap).where(
+            CrawlGap.platform_id == platform_id, CrawlGap.fingerprint == fingerprint
+        )
+        gap = session.scalars(query.with_for_update()).one()
+    if gap.state == GapState.RECOVERED:
+        gap.state, gap.closed_at, gap.first_failed_at, gap.attempts = GapState.OPEN, None, now, 0
+    if gap.state == GapState.OPEN:
+        gap.attempts += 1
+    gap.last_tried_at = now
+    gap.last_reason = reason[:200]
+    session.flush()
+    return gap
+
+
+def crawl_gaps(session: Session, platform_id: str | None = None) -> list[CrawlGap]:
+    """Every recorded gap (of one platform), in the order they were first recorded."""
+    query = select(CrawlGap).order_by(CrawlGap.id)
+    if platform_id is not None:
+        query = query.where(CrawlGap.platform_id == platform_id)
     return list(session.scalars(query))
 
 

@@ -229,6 +229,7 @@ def test_platforms_json_lists_every_platform_with_its_last_run_and_flag(env: dic
         "reason": "本次未解析出任何条目，此前1次运行最多 40 条",
         "paused": False,
         "paused_reason": None,
+        "gaps_aged_out": 0,
     }
     assert rows[1]["platform_id"] == "heimao" and rows[1]["last_run_at"] is None
     assert len(rows) == len(load_settings(env=env).platforms)

@@ -1,5 +1,6 @@
 """Record one crawl_runs row per platform per run (counts, health, layout-change flag), hand the spider
-what was seen, move the high-water mark."""
+what was seen and the gaps to fetch again, move the high-water mark — only when the run closes clean
+(crawlers/incremental.py: the gap rule)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ from scrapy.exceptions import NotConfigured
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from crawlers.extensions.health import RunFigures, dropped_reasons, layout_change, responses_by_status
+from crawlers.extensions.health import (
+    RunFigures,
+    dropped_reasons,
+    gaps_reason,
+    layout_change,
+    responses_by_status,
+)
 from crawlers.extensions.run_owner import OWNER_KEY, close_interrupted, current_owner
+from crawlers.gaps import AgedGap, GapBook, OpenGap, age_out, report_aged_out
 from crawlers.incremental import seen_content
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
 from storage.db import session_factory_for, session_scope
-from storage.models import CrawlRun, CrawlRunStatus, Platform, Post
-from storage.queries import previous_runs, sync_platforms
+from storage.models import CrawlRun, CrawlRunStatus, GapState, Platform, Post
+from storage.queries import open_gaps, previous_runs, sync_platforms
 
 ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
 #: Crawler setting holding the OpenedRun that open_runs made for this crawler's platform.
@@ -37,6 +45,9 @@ class OpenedRun:
     high_water_mark: str | None
     #: Whether any post of the platform was stored before this run: if not, no thread can be known.
     has_posts: bool = True
+    #: The platform's open gaps, fetched again first; and those given up as this run opened.
+    gaps: tuple[OpenGap, ...] = ()
+    aged_out: tuple[AgedGap, ...] = ()
 
 
 def open_runs(settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun]:
@@ -67,7 +78,20 @@ def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> 
     runs = {key: CrawlRun(platform_id=key, status=CrawlRunStatus.RUNNING, stats=owner) for key in platforms}
     session.add_all(list(runs.values()))
     session.flush()
-    return {key: OpenedRun(run.id, marks.get(key), key in with_posts) for key, run in runs.items()}
+    # One query for every platform's open gaps; those past their age or tries are given up here.
+    gaps = open_gaps(session, list(platforms))
+    aged = age_out(session, gaps, settings.crawl_gaps, datetime.now(UTC))
+    pending = [gap for gap in gaps if gap.state == GapState.OPEN]
+    return {
+        key: OpenedRun(
+            run.id,
+            marks.get(key),
+            key in with_posts,
+            gaps=tuple(OpenGap.of(gap) for gap in pending if gap.platform_id == key),
+            aged_out=tuple(gap for gap in aged if gap.platform_id == key),
+        )
+        for key, run in runs.items()
+    }
 
 
 def run_status(reason: str, items: int, errors: int) -> str:
@@ -110,9 +134,13 @@ class CrawlRunRecorder:
         self.run_id, mark = opened.run_id, opened.high_water_mark
         assert self.crawler.stats is not None
         self.crawler.stats.set_value(RUN_ID_STAT, self.run_id)
+        for gap in opened.aged_out:
+            self.crawler.stats.inc_value("weisu/gaps_aged_out")
+            report_aged_out(gap)
         if isinstance(spider, PlatformSpider):
             # Read here, before the first response is parsed, so paging can stop at seen content.
             spider.seen = seen_content(factory, self.platform_id, mark, stored_before=opened.has_posts)
+            spider.gaps = GapBook(self.platform_id, factory, self.settings.crawl_gaps, opened.gaps)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats
@@ -126,17 +154,20 @@ class CrawlRunRecorder:
         figures = RunFigures.of(
             items, dropped, statuses, reached_seen=bool(values.get("weisu/stopped_at_seen"))
         )
+        # A run that lost a request is never clean, whatever was logged (the gap rule).
+        status = run_status(reason, items, errors or int(values.get("weisu/gaps_recorded", 0)))
         # A plain UPDATE of the run: loading its row first would cost a query per platform.
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
             earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
             flag = layout_change(figures, [_figures(r) for r in earlier], rules)
+            health = "；".join(filter(None, [flag, gaps_reason(int(values.get("weisu/gaps_aged_out", 0)))]))
             session.execute(
                 update(CrawlRun)
                 .where(CrawlRun.id == self.run_id)
                 .values(
                     finished_at=datetime.now(UTC),
-                    status=run_status(reason, items, errors),
+                    status=status,
                     requests=int(values.get("downloader/request_count", 0)),
                     items=items,
                     posts_stored=int(values.get("weisu/posts_stored", 0)),
@@ -148,10 +179,11 @@ class CrawlRunRecorder:
                     dropped=dropped,
                     duration_seconds=round(time.monotonic() - self.opened_at, 3),
                     layout_changed=flag is not None,
-                    health_reason=flag,
+                    health_reason=health or None,
                 )
             )
-            if mark:
+            # Only a clean run proved it paged down to the old mark without a hole (the gap rule).
+            if mark and status == CrawlRunStatus.OK:
                 # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
                 stored = session.scalar(
                     select(Platform.high_water_mark).where(Platform.id == self.platform_id)

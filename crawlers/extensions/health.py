@@ -92,6 +92,13 @@ def layout_change(
     return None
 
 
+def gaps_reason(aged_out: int) -> str | None:
+    """The health reason's sentence for requests given up this run (crawlers/gaps.py), or None."""
+    if aged_out <= 0:
+        return None
+    return f"{aged_out} 个请求多次重试仍失败，已放弃（其中的帖子可能缺失，见日志中的网址）"
+
+
 TABLE_COLUMNS = (
     "platform", "name", "kind", "priority", "enabled", "last run", "status",
     "requests", "items", "stored", "errors", "flag",
@@ -118,6 +125,8 @@ class PlatformHealth:
     #: An admin paused it (sweeps skip it), with why.
     paused: bool = False
     paused_reason: str | None = None
+    #: Requests the last run gave up after their retries and later runs' tries (crawl_gaps aged out).
+    gaps_aged_out: int = 0
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -129,7 +138,12 @@ class PlatformHealth:
         last_run = (
             self.last_run_at.astimezone(shown_in).strftime("%Y-%m-%d %H:%M") if self.last_run_at else "—"
         )
-        flag = f"[bold red]版面可能已改变[/]：{self.reason}" if self.layout_changed else ""
+        if self.layout_changed:
+            flag = f"[bold red]版面可能已改变[/]：{self.reason}"
+        elif self.gaps_aged_out:
+            flag = f"[bold red]缺口已放弃[/]：{self.reason}"
+        else:
+            flag = ""
         counts = [str(n) for n in (self.requests, self.items, self.stored, self.errors)]
         enabled = (
             ("paused: " + (self.paused_reason or "—")) if self.paused else ("yes" if self.enabled else "no")
@@ -161,6 +175,7 @@ def platform_overview(
                 errors=run.errors,
                 layout_changed=run.layout_changed,
                 reason=run.health_reason,
+                gaps_aged_out=int((run.stats or {}).get("weisu/gaps_aged_out", 0)),
             )
         rows.append(row)
     return rows

@@ -13,8 +13,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.request import fingerprint as fingerprint_of
 from twisted.python.failure import Failure
 
+from crawlers.gaps import GAP_ID, GapBook, gap_kind, refetch_request, report_aged_out
 from crawlers.incremental import SeenContent
 from crawlers.items import PostItem
 from settings import PlatformSettings, rebase_url
@@ -61,6 +63,8 @@ class PlatformSpider(scrapy.Spider):
         self.simulator_url: str | None = None
         #: What earlier crawls stored; the crawl-run recorder fills it in when the spider opens.
         self.seen = SeenContent()
+        #: The platform's recorded gaps (crawlers/gaps.py); the recorder fills it in when the spider opens.
+        self.gaps = GapBook()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PlatformSpider:
@@ -74,6 +78,8 @@ class PlatformSpider(scrapy.Spider):
     # --- requests -------------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        for gap in self.gaps.pending:  # what earlier runs lost, first
+            yield refetch_request(self, gap)
         for index, entry in enumerate(self.platform.entry_points):
             keywords: list[str | None] = [*entry.keywords] or [None]
             for keyword in keywords:
@@ -96,13 +102,10 @@ class PlatformSpider(scrapy.Spider):
             "pages_seen": pages_seen,
             "label": label,
         }
-        headers = dict(entry.headers)
+        headers = self.entry_headers(entry_index)
         body: str | None = None
         if entry.body is not None:
-            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-            if content_type is None:
-                content_type = guess_body_type(entry.body)
-                headers["Content-Type"] = content_type
+            content_type = next(v for k, v in headers.items() if k.lower() == "content-type")
             escape = json_escape if "json" in content_type else quote_keyword
             body = fill_entry_template(entry.body, keyword, page, escape)
         return scrapy.Request(
@@ -114,6 +117,14 @@ class PlatformSpider(scrapy.Spider):
             errback=self.failed,
             meta=meta,
         )
+
+    def entry_headers(self, entry_index: int) -> dict[str, str]:
+        """An entry point's configured headers; with a body template and no Content-Type, a guessed one."""
+        entry = self.platform.entry_points[entry_index]
+        headers = dict(entry.headers)
+        if entry.body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = guess_body_type(entry.body)
+        return headers
 
     def join(self, href: str, response: Response | None = None) -> str:
         """Resolve a link; host-absolute paths ("/p/1") hang off base_url so the simulator prefix stays."""
@@ -141,9 +152,10 @@ class PlatformSpider(scrapy.Spider):
 
     def guarded(self, callback: Callable[[Response], Iterable[Any]], response: Response) -> Output:
         """A malformed page is fetched once more (a cut-off body is often transient); if it is still
-        malformed it is logged with platform and URL, counted, and skipped: the run goes on."""
+        malformed it is logged with platform and URL, counted, recorded as a crawl gap (fetched again
+        by later runs) and skipped: the run goes on. A recorded gap that parses is recovered."""
         try:
-            return list(callback(self.decoded(response)))
+            out = list(callback(self.decoded(response)))
         except Exception as error:  # noqa: BLE001 - any parser failure on one page must not end the crawl
             tries = int(response.meta.get("malformed_tries", 0))
             if tries < MALFORMED_RETRIES and response.request is not None:
@@ -158,12 +170,20 @@ class PlatformSpider(scrapy.Spider):
                 type(error).__name__,
                 error,
             )
+            if response.request is not None:
+                self.record_gap(response.request, f"malformed: {type(error).__name__}")
             return self.past_skipped(response.meta)
+        if (gap_id := response.meta.get(GAP_ID)) is not None:
+            self.gaps.recovered(gap_id)
+            self.count("gaps_recovered")
+        return out
 
     def failed(self, failure: Failure) -> Output:
         """A request lost for good — retries spent on 5xx/429 or timeouts, or a status that is not
         retried — is logged with platform, URL and reason and counted; a feed's next page is still
-        fetched. A request robots.txt forbids is only counted: skipping it is the point."""
+        fetched. What was retried in vain is recorded as a crawl gap, fetched again by later runs; a
+        status never retried (404) is not. A request robots.txt forbids is only counted: skipping it
+        is the point."""
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
         if failure.check(IgnoreRequest) and not failure.check(HttpError):  # HttpError is an IgnoreRequest
             self.count("ignored_requests")
@@ -174,7 +194,25 @@ class PlatformSpider(scrapy.Spider):
         self.logger.warning(
             "request failed: platform=%s url=%s reason=%s: %s", self.platform_id, request.url, reason, error
         )
+        if not isinstance(error, HttpError) or error.response.status in self.retried_statuses():
+            self.record_gap(request, reason)  # a status never retried (404, 410…) is not fetched again
         return self.past_skipped(request.meta)
+
+    def retried_statuses(self) -> set[int]:
+        crawler = getattr(self, "crawler", None)
+        settings = crawler.settings if crawler is not None else scrapy.settings.Settings()
+        return {int(code) for code in settings.getlist("RETRY_HTTP_CODES")}
+
+    def record_gap(self, request: scrapy.Request, reason: str) -> None:
+        """A request lost after its retries goes to crawl_gaps, so later runs fetch it again."""
+        crawler = getattr(self, "crawler", None)
+        fingerprinter = crawler.request_fingerprinter if crawler is not None else None
+        fingerprint = (fingerprinter.fingerprint(request) if fingerprinter else fingerprint_of(request)).hex()
+        self.count("gaps_recorded")
+        aged = self.gaps.failed(fingerprint, gap_kind(self, request), request, reason)
+        if aged is not None:
+            self.count("gaps_aged_out")
+            report_aged_out(aged, self.logger)
 
     def past_skipped(self, meta: Mapping[str, Any]) -> Output:
         """Requests that go on past a skipped page; a next page known without parsing one (page or

@@ -39,7 +39,8 @@ class HtmlBoardSpider(PlatformSpider):
                 continue
             threads.append((external_id, link))
         # List rows carry no time: ask which threads are stored; their detail pages are not fetched again.
-        known = self.seen.known([external_id for external_id, _ in threads])
+        # Paging stops only at a thread a clean run stored (crawlers/incremental.py: the gap rule).
+        known, settled = self.seen.threads([external_id for external_id, _ in threads])
         for external_id, link in threads:
             if external_id in known:
                 continue
@@ -47,8 +48,9 @@ class HtmlBoardSpider(PlatformSpider):
             detail = self.join(link, response)
             out.append(scrapy.Request(detail, callback=self.parse_detail, errback=self.failed, meta=meta))
         if known:
+            # Met content earlier runs stored, so finding nothing new is no sign of a layout change.
             self.count("stopped_at_seen")
-        follow = self.next_page(response) if rows and not known else None
+        follow = self.next_page(response) if rows and not settled else None
         if follow is not None:
             out.append(follow)
         return out

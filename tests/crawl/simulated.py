@@ -6,7 +6,11 @@ counts written into a test, so the tests grow with every platform added.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 
+from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
+from crawlers.runner import _child_env
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
-from settings import Settings, load_settings
+from settings import PROJECT_ROOT, Settings, load_settings
 from storage.db import session_factory_for, session_scope, upgrade
 from storage.models import CrawlRun, Post
 
@@ -36,6 +42,12 @@ class Simulator:
         response = httpx.post(f"{self.base}/_faults", params=params, timeout=10)  # type: ignore[arg-type]
         response.raise_for_status()
         return dict(response.json())
+
+    def advance(self, minutes: int) -> list[dict[str, Any]]:
+        """Move the world's clock on; the posts that appeared."""
+        response = httpx.post(f"{self.base}/_advance", params={"minutes": minutes}, timeout=10)
+        response.raise_for_status()
+        return list(response.json()["appeared"])
 
     def injected(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.base}/_faults", timeout=10).json()["injected"])
@@ -97,3 +109,49 @@ def with_sources(settings: Settings, keys: list[str] | tuple[str, ...]) -> list[
     a crawl of a comment platform reads its found threads only after its sources were crawled."""
     sources = [s for key in keys if (d := settings.platforms[key].discover) is not None for s in d.sources]
     return [*keys, *dict.fromkeys(s for s in sources if s not in keys)]
+
+
+def _crawl_child(settings: Settings, platforms: list[str]) -> tuple[list[str], bytes, dict[str, str]]:
+    """The command, stdin and environment of the crawl child `weisu crawl` runs in its spawned form
+    (``crawl_process --settings -``), with these exact settings."""
+    dump = settings.model_dump(mode="json")
+    dump["database"]["url"] = settings.database_url
+    message = json.dumps({STDIN_SETTINGS: dump, STDIN_AUTHOR_KEY: settings.author_hash_key})
+    command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", "-", *platforms]
+    return command, message.encode("utf-8"), _child_env(settings)
+
+
+def start_crawl_child(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:
+    """Start a crawl child (its log is dropped); the caller waits for it or kills it."""
+    command, message, env = _crawl_child(settings, platforms)
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=PROJECT_ROOT
+    )
+    assert child.stdin is not None
+    child.stdin.write(message)
+    child.stdin.close()
+    return child
+
+
+def crawl_logged(settings: Settings, platforms: list[str]) -> str:
+    """Crawl in a crawl child to its end; its log (stderr)."""
+    command, message, env = _crawl_child(settings, platforms)
+    done = subprocess.run(command, input=message, capture_output=True, env=env, cwd=PROJECT_ROOT, check=False)
+    log = done.stderr.decode("utf-8", errors="replace")
+    assert done.returncode == 0, log
+    return log
+
+
+def stored_counts(settings: Settings) -> dict[str, int]:
+    """{platform: posts stored}, read while a crawl may be writing."""
+    with session_scope(session_factory_for(settings.database_url)) as session:
+        query = select(Post.platform_id, func.count()).group_by(Post.platform_id)
+        return {platform: count for platform, count in session.execute(query)}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, every: float = 0.02) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(every)

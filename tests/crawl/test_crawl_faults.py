@@ -23,7 +23,6 @@ from simulated import (
     keys_of,
     migrated_sqlite,
     platform_of,
-    simulator,
     stored_posts,
 )
 from starlette.applications import Starlette
@@ -165,24 +164,7 @@ def test_a_redesigned_board_layout_does_not_crash_the_run_and_is_flagged(
     assert sim.injected()["layout"] >= len(boards)
 
 
-# --- an unrecoverable page, and the fault knobs themselves -------------------------------------
-
-
-def test_a_page_cut_off_twice_is_logged_and_only_its_posts_are_lost(
-    sqlite_url: str, capfd: pytest.CaptureFixture[str]
-) -> None:
-    # Seed 7 cuts heimao's page 3 off on both tries: its 10 posts are lost, pages 4 and 5 are not.
-    with simulator() as sim:
-        settings = crawl_settings(sim.base, sqlite_url)
-        sim.set_faults(**(FAULTS | {"seed": 7, "redirect_rate": 0, "slow_rate": 0}))
-        [result] = run_crawl(settings, ["heimao"])
-        heimao = [p["external_id"] for p in sim.truth() if p["platform"] == "heimao"]  # newest first
-    stored = {p.external_id for p in stored_posts(settings)}
-    assert set(heimao) - stored == set(heimao[20:30])
-    assert (result.status, result.posts_stored) == ("partial", len(heimao) - 10)
-    page_url = f"{settings.platforms['heimao'].base_url}/api/index/feed?type=1&page_size=10&page=3"
-    expected = f"malformed page skipped: platform=heimao url={page_url} error=JSONDecodeError"
-    assert expected in capfd.readouterr().err
+# --- the fault knobs themselves (a page lost for good and fetched again: test_crawl_gaps.py) -------
 
 
 def test_fault_draws_are_deterministic_per_url_and_attempt() -> None:

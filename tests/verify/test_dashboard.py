@@ -119,3 +119,20 @@ def test_stacked_days_scales_bars_to_the_busiest_day_and_groups_small_series() -
     assert chart.count("<rect ") == 9 + 1 + svg.MAX_SERIES  # day 1: 8 named + 其他; day 2: one; legend
     assert "2026-11-28 其他: 4" in chart
     assert 'height="52.0" fill="#0f6cbd"><title>2026-11-29 c0: 4</title>' in chart  # 4/12 of 156 px
+
+
+def test_the_dashboard_shows_the_crawl_gaps_a_run_gave_up(settings, session) -> None:
+    from crawlers.extensions.health import gaps_reason
+
+    create_user(session, "sue", "sue-pw", "supervisor")
+    session.add(Platform(id="heimao", name="黑猫投诉", kind="json_feed"))
+    session.flush()
+    stats = {"weisu/gaps_aged_out": 2}
+    session.add(CrawlRun(platform_id="heimao", status="partial", stats=stats, health_reason=gaps_reason(2)))
+    session.commit()
+    app = create_app(settings)
+    with TestClient(app, follow_redirects=False) as client:
+        submit_login(client, "sue", "sue-pw")
+        html = client.get("/dashboard").text
+    app.state.engine.dispose()
+    assert f'<span class="flag">抓取缺口已放弃</span>：{gaps_reason(2)}' in html
