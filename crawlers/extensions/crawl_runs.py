@@ -20,8 +20,9 @@ from crawlers.extensions.run_owner import OWNER_KEY, close_interrupted, current_
 from crawlers.incremental import seen_content
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
+from crawlers.walls import access_outcome
 from storage.db import session_factory_for, session_scope
-from storage.models import CrawlRun, CrawlRunStatus, Platform, Post
+from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, Platform, Post
 from storage.queries import previous_runs, sync_platforms
 
 ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
@@ -130,7 +131,10 @@ class CrawlRunRecorder:
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
             earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
-            flag = layout_change(figures, [_figures(r) for r in earlier], rules)
+            access, access_reason = access_outcome(values, answered=figures.ok_responses > 0)
+            # A walled run parsed nothing because it was refused, not because the layout changed.
+            walled = access not in (None, AccessStatus.OK)
+            flag = None if walled else layout_change(figures, [_figures(r) for r in earlier], rules)
             session.execute(
                 update(CrawlRun)
                 .where(CrawlRun.id == self.run_id)
@@ -149,8 +153,16 @@ class CrawlRunRecorder:
                     duration_seconds=round(time.monotonic() - self.opened_at, 3),
                     layout_changed=flag is not None,
                     health_reason=flag,
+                    access_status=access,
+                    access_reason=access_reason,
                 )
             )
+            if access is not None:
+                session.execute(
+                    update(Platform)
+                    .where(Platform.id == self.platform_id)
+                    .values(access_status=access, access_reason=access_reason)
+                )
             if mark:
                 # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
                 stored = session.scalar(
