@@ -59,9 +59,14 @@ def login_status(credential_sent: bool) -> AccessStatus:
     return AccessStatus.COOKIE_EXPIRED if credential_sent else AccessStatus.LOGIN_WALL
 
 
-def _compiled(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    joined = "|".join(f"(?:{pattern})" for pattern in patterns)
-    return re.compile(joined) if joined else None
+class Patterns:
+    """Regular expressions searched one by one (each may carry its own inline flags, such as ``(?i)``)."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.compiled = [re.compile(pattern) for pattern in patterns]
+
+    def search(self, text: str) -> bool:
+        return any(pattern.search(text) for pattern in self.compiled)
 
 
 class WallRules:
@@ -70,15 +75,15 @@ class WallRules:
     def __init__(self, platform: PlatformSettings) -> None:
         patterns = platform.wall_patterns
         self.platform = platform
-        self.login_urls = _compiled(patterns.login_urls)
-        self.login_markers = _compiled(patterns.login_markers)
-        self.captcha_markers = _compiled(patterns.captcha_markers)
+        self.login_urls = Patterns(patterns.login_urls)
+        self.login_markers = Patterns(patterns.login_markers)
+        self.captcha_markers = Patterns(patterns.captcha_markers)
         self.login_json = patterns.login_json
         self.captcha_json = patterns.captcha_json
         self.embedded = re.compile(platform.response.effective_pattern, re.S)
 
     def is_login_url(self, url: str) -> bool:
-        return self.login_urls is not None and self.login_urls.search(url) is not None
+        return self.login_urls.search(url)
 
     def recognise(self, response: Response, credential_sent: bool) -> Wall | None:
         """The wall this response is, or None for an answer the spider should parse as usual."""
@@ -109,14 +114,14 @@ class WallRules:
         return any(fields.get(name) and select(page, fields[name]) for name in ("items", "text"))
 
     def _any_marker(self, text: str) -> bool:
-        return any(m is not None and m.search(text) for m in (self.login_markers, self.captcha_markers))
+        return self.login_markers.search(text) or self.captcha_markers.search(text)
 
     def _page_wall(self, text: str, status: int, credential_sent: bool) -> Wall | None:
         shown = "返回" if status < 300 else f"返回 HTTP {status} 和"
         # A login form first: login pages often offer an SMS 验证码 too, captcha pages rarely a password.
-        if self.login_markers is not None and self.login_markers.search(text):
+        if self.login_markers.search(text):
             return Wall(login_status(credential_sent), f"{shown}登录页面")
-        if self.captcha_markers is not None and self.captcha_markers.search(text):
+        if self.captcha_markers.search(text):
             return Wall(AccessStatus.CAPTCHA, f"{shown}验证码页面")
         return None
 
@@ -143,9 +148,9 @@ class WallRules:
             if not isinstance(message, str):
                 continue
             quoted = message[:QUOTE_CHARS]
-            if self.login_markers is not None and self.login_markers.search(message):
+            if self.login_markers.search(message):
                 return Wall(login_status(credential_sent), f"接口返回未登录（{name}：{quoted}）")
-            if self.captcha_markers is not None and self.captcha_markers.search(message):
+            if self.captcha_markers.search(message):
                 return Wall(AccessStatus.CAPTCHA, f"接口要求验证（{name}：{quoted}）")
         return None
 

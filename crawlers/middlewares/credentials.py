@@ -81,7 +81,7 @@ class CredentialsMiddleware:
         platform: PlatformSettings = weisu.platforms[platform_id]
         value = credential_from_env(platform_id, platform)
         if value is None:
-            raise NotConfigured("no credential for this platform")
+            raise NotConfigured  # no arguments: Scrapy logs nothing, credential_from_env said why
         return cls(platform.base_url, platform.credentials_header or DEFAULT_HEADER, value)
 
     def process_request(self, request: Request) -> None:
