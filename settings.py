@@ -150,7 +150,7 @@ def _regexes(values: list[str]) -> list[str]:
 
 
 class JsonCode(StrictModel):
-    """A JSON answer that means "not signed in" or "verify first": the value at ``path`` is one of ``values``."""
+    """A JSON answer meaning "not signed in" or "verify first": the value at ``path`` is one of ``values``."""
 
     path: str = Field(pattern=r"^[^\s\[\]]+(\[\d*\])?(\.[^\s\[\]]+(\[\d*\])?)*$")
     values: list[int | str] = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""Recognise a wall in one response — a login wall, a captcha page, an expired cookie — and say why in Chinese.
+"""Recognise a wall in one response (a login wall, a captcha page, an expired cookie); say why in Chinese.
 
 A wall is not a page: it holds no posts, it is not malformed and it is not a layout change. What marks
 one is data (settings.WallPatterns: DEFAULT_WALLS plus the platform's own ``walls``):
@@ -26,7 +26,7 @@ from scrapy.http import Response, TextResponse
 
 from crawlers.fields import json_first, select
 from crawlers.spiders.payload import unwrap_jsonp
-from settings import JsonCode, PlatformSettings
+from settings import PlatformSettings
 from storage.models import AccessStatus
 
 #: Request meta flag the credentials middleware sets when it sent the platform's credential.
@@ -92,7 +92,10 @@ class WallRules:
         text = response.text
         if not self.holds_data(response, text):
             return self._page_wall(text, response.status, credential_sent)
-        if self.platform.kind in ("json_feed", "comments") and self.platform.response.format != "embedded_json":
+        if (
+            self.platform.kind in ("json_feed", "comments")
+            and self.platform.response.format != "embedded_json"
+        ):
             return self._json_wall(text, credential_sent)
         return None
 

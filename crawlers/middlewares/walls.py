@@ -59,7 +59,9 @@ class _WallsBase:
         if more_pressing(wall.status, stats.get_value(STATUS_STAT)):
             stats.set_value(STATUS_STAT, wall.status.value)
             stats.set_value(REASON_STAT, text)
-        logger.warning("access wall: platform=%s status=%s url=%s: %s", self.platform_id, wall.status, request.url, text)
+        logger.warning(
+            "access wall: platform=%s status=%s url=%s: %s", self.platform_id, wall.status, request.url, text
+        )
         return WallHit(text)
 
 

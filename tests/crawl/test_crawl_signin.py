@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from simulated import Simulator, crawl_settings, keys_of, migrated_sqlite, platform_of, stored_posts
+from simulated import crawl_settings, keys_of, migrated_sqlite, platform_of, stored_posts
 from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -81,9 +81,24 @@ def _crawl_child(settings: Settings, keys: list[str], env: dict[str, str]) -> st
     dump = settings.model_dump(mode="json")
     dump["database"]["url"] = settings.database_url
     message = json.dumps({STDIN_SETTINGS: dump, STDIN_AUTHOR_KEY: settings.author_hash_key})
-    command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", "-", "--log-level", "DEBUG", *keys]
+    command = [
+        sys.executable,
+        "-m",
+        "crawlers.crawl_process",
+        "--settings",
+        "-",
+        "--log-level",
+        "DEBUG",
+        *keys,
+    ]
     done = subprocess.run(
-        command, input=message.encode(), env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=300, check=False
+        command,
+        input=message.encode(),
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-2000:]
     return (done.stdout + done.stderr).decode("utf-8", "replace")
@@ -251,7 +266,12 @@ def test_a_value_with_a_line_break_is_not_sent_and_not_logged(
 
 
 def _platform(**values: Any) -> dict[str, Any]:
-    return {"name": "X", "kind": "rss", "base_url": "https://x.example", "entry_points": [{"url": "/"}]} | values
+    return {
+        "name": "X",
+        "kind": "rss",
+        "base_url": "https://x.example",
+        "entry_points": [{"url": "/"}],
+    } | values
 
 
 @pytest.mark.parametrize(
@@ -259,7 +279,10 @@ def _platform(**values: Any) -> dict[str, Any]:
     [
         ({"credentials_header": "Authorization"}, "credentials_header needs credentials_env"),
         ({"credentials_env": "X", "credentials_header": "Host"}, "Host is set by the HTTP client"),
-        ({"credentials_env": "X", "credentials_header": "Bad Header"}, "'Bad Header' is not an HTTP header name"),
+        (
+            {"credentials_env": "X", "credentials_header": "Bad Header"},
+            "'Bad Header' is not an HTTP header name",
+        ),
         ({"credentials_env": "WEISU X"}, "must be the name of an environment variable"),
     ],
 )

@@ -158,7 +158,9 @@ def test_a_platform_without_a_wall_is_ok(crawls: Crawls) -> None:
 
 def test_a_wall_is_neither_a_malformed_page_nor_a_layout_change_nor_an_error(crawls: Crawls) -> None:
     walled = [crawls.walled[key] for key in WALLS]
-    assert [(run.layout_changed, run.health_reason, run.errors) for run in walled] == [(False, None, 0)] * len(WALLS)
+    assert [(run.layout_changed, run.health_reason, run.errors) for run in walled] == [
+        (False, None, 0)
+    ] * len(WALLS)
     assert [run.stats.get("weisu/malformed_pages", 0) for run in walled] == [0] * len(WALLS)
     assert [run.stats.get("weisu/malformed_retried", 0) for run in walled] == [0] * len(WALLS)
 
@@ -203,7 +205,7 @@ def _rules(key: str) -> WallRules:
 
 def test_a_board_page_whose_posts_mention_captcha_words_is_not_a_wall() -> None:
     page = (
-        '<html><head><title>收到冒充银行的验证码短信 - 深圳吧</title></head><body>'
+        "<html><head><title>收到冒充银行的验证码短信 - 深圳吧</title></head><body>"
         '<ul id="thread_list"><li class="j_thread_list" data-tid="1"><a class="j_th_tit" href="/p/1">'
         "收到冒充银行的验证码短信，请先登录核实？</a></li></ul></body></html>"
     )
@@ -212,7 +214,9 @@ def test_a_board_page_whose_posts_mention_captcha_words_is_not_a_wall() -> None:
 
 
 def test_a_json_answer_whose_posts_mention_login_words_is_not_a_wall() -> None:
-    body = '{"ok": 1, "data": {"cards": [{"mblog": {"id": "1", "text": "账号未登录就扣费，验证码也没收到"}}]}}'
+    body = (
+        '{"ok": 1, "data": {"cards": [{"mblog": {"id": "1", "text": "账号未登录就扣费，验证码也没收到"}}]}}'
+    )
     response = TextResponse("https://m.weibo.cn/api/container/getIndex", body=body, encoding="utf-8")
     assert _rules("weibo").recognise(response, credential_sent=False) is None
 
@@ -221,7 +225,10 @@ def test_a_403_with_a_login_form_is_a_login_wall() -> None:
     page = '<html><head><title>知乎</title></head><body><form><input type="password"></form></body></html>'
     response = HtmlResponse("https://www.zhihu.com/api/v4/search_v3", status=403, body=page, encoding="utf-8")
     wall = _rules("zhihu").recognise(response, credential_sent=False)
-    assert wall is not None and (wall.status, wall.how) == (AccessStatus.LOGIN_WALL, "返回 HTTP 403 和登录页面")
+    assert wall is not None and (wall.status, wall.how) == (
+        AccessStatus.LOGIN_WALL,
+        "返回 HTTP 403 和登录页面",
+    )
 
 
 def test_a_plain_403_is_not_a_wall() -> None:
@@ -236,7 +243,10 @@ def test_a_platform_pattern_from_config_is_recognised() -> None:
     body = '{"code": 0, "data": {"risk": 1, "list": []}}'
     response = TextResponse("https://tousu.sina.com.cn/api/index/feed", body=body, encoding="utf-8")
     wall = WallRules(platform).recognise(response, credential_sent=True)
-    assert wall is not None and (wall.status, wall.how) == (AccessStatus.CAPTCHA, "接口要求验证（data.risk = 1）")
+    assert wall is not None and (wall.status, wall.how) == (
+        AccessStatus.CAPTCHA,
+        "接口要求验证（data.risk = 1）",
+    )
 
 
 def test_a_bad_wall_pattern_stops_the_config_naming_its_key(tmp_path: Path) -> None:
