@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from storage.base import utcnow
 from storage.models import (
     REQUEST_TYPE_LABELS,
+    AccessStatus,
     AuditEvent,
     Lead,
     LeadState,
@@ -53,6 +54,13 @@ CRAWL_STATUS_LABELS = {
     "partial": "部分成功",
     "failed": "失败",
     "interrupted": "已中断",
+}
+#: platforms.access_status / crawl_runs.access_status: what the last crawl met (crawlers/walls.py).
+ACCESS_STATUS_LABELS: dict[str, str] = {
+    AccessStatus.OK: "可访问",
+    AccessStatus.LOGIN_WALL: "需要登录",
+    AccessStatus.CAPTCHA: "遇到验证码",
+    AccessStatus.COOKIE_EXPIRED: "Cookie 已失效",
 }
 #: audit_events.action: the workflow's actions and the acts other modules record.
 ACTION_LABELS: dict[str, str] = {
@@ -193,6 +201,7 @@ GLOBALS: dict[str, Any] = {
     "ticket_state_labels": TICKET_STATE_LABELS,
     "dispatch_status_labels": DISPATCH_STATUS_LABELS,
     "crawl_status_labels": CRAWL_STATUS_LABELS,
+    "access_status_labels": ACCESS_STATUS_LABELS,
     "actor_labels": ACTOR_LABELS,
     "label": label,
 }
