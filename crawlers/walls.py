@@ -7,8 +7,13 @@ one is data (settings.WallPatterns: DEFAULT_WALLS plus the platform's own ``wall
 * an answer that holds no data (HTML where JSON was asked for, a board page without rows or text, a
   feed without its root) and matches ``login_markers`` or ``captcha_markers`` — markers are never
   looked for in a page that holds data, where a complaint about 验证码 scams is just a post;
-* a JSON answer whose top level matches ``login_json`` / ``captcha_json`` (Weibo's ``ok: -100``,
-  Bilibili's ``code: -101``), or whose top-level message matches a marker.
+* a short JSON answer (at most MAX_WALL_JSON_BYTES) whose top level matches ``login_json`` /
+  ``captcha_json`` (Weibo's ``ok: -100``, Bilibili's ``code: -101``), or whose top-level message
+  matches a marker. "Not signed in" answers are small error objects; a longer answer is data.
+
+Every answer passes through here, so the common case is cheap: a JSON answer costs a length test and
+a look at its first character, a board page the selector query its spider runs anyway (on the same
+cached parse); markers are searched only in pages that hold no data.
 
 A login wall met while the platform's credential was sent is an expired cookie: the platform did not
 accept it. The reasons name the environment variable to set, never its value.
@@ -44,6 +49,9 @@ CHECKED_STATUSES = frozenset({*range(200, 300), 401, 403})
 _FEED_ROOT = re.compile(r"<(rss|feed|rdf:RDF)\b")
 #: Server-sent text quoted in a reason is cut to this many characters.
 QUOTE_CHARS = 40
+#: The longest JSON answer read as a possible "not signed in" object; longer ones are data.
+MAX_WALL_JSON_BYTES = 4096
+_MARKUP_FIRST = re.compile(r"\s*<")
 
 
 @dataclass(frozen=True)
@@ -89,35 +97,31 @@ class WallRules:
         """The wall this response is, or None for an answer the spider should parse as usual."""
         if response.status not in CHECKED_STATUSES or not isinstance(response, TextResponse):
             return None
-        text = response.text
-        if not self.holds_data(response, text):
-            return self._page_wall(text, response.status, credential_sent)
-        if (
-            self.platform.kind in ("json_feed", "comments")
-            and self.platform.response.format != "embedded_json"
-        ):
-            return self._json_wall(text, credential_sent)
+        if not self.holds_data(response):
+            return self._page_wall(response.text, response.status, credential_sent)
+        if self.reads_json and len(response.body) <= MAX_WALL_JSON_BYTES:
+            return self._json_wall(response.text, credential_sent)
         return None
 
-    def holds_data(self, response: TextResponse, text: str) -> bool:
-        """Whether the answer is the kind of page the platform serves its data in (cheap tests first)."""
-        kind, form = self.platform.kind, self.platform.response.format
-        if kind in ("json_feed", "comments"):
-            if form == "embedded_json":
-                return self.embedded.search(text) is not None
-            return text.lstrip()[:1] != "<"  # HTML or XML where JSON (or JSONP) was asked for
-        if kind == "rss":
-            return _FEED_ROOT.search(text[:4096]) is not None
-        if not self._any_marker(text):
-            return True  # no marker anywhere: whatever the page is, it is not a wall
-        page: Response = response
-        if self.platform.encoding:
-            page = response.replace(encoding=self.platform.encoding)
-        fields = self.platform.fields
-        return any(fields.get(name) and select(page, fields[name]) for name in ("items", "text"))
+    @property
+    def reads_json(self) -> bool:
+        return (
+            self.platform.kind in ("json_feed", "comments")
+            and self.platform.response.format != "embedded_json"
+        )
 
-    def _any_marker(self, text: str) -> bool:
-        return self.login_markers.search(text) or self.captcha_markers.search(text)
+    def holds_data(self, response: TextResponse) -> bool:
+        """Whether the answer is the kind of page the platform serves its data in (never its content)."""
+        kind = self.platform.kind
+        if kind in ("json_feed", "comments"):
+            if self.platform.response.format == "embedded_json":
+                return self.embedded.search(response.text) is not None
+            return _MARKUP_FIRST.match(response.text) is None  # HTML or XML where JSON(P) was asked for
+        if kind == "rss":
+            return _FEED_ROOT.search(response.text[:4096]) is not None
+        # A listing has rows, a detail page its text (found even if a mislabelled charset garbles it).
+        fields = self.platform.fields
+        return any(bool(fields.get(name) and select(response, fields[name])) for name in ("items", "text"))
 
     def _page_wall(self, text: str, status: int, credential_sent: bool) -> Wall | None:
         shown = "返回" if status < 300 else f"返回 HTTP {status} 和"
@@ -129,15 +133,11 @@ class WallRules:
         return None
 
     def _json_wall(self, text: str, credential_sent: bool) -> Wall | None:
-        codes = [(code, True) for code in self.login_json] + [(code, False) for code in self.captcha_json]
-        # Parse only an answer that could be a wall: data pages are large and the spider parses them.
-        maybe = [(code, login) for code, login in codes if _mentions(text, code.values)]
-        if not maybe and not self._any_marker(text):
-            return None
         data = _json_root(text, self.platform.response.format)
         if not isinstance(data, dict):
             return None
-        for code, login in maybe:
+        codes = [(code, True) for code in self.login_json] + [(code, False) for code in self.captcha_json]
+        for code, login in codes:
             value = json_first(data, code.path)
             if value in code.values and not isinstance(value, bool):
                 status = login_status(credential_sent) if login else AccessStatus.CAPTCHA
@@ -156,10 +156,6 @@ class WallRules:
             if self.captcha_markers.search(message):
                 return Wall(AccessStatus.CAPTCHA, f"接口要求验证（{name}：{quoted}）")
         return None
-
-
-def _mentions(text: str, values: list[int | str]) -> bool:
-    return any(json.dumps(value, ensure_ascii=False) in text for value in values)
 
 
 def _json_root(text: str, form: str) -> Any:
