@@ -163,7 +163,8 @@ class CrawlRunRecorder:
                     .where(Platform.id == self.platform_id)
                     .values(access_status=access, access_reason=access_reason)
                 )
-            if mark:
+            # Behind a wall an entry point stopped early: moving the mark would skip what it did not read.
+            if mark and not walled:
                 # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
                 stored = session.scalar(
                     select(Platform.high_water_mark).where(Platform.id == self.platform_id)

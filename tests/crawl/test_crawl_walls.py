@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from scrapy.http import HtmlResponse, TextResponse
-from simulated import Simulator, crawl_runs, crawl_settings, migrated_sqlite, simulator, stored_posts
+from simulated import Simulator, crawl_runs, crawl_settings, keys_of, migrated_sqlite, simulator, stored_posts
 from sqlalchemy import select
 
 from crawlers.runner import run_crawl
@@ -53,6 +54,10 @@ class Crawls:
     #: weibo posts the walled crawl stored, and those a clean crawl of its open keyword alone stores.
     stored_behind_walls: set[str]
     open_keyword_posts: set[str]
+    #: weibo's high-water mark after the walled crawl, and its posts stored after the clean one.
+    mark_after_walls: str | None
+    weibo_stored: set[tuple[str, str]]
+    truth: list[dict[str, Any]]
 
 
 def _runs(settings: Settings, after: int) -> dict[str, CrawlRun]:
@@ -93,11 +98,25 @@ def crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawls]:
         walled = _runs(settings, max(run.id for run in clean.values()))
         after_walls = _platform_status(settings)
         behind = {p.external_id for p in stored_posts(settings) if p.platform_id == "weibo"}
+        with session_scope(session_factory_for(settings.database_url)) as session:
+            mark = session.scalar(select(Platform.high_water_mark).where(Platform.id == "weibo"))
         set_walls(sim)
         run_crawl(settings, PLATFORMS)
         again = _runs(settings, max(run.id for run in walled.values()))
+        weibo = {(p.platform_id, p.external_id) for p in stored_posts(settings) if p.platform_id == "weibo"}
         yield Crawls(
-            settings, sim, clean, walled, again, after_walls, _platform_status(settings), behind, open_posts
+            settings,
+            sim,
+            clean,
+            walled,
+            again,
+            after_walls,
+            _platform_status(settings),
+            behind,
+            open_posts,
+            mark,
+            weibo,
+            sim.truth(),
         )
 
 
@@ -181,6 +200,17 @@ def test_the_platforms_other_entry_points_still_store_their_posts(crawls: Crawls
     assert crawls.open_keyword_posts  # the open keyword has posts of its own
     assert crawls.stored_behind_walls == crawls.open_keyword_posts
     assert crawls.walled["weibo"].posts_stored == len(crawls.open_keyword_posts)
+
+
+def test_a_walled_run_does_not_move_the_high_water_mark(crawls: Crawls) -> None:
+    assert crawls.walled["weibo"].cursor is not None  # the open keyword reached new posts...
+    assert crawls.mark_after_walls is None  # ...but the platform's mark stays where it was
+
+
+def test_the_next_clean_run_stores_what_the_wall_kept_out(crawls: Crawls) -> None:
+    expected = keys_of([p for p in crawls.truth if p["platform"] == "weibo" and not p["robots_disallowed"]])
+    assert crawls.weibo_stored == expected
+    assert crawls.again["weibo"].posts_stored == len(expected) - len(crawls.open_keyword_posts)
 
 
 def test_the_login_page_is_never_fetched(crawls: Crawls) -> None:
