@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from crawlers.runner import run_crawl
 from crawlers.walls import WallRules
+from fixtures.simulator.walls import VALID_CREDENTIAL
 from settings import ConfigError, Settings, load_settings
 from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, CrawlRun, Platform
@@ -289,3 +290,27 @@ def test_a_bad_wall_pattern_stops_the_config_naming_its_key(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as error:
         load_settings(path, env={})
     assert str(error.value).startswith(f"{path}: platforms.x.walls.captcha_markers: Value error, '(' is not")
+
+
+# --- the simulator's walls --------------------------------------------------------------------------
+
+
+def test_the_simulator_refuses_an_unknown_wall_naming_it(crawls: Crawls) -> None:
+    answer = httpx.post(f"{crawls.sim.base}/_walls", params={"jutousu": "paywall"}, timeout=10)
+    kinds = "login_redirect, login_page, captcha, expired_cookie"
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": f"jutousu: unknown wall 'paywall' (one of {kinds})"},
+    )
+
+
+def test_the_simulator_lets_the_valid_session_through_a_login_wall(crawls: Crawls) -> None:
+    set_walls(crawls.sim, heimao="login_redirect")
+    url = f"{crawls.sim.base}/p/heimao/api/index/feed?type=1&page_size=10&page=1"
+    try:
+        walled = httpx.get(url, timeout=10)
+        signed_in = httpx.get(url, headers={"Cookie": VALID_CREDENTIAL}, timeout=10)
+    finally:
+        set_walls(crawls.sim)
+    assert (walled.status_code, walled.headers["location"].split("?")[0]) == (302, "/passport/heimao/login")
+    assert signed_in.status_code == 200 and signed_in.json()["result"]["data"]["lists"]
