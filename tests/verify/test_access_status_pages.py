@@ -12,7 +12,9 @@ from review_client import review_app, submit_login
 from storage.models import AccessStatus, CrawlRun, Platform
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
-REASON = "需要登录：入口 <b>jutousu-search</b> 跳转到登录页，请在环境变量 WEISU_JUTOUSU_COOKIE 中配置有效的 Cookie"
+REASON = (
+    "需要登录：入口 <b>jutousu-search</b> 跳转到登录页，请在环境变量 WEISU_JUTOUSU_COOKIE 中配置有效的 Cookie"
+)
 ESCAPED = REASON.replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -24,15 +26,15 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def pages(settings, session) -> dict[str, str]:
-    session.add(Platform(id="jutousu", name="聚投诉", kind="json_feed", access_status=AccessStatus.LOGIN_WALL))
+    walled = {"access_status": AccessStatus.LOGIN_WALL, "access_reason": REASON}
+    session.add(Platform(id="jutousu", name="聚投诉", kind="json_feed", **walled))
     session.add(Platform(id="heimao", name="黑猫投诉", kind="json_feed", access_status=AccessStatus.OK))
     session.flush()
-    session.get(Platform, "jutousu").access_reason = REASON
-    session.add(CrawlRun(platform_id="jutousu", status="ok", access_status="login_wall", access_reason=REASON))
+    session.add(CrawlRun(platform_id="jutousu", status="ok", **walled))
     session.add(CrawlRun(platform_id="heimao", status="ok", access_status="ok"))
     session.commit()
     accounts = [("ada", "ada-pw-123", "admin")]
-    with review_app(settings, session, accounts) as app, TestClient(app, follow_redirects=False) as client:
+    with review_app(settings, session, accounts) as app, TestClient(app) as client:
         submit_login(client, "ada", "ada-pw-123")
         return {"platforms": client.get("/admin/platforms").text, "dashboard": client.get("/dashboard").text}
 
