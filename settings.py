@@ -189,7 +189,10 @@ DEFAULT_WALLS = WallPatterns(
         r"(?i)<title>[^<]*(登录|登陆|sign in|log in)",
         "未登录|请先登录|请登录|登录已过期|登录失效|登录后查看|账号未登录",
     ],
-    captcha_markers=["验证码|安全验证|人机验证|滑块验证|拖动滑块", r"(?i)captcha|slider"],
+    captcha_markers=[
+        "验证码|安全验证|人机验证|滑块验证|拖动滑块",
+        r"(?i)captcha|geetest|slider[-_ ]?(verify|captcha|check)|nc_scale",
+    ],
     login_json=[
         JsonCode(path="ok", values=[-100]),
         JsonCode(path="code", values=[-101]),

@@ -314,3 +314,13 @@ def test_the_simulator_lets_the_valid_session_through_a_login_wall(crawls: Crawl
         set_walls(crawls.sim)
     assert (walled.status_code, walled.headers["location"].split("?")[0]) == (302, "/passport/heimao/login")
     assert signed_in.status_code == 200 and signed_in.json()["result"]["data"]["lists"]
+
+
+def test_a_platforms_own_marker_from_config_yaml_is_added_to_the_generic_ones() -> None:
+    page = "<html><body><h1>登录聚投诉</h1><p>手机号快捷登录</p></body></html>"
+    api = "/front/api/search/searchPostList.do?pageNo=1&title=深圳"
+    jutousu = HtmlResponse("https://ts.21cn.com" + api, body=page, encoding="utf-8")
+    wall = _rules("jutousu").recognise(jutousu, credential_sent=False)
+    assert wall is not None and (wall.status, wall.how) == (AccessStatus.LOGIN_WALL, "返回登录页面")
+    heimao = HtmlResponse("https://tousu.sina.com.cn/api/index/feed", body=page, encoding="utf-8")
+    assert _rules("heimao").recognise(heimao, credential_sent=False) is None
