@@ -120,6 +120,15 @@ class AccessStatus(enum.StrEnum):
     COOKIE_EXPIRED = "cookie_expired"
 
 
+#: The operators' names for the access statuses (web pages, `weisu platforms`).
+ACCESS_STATUS_LABELS: dict[AccessStatus, str] = {
+    AccessStatus.OK: "可访问",
+    AccessStatus.LOGIN_WALL: "需要登录",
+    AccessStatus.CAPTCHA: "遇到验证码",
+    AccessStatus.COOKIE_EXPIRED: "Cookie 已失效",
+}
+
+
 class Platform(Base):
     __tablename__ = "platforms"
 

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any
 
+from rich.markup import escape
+
 from settings import CrawlHealthSettings, Settings
-from storage.models import CrawlRun
+from storage.models import ACCESS_STATUS_LABELS, AccessStatus, CrawlRun
 
 STATUS_PREFIX = "downloader/response_status_count/"
 #: Spider counters for posts lost before they became items (make_item / html_board list rows).
@@ -118,6 +120,9 @@ class PlatformHealth:
     #: An admin paused it (sweeps skip it), with why.
     paused: bool = False
     paused_reason: str | None = None
+    #: What the last run met: ok, or a login wall / captcha / expired cookie with its reason.
+    access_status: str | None = None
+    access_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -130,6 +135,11 @@ class PlatformHealth:
             self.last_run_at.astimezone(shown_in).strftime("%Y-%m-%d %H:%M") if self.last_run_at else "—"
         )
         flag = f"[bold red]版面可能已改变[/]：{self.reason}" if self.layout_changed else ""
+        if self.access_status not in (None, AccessStatus.OK):
+            wall = ACCESS_STATUS_LABELS[AccessStatus(self.access_status)]
+            # The reason may quote a platform's own message: shown as text, never as markup.
+            access = f"[bold red]{wall}[/]：{escape(self.access_reason or '')}"
+            flag = f"{flag}；{access}" if flag else access
         counts = [str(n) for n in (self.requests, self.items, self.stored, self.errors)]
         enabled = (
             ("paused: " + (self.paused_reason or "—")) if self.paused else ("yes" if self.enabled else "no")
@@ -161,6 +171,8 @@ def platform_overview(
                 errors=run.errors,
                 layout_changed=run.layout_changed,
                 reason=run.health_reason,
+                access_status=run.access_status,
+                access_reason=run.access_reason,
             )
         rows.append(row)
     return rows

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
 from storage.models import (
+    ACCESS_STATUS_LABELS,
     REQUEST_TYPE_LABELS,
-    AccessStatus,
     AuditEvent,
     Lead,
     LeadState,
@@ -54,13 +54,6 @@ CRAWL_STATUS_LABELS = {
     "partial": "部分成功",
     "failed": "失败",
     "interrupted": "已中断",
-}
-#: platforms.access_status / crawl_runs.access_status: what the last crawl met (crawlers/walls.py).
-ACCESS_STATUS_LABELS: dict[str, str] = {
-    AccessStatus.OK: "可访问",
-    AccessStatus.LOGIN_WALL: "需要登录",
-    AccessStatus.CAPTCHA: "遇到验证码",
-    AccessStatus.COOKIE_EXPIRED: "Cookie 已失效",
 }
 #: audit_events.action: the workflow's actions and the acts other modules record.
 ACTION_LABELS: dict[str, str] = {
