@@ -197,6 +197,73 @@ class DiscoverySettings(StrictModel):
         return value
 
 
+#: A header name as HTTP allows it (RFC 9110 token); the ones the HTTP client sets itself are refused.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "content-type"})
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _regexes(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+    return values
+
+
+class JsonCode(StrictModel):
+    """A JSON answer meaning "not signed in" or "verify first": the value at ``path`` is one of ``values``."""
+
+    path: str = Field(pattern=r"^[^\s\[\]]+(\[\d*\])?(\.[^\s\[\]]+(\[\d*\])?)*$")
+    values: list[int | str] = Field(min_length=1)
+
+
+class WallPatterns(StrictModel):
+    """What marks a response as a wall instead of a page (crawlers/walls.py). A platform's own patterns
+    are added to the generic ones (DEFAULT_WALLS); markers are regular expressions, searched only in
+    answers that hold no data, and in the top-level message of a JSON answer."""
+
+    #: Where a redirect to a login page goes (matched against the redirect's target URL).
+    login_urls: list[str] = Field(default_factory=list)
+    login_markers: list[str] = Field(default_factory=list)
+    captcha_markers: list[str] = Field(default_factory=list)
+    login_json: list[JsonCode] = Field(default_factory=list)
+    captcha_json: list[JsonCode] = Field(default_factory=list)
+
+    @field_validator("login_urls", "login_markers", "captcha_markers")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        return _regexes(values)
+
+    def plus(self, other: WallPatterns) -> WallPatterns:
+        """These patterns with ``other``'s added (a platform's own on top of the generic ones)."""
+        names = type(self).model_fields
+        return WallPatterns(**{name: [*getattr(self, name), *getattr(other, name)] for name in names})
+
+
+#: The generic walls every platform is checked for: a redirect to a login URL, a login form (a
+#: password field) or a login title, captcha pages, and JSON codes of the big platforms (Weibo's
+#: ok: -100, Bilibili's code -101 账号未登录, Xiaohongshu's code -100 登录已过期).
+DEFAULT_WALLS = WallPatterns(
+    login_urls=[r"(?i)/(login|signin|sign_in|logon|passport|sso)\b", r"(?i)//(passport|login|sso|account)\."],
+    login_markers=[
+        r"(?i)<input[^>]+type\s*=\s*[\"']?password",
+        r"(?i)<title>[^<]*(登录|登陆|sign in|log in)",
+        "未登录|请先登录|请登录|登录已过期|登录失效|登录后查看|账号未登录",
+    ],
+    captcha_markers=[
+        "验证码|安全验证|人机验证|滑块验证|拖动滑块",
+        r"(?i)captcha|geetest|slider[-_ ]?(verify|captcha|check)|nc_scale",
+    ],
+    login_json=[
+        JsonCode(path="ok", values=[-100]),
+        JsonCode(path="code", values=[-101]),
+        JsonCode(path="code", values=[-100]),
+    ],
+)
+
+
 class PlatformSettings(StrictModel):
     """One monitored platform, entirely described by data (see DESIGN.md, "A platform is data")."""
 
@@ -211,6 +278,7 @@ class PlatformSettings(StrictModel):
     priority: Literal["incremental", "nightly"] = "nightly"
     enabled: bool = True
     encoding: str | None = None
+    #: The environment variable holding the platform's cookie or token (crawlers/middlewares/credentials.py).
     credentials_env: str | None = None
     #: comments platforms only: follow the posts other platforms found into their comments.
     discover: DiscoverySettings | None = None
@@ -220,6 +288,40 @@ class PlatformSettings(StrictModel):
         if self.discover is not None and self.kind != "comments":
             raise ValueError("discover: only a platform of kind comments follows threads")
         return self
+
+    #: The header the credential goes in; None: a Cookie header.
+    credentials_header: str | None = None
+    #: This platform's own wall patterns, on top of DEFAULT_WALLS.
+    walls: WallPatterns = Field(default_factory=WallPatterns)
+
+    @field_validator("credentials_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, _)")
+        return value
+
+    @field_validator("credentials_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _HEADER_NAME.match(value):
+            raise ValueError(f"{value!r} is not an HTTP header name")
+        if value.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"{value} is set by the HTTP client, not a place for a credential")
+        return value
+
+    @model_validator(mode="after")
+    def _header_needs_variable(self) -> PlatformSettings:
+        if self.credentials_header is not None and self.credentials_env is None:
+            raise ValueError("credentials_header needs credentials_env (the variable holding the value)")
+        return self
+
+    @property
+    def wall_patterns(self) -> WallPatterns:
+        """The generic wall patterns with this platform's own added."""
+        return DEFAULT_WALLS.plus(self.walls)
 
     @field_validator("base_url")
     @classmethod

@@ -106,7 +106,15 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         # reactor's CPU in a sweep's profile).
         "CONCURRENT_ITEMS": 8,
         "RETRY_TIMES": 3,
-        "DOWNLOADER_MIDDLEWARES": {"crawlers.middlewares.retry_after.RetryAfterMiddleware": 560},
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawlers.middlewares.retry_after.RetryAfterMiddleware": 560,
+            # Walls: after decompression (590) and redirects (600), before retries (550); a redirect
+            # to a login page is caught before it is followed.
+            "crawlers.middlewares.walls.WallMiddleware": 580,
+            "crawlers.middlewares.walls.LoginRedirectMiddleware": 650,
+            # Outermost but the stats: the credential is on a request only while it is downloaded.
+            "crawlers.middlewares.credentials.CredentialsMiddleware": 760,
+        },
         "WEISU_MAX_RETRY_AFTER": 60.0,
         "DOWNLOAD_TIMEOUT": 30,
         "LOG_LEVEL": log_level,

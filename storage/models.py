@@ -127,6 +127,24 @@ class GapState(enum.StrEnum):
     AGED_OUT = "aged_out"
 
 
+class AccessStatus(enum.StrEnum):
+    """Whether a platform let the crawler in, as its last run saw it (crawlers/walls.py recognises walls)."""
+
+    OK = "ok"
+    LOGIN_WALL = "login_wall"
+    CAPTCHA = "captcha"
+    COOKIE_EXPIRED = "cookie_expired"
+
+
+#: The operators' names for the access statuses (web pages, `weisu platforms`).
+ACCESS_STATUS_LABELS: dict[AccessStatus, str] = {
+    AccessStatus.OK: "可访问",
+    AccessStatus.LOGIN_WALL: "需要登录",
+    AccessStatus.CAPTCHA: "遇到验证码",
+    AccessStatus.COOKIE_EXPIRED: "Cookie 已失效",
+}
+
+
 class Platform(Base):
     __tablename__ = "platforms"
 
@@ -140,6 +158,10 @@ class Platform(Base):
     paused_by: Mapped[str | None] = mapped_column(String(100))
     high_water_mark: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: The last run's access (None: no run has answered yet), with the reason in Chinese; a later run
+    #: without a wall sets it back to ok (migration 0014).
+    access_status: Mapped[AccessStatus | None] = mapped_column(_enum(AccessStatus))
+    access_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class CrawlRun(Base):
@@ -163,6 +185,9 @@ class CrawlRun(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     layout_changed: Mapped[bool] = mapped_column(default=False)
     health_reason: Mapped[str | None] = mapped_column(String(500))
+    #: A login wall, captcha or expired cookie this run met (ok: none, None: no answer at all).
+    access_status: Mapped[AccessStatus | None] = mapped_column(_enum(AccessStatus))
+    access_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class CrawlGap(Base):

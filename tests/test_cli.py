@@ -230,6 +230,8 @@ def test_platforms_json_lists_every_platform_with_its_last_run_and_flag(env: dic
         "paused": False,
         "paused_reason": None,
         "gaps_aged_out": 0,
+        "access_status": None,
+        "access_reason": None,
     }
     assert rows[1]["platform_id"] == "heimao" and rows[1]["last_run_at"] is None
     assert len(rows) == len(load_settings(env=env).platforms)
@@ -245,6 +247,24 @@ def test_platforms_table_shows_the_last_run_in_shanghai_time_and_the_flag(env: d
         "weibo", "微博", "json_feed", "incremental", "yes", "2026-11-29 09:30", "ok", "3", "0", "0", "0",
         "版面可能已改变：本次未解析出任何条目，此前1次运行最多 40 条",
     ]  # fmt: skip
+
+
+def test_platforms_shows_a_walled_platform_with_its_reason(env: dict[str, str]) -> None:
+    from storage.models import AccessStatus, CrawlRun
+
+    url = env["WEISU_DATABASE_URL"]
+    _crawl_runs(url)
+    reason = (
+        "需要登录：入口 weibo-search 接口返回未登录（msg：[b]请先登录[/b]），请为该平台设置 credentials_env"
+    )
+    with session_scope(make_session_factory(make_engine(url))) as session:
+        run = {"access_status": AccessStatus.LOGIN_WALL, "access_reason": reason}
+        session.add(CrawlRun(platform_id="weibo", status="ok", **run))
+    rows = json.loads(runner.invoke(app, ["platforms", "--json"], env=env).stdout)
+    assert (rows[0]["access_status"], rows[0]["access_reason"]) == ("login_wall", reason)
+    table = runner.invoke(app, ["platforms"], env=env | {"COLUMNS": "400"}).stdout
+    weibo = next(line for line in table.splitlines() if "weibo " in line)
+    assert [cell.strip() for cell in weibo.split("│")[1:-1]][-1] == f"需要登录：{reason}"
 
 
 def test_platforms_shows_which_platform_an_admin_paused_and_why(env: dict[str, str]) -> None:

@@ -28,8 +28,9 @@ from crawlers.gaps import AgedGap, GapBook, OpenGap, age_out, report_aged_out
 from crawlers.incremental import seen_content
 from crawlers.pipelines.store import HIGH_WATER_STAT, RUN_ID_STAT
 from crawlers.spiders.base import PlatformSpider
+from crawlers.walls import access_outcome
 from storage.db import session_factory_for, session_scope
-from storage.models import CrawlRun, CrawlRunStatus, GapState, Platform, Post
+from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, GapState, Platform, Post
 from storage.queries import open_gaps, previous_runs, sync_platforms
 
 ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
@@ -160,7 +161,10 @@ class CrawlRunRecorder:
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
             earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
-            flag = layout_change(figures, [_figures(r) for r in earlier], rules)
+            access, access_reason = access_outcome(values, answered=figures.ok_responses > 0)
+            # A walled run parsed nothing because it was refused, not because the layout changed.
+            walled = access not in (None, AccessStatus.OK)
+            flag = None if walled else layout_change(figures, [_figures(r) for r in earlier], rules)
             health = "；".join(filter(None, [flag, gaps_reason(int(values.get("weisu/gaps_aged_out", 0)))]))
             session.execute(
                 update(CrawlRun)
@@ -180,10 +184,19 @@ class CrawlRunRecorder:
                     duration_seconds=round(time.monotonic() - self.opened_at, 3),
                     layout_changed=flag is not None,
                     health_reason=health or None,
+                    access_status=access,
+                    access_reason=access_reason,
                 )
             )
+            if access is not None:
+                session.execute(
+                    update(Platform)
+                    .where(Platform.id == self.platform_id)
+                    .values(access_status=access, access_reason=access_reason)
+                )
+            # Behind a wall an entry point stopped early: moving the mark would skip what it did not read.
             # Only a clean run proved it paged down to the old mark without a hole (the gap rule).
-            if mark and status == CrawlRunStatus.OK:
+            if mark and status == CrawlRunStatus.OK and not walled:
                 # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
                 stored = session.scalar(
                     select(Platform.high_water_mark).where(Platform.id == self.platform_id)

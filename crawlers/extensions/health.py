@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any
 
+from rich.markup import escape
+
 from settings import CrawlHealthSettings, Settings
-from storage.models import CrawlRun
+from storage.models import ACCESS_STATUS_LABELS, AccessStatus, CrawlRun
 
 STATUS_PREFIX = "downloader/response_status_count/"
 #: Spider counters for posts lost before they became items (make_item / html_board list rows).
@@ -127,6 +129,9 @@ class PlatformHealth:
     paused_reason: str | None = None
     #: Requests the last run gave up after their retries and later runs' tries (crawl_gaps aged out).
     gaps_aged_out: int = 0
+    #: What the last run met: ok, or a login wall / captcha / expired cookie with its reason.
+    access_status: str | None = None
+    access_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -144,6 +149,11 @@ class PlatformHealth:
             flag = f"[bold red]缺口已放弃[/]：{self.reason}"
         else:
             flag = ""
+        if self.access_status not in (None, AccessStatus.OK):
+            wall = ACCESS_STATUS_LABELS[AccessStatus(self.access_status)]
+            # The reason may quote a platform's own message: shown as text, never as markup.
+            access = f"[bold red]{wall}[/]：{escape(self.access_reason or '')}"
+            flag = f"{flag}；{access}" if flag else access
         counts = [str(n) for n in (self.requests, self.items, self.stored, self.errors)]
         enabled = (
             ("paused: " + (self.paused_reason or "—")) if self.paused else ("yes" if self.enabled else "no")
@@ -176,6 +186,8 @@ def platform_overview(
                 layout_changed=run.layout_changed,
                 reason=run.health_reason,
                 gaps_aged_out=int((run.stats or {}).get("weisu/gaps_aged_out", 0)),
+                access_status=run.access_status,
+                access_reason=run.access_reason,
             )
         rows.append(row)
     return rows

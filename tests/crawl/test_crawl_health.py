@@ -149,5 +149,6 @@ def test_platform_overview_lists_every_configured_platform_with_its_latest_run(s
         items=40,
         stored=38,
         errors=1,
+        access_status="ok",  # it had answers and met no wall
     )
     assert rows[1] == PlatformHealth("heimao", "黑猫投诉", "json_feed", "nightly", True)

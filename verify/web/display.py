@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
 from storage.models import (
+    ACCESS_STATUS_LABELS,
     REQUEST_TYPE_LABELS,
     AuditEvent,
     Lead,
@@ -193,6 +194,7 @@ GLOBALS: dict[str, Any] = {
     "ticket_state_labels": TICKET_STATE_LABELS,
     "dispatch_status_labels": DISPATCH_STATUS_LABELS,
     "crawl_status_labels": CRAWL_STATUS_LABELS,
+    "access_status_labels": ACCESS_STATUS_LABELS,
     "actor_labels": ACTOR_LABELS,
     "label": label,
 }
