@@ -38,11 +38,12 @@ class HtmlBoardSpider(PlatformSpider):
                 self.count("missing_field/link" if external_id else "missing_field/external_id")
                 continue
             threads.append((external_id, link))
-        # List rows carry no time: ask which threads are stored; their detail pages are not fetched again.
-        # Paging stops only at a thread a clean run stored (crawlers/incremental.py: the gap rule).
+        # List rows carry no time: ask which threads are stored. A thread a clean run stored is not
+        # fetched again, and paging stops there (crawlers/incremental.py: the gap rule). One stored by a
+        # run that failed or was killed is fetched again: its reply floors may be only partly stored.
         known, settled = self.seen.threads([external_id for external_id, _ in threads])
         for external_id, link in threads:
-            if external_id in known:
+            if external_id in settled:
                 continue
             meta = {"label": response.meta.get("label"), "external_id": external_id}
             detail = self.join(link, response)
