@@ -16,12 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from crawlers.incremental import parse_mark
+from crawlers.incremental import Mark, parse_mark
 from settings import CitySettings, DiscoverySettings, FollowRule, PlatformSettings
 from storage.models import Post
 from storage.queries import comment_threads, thread_source_posts
-
-Mark = tuple[str, str]
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,20 @@ from crawlers.items import PostItem
 from storage.db import session_scope
 from storage.queries import settled_external_ids
 
-KnownIds = Callable[[list[str]], set[str]]
+#: "(ISO time in UTC, external id)": how posts are ordered against a mark.
+Mark = tuple[str, str]
 #: {stored external id: whether a clean run stored it} for the ids asked about.
 SettledIds = Callable[[list[str]], dict[str, bool]]
 
 
-def parse_mark(mark: str | None) -> tuple[str, str] | None:
+def item_mark(item: PostItem) -> Mark | None:
+    """A post's place in the newest-first order marks are kept in; None without a publication time."""
+    if item.published_at is None:
+        return None
+    return item.published_at.astimezone(UTC).isoformat(), item.external_id
+
+
+def parse_mark(mark: str | None) -> Mark | None:
     """ "2026-11-28T02:43:00+00:00 9222034125856492" → (time, id); None when there is no mark yet."""
     if not mark or " " not in mark:
         return None
@@ -61,12 +69,8 @@ def _nothing_stored(_ids: list[str]) -> dict[str, bool]:
 class SeenContent:
     """What earlier crawls stored. The default (no mark, nothing known) makes a full crawl."""
 
-    mark: tuple[str, str] | None = None
+    mark: Mark | None = None
     stored: SettledIds = field(default=_nothing_stored)
-
-    def known(self, ids: list[str]) -> set[str]:
-        """The ids earlier crawls stored (their detail pages need not be fetched again)."""
-        return set(self.stored(ids))
 
     def threads(self, ids: list[str]) -> tuple[set[str], set[str]]:
         """(stored, settled): the ids stored, and those of them a clean run stored (paging stops there)."""
@@ -77,12 +81,7 @@ class SeenContent:
         """True when any item is at or below the mark: the pages after this one were crawled before."""
         if self.mark is None:
             return False
-        for item in items:
-            if item.published_at is not None:
-                key = (item.published_at.astimezone(UTC).isoformat(), item.external_id)
-                if key <= self.mark:
-                    return True
-        return False
+        return any((key := item_mark(item)) is not None and key <= self.mark for item in items)
 
 
 def seen_content(

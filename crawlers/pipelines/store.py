@@ -10,6 +10,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from sqlalchemy.orm import Session
 
+from crawlers.incremental import item_mark
 from crawlers.items import PostItem, RawBody
 from storage.body_masking import handle_replacements, mask_body
 from storage.db import session_factory_for, session_scope
@@ -57,11 +58,10 @@ class StorePipeline:
         row["content_hash"] = content_hash(item.text)
         row["fetched_at"] = evidence.fetched_at if evidence is not None else datetime.now(UTC)
         self.batch.append((row, evidence))
-        if item.published_at is not None:
-            mark = (item.published_at.astimezone(UTC).isoformat(), item.external_id)
-            if self.newest is None or mark > self.newest:
-                self.newest = mark
-                self.stats.set_value(HIGH_WATER_STAT, " ".join(mark))
+        mark = item_mark(item)
+        if mark is not None and (self.newest is None or mark > self.newest):
+            self.newest = mark
+            self.stats.set_value(HIGH_WATER_STAT, " ".join(mark))
         if len(self.batch) >= self.batch_size:
             self.flush()
         return item

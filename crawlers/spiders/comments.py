@@ -22,8 +22,9 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawlers.discovery import Mark, ThreadPlan, discovered_threads, watched_threads
+from crawlers.discovery import ThreadPlan, discovered_threads, watched_threads
 from crawlers.fields import fill_template, json_first, json_path, to_int
+from crawlers.incremental import Mark, SeenContent, item_mark
 from crawlers.items import PostItem
 from crawlers.spiders.base import Output
 from crawlers.spiders.json_feed import JsonFeedSpider
@@ -45,12 +46,6 @@ class _Reading:
     pending: int = 0
     broken: bool = False
     newest: Mark | None = None
-
-
-def item_mark(item: PostItem) -> Mark | None:
-    if item.published_at is None:
-        return None
-    return item.published_at.astimezone(UTC).isoformat(), item.external_id
 
 
 class CommentsSpider(JsonFeedSpider):
@@ -134,19 +129,14 @@ class CommentsSpider(JsonFeedSpider):
         plan = self.threads.get(response.meta.get("keyword") or "")
         if plan is None:
             return super().reached(response, items)
-        if plan.mark is None:
-            return False
-        return any(
-            (mark := item_mark(i)) is not None and mark <= plan.mark
-            for i in items
-            if i.parent_external_id is None
-        )
+        # The thread's own mark, against its top-level comments (replies come oldest first).
+        return SeenContent(plan.mark).reached(i for i in items if i.parent_external_id is None)
 
     def next_page(self, response: Response, data: Any, found: int) -> scrapy.Request | None:
         plan = self.threads.get(response.meta.get("keyword") or "")
         discovery = self.platform.discover
-        found = plan is not None and plan.source is not None and discovery is not None
-        if found and discovery is not None and response.meta["pages_seen"] >= discovery.max_pages:
+        found_thread = plan is not None and plan.source is not None and discovery is not None
+        if found_thread and discovery is not None and response.meta["pages_seen"] >= discovery.max_pages:
             return None  # a found thread reads at most discover.max_pages pages a run
         return super().next_page(response, data, found)
 

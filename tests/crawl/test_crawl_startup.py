@@ -84,7 +84,7 @@ def test_the_recorder_uses_the_run_the_sweep_opened(database_url: str) -> None:
 
 def test_a_platform_without_stored_posts_knows_no_thread_without_asking() -> None:
     unbound = sessionmaker()  # any lookup through it raises: the first crawl must not make one
-    assert seen_content(unbound, "tieba", None, stored_before=False).known(["7", "8"]) == set()
+    assert seen_content(unbound, "tieba", None, stored_before=False).threads(["7", "8"]) == (set(), set())
 
 
 def test_a_platform_with_stored_posts_asks_which_threads_are_known(database_url: str) -> None:
@@ -92,7 +92,7 @@ def test_a_platform_with_stored_posts_asks_which_threads_are_known(database_url:
     with session_scope(factory) as session:
         sync_platforms(session, {"tieba": ("贴吧", "html_board", True)})
         insert_posts(session, [_post("tieba", "7")])
-    assert seen_content(factory, "tieba", None, stored_before=True).known(["7", "8"]) == {"7"}
+    assert seen_content(factory, "tieba", None, stored_before=True).threads(["7", "8"]) == ({"7"}, {"7"})
 
 
 def test_crawlers_that_fetched_the_same_robots_txt_share_one_parse() -> None:
