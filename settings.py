@@ -184,7 +184,8 @@ class DiscoverySettings(StrictModel):
     #: Only posts stored this many days ago or later are considered.
     max_age_days: int = Field(default=7, ge=1)
     #: A followed thread is read again (only what is new) when its source shows more replies than at
-    #: the last read, or when that read is this many hours old: the store keeps a post's first counts.
+    #: the last read, or when that read is this many hours old: a source post's counts are raised only
+    #: when a crawl sees it again, and listings stop paging at what they stored before.
     reread_hours: int = Field(default=24, ge=1)
     #: Where the platform has one: the API listing a top-level comment's replies beyond those inlined.
     reply_api: ReplyApi | None = None

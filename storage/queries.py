@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -84,13 +84,34 @@ def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
     return len(result.all())
 
 
-def stored_external_ids(session: Session, platform_id: str, external_ids: Iterable[str]) -> set[str]:
-    """Which of these external ids the platform already has in posts."""
+#: A post's engagement counts, in this order: what a re-crawl may raise on a stored post.
+COUNT_COLUMNS = ("likes", "replies", "reposts")
+
+
+def stored_counts(
+    session: Session, platform_id: str, external_ids: Iterable[str]
+) -> dict[str, tuple[int, tuple[int, int, int]]]:
+    """{external id: (posts.id, (likes, replies, reposts))} for the ids the platform already has."""
     ids = list(set(external_ids))
     if not ids:
-        return set()
-    query = select(Post.external_id).where(Post.platform_id == platform_id, Post.external_id.in_(ids))
-    return set(session.scalars(query))
+        return {}
+    query = select(Post.external_id, Post.id, Post.likes, Post.replies, Post.reposts).where(
+        Post.platform_id == platform_id, Post.external_id.in_(ids)
+    )
+    return {
+        external_id: (row_id, (likes, replies, reposts))
+        for external_id, row_id, likes, replies, reposts in session.execute(query)
+    }
+
+
+def raise_counts(session: Session, rows: Sequence[Mapping[str, int]]) -> int:
+    """Set stored posts' counts ({"id", "likes", "replies", "reposts"} each); return how many rows.
+
+    Only the counts change: a post's text, author and evidence stay as first stored.
+    """
+    if rows:
+        session.execute(update(Post), [dict(row) for row in rows])
+    return len(rows)
 
 
 def settled_external_ids(session: Session, platform_id: str, external_ids: Iterable[str]) -> dict[str, bool]:

@@ -1,5 +1,7 @@
 """Store posts in batches with the raw bodies behind them, masked; posts already stored are skipped,
-so a re-crawl adds nothing (no post, no body)."""
+so a re-crawl adds nothing (no post, no body) — except that a stored post seen again with larger
+engagement counts gets them: discovery re-reads a comment thread when its post shows more replies.
+Counts only grow here, since a response that lacks a count field reads as 0."""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ from storage.body_masking import handle_replacements, mask_body
 from storage.db import session_factory_for, session_scope
 from storage.personal_data import content_hash
 from storage.queries import (
+    COUNT_COLUMNS,
     compress_body,
     insert_posts,
     insert_raw_responses,
+    raise_counts,
     raw_response_ids,
-    stored_external_ids,
+    stored_counts,
 )
 
 RUN_ID_STAT = "weisu/crawl_run_id"
@@ -76,7 +80,8 @@ class StorePipeline:
         batch, self.batch = self.batch, []
         run_id = self.stats.get_value(RUN_ID_STAT)
         with session_scope(session_factory_for(self.database_url)) as session:
-            fresh = _not_yet_stored(session, batch)
+            fresh, raised = _not_yet_stored(session, batch)
+            self.stats.inc_value("weisu/post_counts_raised", raise_counts(session, raised))
             body_ids = self._store_bodies(session, fresh)
             rows = []
             for row, evidence in fresh:
@@ -122,20 +127,29 @@ class StorePipeline:
         self.flush()
 
 
-def _not_yet_stored(session: Session, batch: list[Pending]) -> list[Pending]:
-    """The batch without posts already in the database or earlier in the batch (first one wins)."""
+def _not_yet_stored(session: Session, batch: list[Pending]) -> tuple[list[Pending], list[dict[str, int]]]:
+    """(the batch without posts already in the database or earlier in the batch (first one wins),
+    the count updates of stored posts seen with a larger count: each count the larger of the two)."""
     by_platform: dict[str, list[str]] = {}
     for row, _ in batch:
         by_platform.setdefault(row["platform_id"], []).append(row["external_id"])
-    taken = {
-        (platform_id, external_id)
+    stored = {
+        (platform_id, external_id): counts
         for platform_id, ids in by_platform.items()
-        for external_id in stored_external_ids(session, platform_id, ids)
+        for external_id, counts in stored_counts(session, platform_id, ids).items()
     }
+    taken: set[tuple[str, str]] = set()
     fresh: list[Pending] = []
+    raised: dict[int, dict[str, int]] = {}
     for row, evidence in batch:
         key = (row["platform_id"], row["external_id"])
-        if key not in taken:
+        if key in stored:
+            row_id, counts = stored[key]
+            known = raised.get(row_id, dict(zip(COUNT_COLUMNS, counts, strict=True)))
+            seen = {name: max(known[name], row.get(name) or 0) for name in COUNT_COLUMNS}
+            if seen != dict(zip(COUNT_COLUMNS, counts, strict=True)):
+                raised[row_id] = seen
+        elif key not in taken:
             taken.add(key)
             fresh.append((row, evidence))
-    return fresh
+    return fresh, [{"id": row_id, **counts} for row_id, counts in raised.items()]
