@@ -155,15 +155,18 @@ class CrawlRunRecorder:
         figures = RunFigures.of(
             items, dropped, statuses, reached_seen=bool(values.get("weisu/stopped_at_seen"))
         )
-        # A run that lost a request is never clean, whatever was logged (the gap rule).
-        status = run_status(reason, items, errors or int(values.get("weisu/gaps_recorded", 0)))
+        access, access_reason = access_outcome(values, answered=figures.ok_responses > 0)
+        walled = access not in (None, AccessStatus.OK)
+        # A run that lost a request is never clean, whatever was logged (the gap rule); nor is one an
+        # entry point of which stopped at a wall: it did not page down to what earlier runs reached,
+        # so neither its mark nor the board threads it stored may count as proven continuous.
+        lost = errors or int(values.get("weisu/gaps_recorded", 0)) or walled
+        status = run_status(reason, items, int(lost))
         # A plain UPDATE of the run: loading its row first would cost a query per platform.
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
             earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
-            access, access_reason = access_outcome(values, answered=figures.ok_responses > 0)
             # A walled run parsed nothing because it was refused, not because the layout changed.
-            walled = access not in (None, AccessStatus.OK)
             flag = None if walled else layout_change(figures, [_figures(r) for r in earlier], rules)
             health = "；".join(filter(None, [flag, gaps_reason(int(values.get("weisu/gaps_aged_out", 0)))]))
             session.execute(
@@ -194,9 +197,8 @@ class CrawlRunRecorder:
                     .where(Platform.id == self.platform_id)
                     .values(access_status=access, access_reason=access_reason)
                 )
-            # Behind a wall an entry point stopped early: moving the mark would skip what it did not read.
             # Only a clean run proved it paged down to the old mark without a hole (the gap rule).
-            if mark and status == CrawlRunStatus.OK and not walled:
+            if mark and status == CrawlRunStatus.OK:
                 # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
                 stored = session.scalar(
                     select(Platform.high_water_mark).where(Platform.id == self.platform_id)

@@ -4,7 +4,7 @@
 a wall, and the login page (often on another host, often robots-disallowed) is never fetched.
 ``WallMiddleware`` (580) sees every other answer after decompression and redirects and before retries.
 A wall is recorded in the run's stats (its kind, counted, and the most pressing one with its reason)
-and raised as ``WallHit``: the request's errback treats it as an ignored request, so the spider parses
+and raised as ``WallHit`` (crawlers.refused): the request's errback counts it as walled, so the spider parses
 nothing, and the entry point it belongs to goes no further, while the platform's other entry points go on.
 """
 
@@ -15,9 +15,10 @@ from urllib.parse import urljoin
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
+from crawlers.refused import WallHit
 from crawlers.walls import (
     COUNT_STAT,
     CREDENTIAL_SENT,
@@ -31,10 +32,6 @@ from crawlers.walls import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class WallHit(IgnoreRequest):
-    """A response recognised as a wall; the message is the reason (it names no credential value)."""
 
 
 class _WallsBase:

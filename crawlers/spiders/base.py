@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from crawlers.gaps import GAP_ID, GapBook, gap_kind, refetch_request, report_aged_out
 from crawlers.incremental import SeenContent
 from crawlers.items import PostItem
+from crawlers.refused import WallHit
 from settings import PlatformSettings, rebase_url
 
 Output = list[scrapy.Request | PostItem]
@@ -185,6 +186,9 @@ class PlatformSpider(scrapy.Spider):
         status never retried (404) is not. A request robots.txt forbids is only counted: skipping it
         is the point."""
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
+        if failure.check(WallHit):  # the walls middleware recorded and logged it, with its reason
+            self.count("walled_requests")
+            return []
         if failure.check(IgnoreRequest) and not failure.check(HttpError):  # HttpError is an IgnoreRequest
             self.count("ignored_requests")
             return []

@@ -23,7 +23,7 @@ from crawlers.walls import WallRules
 from fixtures.simulator.walls import VALID_CREDENTIAL
 from settings import ConfigError, Settings, load_settings
 from storage.db import session_factory_for, session_scope
-from storage.models import AccessStatus, CrawlRun, Platform
+from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, Platform
 
 EXPIRED = "SESSDATA=weisu-test-expired-0b9e"
 #: platform → the wall the simulator puts up in the walled crawl.
@@ -206,6 +206,22 @@ def test_the_platforms_other_entry_points_still_store_their_posts(crawls: Crawls
 def test_a_walled_run_does_not_move_the_high_water_mark(crawls: Crawls) -> None:
     assert crawls.walled["weibo"].cursor is not None  # the open keyword reached new posts...
     assert crawls.mark_after_walls is None  # ...but the platform's mark stays where it was
+
+
+def test_a_walled_run_is_never_clean_so_nothing_it_stored_counts_as_settled(crawls: Crawls) -> None:
+    # weibo's open keyword stored posts behind a walled one: partial; the others stopped at once.
+    statuses = {key: crawls.walled[key].status for key in WALLS}
+    assert statuses == dict.fromkeys(WALLS, CrawlRunStatus.FAILED) | {"weibo": CrawlRunStatus.PARTIAL}
+    assert crawls.walled[CLEAN].status == CrawlRunStatus.OK
+
+
+def test_a_walled_request_is_counted_as_walled_not_as_ignored(crawls: Crawls) -> None:
+    counted = {
+        key: (run.stats.get("weisu/walled_requests"), run.stats.get("weisu/ignored_requests"))
+        for key, run in crawls.walled.items()
+        if key in ("weibo", "toutiao")
+    }
+    assert counted == {"weibo": (1, None), "toutiao": (2, None)}
 
 
 def test_the_next_clean_run_stores_what_the_wall_kept_out(crawls: Crawls) -> None:
