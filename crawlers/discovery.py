@@ -5,7 +5,8 @@ from the video search). Its key is a field of that stored post; it is followed w
 the platform's follow rule and was never followed, or was and shows more replies than when it was
 last read, or was last read ``reread_hours`` ago; at most ``budget`` threads a run, most engaged
 first. Every thread keeps its own mark (the newest top-level comment read), so a re-read stops at
-what it already holds.
+what it already holds — unless the source's count says more was written since than the re-read has
+met: new replies under older comments, which sit on older pages.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class ThreadPlan:
     replies: int
     #: The thread's own mark from its last full read: paging stops at a comment at or below it.
     mark: Mark | None
+    #: Comments the source shows beyond its count at the last full read: until as many comments
+    #: written after that read are seen, paging goes on past the mark, since new replies under older
+    #: comments sit on the older pages.
+    unseen: int = 0
+    #: When the last full read was (None: never read).
+    read_at: datetime | None = None
 
 
 def place_names(city: CitySettings) -> list[str]:
@@ -88,8 +95,13 @@ def discovered_threads(
         thread = followed.get(key)
         if thread is not None and post.replies <= thread.replies_at_read and thread.last_read_at > stale:
             continue  # read lately, and nothing new shows
-        mark = parse_mark(thread.newest_mark) if thread is not None else None
-        plans.append(ThreadPlan(key, (post.platform_id, post.external_id), post.replies, mark))
+        source = (post.platform_id, post.external_id)
+        if thread is None:
+            plans.append(ThreadPlan(key, source, post.replies, None))
+        else:
+            unseen = max(0, post.replies - thread.replies_at_read)
+            mark = parse_mark(thread.newest_mark)
+            plans.append(ThreadPlan(key, source, post.replies, mark, unseen, thread.last_read_at))
         if len(plans) == discovery.budget:
             break
     return plans

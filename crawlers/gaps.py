@@ -1,9 +1,11 @@
 """Crawl gaps: requests lost after their retries, recorded so later runs fetch them again.
 
 A request that still fails after Scrapy's retries (5xx or 429 every time, a timeout, a page that was
-malformed twice) becomes a row of ``crawl_gaps``: platform, what rebuilds the request (URL, method,
-body, the spider's plain meta) and why it failed, never a header. One row per platform and request
-fingerprint, so a request that fails again is the same gap tried once more. Each later run of the
+malformed twice) is first fetched once more when the rest of its run is done, with fresh retries
+(``PlatformSpider.second_chance``); one that fails that too becomes a row of ``crawl_gaps``: platform,
+what rebuilds the request (URL, method, body, the spider's plain meta) and why it failed, never a
+header. One row per platform and request fingerprint, so a request that fails again is the same gap
+tried once more. Each later run of the
 platform fetches its open gaps first (``PlatformSpider.start``); a gap that parses is recovered; one
 that has failed ``crawl_gaps.max_attempts`` times, or first failed ``crawl_gaps.max_age_hours`` ago,
 is aged out and reported: a warning naming platform and URL, ``weisu/gaps_aged_out`` in the run's
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 KEPT_META = ("entry", "keyword", "page", "label", "external_id", "callback")
 #: Meta key of a request that fetches a recorded gap again: the gap's id.
 GAP_ID = "gap_id"
+#: Meta key of a request fetched once more at the end of its own run, before it may become a gap.
+SECOND_CHANCE = "second_chance"
 #: Callbacks a gap may name: the spider's page parsers, nothing else a row could point at.
 CALLBACK_PREFIX = "parse_"
 

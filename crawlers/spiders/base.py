@@ -9,14 +9,15 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.request import fingerprint as fingerprint_of
 from twisted.python.failure import Failure
 
-from crawlers.gaps import GAP_ID, GapBook, gap_kind, refetch_request, report_aged_out
+from crawlers.gaps import GAP_ID, SECOND_CHANCE, GapBook, gap_kind, refetch_request, report_aged_out
 from crawlers.incremental import SeenContent
 from crawlers.items import PostItem
 from crawlers.refused import WallHit
@@ -66,12 +67,15 @@ class PlatformSpider(scrapy.Spider):
         self.seen = SeenContent()
         #: The platform's recorded gaps (crawlers/gaps.py); the recorder fills it in when the spider opens.
         self.gaps = GapBook()
+        #: Requests lost after their retries, fetched once more when the run is otherwise done.
+        self._second_chances: list[scrapy.Request] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PlatformSpider:
         if "platform" not in kwargs:
             kwargs["platform"] = crawler.settings["WEISU_SETTINGS"].platforms[kwargs["platform_id"]]
         spider: PlatformSpider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.fetch_second_chances, signal=signals.spider_idle)
         weisu = crawler.settings.get("WEISU_SETTINGS")
         spider.simulator_url = weisu.simulator_url if weisu is not None else None
         return spider
@@ -163,6 +167,8 @@ class PlatformSpider(scrapy.Spider):
                 self.count("malformed_retried")
                 meta = dict(response.meta) | {"malformed_tries": tries + 1}
                 return [response.request.replace(dont_filter=True, meta=meta)]
+            if response.request is not None and self.second_chance(response.request):
+                return self.past_skipped(response.meta)
             self.count("malformed_pages")
             self.logger.warning(
                 "malformed page skipped: platform=%s url=%s error=%s: %s",
@@ -198,9 +204,36 @@ class PlatformSpider(scrapy.Spider):
         self.logger.warning(
             "request failed: platform=%s url=%s reason=%s: %s", self.platform_id, request.url, reason, error
         )
-        if not isinstance(error, HttpError) or error.response.status in self.retried_statuses():
-            self.record_gap(request, reason)  # a status never retried (404, 410…) is not fetched again
+        # A status never retried (404, 410…) is not fetched again.
+        retried = not isinstance(error, HttpError) or error.response.status in self.retried_statuses()
+        if retried and not self.second_chance(request):
+            self.record_gap(request, reason)
         return self.past_skipped(request.meta)
+
+    def second_chance(self, request: scrapy.Request) -> bool:
+        """Queue a request lost after its retries to be fetched once more, with fresh retries, when
+        the rest of the run is done (a burst of 5xx or 429 has often passed by then); False when it
+        had that chance already, or is a recorded gap fetched again, and is to be recorded as a gap.
+
+        A feed pages on past the lost page meanwhile (past_skipped); when the page comes through at
+        the end, the pages it leads to are already fetched and Scrapy's duplicate filter drops them.
+        """
+        if request.meta.get(SECOND_CHANCE) or GAP_ID in request.meta or self.crawler is None:
+            return False
+        dropped = ("retry_times", "malformed_tries")
+        meta = {k: v for k, v in request.meta.items() if k not in dropped} | {SECOND_CHANCE: True}
+        self._second_chances.append(request.replace(dont_filter=True, meta=meta))
+        self.count("second_chances")
+        return True
+
+    def fetch_second_chances(self) -> None:
+        """spider_idle: send the requests kept for a second chance, and keep the spider open for them."""
+        if not self._second_chances or self.crawler is None or self.crawler.engine is None:
+            return
+        requests, self._second_chances = self._second_chances, []
+        for request in requests:
+            self.crawler.engine.crawl(request)
+        raise DontCloseSpider
 
     def retried_statuses(self) -> set[int]:
         crawler = getattr(self, "crawler", None)

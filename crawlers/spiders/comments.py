@@ -7,7 +7,9 @@ has one (Bilibili's ``parent_str`` names the reply a reply-to-a-reply answers), 
 
 The threads read are the watched ids of config.yaml plus, with ``discover:``, the threads under
 posts other platforms found (crawlers.discovery). Each thread keeps its own mark: comments come
-newest first, so paging a thread stops at the first page reaching what the last full read held.
+newest first, so paging a thread stops at the first page reaching what the last full read held —
+unless its source post counts more new comments than the pages read so far hold, when it pages on
+to find the new replies under older comments.
 A thread is recorded as read only when every one of its pages was read: one that failed is read
 again next run.
 """
@@ -46,6 +48,8 @@ class _Reading:
     pending: int = 0
     broken: bool = False
     newest: Mark | None = None
+    #: Comments seen so far that were written after the thread's last full read.
+    written_since: int = 0
 
 
 class CommentsSpider(JsonFeedSpider):
@@ -130,7 +134,18 @@ class CommentsSpider(JsonFeedSpider):
         if plan is None:
             return super().reached(response, items)
         # The thread's own mark, against its top-level comments (replies come oldest first).
-        return SeenContent(plan.mark).reached(i for i in items if i.parent_external_id is None)
+        at_mark = SeenContent(plan.mark).reached(i for i in items if i.parent_external_id is None)
+        if plan.read_at is None:
+            return at_mark
+        reading = self._reading.setdefault(plan.key, _Reading())
+        read_at = plan.read_at
+        reading.written_since += sum(1 for i in items if i.published_at and i.published_at > read_at)
+        if at_mark and reading.written_since < plan.unseen:
+            # The source counts more new comments than the pages down to the mark hold: the rest are
+            # replies under older comments, on the pages past the mark (up to max_pages).
+            self.count("read_past_mark")
+            return False
+        return at_mark
 
     def next_page(self, response: Response, data: Any, found: int) -> scrapy.Request | None:
         plan = self.threads.get(response.meta.get("keyword") or "")

@@ -178,8 +178,8 @@ def test_a_followed_thread_is_read_again_only_when_its_reply_count_grew(database
                 newest_mark=mark,
                 now=NOW,
             )
-    assert [(p.key, p.replies, p.mark) for p in _plans(database)] == [
-        ("8", 6, ("2026-11-28T03:00:00+00:00", "800"))
+    assert [(p.key, p.replies, p.mark, p.unseen, p.read_at) for p in _plans(database)] == [
+        ("8", 6, ("2026-11-28T03:00:00+00:00", "800"), 1, NOW)
     ]
 
 
@@ -280,6 +280,41 @@ def test_a_thread_read_before_stops_paging_at_its_own_mark(database: Settings) -
     spider.threads["8"] = ThreadPlan("8", ("bilibili_search", "8"), 30, None)
     new = _bilibili_page(spider, "8", _roots(11, 30), count=40)  # never read: page 2 follows
     assert [o.url.rsplit("&", 1)[1] for o in new if isinstance(o, scrapy.Request)] == ["pn=2"]
+
+
+def _reread(unseen: int) -> ThreadPlan:
+    """Thread 9, last read in full when comment 15 was its newest; ``unseen`` more comments since."""
+    mark = (datetime.fromtimestamp(1795200000 + 15, UTC).isoformat(), "15")
+    read_at = datetime.fromtimestamp(1795200000 + 15, UTC) + timedelta(milliseconds=500)
+    return ThreadPlan("9", ("bilibili_search", "9"), 30, mark, unseen, read_at)
+
+
+def test_a_thread_pages_past_its_mark_while_its_post_counts_comments_not_yet_met(database: Settings) -> None:
+    spider = _spider(database, "bilibili")
+    spider.threads["9"] = _reread(unseen=7)  # comments 16–20 are new: 5 of the 7, two more further down
+    out = _bilibili_page(spider, "9", _roots(11, 20), count=40)
+    assert [o.url.rsplit("&", 1)[1] for o in out if isinstance(o, scrapy.Request)] == ["pn=2"]
+    assert spider.crawler.stats.get_value("weisu/read_past_mark") == 1
+
+
+def test_a_thread_stops_at_its_mark_once_the_new_comments_account_for_its_post_count(
+    database: Settings,
+) -> None:
+    spider = _spider(database, "bilibili")
+    spider.threads["9"] = _reread(unseen=5)  # comments 16–20: all of them
+    out = _bilibili_page(spider, "9", _roots(11, 20), count=40)
+    assert [o for o in out if isinstance(o, scrapy.Request)] == []
+
+
+def test_a_new_reply_under_an_older_comment_counts_as_met(database: Settings) -> None:
+    spider = _spider(database, "bilibili")
+    spider.threads["9"] = _reread(unseen=1)
+    roots = _roots(11, 15)
+    new_reply = {"rpid_str": "99", "content": {"message": "还没修"}, "ctime": 1795200000 + 99}
+    roots[2]["replies"] = [new_reply]  # under comment 13, written after the last read
+    out = _bilibili_page(spider, "9", roots, count=40)
+    assert [o for o in out if isinstance(o, scrapy.Request)] == []
+    assert [o.external_id for o in out if isinstance(o, PostItem) and o.parent_external_id == "13"] == ["99"]
 
 
 def test_a_found_thread_reads_at_most_max_pages(database: Settings) -> None:

@@ -1,8 +1,9 @@
 """Requests lost after their retries are recorded once, fetched again by later runs, recovered — or
 aged out and reported — and the high-water mark never moves past a lost page.
 
-heimao is a newest-first feed of 10-post pages; with fault seed 7 its page 3 is cut off on both
-tries. Expected posts come from ``/_truth``.
+heimao is a newest-first feed of 10-post pages; among the issue's fault mix (seed 7) its page 3 is
+cut off on every try (the simulator's ``cut_off``), so neither its retry nor its second chance at the
+end of the run gets it. Expected posts come from ``/_truth``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ from storage.queries import (
     sync_platforms,
 )
 
-#: The fault plan of the lost-page runs: seed 7 cuts heimao's page 3 off twice, nothing else is lost.
-CUT_PAGE_3 = {"error_rate": 0.10, "throttle_rate": 0.05, "malformed_rate": 0.02, "retry_after_seconds": 1}
+#: The fault plan of the lost-page runs: heimao's page 3 is cut off on every try; with seed 7 the
+#: rest of the mix loses nothing else.
+CUT_PAGE_3 = {
+    "error_rate": 0.10,
+    "throttle_rate": 0.05,
+    "malformed_rate": 0.02,
+    "retry_after_seconds": 1,
+    "cut_off": "/heimao/api/index/feed?type=1&page_size=10&page=3",
+}
 
 
 def _gaps(settings: Settings) -> list[CrawlGap]:
@@ -129,6 +137,30 @@ def test_a_clean_run_moves_the_mark_to_the_newest_post(lost_page: LostPage) -> N
     assert _mark(lost_page.settings, "heimao") == lost_page.runs[-1].cursor
 
 
+# --- a page that comes through on its second chance, at the end of its own run ----------------------
+
+
+def test_a_page_failing_its_retries_is_fetched_again_at_the_end_of_the_run_and_leaves_no_gap(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with simulator() as sim:
+        settings = crawl_settings(sim.base, migrated_sqlite(tmp_path_factory.mktemp("second")))
+        heimao = [p["external_id"] for p in sim.truth() if p["platform"] == "heimao"]
+        # Page 3 is cut off on its try and its immediate retry, and answers on the third try.
+        sim.set_faults(cut_off=CUT_PAGE_3["cut_off"], cut_off_tries=2)
+        run_crawl(settings, ["heimao"])
+        stored = {p.external_id for p in stored_posts(settings)}
+        [run] = crawl_runs(settings)
+    assert stored == set(heimao)
+    assert (run.status, run.stats["weisu/second_chances"], run.stats.get("weisu/gaps_recorded", 0)) == (
+        "ok",
+        1,
+        0,
+    )
+    assert _gaps(settings) == []
+    assert run.cursor is not None and _mark(settings, "heimao") == run.cursor
+
+
 # --- a gap that keeps failing ages out, is reported once ------------------------------------------
 
 
@@ -159,14 +191,14 @@ def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Failing]:
 
 def test_a_request_failing_after_its_retries_is_recorded_once_per_page(failing: Failing) -> None:
     first = failing.gaps[0]
-    assert [(g.url, g.state, g.attempts, g.last_reason) for g in first] == [
+    assert sorted((g.url, g.state, g.attempts, g.last_reason) for g in first) == [
         (url, GapState.OPEN, 1, "HTTP 503") for url in failing.urls
     ]
 
 
 def test_a_gap_that_keeps_failing_ages_out_after_max_attempts(failing: Failing) -> None:
     second = failing.gaps[1]
-    assert [(g.url, g.state, g.attempts) for g in second] == [
+    assert sorted((g.url, g.state, g.attempts) for g in second) == [
         (url, GapState.AGED_OUT, 2) for url in failing.urls
     ]
 

@@ -4,7 +4,7 @@ run stores exactly the posts the killed one did not, on a board (tieba) and a fe
 Each case kills the child of a first crawl — before any batch was committed, after the first batches
 were, and once 60% was — then crawls again and compares with ``/_truth``. Posts are stored in batches of
 ten here (``crawl_gaps.store_batch``) and every answer is a little slow, so the kill lands mid-crawl.
-Then a whole sweep under faults is killed, and the next sweep completes the set.
+Then a whole sweep under faults is killed, and the next sweep, under the same faults, completes the set.
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ def faulty_sweep(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> It
         return sum(stored_counts(current).values()) >= expected // 2
 
     folder = tmp_path_factory.mktemp("faulty")
-    yield kill_and_resume(sim, folder, platforms, FAULTS | traps, half_stored, then=traps)
+    # The resuming sweep meets the same fault mix: it must complete the set through it.
+    yield kill_and_resume(sim, folder, platforms, FAULTS | traps, half_stored, then=FAULTS | traps)
     sim.set_faults()
 
 

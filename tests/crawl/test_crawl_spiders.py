@@ -83,8 +83,8 @@ def test_utf8_feed_decodes(settings: Settings) -> None:
     assert follow.url.endswith("page=2")
 
 
-def test_malformed_json_page_is_fetched_once_more_then_logged_counted_and_skipped_past(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+def test_malformed_json_page_is_fetched_once_more_then_kept_for_a_second_chance_and_skipped_past(
+    settings: Settings,
 ) -> None:
     spider = make_spider(settings, "weibo")
     request = first_request(spider)
@@ -92,10 +92,32 @@ def test_malformed_json_page_is_fetched_once_more_then_logged_counted_and_skippe
     [again] = spider.parse_page(TextResponse(request.url, body=body, request=request))
     assert isinstance(again, scrapy.Request)
     assert (again.url, again.dont_filter, again.meta["malformed_tries"]) == (request.url, True, 1)
+    [onwards] = spider.parse_page(TextResponse(again.url, body=body, request=again))
+    assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("&page=2")  # the feed goes on
+    [kept] = spider._second_chances
+    assert (kept.url, kept.dont_filter, kept.meta["second_chance"], "malformed_tries" in kept.meta) == (
+        request.url,
+        True,
+        True,
+        False,
+    )
+    stats = spider.crawler.stats
+    assert (stats.get_value("weisu/malformed_retried"), stats.get_value("weisu/second_chances")) == (1, 1)
+    assert stats.get_value("weisu/malformed_pages") is None  # not lost yet
+
+
+def test_a_malformed_page_on_its_second_chance_is_logged_counted_and_skipped_past(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    spider = make_spider(settings, "weibo")
+    request = first_request(spider)
+    request = request.replace(meta=request.meta | {"second_chance": True})
+    body = b'{"ok":1,"data":{"cards":['
+    [again] = spider.parse_page(TextResponse(request.url, body=body, request=request))
     with caplog.at_level(logging.WARNING):
         [onwards] = spider.parse_page(TextResponse(again.url, body=body, request=again))
-    assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("&page=2")  # the feed goes on
-    assert spider.crawler.stats.get_value("weisu/malformed_retried") == 1
+    assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("&page=2")
+    assert spider._second_chances == []
     assert spider.crawler.stats.get_value("weisu/malformed_pages") == 1
     assert f"platform=weibo url={request.url}" in caplog.text
 
