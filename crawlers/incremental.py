@@ -16,12 +16,15 @@ is stored, and the two stop rules only ever stop at such content:
 * Feeds: the mark is written only when a run closes clean (crawl_runs.py). A run that lost a page,
   or was killed, or shut down early, leaves the mark where the last clean run put it, so the next
   run pages down to it again, over the lost page; the store skips what is already there.
-* Boards: a thread is *settled* when a clean run stored it (or it was stored outside any run). A
-  board skips the detail page of every stored thread but stops paging only at a page holding a
-  settled one. Threads a killed or holed run stored are passed over, not stopped at, so the
-  resuming run pages on (to ``max_pages`` or to the first settled thread) past the whole region the
-  interrupted run touched. No marker is needed: the runs' own status says which runs proved
-  continuity, and a run killed before it could close is never ``ok``.
+* Boards: a thread is *settled* when a clean run stored it (or it was stored outside any run) and
+  the list shows no more replies than are stored (where the list shows counts: a board lists a
+  thread that has new floors again, bumped, with its new count). A board skips the detail page of
+  every settled thread and stops paging at a page holding one; every other thread's detail page is
+  fetched (again), since its floors may be partial or new. Threads a killed or holed run stored are
+  passed over, not stopped at, so the resuming run pages on (to ``max_pages`` or to the first
+  settled thread) past the whole region the interrupted run touched. No marker is needed: the runs'
+  own status says which runs proved continuity, and a run killed before it could close is never
+  ``ok``.
 
 What a clean run reaches is bounded by ``pagination.max_pages``: content deeper than that below the
 top was never promised. The bodies of requests lost for good are also recorded and fetched again by
@@ -30,7 +33,7 @@ later runs (crawlers/gaps.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -38,12 +41,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawlers.items import PostItem
 from storage.db import session_scope
-from storage.queries import settled_external_ids
+from storage.queries import StoredThread, stored_threads
 
 #: "(ISO time in UTC, external id)": how posts are ordered against a mark.
 Mark = tuple[str, str]
-#: {stored external id: whether a clean run stored it} for the ids asked about.
-SettledIds = Callable[[list[str]], dict[str, bool]]
+#: {stored external id: (whether a clean run stored it, its stored reply count)} for the ids asked about.
+StoredThreads = Callable[[list[str]], dict[str, StoredThread]]
 
 
 def item_mark(item: PostItem) -> Mark | None:
@@ -61,7 +64,7 @@ def parse_mark(mark: str | None) -> Mark | None:
     return when, external_id
 
 
-def _nothing_stored(_ids: list[str]) -> dict[str, bool]:
+def _nothing_stored(_ids: list[str]) -> dict[str, StoredThread]:
     return {}
 
 
@@ -70,12 +73,22 @@ class SeenContent:
     """What earlier crawls stored. The default (no mark, nothing known) makes a full crawl."""
 
     mark: Mark | None = None
-    stored: SettledIds = field(default=_nothing_stored)
+    stored: StoredThreads = field(default=_nothing_stored)
 
-    def threads(self, ids: list[str]) -> tuple[set[str], set[str]]:
-        """(stored, settled): the ids stored, and those of them a clean run stored (paging stops there)."""
+    def threads(
+        self, ids: list[str], listed_replies: Mapping[str, int] | None = None
+    ) -> tuple[set[str], set[str]]:
+        """(stored, settled): the ids stored, and those of them a clean run stored with every reply the
+        list shows (``listed_replies``, where the list shows counts): paging stops there, and they are
+        not fetched again. A settled thread showing more replies than stored has new floors to read."""
         stored = self.stored(ids)
-        return set(stored), {external_id for external_id, settled in stored.items() if settled}
+        listed = listed_replies or {}
+        settled = {
+            external_id
+            for external_id, thread in stored.items()
+            if thread.settled and listed.get(external_id, 0) <= thread.replies
+        }
+        return set(stored), settled
 
     def reached(self, items: Iterable[PostItem]) -> bool:
         """True when any item is at or below the mark: the pages after this one were crawled before."""
@@ -96,10 +109,10 @@ def seen_content(
     if not stored_before:
         return SeenContent(parse_mark(mark))
 
-    def stored(ids: list[str]) -> dict[str, bool]:
+    def stored(ids: list[str]) -> dict[str, StoredThread]:
         if not ids:
             return {}
         with session_scope(factory) as session:
-            return settled_external_ids(session, platform_id, ids)
+            return stored_threads(session, platform_id, ids)
 
     return SeenContent(parse_mark(mark), stored)

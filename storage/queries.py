@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -114,21 +114,37 @@ def raise_counts(session: Session, rows: Sequence[Mapping[str, int]]) -> int:
     return len(rows)
 
 
-def settled_external_ids(session: Session, platform_id: str, external_ids: Iterable[str]) -> dict[str, bool]:
-    """Which of these external ids the platform has stored: {id: whether a clean run stored it}.
+class StoredThread(NamedTuple):
+    """A board thread as stored: whether a clean run stored it, and its reply count then or since."""
 
-    A clean run (status ok) finished with no request lost; a post stored outside any run counts as
-    clean too. crawlers/incremental.py says why boards stop paging only at such posts.
+    settled: bool
+    replies: int
+
+
+def stored_threads(
+    session: Session, platform_id: str, external_ids: Iterable[str]
+) -> dict[str, StoredThread]:
+    """Which of these external ids the platform has stored: {id: (settled, replies)}.
+
+    Settled: a clean run (status ok, finished with no request lost) stored it, or it was stored
+    outside any run. crawlers/incremental.py says why boards stop paging only at such posts.
     """
     ids = list(set(external_ids))
     if not ids:
         return {}
     query = (
-        select(Post.external_id, or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK))
+        select(
+            Post.external_id,
+            or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK),
+            Post.replies,
+        )
         .outerjoin(CrawlRun, CrawlRun.id == Post.crawl_run_id)
         .where(Post.platform_id == platform_id, Post.external_id.in_(ids))
     )
-    return {external_id: bool(settled) for external_id, settled in session.execute(query)}
+    return {
+        external_id: StoredThread(bool(settled), replies)
+        for external_id, settled, replies in session.execute(query)
+    }
 
 
 def raw_response_ids(session: Session, sha256s: Iterable[str]) -> dict[str, int]:

@@ -2,7 +2,9 @@
 
 A board whose fields name a ``floor`` selector reads a thread past its first post: every reply floor
 (after the first post) becomes a post whose parent is the thread, and the thread's own next-page link
-(``thread_next``) is followed up to ``pagination.max_pages`` pages.
+(``thread_next``) is followed up to ``pagination.max_pages`` pages. A board whose list rows show each
+thread's reply count (``list_replies``) reads a stored thread again when it lists more replies than
+were stored: new floors under an old thread.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class HtmlBoardSpider(PlatformSpider):
         if not rows:
             self.count("empty_pages")  # not an error: a board can be empty, but a monitor may watch it
         threads: list[tuple[str, str]] = []
+        listed_replies: dict[str, int] = {}
         for row in rows:
             external_id = select_first(row, self.fields.get("external_id"))
             link = select_first(row, self.fields.get("link"))
@@ -38,14 +41,21 @@ class HtmlBoardSpider(PlatformSpider):
                 self.count("missing_field/link" if external_id else "missing_field/external_id")
                 continue
             threads.append((external_id, link))
-        # List rows carry no time: ask which threads are stored. A thread a clean run stored is not
-        # fetched again, and paging stops there (crawlers/incremental.py: the gap rule). One stored by a
-        # run that failed or was killed is fetched again: its reply floors may be only partly stored.
-        known, settled = self.seen.threads([external_id for external_id, _ in threads])
+            if self.fields.get("list_replies"):
+                listed_replies[external_id] = to_int(select_first(row, self.fields["list_replies"]))
+        # List rows carry no time: ask which threads are stored. A thread a clean run stored, with no
+        # more replies listed than stored, is not fetched again, and paging stops there
+        # (crawlers/incremental.py: the gap rule). One stored by a run that failed or was killed is
+        # fetched again, as is one listing new replies: its reply floors are partial, or new.
+        known, settled = self.seen.threads([external_id for external_id, _ in threads], listed_replies)
         for external_id, link in threads:
             if external_id in settled:
                 continue
+            if external_id in known:
+                self.count("threads_read_again")
             meta = {"label": response.meta.get("label"), "external_id": external_id}
+            if external_id in listed_replies:
+                meta["list_replies"] = listed_replies[external_id]
             detail = self.join(link, response)
             out.append(scrapy.Request(detail, callback=self.parse_detail, errback=self.failed, meta=meta))
         if known:
@@ -107,5 +117,7 @@ class HtmlBoardSpider(PlatformSpider):
         )
         for name in ("likes", "replies", "reposts"):
             values[name] = to_int(select_first(response, self.fields.get(name)))
+        if not self.fields.get("replies") and "list_replies" in response.meta:
+            values["replies"] = int(response.meta["list_replies"])  # the count the list row showed
         item = self.make_item(values, response)
         return [item] if item else []

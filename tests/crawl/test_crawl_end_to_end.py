@@ -207,6 +207,22 @@ def test_incremental_sweep_requests_grow_with_the_new_posts_not_the_platform(
     assert over == {}
 
 
+def test_a_new_floor_under_an_old_thread_is_read_through_its_bumped_list_row(
+    full: Sweep, advanced: tuple[list[dict[str, Any]], Sweep], settings: Settings
+) -> None:
+    appeared, sweep = advanced
+    [floor] = [p for p in appeared if p["platform"] == "tieba" and p["parent_external_id"]]
+    stored = {(p.platform_id, p.external_id, p.parent_external_id) for p in sweep.posts}
+    assert ("tieba", floor["external_id"], floor["parent_external_id"]) in stored
+    # The thread now holds the count its bumped list row shows, so the next sweep settles it again.
+    key = ("tieba", floor["parent_external_id"])
+    [before] = [p for p in full.posts if (p.platform_id, p.external_id) == key]
+    [after] = [p for p in stored_posts(settings) if (p.platform_id, p.external_id) == key]
+    assert after.replies == before.replies + 1
+    tieba = [run for run in crawl_runs(settings) if run.platform_id == "tieba"]
+    assert tieba[-1].stats.get("weisu/threads_read_again") == 1
+
+
 def test_after_all_sweeps_the_database_holds_truth_once(
     advanced: tuple[list[dict[str, Any]], Sweep], settings: Settings, sim: Simulator
 ) -> None:

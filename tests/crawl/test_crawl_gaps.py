@@ -30,7 +30,7 @@ from storage.queries import (
     insert_posts,
     latest_runs,
     record_gap_failure,
-    settled_external_ids,
+    stored_threads,
     sync_platforms,
 )
 
@@ -305,7 +305,7 @@ def test_only_posts_a_clean_run_stored_are_settled(database_url: str) -> None:
         rows = [_post_row(f"by-{status}", run.id) for status, run in runs.items()]
         insert_posts(session, [*rows, _post_row("by-none", None)])
         ids = ["by-ok", "by-partial", "by-interrupted", "by-none", "never"]
-        assert settled_external_ids(session, "tieba", ids) == {
+        assert {key: thread.settled for key, thread in stored_threads(session, "tieba", ids).items()} == {
             "by-ok": True,
             "by-partial": False,
             "by-interrupted": False,

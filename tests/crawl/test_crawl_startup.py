@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from scrapy.crawler import Crawler
 from scrapy.utils.test import get_crawler
 from sqlalchemy import select
@@ -22,7 +24,7 @@ from storage.queries import insert_posts, sync_platforms
 ROBOTS = b"User-agent: *\nDisallow: /p/tieba/share/\nAllow: /\n"
 
 
-def _post(platform_id: str, external_id: str) -> dict[str, str]:
+def _post(platform_id: str, external_id: str) -> dict[str, Any]:
     text = "停水"
     return {"platform_id": platform_id, "external_id": external_id, "url": "u", "text": text,
             "content_hash": content_hash(text)}  # fmt: skip
@@ -93,6 +95,15 @@ def test_a_platform_with_stored_posts_asks_which_threads_are_known(database_url:
         sync_platforms(session, {"tieba": ("贴吧", "html_board", True)})
         insert_posts(session, [_post("tieba", "7")])
     assert seen_content(factory, "tieba", None, stored_before=True).threads(["7", "8"]) == ({"7"}, {"7"})
+
+
+def test_a_settled_thread_listing_more_replies_than_stored_is_not_settled(database_url: str) -> None:
+    factory = make_session_factory(make_engine(database_url))
+    with session_scope(factory) as session:
+        sync_platforms(session, {"tieba": ("贴吧", "html_board", True)})
+        insert_posts(session, [_post("tieba", "7") | {"replies": 3}, _post("tieba", "8") | {"replies": 3}])
+    seen = seen_content(factory, "tieba", None, stored_before=True)
+    assert seen.threads(["7", "8"], {"7": 3, "8": 4}) == ({"7", "8"}, {"7"})
 
 
 def test_crawlers_that_fetched_the_same_robots_txt_share_one_parse() -> None:

@@ -81,10 +81,19 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
     keys = list(PLATFORMS)
     app = create_app(42)
     world = app.state.world
-    counts = {(k, p.external_id): (p.likes, p.replies) for k in keys for p in world.posts[k]}
+    counts = {
+        (k, p.external_id): (p.likes, p.replies) for k in keys for p in world.posts[k] if "oid" not in p.extra
+    }
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         settings = load_settings(env={"WEISU_SIMULATOR_URL": base, "WEISU_DATABASE_URL": url})
-        truth = client.get("/_truth").json()["posts"]
+        # 南方+ comments under articles its column lists are found by discovery, from a listing this
+        # sweep of boards does not crawl (tests/crawl/test_comment_discovery.py sweeps them).
+        found = {p.external_id for p in world.posts["nfplus"] if "oid" in p.extra}
+        truth = [
+            p
+            for p in client.get("/_truth").json()["posts"]
+            if not (p["platform"] == "nfplus" and p["external_id"] in found)
+        ]
         pages = {key: client.get(path) for key, path in FIRST_PAGES.items()}
         first = run_crawl(settings, keys)
         stored = _stored(url)
