@@ -101,11 +101,38 @@ def simulate(
     port: Annotated[int, typer.Option(help="loopback port")] = 8010,
     seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 42,
     host: Annotated[str, typer.Option(help="address to bind (loopback only)")] = "127.0.0.1",
+    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of requests answered 503")] = 0.0,
+    throttle_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of requests answered 429 + Retry-After")
+    ] = 0.0,
+    malformed_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of JSON answers cut off halfway")
+    ] = 0.0,
+    fault_seed: Annotated[int, typer.Option(help="seed of the fault draws")] = 0,
+    wall: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=KIND walls platform KEY (login_redirect, login_page, captcha, expired_cookie);"
+            " repeatable"
+        ),
+    ] = None,
 ) -> None:
-    """Serve every simulated platform on one loopback port (truth at /_truth)."""
+    """Serve every simulated platform on one loopback port (truth at /_truth), optionally with seeded
+    faults and walls (the same as POST /_faults and /_walls later)."""
     from fixtures.simulator.server import serve
 
-    serve(host=host, port=port, seed=seed)
+    faults = {
+        "error_rate": str(error_rate),
+        "throttle_rate": str(throttle_rate),
+        "malformed_rate": str(malformed_rate),
+        "seed": str(fault_seed),
+    }
+    walls = dict(item.partition("=")[::2] for item in wall or [])
+    try:
+        serve(host=host, port=port, seed=seed, faults=faults, walls=walls)
+    except ValueError as error:
+        typer.echo(f"weisu simulate: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("simulate-dispatch")

@@ -230,3 +230,25 @@ def test_layout_variant_renames_classes_on_the_chosen_platform_only(faulty_clien
     assert "j_thread_list" not in page.replace("nx-j_thread_list", "")
     assert "深圳吧" in page  # same text, same encoding
     assert 'class="olt"' in douban
+
+
+# --- weisu simulate's faults and walls -----------------------------------------------------------
+
+
+def test_simulate_serves_the_walls_and_faults_it_was_started_with() -> None:
+    from fixtures.simulator.server import simulator_app
+
+    app = simulator_app(42, faults={"error_rate": "0.25", "seed": "3"}, walls={"weibo": "captcha"})
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+        assert client.get("/_walls").json()["walls"] == {"weibo": {"kind": "captcha", "only": None}}
+        assert (client.get("/_faults").json()["error_rate"], client.get("/_faults").json()["seed"]) == (0.25, 3)
+
+
+def test_simulate_refuses_an_unknown_wall_in_one_line_before_serving() -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--wall", "weibo=paywall"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("weisu simulate: weibo: unknown wall 'paywall'")
