@@ -40,7 +40,8 @@ class CrawlResult:
     errors: int
 
 
-def _child_env(settings: Settings) -> dict[str, str]:
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment a crawl child runs with: this one without the secrets it must not see."""
     env = dict(os.environ)
     # The child gets the author-hash key on its stdin (see _spawn_crawl) and needs no other secret.
     for variable in SECRET_VARIABLES.values():
@@ -121,7 +122,7 @@ def _spawn_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
         subprocess.run(
             command,
             input=message.encode("utf-8"),
-            env=_child_env(settings),
+            env=child_env(settings),
             cwd=PROJECT_ROOT,
             timeout=timeout,
             check=False,

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
-from crawlers.runner import _child_env
+from crawlers.runner import child_env
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from settings import PROJECT_ROOT, Settings, load_settings
@@ -118,7 +118,7 @@ def _crawl_child(settings: Settings, platforms: list[str]) -> tuple[list[str], b
     dump["database"]["url"] = settings.database_url
     message = json.dumps({STDIN_SETTINGS: dump, STDIN_AUTHOR_KEY: settings.author_hash_key})
     command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", "-", *platforms]
-    return command, message.encode("utf-8"), _child_env(settings)
+    return command, message.encode("utf-8"), child_env(settings)
 
 
 def start_crawl_child(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:

@@ -9,7 +9,7 @@ import pytest
 from keys_for_tests import TEST_AUTHOR_HASH_KEY
 from simulated import Simulator, crawl_settings, stored_posts
 
-from crawlers.runner import _child_env, run_crawl
+from crawlers.runner import child_env, run_crawl
 from storage.db import upgrade
 
 OTHER_KEY = "another-author-hash-key-0123456789abcdef"
@@ -47,6 +47,6 @@ def test_the_spawned_childs_environment_carries_no_secret(
     monkeypatch.setenv("WEISU_SECRET_KEY", OTHER_KEY)
     settings = crawl_settings("http://127.0.0.1:9", f"sqlite:///{tmp_path / 'weisu.db'}")
     settings.author_hash_key = TEST_AUTHOR_HASH_KEY
-    env = _child_env(settings)
+    env = child_env(settings)
     assert "WEISU_AUTHOR_HASH_KEY" not in env and "WEISU_SECRET_KEY" not in env
     assert not [name for name, value in env.items() if TEST_AUTHOR_HASH_KEY in value or OTHER_KEY in value]

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
 from crawlers.middlewares.credentials import credential_from_env, within
-from crawlers.runner import _child_env, run_crawl
+from crawlers.runner import child_env, run_crawl
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.walls import VALID_CREDENTIAL
@@ -111,7 +111,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
         httpx.post(f"{base}/_walls", params={"jutousu": "login_redirect", "toutiao": "expired_cookie"})
         settings = crawl_settings(base, migrated_sqlite(tmp_path_factory.mktemp("signin")))
         settings.platforms["toutiao"].credentials_header = TOKEN_HEADER
-        env = _child_env(settings) | {"WEISU_JUTOUSU_COOKIE": VALID_CREDENTIAL, "WEISU_TOUTIAO_COOKIE": TOKEN}
+        env = child_env(settings) | {"WEISU_JUTOUSU_COOKIE": VALID_CREDENTIAL, "WEISU_TOUTIAO_COOKIE": TOKEN}
         for platform in settings.platforms.values():
             if platform.credentials_env not in (None, "WEISU_JUTOUSU_COOKIE", "WEISU_TOUTIAO_COOKIE"):
                 env.pop(platform.credentials_env, None)

@@ -241,7 +241,8 @@ def test_simulate_serves_the_walls_and_faults_it_was_started_with() -> None:
     app = simulator_app(42, faults={"error_rate": "0.25", "seed": "3"}, walls={"weibo": "captcha"})
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         assert client.get("/_walls").json()["walls"] == {"weibo": {"kind": "captcha", "only": None}}
-        assert (client.get("/_faults").json()["error_rate"], client.get("/_faults").json()["seed"]) == (0.25, 3)
+        faults = client.get("/_faults").json()
+        assert (faults["error_rate"], faults["seed"]) == (0.25, 3)
 
 
 def test_simulate_refuses_an_unknown_wall_in_one_line_before_serving() -> None:
