@@ -33,7 +33,10 @@ from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, GapState, Platform, Post
 from storage.queries import open_gaps, previous_runs, sync_platforms
 
-ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR", "httperror/response_ignored_count")
+#: What a run counts as errors. A request lost after its retries is not among them: every request has
+#: the spider's errback, which records it as a gap (``weisu/gaps_recorded``) — Scrapy's own
+#: ``httperror/response_ignored_count`` only counts responses of requests without one.
+ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR")
 #: Crawler setting holding the OpenedRun that open_runs made for this crawler's platform.
 OPENED_RUN_SETTING = "WEISU_OPENED_RUN"
 
