@@ -75,7 +75,7 @@ def test_a_sweep_stores_exactly_the_truth_replies_included(swept: SeedSweeps) ->
     assert len(swept.first) == len(swept.truth), f"seed {swept.seed}"
 
 
-def test_comments_under_found_posts_are_stored_on_twelve_platforms(swept: SeedSweeps) -> None:
+def test_comments_under_found_posts_are_stored_on_thirteen_platforms(swept: SeedSweeps) -> None:
     world = build_world(swept.seed)
     under_found = {
         (p.platform, p.external_id)
@@ -84,7 +84,7 @@ def test_comments_under_found_posts_are_stored_on_twelve_platforms(swept: SeedSw
         if p.extra.get("oid") in {thread_id(source) for source in world.posts[pairing.source]}
     }
     platforms = {platform for platform, _ in under_found}
-    assert platforms == {p.platform for p in PAIRINGS} and len(platforms) == 12, f"seed {swept.seed}"
+    assert platforms == {p.platform for p in PAIRINGS} and len(platforms) == 13, f"seed {swept.seed}"
     assert under_found <= {(p.platform_id, p.external_id) for p in swept.first}, f"seed {swept.seed}"
 
 
