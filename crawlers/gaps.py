@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: The meta keys a gap keeps: plain values that rebuild the request (and nothing a platform sent).
-KEPT_META = ("entry", "keyword", "page", "label", "external_id", "callback")
+KEPT_META = ("entry", "keyword", "page", "label", "external_id", "thread_page", "callback")
 #: Meta key of a request that fetches a recorded gap again: the gap's id.
 GAP_ID = "gap_id"
 #: Meta key of a request fetched once more at the end of its own run, before it may become a gap.

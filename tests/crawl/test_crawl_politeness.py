@@ -62,12 +62,16 @@ def test_only_the_known_shared_hosts_are_shared() -> None:
         "douyin_search",
         "kuaishou",
         "kuaishou_search",
+        "nfplus",
+        "nfplus_column",
         "sz12345",
         "szgov",
         "weixin_channels",
         "weixin_channels_posts",
         "xiaohongshu",
         "xiaohongshu_search",
+        "zhihu",
+        "zhihu_comments",
     ]
 
 

@@ -137,7 +137,7 @@ def test_short_posts_and_comments_are_real_short_requests(truth: list[dict[str, 
 
 def test_questions_are_civic_requests_but_not_complaints(truth: list[dict[str, Any]]) -> None:
     kinds = Counter((p["request_type"], p["is_complaint"]) for p in truth)
-    assert kinds == {(None, False): 941, ("problem", True): 367, ("question", False): 14}
+    assert kinds == {(None, False): 1019, ("problem", True): 376, ("question", False): 14}
     assert all(p["incident_id"] and not p["urgent"] for p in truth if p["request_type"] == "question")
 
 
