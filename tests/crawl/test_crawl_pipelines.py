@@ -76,13 +76,19 @@ def test_run_recorder_and_store_write_posts_runs_and_high_water_mark(database_ur
         assert platform is not None and platform.high_water_mark == "2026-11-28T02:09:00+00:00 2"
 
 
-def test_a_stored_post_seen_again_gets_its_larger_counts_and_nothing_else(database_url: str) -> None:
+def _open_store(database_url: str) -> StorePipeline:
+    """A weibo run opened on the database, and the store pipeline of its crawler."""
     settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
     crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "weibo"})
     CrawlRunRecorder.from_crawler(crawler).spider_opened(
         JsonFeedSpider.from_crawler(crawler, platform_id="weibo")
     )
-    store = StorePipeline(crawler, settings.database_url, settings.author_hash_key, batch_size=10)
+    return StorePipeline(crawler, settings.database_url, settings.author_hash_key, batch_size=10)
+
+
+def test_a_stored_post_seen_again_gets_its_larger_counts_and_nothing_else(database_url: str) -> None:
+    store = _open_store(database_url)
+    crawler = store.crawler
     first = _item("1", "停水", 5)
     first.likes, first.replies, first.reposts = 4, 2, 1
     store.process_item(first)
@@ -92,7 +98,7 @@ def test_a_stored_post_seen_again_gets_its_larger_counts_and_nothing_else(databa
     store.process_item(again)
     store.close_spider()
 
-    factory = make_session_factory(make_engine(settings.database_url))
+    factory = make_session_factory(make_engine(database_url))
     with session_scope(factory) as session:
         post = session.scalars(select(Post)).one()
         assert (post.text, post.likes, post.replies, post.reposts) == ("停水", 4, 9, 1)
@@ -101,12 +107,8 @@ def test_a_stored_post_seen_again_gets_its_larger_counts_and_nothing_else(databa
 
 
 def test_a_stored_post_seen_again_with_the_same_counts_is_not_written(database_url: str) -> None:
-    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
-    crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "weibo"})
-    CrawlRunRecorder.from_crawler(crawler).spider_opened(
-        JsonFeedSpider.from_crawler(crawler, platform_id="weibo")
-    )
-    store = StorePipeline(crawler, settings.database_url, settings.author_hash_key, batch_size=10)
+    store = _open_store(database_url)
+    crawler = store.crawler
     for _ in range(2):
         store.process_item(_item("1", "停水", 5))
         store.close_spider()
