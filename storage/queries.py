@@ -88,27 +88,44 @@ def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
 COUNT_COLUMNS = ("likes", "replies", "reposts")
 
 
-def stored_counts(
-    session: Session, platform_id: str, external_ids: Iterable[str]
-) -> dict[str, tuple[int, tuple[int, int, int]]]:
-    """{external id: (posts.id, (likes, replies, reposts))} for the ids the platform already has."""
+class StoredPost(NamedTuple):
+    """What the store needs of a post already stored: its row, its counts, and who last wrote it."""
+
+    id: int
+    counts: tuple[int, int, int]
+    #: The run that stored or last refreshed it (None: stored outside any run).
+    crawl_run_id: int | None
+    #: Whether that run closed clean (ok), or there was none.
+    settled: bool
+
+
+def stored_posts_of(session: Session, platform_id: str, external_ids: Iterable[str]) -> dict[str, StoredPost]:
+    """{external id: StoredPost} for the ids the platform already has."""
     ids = list(set(external_ids))
     if not ids:
         return {}
-    query = select(Post.external_id, Post.id, Post.likes, Post.replies, Post.reposts).where(
-        Post.platform_id == platform_id, Post.external_id.in_(ids)
+    query = (
+        select(
+            Post.external_id,
+            Post.id,
+            Post.likes,
+            Post.replies,
+            Post.reposts,
+            Post.crawl_run_id,
+            or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK),
+        )
+        .outerjoin(CrawlRun, CrawlRun.id == Post.crawl_run_id)
+        .where(Post.platform_id == platform_id, Post.external_id.in_(ids))
     )
     return {
-        external_id: (row_id, (likes, replies, reposts))
-        for external_id, row_id, likes, replies, reposts in session.execute(query)
+        external_id: StoredPost(row_id, (likes, replies, reposts), run_id, bool(settled))
+        for external_id, row_id, likes, replies, reposts, run_id, settled in session.execute(query)
     }
 
 
-def raise_counts(session: Session, rows: Sequence[Mapping[str, int]]) -> int:
-    """Set stored posts' counts ({"id", "likes", "replies", "reposts"} each); return how many rows.
-
-    Only the counts change: a post's text, author and evidence stay as first stored.
-    """
+def refresh_posts(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Set stored posts' counts and run ({"id", "likes", "replies", "reposts", "crawl_run_id"} each);
+    return how many rows. A post's text, author and evidence stay as first stored."""
     if rows:
         session.execute(update(Post), [dict(row) for row in rows])
     return len(rows)

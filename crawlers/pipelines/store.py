@@ -1,7 +1,12 @@
 """Store posts in batches with the raw bodies behind them, masked; posts already stored are skipped,
-so a re-crawl adds nothing (no post, no body) — except that a stored post seen again with larger
-engagement counts gets them: discovery re-reads a comment thread when its post shows more replies.
-Counts only grow here, since a response that lacks a count field reads as 0."""
+so a re-crawl adds nothing (no post, no body) — except that a stored post seen again is *refreshed*
+when its engagement counts grew (discovery re-reads a comment thread whose post shows more replies;
+a board re-reads a thread listing more replies) or the run that last wrote it did not close clean:
+it gets the larger counts and this run as its ``crawl_run_id``. Counts only grow here, since a
+response that lacks a count field reads as 0. A post's ``crawl_run_id`` is so the last run that
+wrote it, and a board thread is settled only when that run closed clean (crawlers/incremental.py):
+a run killed after it raised a thread's count, before the thread's new floors were stored, leaves
+the thread unsettled, and it is read again."""
 
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ from storage.queries import (
     compress_body,
     insert_posts,
     insert_raw_responses,
-    raise_counts,
     raw_response_ids,
-    stored_counts,
+    refresh_posts,
+    stored_posts_of,
 )
 
 RUN_ID_STAT = "weisu/crawl_run_id"
@@ -80,8 +85,8 @@ class StorePipeline:
         batch, self.batch = self.batch, []
         run_id = self.stats.get_value(RUN_ID_STAT)
         with session_scope(session_factory_for(self.database_url)) as session:
-            fresh, raised = _not_yet_stored(session, batch)
-            self.stats.inc_value("weisu/post_counts_raised", raise_counts(session, raised))
+            fresh, refreshed = _not_yet_stored(session, batch, run_id)
+            self.stats.inc_value("weisu/posts_refreshed", refresh_posts(session, refreshed))
             body_ids = self._store_bodies(session, fresh)
             rows = []
             for row, evidence in fresh:
@@ -127,29 +132,34 @@ class StorePipeline:
         self.flush()
 
 
-def _not_yet_stored(session: Session, batch: list[Pending]) -> tuple[list[Pending], list[dict[str, int]]]:
+def _not_yet_stored(
+    session: Session, batch: list[Pending], run_id: int | None
+) -> tuple[list[Pending], list[dict[str, Any]]]:
     """(the batch without posts already in the database or earlier in the batch (first one wins),
-    the count updates of stored posts seen with a larger count: each count the larger of the two)."""
+    the refreshes of stored posts: each count the larger of the two, and this run)."""
     by_platform: dict[str, list[str]] = {}
     for row, _ in batch:
         by_platform.setdefault(row["platform_id"], []).append(row["external_id"])
     stored = {
-        (platform_id, external_id): counts
+        (platform_id, external_id): post
         for platform_id, ids in by_platform.items()
-        for external_id, counts in stored_counts(session, platform_id, ids).items()
+        for external_id, post in stored_posts_of(session, platform_id, ids).items()
     }
     taken: set[tuple[str, str]] = set()
     fresh: list[Pending] = []
-    raised: dict[int, dict[str, int]] = {}
+    refreshed: dict[int, dict[str, Any]] = {}
     for row, evidence in batch:
         key = (row["platform_id"], row["external_id"])
-        if key in stored:
-            row_id, counts = stored[key]
-            known = raised.get(row_id, dict(zip(COUNT_COLUMNS, counts, strict=True)))
-            seen = {name: max(known[name], row.get(name) or 0) for name in COUNT_COLUMNS}
-            if seen != dict(zip(COUNT_COLUMNS, counts, strict=True)):
-                raised[row_id] = seen
-        elif key not in taken:
-            taken.add(key)
-            fresh.append((row, evidence))
-    return fresh, [{"id": row_id, **counts} for row_id, counts in raised.items()]
+        if key not in stored:
+            if key not in taken:
+                taken.add(key)
+                fresh.append((row, evidence))
+            continue
+        post = stored[key]
+        before = dict(zip(COUNT_COLUMNS, post.counts, strict=True))
+        counts = refreshed.get(post.id, before)
+        seen = {name: max(counts[name], row.get(name) or 0) for name in COUNT_COLUMNS}
+        unsettled = not post.settled and post.crawl_run_id != run_id
+        if seen != before or unsettled:
+            refreshed[post.id] = {"id": post.id, **seen, "crawl_run_id": run_id}
+    return fresh, list(refreshed.values())

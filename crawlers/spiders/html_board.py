@@ -2,8 +2,7 @@
 
 A board whose fields name a ``floor`` selector reads a thread past its first post: every reply floor
 (after the first post) becomes a post whose parent is the thread, and the thread's own next-page link
-(``thread_next``) is followed up to ``pagination.max_pages`` pages; the thread's own post is yielded
-after its last page of floors. A board whose list rows show each
+(``thread_next``) is followed up to ``pagination.max_pages`` pages. A board whose list rows show each
 thread's reply count (``list_replies``) reads a stored thread again when it lists more replies than
 were stored: new floors under an old thread.
 """
@@ -27,11 +26,6 @@ FLOOR_FIELDS = {"floor_id": "external_id", "floor_text": "text", "floor_author":
 
 class HtmlBoardSpider(PlatformSpider):
     kind = "html_board"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: A thread's own post, held from its first page until its last page of floors is parsed.
-        self._held_first_posts: dict[str, list[PostItem]] = {}
 
     def parse_listing(self, response: Response) -> Output:
         out: Output = []
@@ -93,10 +87,9 @@ class HtmlBoardSpider(PlatformSpider):
 
     def extract_detail(self, response: Response) -> Output:
         thread_page = int(response.meta.get("thread_page", 1))
-        first = self.first_post(response) if thread_page == 1 else []
+        out: Output = [] if thread_page > 1 else list(self.first_post(response))
         if not self.fields.get("floor"):
-            return list(first)
-        out: Output = []
+            return out
         floors = select(response, self.fields["floor"])
         for floor in floors[1:] if thread_page == 1 else floors:  # page 1 opens with the first post
             values: dict[str, Any] = {"url": response.url, "parent_external_id": response.meta["external_id"]}
@@ -108,19 +101,11 @@ class HtmlBoardSpider(PlatformSpider):
             if (item := self.make_item(values, response)) is not None:
                 out.append(item)
         href = select_first(response, self.fields.get("thread_next"))
-        external_id = response.meta["external_id"]
         if floors and href and thread_page < self.platform.pagination.max_pages:
-            if first:
-                self._held_first_posts[external_id] = first
             keep = ("label", "external_id")
             meta = {k: response.meta.get(k) for k in keep} | {"thread_page": thread_page + 1}
             url = self.join(href, response)
             out.append(scrapy.Request(url, callback=self.parse_detail, errback=self.failed, meta=meta))
-            return out
-        # The thread's own post goes last, once every page of floors is out: its reply count is what
-        # says all of them are stored (crawlers/incremental.py), so a crawl killed before the last
-        # page, or a page lost, leaves the thread unstored or its count short, and it is read again.
-        out.extend(first or self._held_first_posts.pop(external_id, []))
         return out
 
     def first_post(self, response: Response) -> list[PostItem]:

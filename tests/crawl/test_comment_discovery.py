@@ -434,14 +434,10 @@ def test_a_board_thread_is_read_past_its_first_post_across_its_pages() -> None:
     items = [
         (o.external_id, o.parent_external_id, normalise_text(o.text)) for o in out if isinstance(o, PostItem)
     ]
-    assert items == [("501", "77", "顶"), ("502", "77", "同问")]  # the thread's own post waits
+    assert items == [("77", None, "台阶断了"), ("501", "77", "顶"), ("502", "77", "同问")]
     [second] = [o for o in out if isinstance(o, scrapy.Request)]
     assert (second.url, second.meta["thread_page"]) == ("https://tieba.baidu.com/p/77?pn=2", 2)
     page2 = _tieba_floor(4, "503", "已反映")
     out2 = spider.parse_detail(TextResponse(second.url, body=page2.encode("gb18030"), request=second))
-    # The last page's floors, then the thread's own post: stored last, once every floor is out.
-    assert [(o.external_id, o.parent_external_id) for o in out2 if isinstance(o, PostItem)] == [
-        ("503", "77"),
-        ("77", None),
-    ]
+    assert [(o.external_id, o.parent_external_id) for o in out2 if isinstance(o, PostItem)] == [("503", "77")]
     assert [o for o in out2 if isinstance(o, scrapy.Request)] == []

@@ -103,7 +103,24 @@ def test_a_stored_post_seen_again_gets_its_larger_counts_and_nothing_else(databa
         post = session.scalars(select(Post)).one()
         assert (post.text, post.likes, post.replies, post.reposts) == ("停水", 4, 9, 1)
     assert crawler.stats.get_value("weisu/posts_stored") == 1
-    assert crawler.stats.get_value("weisu/post_counts_raised") == 1
+    assert crawler.stats.get_value("weisu/posts_refreshed") == 1
+
+
+def test_a_post_a_run_that_did_not_close_clean_stored_is_taken_over_by_the_run_that_sees_it_again(
+    database_url: str,
+) -> None:
+    killed = _open_store(database_url)
+    killed.process_item(_item("1", "停水", 5))
+    killed.close_spider()  # its run is never closed: it stays "running", as after a SIGKILL
+    store = _open_store(database_url)
+    store.process_item(_item("1", "停水", 5))
+    store.close_spider()
+
+    runs = (killed.stats.get_value("weisu/crawl_run_id"), store.stats.get_value("weisu/crawl_run_id"))
+    factory = make_session_factory(make_engine(database_url))
+    with session_scope(factory) as session:
+        assert session.scalars(select(Post.crawl_run_id)).one() == runs[1] != runs[0]
+    assert store.stats.get_value("weisu/posts_refreshed") == 1
 
 
 def test_a_stored_post_seen_again_with_the_same_counts_is_not_written(database_url: str) -> None:
@@ -112,7 +129,7 @@ def test_a_stored_post_seen_again_with_the_same_counts_is_not_written(database_u
     for _ in range(2):
         store.process_item(_item("1", "停水", 5))
         store.close_spider()
-    assert crawler.stats.get_value("weisu/post_counts_raised") == 0
+    assert crawler.stats.get_value("weisu/posts_refreshed") == 0
     assert crawler.stats.get_value("weisu/posts_seen_before") == 1
 
 
