@@ -54,8 +54,9 @@ def test_every_stage_hands_exact_counts_to_the_next(
         served = httpx.get(f"{simulator_url}/_truth").json()["posts"]
         first = run_crawl(settings, None)
         # 1,013 before comment discovery, then 193 comments under found posts, 70 Tieba floors and the
-        # 46 videos, notes and articles of the thread listings.
-        assert sum(r.posts_stored for r in first) == len(served) == 1322
+        # 46 videos, notes and articles of the thread listings (1,322); then 腾讯新闻's, 南方+'s and
+        # 知乎's threads: 18 articles of the two new listings and 69 comments (1,409).
+        assert sum(r.posts_stored for r in first) == len(served) == 1409
         assert {r.status for r in first} == {"ok"}
         assert sum(r.posts_stored for r in run_crawl(settings, None)) == 0
         with session_scope(factory) as session:
