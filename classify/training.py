@@ -241,7 +241,8 @@ def train_model(
             "c": c,
             "category_c": CATEGORY_C,
             "features": "relevance: complaint-vocabulary word + char 2-3gram (160 chars) TF-IDF, other terms "
-            "as one feature, noise sources weighted equally, civic-object gate (cap 0.5); "
+            "as one feature, noise sources weighted equally (consumer reviews half), hard negatives ×3 in a "
+            "second fit, civic-object gate (cap 0.5); "
             "real place names dropped; "
             "category: anonymised place codes dropped with their suffix, word 1-2gram + char 1-3gram "
             "(600 chars) TF-IDF, the SVM's choice with its calibrated probability",
