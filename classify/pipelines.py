@@ -20,7 +20,7 @@ from classify.text import (
     category_normalise_all,
 )
 
-LEAD, NOISE = "lead", "noise"
+LEAD = "lead"
 
 
 def build_features(
@@ -58,10 +58,10 @@ class HardNegativeCalibratedSVM(CalibratedClassifierCV):
     """A calibrated SVM fitted twice: the second time every noise row that the first fit still scored
     ``hard_above`` or more (as a lead) weighs ``hard_weight`` times as much.
 
-    The noise that reads most like a complaint (an angry comment that blames officials, a review that
-    names a lift) is what the unseen sources' false positives look like; weighing it more teaches the
-    model the difference where it matters instead of along the whole curve. Measured on the
-    leave-one-out folds in docs/benchmarks.md (seventh session)."""
+    The noise that reads most like a complaint (a comment that blames officials, a courier's late
+    delivery) is what the unseen sources' false positives look like; weighing it more teaches the
+    model the difference where it matters instead of along the whole curve (the leave-one-out folds
+    are in docs/benchmarks.md, seventh session)."""
 
     _parameter_constraints: dict = {
         **CalibratedClassifierCV._parameter_constraints,

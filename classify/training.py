@@ -46,9 +46,9 @@ SENTENCE_WEIGHT = 0.85
 QUESTION_WEIGHT = 0.5
 #: A noise source's share of the noise weight, where it is not one (1.0). Consumer reviews are complaints
 #: too, about a shop or a courier ("打电话没人接", "好几天了"): at a full share they taught the model that
-#: complaint wording itself is noise, and short casual complaints to a city scored low. At half a share
-#: (with hard negatives, classify.pipelines) every left-out city's recall is as before or higher and
-#: unseen Weibo comments and news pass less often; unseen reviews 0.82% → 1.13% (target 2%).
+#: complaint wording itself is noise, and short casual complaints to a city scored low. Half a share,
+#: with hard negatives (classify.pipelines), moved the leave-one-out folds' trade-off curve a little;
+#: the figures are in docs/benchmarks.md (seventh session).
 NOISE_SHARES = {"noise:food_delivery_reviews": 0.5}
 ACTIVATED = {True: "已启用 (activated)", False: "未启用 (not activated)"}
 RELEVANCE_SUBSETS = {
