@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import Any
+
+import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -45,6 +49,55 @@ def build_features(
     )
 
 
+#: Noise the first fit still scores at HARD_ABOVE or more weighs HARD_WEIGHT times as much in the second.
+HARD_WEIGHT = 3.0
+HARD_ABOVE = 0.5
+
+
+class HardNegativeCalibratedSVM(CalibratedClassifierCV):
+    """A calibrated SVM fitted twice: the second time every noise row that the first fit still scored
+    ``hard_above`` or more (as a lead) weighs ``hard_weight`` times as much.
+
+    The noise that reads most like a complaint (a comment that blames officials, a courier's late
+    delivery) is what the unseen sources' false positives look like; weighing it more teaches the
+    model the difference where it matters instead of along the whole curve (the leave-one-out folds
+    are in docs/benchmarks.md, seventh session)."""
+
+    _parameter_constraints: dict = {
+        **CalibratedClassifierCV._parameter_constraints,
+        "hard_weight": [Real],
+        "hard_above": [Real],
+    }
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        method: str = "sigmoid",
+        cv: Any = None,
+        n_jobs: int | None = None,
+        ensemble: Any = "auto",
+        hard_weight: float = HARD_WEIGHT,
+        hard_above: float = HARD_ABOVE,
+    ) -> None:
+        super().__init__(estimator, method=method, cv=cv, n_jobs=n_jobs, ensemble=ensemble)
+        self.hard_weight = hard_weight
+        self.hard_above = hard_above
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, **fit_params: Any) -> HardNegativeCalibratedSVM:
+        labels = np.asarray(y)
+        weights = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        super().fit(X, labels, sample_weight=weights, **fit_params)
+        if self.hard_weight == 1.0 or LEAD not in self.classes_:
+            return self
+        lead = self.predict_proba(X)[:, list(self.classes_).index(LEAD)]
+        hard = (labels != LEAD) & (lead >= self.hard_above)
+        self.hard_negatives_ = int(hard.sum())
+        emphasised = np.where(hard, weights * self.hard_weight, weights)
+        super().fit(X, labels, sample_weight=emphasised, **fit_params)
+        return self
+
+
 #: The relevance SVM's C. A smaller C lets fewer texts of unseen noise sources through, a larger one
 #: reads short texts of unseen cities better; 0.3 is where the leave-one-city-out and leave-one-source-out
 #: folds (classify.generalisation) balance, measured in docs/benchmarks.md ("issue #14").
@@ -56,6 +109,7 @@ def build_relevance_pipeline(
     calibration_folds: int = 3,
     min_df: int = 3,
     word_ngrams: tuple[int, int] = (1, 2),
+    hard_weight: float = HARD_WEIGHT,
 ) -> Pipeline:
     """Lead vs noise with a calibrated probability, on complaint-vocabulary features (classify.features).
 
@@ -77,7 +131,9 @@ def build_relevance_pipeline(
         ]
     )
     svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
-    calibrated = CalibratedClassifierCV(svm, cv=calibration_folds, method="sigmoid")
+    calibrated = HardNegativeCalibratedSVM(
+        svm, cv=calibration_folds, method="sigmoid", hard_weight=hard_weight, hard_above=HARD_ABOVE
+    )
     return Pipeline([("features", features), ("classifier", calibrated)])
 
 

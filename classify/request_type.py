@@ -102,10 +102,15 @@ class SurfaceCues(TransformerMixin, BaseEstimator):
         self.min_df = min_df
 
     def fit(self, texts: Iterable[str], y: Any = None) -> SurfaceCues:
+        self.fit_transform(texts, y)
+        return self
+
+    def fit_transform(self, texts: Iterable[str], y: Any = None, **_: Any) -> Any:
+        # One pass over the texts where fit then transform would cut every text's terms twice.
         self.tfidf_ = TfidfVectorizer(
             analyzer=surface_terms, min_df=self.min_df, sublinear_tf=True, dtype=np.float32
-        ).fit(list(texts))
-        return self
+        )
+        return self.tfidf_.fit_transform(list(texts))
 
     def transform(self, texts: Iterable[str]) -> Any:
         return self.tfidf_.transform(list(texts))

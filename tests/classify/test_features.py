@@ -142,3 +142,8 @@ def test_a_text_naming_no_civic_object_or_too_short_is_capped_and_the_others_are
     texts = ["今天的火锅真好吃啊朋友们", "楼下燃气味很重好几天了", "停水"]
     assert _gate().passes(texts).tolist() == [False, True, False]  # the last has only one word
     assert _gate().apply(texts, np.array([0.9, 0.9, 0.3])).tolist() == [0.5, 0.9, 0.3]
+
+
+def test_one_civic_word_of_four_characters_is_a_whole_complaint_and_passes() -> None:
+    gate = CivicGate(per_category=2).fit(LETTERS, CATEGORIES, taxonomy_items=["噪音扰民"])
+    assert gate.passes(["噪音扰民", "停水", "好吃好吃"]).tolist() == [True, False, False]
