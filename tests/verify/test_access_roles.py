@@ -256,7 +256,8 @@ def test_an_admin_pauses_a_platform_with_a_reason_and_resumes_it(client, session
     login(client, "ada", "ada-pw-123")
     page = client.get("/admin/platforms")
     assert page.status_code == 200
-    assert len(re.findall(r'<tr id="platform-', page.text)) == 51  # 43 platforms (知乎 answer comments the 43rd) and 8 thread listings
+    # 43 platforms (知乎's answer comments the 43rd) and 8 thread listings
+    assert len(re.findall(r'<tr id="platform-', page.text)) == 51
     form = {"csrf_token": csrf_of(page.text), "reason": "<b>改版</b>，待更新选择器"}
     assert client.post("/admin/platforms/tieba/pause", data=form).headers["location"] == "/admin/platforms"
     row = re.search(r'<tr id="platform-tieba">(.*?)</tr>', client.get("/admin/platforms").text, re.S).group(1)
