@@ -155,7 +155,7 @@ class Claimed:
 
     id: int
     idempotency_key: str
-    payload: dict[str, str]  # the stored payload completed for sending (unit, lat/long, evidence)
+    payload: dict[str, str]  # the stored payload completed for sending (reference, lat/long, evidence)
     attempts: int
     lead_id: int
     delivery_unknown_since: datetime | None = None  # set: an earlier attempt may have stored it
@@ -330,15 +330,6 @@ def _record(session: Session, ticket: Claimed, delivery: Delivery, settings: Set
     if result.rowcount == 0:  # type: ignore[attr-defined]
         log.warning("ticket %s: claim lost before its %s outcome was recorded", ticket.id, outcome.kind)
         return "lost"
-    unit = ticket.payload.get(RESPONSIBLE_UNIT)
-    if outcome.kind == "sent" and unit:
-        # The responsibility list's suggestion becomes the lead's unit when the analyst named none.
-        session.execute(
-            update(Lead)
-            .where(Lead.id == ticket.lead_id, Lead.responsible_unit.is_(None))
-            .values(responsible_unit=unit)
-            .execution_options(synchronize_session=False)
-        )
     return bucket
 
 
