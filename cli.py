@@ -260,6 +260,8 @@ def evaluate(
 def detect(config: ConfigOption = None) -> None:
     """Classify new posts and turn the relevant ones into leads with their evidence."""
     from classify.detection import detect_new_posts
+    from storage.db import session_scope
+    from verify.sla import stamp_deadlines
 
     settings = _settings(config)
     initialise_database(settings)
@@ -267,6 +269,8 @@ def detect(config: ConfigOption = None) -> None:
         summary = detect_new_posts(settings, _session_factory(settings))
     except _stage_errors() as error:
         _fail("detect", error)
+    with session_scope(_session_factory(settings)) as session:
+        stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
     console.print(summary.summary())
 
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 3600.0
 MAX_CLAIM_TRIES = 5
-#: An urgent lead carries a 30-minute SLA: its ticket jumps a backlog of ordinary ones.
+#: An urgent lead has the short SLA (verify.sla): its ticket jumps a backlog of ordinary ones.
 URGENT_FIRST = case((Lead.priority == Priority.URGENT, 0), else_=1)
 MAX_ERROR_CHARS = 2000
 #: The only ticket states a pusher sends, named explicitly: a state added later (e.g. a ticket awaiting

@@ -9,12 +9,11 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, case, exists, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from settings import ReviewSettings
 from storage.base import utcnow
 from storage.models import (
     REQUEST_TYPE_ORDER,
@@ -31,6 +30,7 @@ from storage.models import (
 )
 from verify.days import FIRST_DAY, LAST_DAY, end_utc, start_utc
 from verify.inputs import require_storable
+from verify.sla import OPEN_STATES, overdue
 
 MAX_PAGE_SIZE = 100
 #: Deep enough for any real queue (100,000 pages of 100), small enough that the offset fits every database.
@@ -38,8 +38,6 @@ MAX_PAGE = 100_000
 MAX_SEARCH_CHARS = 100
 MAX_FIELD_CHARS = 50
 MAX_PLATFORM_CHARS = 64
-#: Leads still waiting for a decision: only these can breach their SLA.
-OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED)
 SIMILAR_RECENT_DAYS = 7
 
 
@@ -194,7 +192,7 @@ class QueueSummary:
 def summarise(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> QueueSummary:
     """Counts per state and per (priority, type), the total, the urgent count and SLA breaches in a
     single pass over the leads."""
-    late = case((and_(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < (now or utcnow())), 1), else_=0)
+    late = case((overdue(now or utcnow()), 1), else_=0)
     # Filtered on state, priority and type alone, the (state, priority, type, sla) index covers it.
     columns: list[Any] = [Lead.state, Lead.priority, Lead.request_type]
     if criteria.narrows_beyond_queue_index():
@@ -281,28 +279,6 @@ def state_counts(*, session: Session, criteria: LeadFilter) -> dict[LeadState, i
 def sla_breaches(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> int:
     """Open leads matching the filter whose SLA (counted from when weisu found them) has run out."""
     return summarise(session=session, criteria=criteria, now=now).breaches
-
-
-def sla_minutes(priority: Priority, review: ReviewSettings) -> int:
-    return review.urgent_sla_minutes if priority == Priority.URGENT else review.ordinary_sla_minutes
-
-
-@dataclass(frozen=True)
-class SlaClocks:
-    """Both SLA clocks of a lead: from the first post's appearance and from when weisu found it."""
-
-    from_first_post: datetime
-    from_found: datetime
-    open: bool
-
-    def breached(self, now: datetime) -> bool:
-        return self.open and min(self.from_first_post, self.from_found) < now
-
-
-def sla_clocks(lead: Lead, review: ReviewSettings) -> SlaClocks:
-    allowed = timedelta(minutes=sla_minutes(lead.priority, review))
-    from_found = lead.sla_due_at or lead.found_at + allowed
-    return SlaClocks(lead.first_seen_at + allowed, from_found, lead.state in OPEN_STATES)
 
 
 def evidence(*, session: Session, lead_id: int, limit: int) -> list[Post]:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from storage.base import utcnow
 from storage.models import Lead, LeadPost, LeadState, Platform, Post, Priority, RequestType
-from verify import review
+from verify import review, sla
 from verify.review import LeadFilter, QueueSort
 from verify.users import create_token, create_user
 from verify.web.app import create_app
@@ -111,7 +111,7 @@ def test_sla_clocks_run_from_the_first_post_and_from_when_it_was_found(session, 
     first = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
     found = datetime(2026, 11, 29, 5, 20, tzinfo=UTC)
     lead = make_lead(priority=Priority.URGENT, first_seen_at=first, found_at=found, sla_due_at=None)
-    clocks = review.sla_clocks(lead, settings.review)
+    clocks = sla.sla_clocks(lead, settings.review)
     assert (clocks.from_first_post, clocks.from_found) == (
         first + timedelta(minutes=30),
         found + timedelta(minutes=30),

@@ -30,6 +30,7 @@ from storage.models import (
 )
 from storage.queries import latest_runs
 from verify.review import OPEN_STATES
+from verify.sla import overdue
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UNCERTAIN = "不确定"
@@ -191,9 +192,7 @@ def build(session: Session, days: int = 14, now: datetime | None = None) -> Dash
     urgent = (
         select(func.count()).select_from(Lead).where(Lead.priority == Priority.URGENT, Lead.found_at >= since)
     )
-    breaches = (
-        select(func.count()).select_from(Lead).where(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < now)
-    )
+    breaches = select(func.count()).select_from(Lead).where(overdue(now))
     reviewed = Lead.state.in_(REVIEWED_STATES)
     by_category = session.execute(
         select(Lead.category, Lead.state, func.count()).where(reviewed).group_by(Lead.category, Lead.state)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from storage.base import utcnow
 from storage.models import LeadState, Role, TicketState, User
 from storage.queries import decompressed
-from verify import review, workflow
+from verify import review, sla, workflow
 from verify.users import has_role
 from verify.web import display
 from verify.web.deps import (
@@ -78,7 +78,7 @@ def lead_page(
         "can_confirm": awaiting and promoter != user.username,
         "events": review.history(session=session, lead_id=lead_id),
         "reasons": workflow.REJECT_REASON_LABELS,
-        "clock": review.sla_clocks(lead, get_settings(request).review),
+        "clock": sla.sla_clocks(lead, get_settings(request).review),
         "now": utcnow(),
     }
     return render(request, "lead.html", context)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from storage.base import utcnow
 from storage.models import REQUEST_TYPE_ORDER, LeadState, Priority
-from verify import review, users
+from verify import review, sla, users
 from verify.inputs import storable
 from verify.review import QueueSort
 from verify.web import sessions
@@ -109,7 +109,7 @@ def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Respo
     context = {
         "user": user,
         "leads": leads,
-        "clocks": {lead.id: review.sla_clocks(lead, review_settings) for lead in leads},
+        "clocks": {lead.id: sla.sla_clocks(lead, review_settings) for lead in leads},
         "now": now,
         "total": total,
         "page": criteria.page,
