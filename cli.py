@@ -339,6 +339,7 @@ def export(
     """Export verified cases (Chinese column headers) as CSV, XLSX or Parquet."""
     from datetime import date
 
+    from verify.days import local_zone
     from verify.exports import ExportError, cases_frame, write_frame
 
     settings = _settings(config)
@@ -354,6 +355,7 @@ def export(
                 district=district,
                 state=state,
                 request_type=request_type,
+                zone=local_zone(settings),
             )
         write_frame(frame, fmt, output)
     except (ExportError, ValueError) as error:

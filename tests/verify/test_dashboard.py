@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,9 @@ from verify import workflow
 from verify.users import create_user
 from verify.web import dashboard_stats, svg
 from verify.web.app import create_app
+
+#: The zone the shipped settings show times in (schedules.timezone).
+ZONE = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -47,7 +51,7 @@ def decided(session, settings, make_lead) -> None:
 
 
 def test_figures_count_precision_throughput_and_model_agreement(session, decided) -> None:
-    figures = dashboard_stats.build(session, days=7)
+    figures = dashboard_stats.build(session, ZONE, days=7)
     today = figures.days[-1]
     assert figures.found[today] == {"城乡建设": 4, "<b>环境</b>": 1}  # the urgent lead is 城乡建设 too
     assert figures.verified[today] == {"城乡建设": 1, "<b>环境</b>": 1}
@@ -76,7 +80,7 @@ def typed(session, settings, make_lead) -> None:
 
 
 def test_leads_are_counted_per_request_type_found_open_and_promoted(session, typed) -> None:
-    figures = dashboard_stats.build(session, days=7)
+    figures = dashboard_stats.build(session, ZONE, days=7)
     assert [(t.label, t.found, t.open, t.promoted) for t in figures.by_request_type] == [
         ("问题", 0, 1, 0),
         ("建议", 1, 0, 0),

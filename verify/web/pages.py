@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from storage.base import utcnow
 from storage.models import REQUEST_TYPE_ORDER, LeadState, Priority
 from verify import review, sla, users
+from verify.days import local_zone
 from verify.inputs import storable
 from verify.review import QueueSort
 from verify.web import sessions
@@ -101,8 +102,9 @@ def logout(request: Request, session: DbSession) -> Response:
 def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Response:
     criteria, problems = read_filter(request.query_params, PAGE_SIZE)
     now = utcnow()
-    summary = review.summarise(session=session, criteria=criteria, now=now)
-    leads = review.page(session=session, criteria=criteria, summary=summary)
+    zone = local_zone(get_settings(request))
+    summary = review.summarise(session=session, criteria=criteria, zone=zone, now=now)
+    leads = review.page(session=session, criteria=criteria, zone=zone, summary=summary)
     total = summary.total
     review_settings = get_settings(request).review
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
