@@ -32,7 +32,7 @@ from verify.web import (
     platforms_pages,
     users_pages,
 )
-from verify.web.deps import LoginRequired, PageForbidden
+from verify.web.deps import CsrfChecked, LoginRequired, PageForbidden
 from verify.web.sessions import Clock
 
 HERE = Path(__file__).resolve().parent
@@ -100,6 +100,8 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # One CSRF mechanism for every page, form, script and API call made with the session cookie.
+        dependencies=[CsrfChecked],
     )
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     app.state.settings = settings
