@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -45,9 +46,25 @@ def test_migration_creates_every_table(database_url: str) -> None:
     assert expected <= tables
 
 
+def _schema(database_url: str) -> tuple[str | None, dict[str, list[str]]]:
+    """The stored revision and every table's columns."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            revision = connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        found = inspect(engine)
+        return revision, {t: [c["name"] for c in found.get_columns(t)] for t in found.get_table_names()}
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     upgrade(database_url)
+    before = _schema(database_url)
     upgrade(database_url)
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert _schema(database_url) == before
+    assert before[0] == head
 
 
 def test_insert_posts_skips_existing_platform_and_external_id(with_platform: Session) -> None:

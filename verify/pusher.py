@@ -415,7 +415,11 @@ def drain(
     pause_seconds: float = 0.05,
     transport: httpx.BaseTransport | None = None,
 ) -> PushSummary:
-    """Push run after run until no ticket is queued (or time is up): for `weisu push --drain` and tests."""
+    """Push run after run until no ticket is queued or ``within_seconds`` are up; the totals.
+
+    No command runs it (`weisu push` is one run; the scheduler repeats it): tests use it to run
+    several pushers against one outbox until it is empty (tests/verify/test_push_exactly_once.py).
+    """
     total = PushSummary()
     worker = pusher_id()
     deadline = time.monotonic() + within_seconds
