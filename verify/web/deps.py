@@ -77,12 +77,12 @@ async def require_csrf(request: Request) -> None:
     """The one CSRF check: a state-changing request carries the session's token, in the X-CSRF-Token
     header (the lead page's script, API calls with the browser session) or the csrf_token field (forms).
 
-    A request that brings a bearer token is not checked: it does not ride on the cookie, and a
-    cross-site page cannot add an Authorization header. Refused with 403.
+    A request that brings a bearer token is not checked: a cross-site page cannot add an Authorization
+    header (no CORS is served), so it is no forgery, and the API then signs in by the token alone.
+    Refused with 403.
     """
-    if request.method in SAFE_METHODS or request.headers.get("authorization", "").lower().startswith(
-        "bearer "
-    ):
+    bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+    if request.method in SAFE_METHODS or bearer:
         return
     supplied = request.headers.get(CSRF_HEADER)
     if supplied is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
