@@ -176,6 +176,55 @@ def test_leads_made_before_request_types_become_problems_and_keep_their_evidence
     assert (tuple(lead), [tuple(row) for row in evidence]) == (("problem", None), [(1, 1)])
 
 
+def test_urgent_leads_from_before_0015_are_urgent_since_found_and_keep_deadline_and_evidence(
+    database_url: str,
+) -> None:
+    command.downgrade(alembic_config(database_url), "0014")
+    engine = make_engine(database_url)
+    at, due = "2026-11-01 00:00:00+00:00", "2026-11-01 00:30:00+00:00"
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO platforms (id, name, kind, enabled, paused, updated_at) "
+                "VALUES ('weibo', '微博', 'json_feed', true, false, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO posts (id, platform_id, external_id, url, text, fetched_at, likes, replies, "
+                "reposts, content_hash, detection_status) VALUES (1, 'weibo', '1', 'https://x.invalid/1', "
+                "'井盖丢失', :at, 0, 0, 0, :hash, 'detected')"
+            ),
+            {"at": at, "hash": "h" * 64},
+        )
+        for lead_id, priority in ((1, "urgent"), (2, "ordinary")):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO leads (id, state, priority, summary, score, top_terms, first_seen_at, "
+                    "last_seen_at, found_at, evidence_count, sla_due_at, created_at, updated_at) VALUES "
+                    "(:id, 'new', :priority, '井盖丢失', 0.9, '[]', :at, :at, :at, 1, :due, :at, :at)"
+                ),
+                {"id": lead_id, "priority": priority, "at": at, "due": due},
+            )
+        connection.execute(
+            sa.text("INSERT INTO lead_posts (lead_id, post_id, added_at) VALUES (1, 1, :at)"), {"at": at}
+        )
+    engine.dispose()
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        leads = session.execute(select(Lead.id, Lead.urgent_since, Lead.sla_due_at).order_by(Lead.id)).all()
+        evidence = session.execute(select(LeadPost.lead_id, LeadPost.post_id)).all()
+    engine.dispose()
+    found = datetime(2026, 11, 1, tzinfo=UTC)
+    assert [tuple(row) for row in leads] == [
+        (1, found, found + timedelta(minutes=30)),
+        (2, None, found + timedelta(minutes=30)),
+    ]
+    assert [tuple(row) for row in evidence] == [(1, 1)]
+
+
 def test_the_database_refuses_an_unknown_request_type(session: Session) -> None:
     lead = Lead(summary="咨询垃圾分类", request_type=RequestType.QUESTION)
     session.add(lead)

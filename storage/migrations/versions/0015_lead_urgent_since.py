@@ -24,8 +24,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("leads", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("urgent_since", storage.base.UTCDateTime(timezone=True), nullable=True))
+    # Plain ALTER TABLE, no batch rebuild: SQLite rebuilds by copying `leads` and dropping the old
+    # table, and with foreign keys enforced that drop would cascade into lead_posts (see 0011).
+    op.add_column("leads", sa.Column("urgent_since", storage.base.UTCDateTime(timezone=True), nullable=True))
     leads = sa.table(
         "leads", sa.column("priority", sa.String), sa.column("found_at"), sa.column("urgent_since")
     )
@@ -33,5 +34,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("leads", schema=None) as batch_op:
-        batch_op.drop_column("urgent_since")
+    # DROP COLUMN on both databases (SQLite >= 3.35).
+    op.drop_column("leads", "urgent_since")
