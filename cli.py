@@ -287,6 +287,8 @@ def evaluate(
 def detect(config: ConfigOption = None) -> None:
     """Classify new posts and turn the relevant ones into leads with their evidence."""
     from classify.detection import detect_new_posts
+    from storage.db import session_scope
+    from verify.sla import stamp_deadlines
 
     settings = _settings(config)
     initialise_database(settings)
@@ -294,6 +296,8 @@ def detect(config: ConfigOption = None) -> None:
         summary = detect_new_posts(settings, _session_factory(settings))
     except _stage_errors() as error:
         _fail("detect", error)
+    with session_scope(_session_factory(settings)) as session:
+        stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
     console.print(summary.summary())
 
 
@@ -362,6 +366,7 @@ def export(
     """Export verified cases (Chinese column headers) as CSV, XLSX or Parquet."""
     from datetime import date
 
+    from verify.days import local_zone
     from verify.exports import ExportError, cases_frame, write_frame
 
     settings = _settings(config)
@@ -377,6 +382,7 @@ def export(
                 district=district,
                 state=state,
                 request_type=request_type,
+                zone=local_zone(settings),
             )
         write_frame(frame, fmt, output)
     except (ExportError, ValueError) as error:

@@ -207,6 +207,7 @@ def prepare(settings: Settings) -> dict[str, int]:
     from crawlers.runner import run_crawl
     from storage.db import session_factory_for, session_scope
     from storage.queries import stage_counts
+    from verify.sla import stamp_deadlines
     from verify.users import ensure_demo_analyst
 
     initialise_database(settings)
@@ -225,6 +226,8 @@ def prepare(settings: Settings) -> dict[str, int]:
             progress.update(task, description="模型就绪 (model trained)", completed=1, total=1)
         task = progress.add_task("识别线索 (detecting leads)…")
         detect_new_posts(settings, factory)
+        with session_scope(factory) as session:
+            stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
         progress.update(task, description="识别完成 (detected)", completed=1, total=1)
     with session_scope(factory) as session:
         return stage_counts(session)

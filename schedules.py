@@ -34,6 +34,7 @@ def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[s
     from crawlers.runner import run_crawl
     from storage.db import session_scope
     from storage.queries import paused_platform_ids
+    from verify.sla import stamp_deadlines
 
     with session_scope(_session_factory(settings)) as session:
         paused = paused_platform_ids(session)  # an admin's pause (e.g. after a layout change)
@@ -52,6 +53,8 @@ def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[s
             outcome[platform_id] = f"error: {error}"
     if platform_ids:
         detect_new_posts(settings, _session_factory(settings))
+        with session_scope(_session_factory(settings)) as session:
+            stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
     return outcome
 
 

@@ -27,6 +27,7 @@ from settings import load_settings
 from storage.base import utcnow
 from storage.db import make_engine, make_session_factory, temporary_postgres_schema, upgrade
 from storage.models import Lead, LeadState, Priority, RequestType
+from verify.sla import due_at
 from verify.users import create_user
 from verify.web.app import create_app
 
@@ -55,13 +56,15 @@ VIEWS = (
 def _rows(count: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(20261129)
     kinds = random.Random(20261202)  # its own stream: every other column is as before types were benched
+    review = load_settings(env={}).review  # the shipped allowances, as verify.sla applies them
     now = utcnow()
     for i in range(count):
         found = now - timedelta(minutes=rng.randint(0, 60 * 24 * 30))
         urgent = rng.random() < 0.08
+        priority = Priority.URGENT if urgent else Priority.ORDINARY
         yield {
             "state": rng.choice(STATES),
-            "priority": Priority.URGENT if urgent else Priority.ORDINARY,
+            "priority": priority,
             "category": rng.choice(CATEGORIES),
             "district": rng.choice(DISTRICTS),
             "summary": f"{rng.choice(PROBLEMS)} 第{i}号",
@@ -71,7 +74,8 @@ def _rows(count: int) -> Iterator[dict[str, Any]]:
             "last_seen_at": found,
             "found_at": found,
             "evidence_count": 1,
-            "sla_due_at": found + timedelta(minutes=30 if urgent else 120),
+            "urgent_since": found if urgent else None,
+            "sla_due_at": due_at(priority, found, found if urgent else None, review),
             "created_at": found,
             "updated_at": found,
             "request_type": kinds.choice(REQUEST_TYPES),

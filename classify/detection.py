@@ -187,7 +187,7 @@ class _Draft:
     last_seen_at: datetime
     found_at: datetime
     evidence_count: int
-    sla_due_at: datetime
+    urgent_since: datetime | None
     id: int | None = None
 
     def row(self) -> dict[str, Any]:
@@ -213,12 +213,9 @@ def request_type(prediction: Prediction) -> RequestType:
     return RequestType(prediction.request_type) if prediction.request_type else RequestType.PROBLEM
 
 
-def _new_lead(
-    settings: Settings, post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str
-) -> _Draft:
+def _new_lead(post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str) -> _Draft:
     now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
-    minutes = settings.review.urgent_sla_minutes if urgency.urgent else settings.review.ordinary_sla_minutes
     return _Draft(
         state=LeadState.NEW,
         priority=Priority.URGENT if urgency.urgent else Priority.ORDINARY,
@@ -238,13 +235,11 @@ def _new_lead(
         last_seen_at=seen,
         found_at=now,
         evidence_count=1,
-        sla_due_at=now + timedelta(minutes=minutes),
+        urgent_since=now if urgency.urgent else None,
     )
 
 
-def _join_lead(
-    settings: Settings, lead: Lead | _Draft, post: Post, prediction: Prediction, urgency: Urgency
-) -> None:
+def _join_lead(lead: Lead | _Draft, post: Post, prediction: Prediction, urgency: Urgency) -> None:
     now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     lead.evidence_count += 1
@@ -261,8 +256,7 @@ def _join_lead(
     if urgency.urgent and lead.priority != Priority.URGENT:
         lead.priority = Priority.URGENT
         lead.urgency_reason = urgency.reason
-        due = now + timedelta(minutes=settings.review.urgent_sla_minutes)
-        lead.sla_due_at = min(lead.sla_due_at, due) if lead.sla_due_at else due
+        lead.urgent_since = now  # a fact: verify.sla derives the deadline from it
 
 
 def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
@@ -349,7 +343,7 @@ def _detect_page(
         hazards = anchors(place.district, place.landmark, urgency.reason)
         match = open_leads.match(grams, place, prediction.category, config.merge_similarity, hazards)
         if match is None:
-            draft = _new_lead(settings, post, prediction, place, urgency, detector.version)
+            draft = _new_lead(post, prediction, place, urgency, detector.version)
             drafts.append(draft)
             open_leads.add(draft, grams, place, draft.district, draft.category, hazards)
             links.append((draft, post.id))
@@ -357,7 +351,7 @@ def _detect_page(
             summary.urgent += int(urgency.urgent)
             continue
         if isinstance(match, _Draft):
-            _join_lead(settings, match, post, prediction, urgency)
+            _join_lead(match, post, prediction, urgency)
         else:
             joins.append((match, post, prediction, urgency))  # stored leads: loaded together below
         # A lead's district and category are indexed with its first evidence already.
@@ -369,7 +363,7 @@ def _detect_page(
             lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_({j[0] for j in joins})))
         }
         for lead_id, post, prediction, urgency in joins:
-            _join_lead(settings, stored[lead_id], post, prediction, urgency)
+            _join_lead(stored[lead_id], post, prediction, urgency)
     _store_page(session, ids, new_classifications, drafts, links)
     open_leads.settle()
 

@@ -364,6 +364,10 @@ class Lead(Base):
     evidence_count: Mapped[int] = mapped_column(default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_expires_at: Mapped[datetime | None]
+    #: When detection first judged the lead urgent (when found, for one born urgent); None: ordinary.
+    #: A fact: verify.sla turns it and found_at into the deadline.
+    urgent_since: Mapped[datetime | None]
+    #: The deadline for a decision, written by verify.sla.stamp_deadlines (None until stamped).
     sla_due_at: Mapped[datetime | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

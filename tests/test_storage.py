@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -45,9 +46,25 @@ def test_migration_creates_every_table(database_url: str) -> None:
     assert expected <= tables
 
 
+def _schema(database_url: str) -> tuple[str | None, dict[str, list[str]]]:
+    """The stored revision and every table's columns."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            revision = connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        found = inspect(engine)
+        return revision, {t: [c["name"] for c in found.get_columns(t)] for t in found.get_table_names()}
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     upgrade(database_url)
+    before = _schema(database_url)
     upgrade(database_url)
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert _schema(database_url) == before
+    assert before[0] == head
 
 
 def test_insert_posts_skips_existing_platform_and_external_id(with_platform: Session) -> None:
@@ -157,6 +174,55 @@ def test_leads_made_before_request_types_become_problems_and_keep_their_evidence
         evidence = connection.execute(sa.text("SELECT lead_id, post_id FROM lead_posts")).all()
     engine.dispose()
     assert (tuple(lead), [tuple(row) for row in evidence]) == (("problem", None), [(1, 1)])
+
+
+def test_urgent_leads_from_before_0015_are_urgent_since_found_and_keep_deadline_and_evidence(
+    database_url: str,
+) -> None:
+    command.downgrade(alembic_config(database_url), "0014")
+    engine = make_engine(database_url)
+    at, due = "2026-11-01 00:00:00+00:00", "2026-11-01 00:30:00+00:00"
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO platforms (id, name, kind, enabled, paused, updated_at) "
+                "VALUES ('weibo', '微博', 'json_feed', true, false, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO posts (id, platform_id, external_id, url, text, fetched_at, likes, replies, "
+                "reposts, content_hash, detection_status) VALUES (1, 'weibo', '1', 'https://x.invalid/1', "
+                "'井盖丢失', :at, 0, 0, 0, :hash, 'detected')"
+            ),
+            {"at": at, "hash": "h" * 64},
+        )
+        for lead_id, priority in ((1, "urgent"), (2, "ordinary")):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO leads (id, state, priority, summary, score, top_terms, first_seen_at, "
+                    "last_seen_at, found_at, evidence_count, sla_due_at, created_at, updated_at) VALUES "
+                    "(:id, 'new', :priority, '井盖丢失', 0.9, '[]', :at, :at, :at, 1, :due, :at, :at)"
+                ),
+                {"id": lead_id, "priority": priority, "at": at, "due": due},
+            )
+        connection.execute(
+            sa.text("INSERT INTO lead_posts (lead_id, post_id, added_at) VALUES (1, 1, :at)"), {"at": at}
+        )
+    engine.dispose()
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        leads = session.execute(select(Lead.id, Lead.urgent_since, Lead.sla_due_at).order_by(Lead.id)).all()
+        evidence = session.execute(select(LeadPost.lead_id, LeadPost.post_id)).all()
+    engine.dispose()
+    found = datetime(2026, 11, 1, tzinfo=UTC)
+    assert [tuple(row) for row in leads] == [
+        (1, found, found + timedelta(minutes=30)),
+        (2, None, found + timedelta(minutes=30)),
+    ]
+    assert [tuple(row) for row in evidence] == [(1, 1)]
 
 
 def test_the_database_refuses_an_unknown_request_type(session: Session) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import and_, func, or_, select
@@ -68,7 +69,7 @@ def _progress(ticket: Ticket | None) -> str:
     return PROGRESS_LABELS["closed" if ticket.dispatch_status == "closed" else "open"]
 
 
-def _row(lead: Lead, ticket: Ticket | None) -> dict[str, Any]:
+def _row(lead: Lead, ticket: Ticket | None, zone: ZoneInfo) -> dict[str, Any]:
     verified_at = ticket.created_at if ticket else lead.updated_at
     closed_at = ticket.closed_at if ticket and ticket.dispatch_status == "closed" else None
     hours = None
@@ -76,7 +77,7 @@ def _row(lead: Lead, ticket: Ticket | None) -> dict[str, Any]:
         hours = round((closed_at - (ticket.sent_at or ticket.created_at)).total_seconds() / 3600, 2)
     return {
         "线索编号": lead.id,
-        "核实时间": local_wall_clock(verified_at),
+        "核实时间": local_wall_clock(verified_at, zone),
         "优先级": PRIORITY_LABELS[lead.priority],
         "诉求类型": REQUEST_TYPE_LABELS[lead.request_type],
         "类别": lead.category,
@@ -88,8 +89,8 @@ def _row(lead: Lead, ticket: Ticket | None) -> dict[str, Any]:
         "证据数": lead.evidence_count,
         "工单编号": ticket.service_request_id if ticket else None,
         "办理状态": _progress(ticket),
-        "派单时间": local_wall_clock(ticket.sent_at if ticket else None),
-        "办结时间": local_wall_clock(closed_at),
+        "派单时间": local_wall_clock(ticket.sent_at if ticket else None, zone),
+        "办结时间": local_wall_clock(closed_at, zone),
         "办理时长（小时）": hours,
         "改派次数": ticket.reassignments if ticket else 0,
         "办理说明": ticket.status_notes if ticket else None,
@@ -105,8 +106,10 @@ def cases_frame(
     district: str | None = None,
     state: str | None = None,
     request_type: RequestType | None = None,
+    zone: ZoneInfo,
 ) -> pd.DataFrame:
-    """Verified cases, oldest first; dates are Shanghai calendar days, both ends included."""
+    """Verified cases, oldest first; dates and times are in ``zone`` (days.local_zone), both ends
+    included."""
     verified_at = func.coalesce(Ticket.created_at, Lead.updated_at)
     statement = (
         select(Lead, Ticket)
@@ -115,9 +118,9 @@ def cases_frame(
         .order_by(verified_at, Lead.id)
     )
     if since is not None:
-        statement = statement.where(verified_at >= start_utc(since))
+        statement = statement.where(verified_at >= start_utc(since, zone))
     if until is not None:
-        statement = statement.where(verified_at < end_utc(until))
+        statement = statement.where(verified_at < end_utc(until, zone))
     if category:
         statement = statement.where(Lead.category == category)
     if district:
@@ -126,7 +129,7 @@ def cases_frame(
         statement = statement.where(Lead.request_type == request_type)
     if state:
         statement = statement.where(_progress_condition(state))
-    rows = [_row(lead, ticket) for lead, ticket in session.execute(statement)]
+    rows = [_row(lead, ticket, zone) for lead, ticket in session.execute(statement)]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for column in ("核实时间", "派单时间", "办结时间"):
         frame[column] = pd.to_datetime(frame[column])

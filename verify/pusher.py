@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 3600.0
 MAX_CLAIM_TRIES = 5
-#: An urgent lead carries a 30-minute SLA: its ticket jumps a backlog of ordinary ones.
+#: An urgent lead has the short SLA (verify.sla): its ticket jumps a backlog of ordinary ones.
 URGENT_FIRST = case((Lead.priority == Priority.URGENT, 0), else_=1)
 MAX_ERROR_CHARS = 2000
 #: The only ticket states a pusher sends, named explicitly: a state added later (e.g. a ticket awaiting
@@ -155,7 +155,7 @@ class Claimed:
 
     id: int
     idempotency_key: str
-    payload: dict[str, str]  # the stored payload completed for sending (unit, lat/long, evidence)
+    payload: dict[str, str]  # the stored payload completed for sending (reference, lat/long, evidence)
     attempts: int
     lead_id: int
     delivery_unknown_since: datetime | None = None  # set: an earlier attempt may have stored it
@@ -330,15 +330,6 @@ def _record(session: Session, ticket: Claimed, delivery: Delivery, settings: Set
     if result.rowcount == 0:  # type: ignore[attr-defined]
         log.warning("ticket %s: claim lost before its %s outcome was recorded", ticket.id, outcome.kind)
         return "lost"
-    unit = ticket.payload.get(RESPONSIBLE_UNIT)
-    if outcome.kind == "sent" and unit:
-        # The responsibility list's suggestion becomes the lead's unit when the analyst named none.
-        session.execute(
-            update(Lead)
-            .where(Lead.id == ticket.lead_id, Lead.responsible_unit.is_(None))
-            .values(responsible_unit=unit)
-            .execution_options(synchronize_session=False)
-        )
     return bucket
 
 
@@ -424,7 +415,11 @@ def drain(
     pause_seconds: float = 0.05,
     transport: httpx.BaseTransport | None = None,
 ) -> PushSummary:
-    """Push run after run until no ticket is queued (or time is up): for `weisu push --drain` and tests."""
+    """Push run after run until no ticket is queued or ``within_seconds`` are up; the totals.
+
+    No command runs it (`weisu push` is one run; the scheduler repeats it): tests use it to run
+    several pushers against one outbox until it is empty (tests/verify/test_push_exactly_once.py).
+    """
     total = PushSummary()
     worker = pusher_id()
     deadline = time.monotonic() + within_seconds

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, case, exists, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from settings import ReviewSettings
 from storage.base import utcnow
 from storage.models import (
     REQUEST_TYPE_ORDER,
@@ -31,6 +31,7 @@ from storage.models import (
 )
 from verify.days import FIRST_DAY, LAST_DAY, end_utc, start_utc
 from verify.inputs import require_storable
+from verify.sla import OPEN_STATES, overdue
 
 MAX_PAGE_SIZE = 100
 #: Deep enough for any real queue (100,000 pages of 100), small enough that the offset fits every database.
@@ -38,8 +39,6 @@ MAX_PAGE = 100_000
 MAX_SEARCH_CHARS = 100
 MAX_FIELD_CHARS = 50
 MAX_PLATFORM_CHARS = 64
-#: Leads still waiting for a decision: only these can breach their SLA.
-OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED)
 SIMILAR_RECENT_DAYS = 7
 
 
@@ -52,7 +51,11 @@ class QueueSort(enum.StrEnum):
 FilterText = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(require_storable)]
 Day = Annotated[
     date,
-    Field(ge=FIRST_DAY, le=LAST_DAY, description=f"Asia/Shanghai day, inclusive, {FIRST_DAY} to {LAST_DAY}"),
+    Field(
+        ge=FIRST_DAY,
+        le=LAST_DAY,
+        description=f"local day (schedules.timezone), inclusive, {FIRST_DAY} to {LAST_DAY}",
+    ),
 ]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
@@ -107,12 +110,12 @@ class LeadFilter(BaseModel):
         return values
 
 
-def filtered(criteria: LeadFilter, *, with_state: bool = True) -> Select[Lead]:
-    """SELECT leads matching the filter (ordering and paging are added by the caller)."""
-    return _where(select(Lead), criteria, with_state=with_state)
+def filtered(criteria: LeadFilter, *, zone: ZoneInfo, with_state: bool = True) -> Select[Lead]:
+    """SELECT leads matching the filter, its days in ``zone`` (ordering and paging are the caller's)."""
+    return _where(select(Lead), criteria, zone=zone, with_state=with_state)
 
 
-def _where(statement: Any, criteria: LeadFilter, *, with_state: bool = True) -> Any:
+def _where(statement: Any, criteria: LeadFilter, *, zone: ZoneInfo, with_state: bool = True) -> Any:
     """Add the filter's conditions to any SELECT over leads."""
     if with_state and criteria.state is not None:
         statement = statement.where(Lead.state == criteria.state)
@@ -132,9 +135,9 @@ def _where(statement: Any, criteria: LeadFilter, *, with_state: bool = True) -> 
         )
         statement = statement.where(exists(evidence_on_platform))
     if criteria.found_from is not None:
-        statement = statement.where(Lead.found_at >= start_utc(criteria.found_from))
+        statement = statement.where(Lead.found_at >= start_utc(criteria.found_from, zone))
     if criteria.found_to is not None:
-        statement = statement.where(Lead.found_at < end_utc(criteria.found_to))
+        statement = statement.where(Lead.found_at < end_utc(criteria.found_to, zone))
     # A confidence range keeps most leads, so SQLite must not fetch them one by one through the
     # score index (3-4x slower than scanning); the index stays for sorting by score.
     if criteria.score_min is not None:
@@ -191,15 +194,17 @@ class QueueSummary:
     slices: dict[tuple[Priority, RequestType], int]
 
 
-def summarise(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> QueueSummary:
+def summarise(
+    *, session: Session, criteria: LeadFilter, zone: ZoneInfo, now: datetime | None = None
+) -> QueueSummary:
     """Counts per state and per (priority, type), the total, the urgent count and SLA breaches in a
-    single pass over the leads."""
-    late = case((and_(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < (now or utcnow())), 1), else_=0)
+    single pass over the leads; the filter's days are in ``zone`` (days.local_zone)."""
+    late = case((overdue(now or utcnow()), 1), else_=0)
     # Filtered on state, priority and type alone, the (state, priority, type, sla) index covers it.
     columns: list[Any] = [Lead.state, Lead.priority, Lead.request_type]
     if criteria.narrows_beyond_queue_index():
         columns = [_unindexed(column) for column in columns]
-    statement = _where(select(*columns, func.count(), func.sum(late)), criteria, with_state=False)
+    statement = _where(select(*columns, func.count(), func.sum(late)), criteria, zone=zone, with_state=False)
     statement = statement.group_by(*columns)
     counts = dict.fromkeys(LeadState, 0)
     slices: dict[tuple[Priority, RequestType], int] = {}
@@ -235,11 +240,11 @@ def page_size_of(criteria: LeadFilter) -> int:
     return min(max(criteria.page_size, 1), MAX_PAGE_SIZE)
 
 
-def page(*, session: Session, criteria: LeadFilter, summary: QueueSummary) -> list[Lead]:
+def page(*, session: Session, criteria: LeadFilter, zone: ZoneInfo, summary: QueueSummary) -> list[Lead]:
     """One page of matching leads in the chosen order."""
     size = page_size_of(criteria)
     offset = (max(criteria.page, 1) - 1) * size
-    base = filtered(criteria)
+    base = filtered(criteria, zone=zone)
     order = _ordering(criteria.sort)
     if criteria.sort == QueueSort.UNCERTAINTY:
         # Nearest 0.5 first, from two walks of the score index outward from 0.5 (no full sort).
@@ -267,42 +272,22 @@ def page(*, session: Session, criteria: LeadFilter, summary: QueueSummary) -> li
     return leads
 
 
-def queue(*, session: Session, criteria: LeadFilter) -> tuple[list[Lead], int]:
+def queue(*, session: Session, criteria: LeadFilter, zone: ZoneInfo) -> tuple[list[Lead], int]:
     """One page of matching leads in the chosen order; (leads, total matching)."""
-    summary = summarise(session=session, criteria=criteria)
-    return page(session=session, criteria=criteria, summary=summary), summary.total
+    summary = summarise(session=session, criteria=criteria, zone=zone)
+    return page(session=session, criteria=criteria, zone=zone, summary=summary), summary.total
 
 
-def state_counts(*, session: Session, criteria: LeadFilter) -> dict[LeadState, int]:
+def state_counts(*, session: Session, criteria: LeadFilter, zone: ZoneInfo) -> dict[LeadState, int]:
     """How many leads match the other filters in each state (every state present, zero when none)."""
-    return summarise(session=session, criteria=criteria).counts
+    return summarise(session=session, criteria=criteria, zone=zone).counts
 
 
-def sla_breaches(*, session: Session, criteria: LeadFilter, now: datetime | None = None) -> int:
+def sla_breaches(
+    *, session: Session, criteria: LeadFilter, zone: ZoneInfo, now: datetime | None = None
+) -> int:
     """Open leads matching the filter whose SLA (counted from when weisu found them) has run out."""
-    return summarise(session=session, criteria=criteria, now=now).breaches
-
-
-def sla_minutes(priority: Priority, review: ReviewSettings) -> int:
-    return review.urgent_sla_minutes if priority == Priority.URGENT else review.ordinary_sla_minutes
-
-
-@dataclass(frozen=True)
-class SlaClocks:
-    """Both SLA clocks of a lead: from the first post's appearance and from when weisu found it."""
-
-    from_first_post: datetime
-    from_found: datetime
-    open: bool
-
-    def breached(self, now: datetime) -> bool:
-        return self.open and min(self.from_first_post, self.from_found) < now
-
-
-def sla_clocks(lead: Lead, review: ReviewSettings) -> SlaClocks:
-    allowed = timedelta(minutes=sla_minutes(lead.priority, review))
-    from_found = lead.sla_due_at or lead.found_at + allowed
-    return SlaClocks(lead.first_seen_at + allowed, from_found, lead.state in OPEN_STATES)
+    return summarise(session=session, criteria=criteria, zone=zone, now=now).breaches
 
 
 def evidence(*, session: Session, lead_id: int, limit: int) -> list[Post]:

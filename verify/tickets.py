@@ -13,7 +13,6 @@ from settings import Settings
 from storage.base import utcnow
 from storage.models import AuditEvent, Lead, LeadPost, Post, ReconcileOutcome, Ticket, TicketState
 from verify.geo import district_point
-from verify.responsibility import suggest_unit
 
 #: Open311 leaves description length to the server; 4,000 characters keeps every known system happy.
 MAX_DESCRIPTION = 4000
@@ -49,7 +48,10 @@ def address_string(lead: Lead, settings: Settings) -> str:
 
 
 def build_payload(lead: Lead, settings: Settings) -> dict[str, str]:
-    """The request fields stored in the outbox; the api_key is added at push time, never stored."""
+    """The request fields stored in the outbox; the api_key is added at push time, never stored.
+
+    The responsible unit is the lead's as promotion decided it (workflow.verify_and_promote): the
+    payload carries it, and the pusher sends it as stored."""
     description = lead.summary
     if lead.responsible_unit:
         description = f"{description}\n责任单位: {lead.responsible_unit}"
@@ -65,7 +67,7 @@ def build_payload(lead: Lead, settings: Settings) -> dict[str, str]:
     if lead.category:
         payload["attribute[category]"] = lead.category
     if lead.responsible_unit:
-        payload["attribute[responsible_unit]"] = lead.responsible_unit
+        payload[RESPONSIBLE_UNIT] = lead.responsible_unit
     return payload
 
 
@@ -91,10 +93,10 @@ def evidence_links(session: Session, lead_id: int) -> list[str]:
 
 def complete_payload(session: Session, lead_id: int, payload: dict[str, Any]) -> dict[str, str]:
     """The stored payload plus what the pusher adds when sending: the ticket's reference at the head
-    of the description, the responsibility list's unit when the analyst named none, the district's
-    coordinates, and the evidence links.
+    of the description, the district's coordinates and the evidence links.
 
-    Computed at send time so a corrected responsibility list applies to tickets still queued.
+    The responsible unit is never decided here: promotion stored it in the payload (or decided there
+    was none), and a ticket carries that unit until `requeue_failed` rebuilds it from the lead.
     """
     form = {key: str(value) for key, value in payload.items()}
     lead = session.get(Lead, lead_id)
@@ -108,13 +110,8 @@ def complete_payload(session: Session, lead_id: int, payload: dict[str, Any]) ->
 
 
 def _add_lead_details(session: Session, form: dict[str, str], lead: Lead) -> None:
-    """The unit from the responsibility list, the district's point and the evidence links, into ``form``."""
+    """The district's point and the evidence links, into ``form``."""
     lead_id = lead.id
-    if not form.get(RESPONSIBLE_UNIT):
-        unit = suggest_unit(session, lead.category, lead.district, lead.street)
-        if unit:
-            form[RESPONSIBLE_UNIT] = unit
-            form["description"] = f"{form.get('description', '')}\n责任单位: {unit}"[:MAX_DESCRIPTION]
     point = district_point(lead.district)
     if point is not None and not (form.get("lat") and form.get("long")):
         form["lat"], form["long"] = f"{point[0]:.3f}", f"{point[1]:.3f}"

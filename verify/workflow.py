@@ -260,6 +260,23 @@ def expire_claims(*, session: Session, now: datetime | None = None) -> int:
     return returned
 
 
+def _listed_unit(session: Session, lead: Lead, changes: dict[str, Any]) -> str | None:
+    """The responsibility list's unit for a lead being promoted whose analyst named none; else None.
+
+    The one place weisu decides a ticket's responsible unit: the lead keeps it and the ticket's
+    payload carries it; the pusher sends it as stored and never looks at the list again.
+    """
+    if changes.get("responsible_unit") or lead.responsible_unit:
+        return None
+    # The most specific match for the place as the analyst corrected it.
+    return suggest_unit(
+        session,
+        changes.get("category", lead.category),
+        changes.get("district", lead.district),
+        changes.get("street", lead.street),
+    )
+
+
 def verify_and_promote(
     *, session: Session, lead_id: int, actor: str, settings: Settings, edits: dict[str, Any] | None = None
 ) -> Ticket:
@@ -279,17 +296,9 @@ def verify_and_promote(
     request_type = RequestType(lead.request_type)
     if request_type == RequestType.QUESTION and actor == SYSTEM_ACTOR:
         raise TransitionRefused(f"lead {lead_id} is a question: only an analyst may promote it")
-    suggested = None
-    if not changes.get("responsible_unit") and not lead.responsible_unit:
-        # The analyst named no unit: the responsibility list's most specific match for the (edited) place.
-        suggested = suggest_unit(
-            session,
-            changes.get("category", lead.category),
-            changes.get("district", lead.district),
-            changes.get("street", lead.street),
-        )
-        if suggested:
-            changes["responsible_unit"] = suggested
+    suggested = _listed_unit(session, lead, changes)
+    if suggested:
+        changes["responsible_unit"] = suggested
     before = {k: getattr(lead, k) for k in changes}
     from_state = _transition(session, lead_id, Action.VERIFY, _held_by(actor, now), changes)
     edited = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}

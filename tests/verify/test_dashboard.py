@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,9 +14,24 @@ from storage.models import CrawlRun, LeadState, Platform, RequestType
 from verify import workflow
 from verify.users import create_user
 from verify.web import dashboard_stats, svg
-from verify.web.app import create_app
+from verify.web.app import create_app, make_templates
+
+#: The zone the shipped settings show times in (schedules.timezone).
+ZONE = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
+
+
+def drawn(chart: svg.Chart) -> str:
+    """The chart as the dashboard's template draws it."""
+    return str(make_templates(ZONE).env.get_template("_chart.html").module.chart(chart))
+
+
+def test_a_chart_title_and_labels_from_crawled_text_are_escaped_in_the_svg() -> None:
+    chart = drawn(svg.share_bars([("<b>环境</b>", 0.5, "1/2")], "各类别<i>准确率</i>"))
+    assert "<b>" not in chart and "<i>" not in chart
+    assert "<title>各类别&lt;i&gt;准确率&lt;/i&gt;</title>" in chart
+    assert '<text x="144.0" y="38.0" font-size="11" text-anchor="end">&lt;b&gt;环境&lt;/b&gt;</text>' in chart
 
 
 def decide(session, settings, lead_id: int, actor: str, verdict: str) -> None:
@@ -47,7 +63,7 @@ def decided(session, settings, make_lead) -> None:
 
 
 def test_figures_count_precision_throughput_and_model_agreement(session, decided) -> None:
-    figures = dashboard_stats.build(session, days=7)
+    figures = dashboard_stats.build(session, ZONE, days=7)
     today = figures.days[-1]
     assert figures.found[today] == {"城乡建设": 4, "<b>环境</b>": 1}  # the urgent lead is 城乡建设 too
     assert figures.verified[today] == {"城乡建设": 1, "<b>环境</b>": 1}
@@ -76,7 +92,7 @@ def typed(session, settings, make_lead) -> None:
 
 
 def test_leads_are_counted_per_request_type_found_open_and_promoted(session, typed) -> None:
-    figures = dashboard_stats.build(session, days=7)
+    figures = dashboard_stats.build(session, ZONE, days=7)
     assert [(t.label, t.found, t.open, t.promoted) for t in figures.by_request_type] == [
         ("问题", 0, 1, 0),
         ("建议", 1, 0, 0),
@@ -115,7 +131,7 @@ def test_the_dashboard_page_draws_escaped_svg_charts(settings, session, decided)
 
 def test_stacked_days_scales_bars_to_the_busiest_day_and_groups_small_series() -> None:
     counts = {"2026-11-28": {f"c{i}": 1 for i in range(12)}, "2026-11-29": {"c0": 4}}
-    chart = str(svg.stacked_days(["2026-11-28", "2026-11-29"], counts, "t"))
+    chart = drawn(svg.stacked_days(["2026-11-28", "2026-11-29"], counts, "t"))
     assert chart.count("<rect ") == 9 + 1 + svg.MAX_SERIES  # day 1: 8 named + 其他; day 2: one; legend
     assert "2026-11-28 其他: 4" in chart
     assert 'height="52.0" fill="#0f6cbd"><title>2026-11-29 c0: 4</title>' in chart  # 4/12 of 156 px

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pandas as pd
@@ -15,6 +16,9 @@ from cli import app
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import LeadState, RequestType, Ticket, TicketState
 from verify.exports import COLUMNS, ExportError, cases_frame, write_frame
+
+#: The zone the shipped settings show times in (schedules.timezone).
+ZONE = ZoneInfo("Asia/Shanghai")
 
 runner = CliRunner()
 # 2026-11-28 17:30 UTC is 2026-11-29 01:30 in Shanghai: the case belongs to the 29th.
@@ -73,7 +77,7 @@ def cases(session, lead_adder):
 
 
 def test_every_verified_case_is_a_row_with_chinese_headers_oldest_first(session, cases) -> None:
-    frame = cases_frame(session)
+    frame = cases_frame(session, zone=ZONE)
     assert list(frame.columns) == list(COLUMNS)
     assert list(frame["线索编号"]) == [cases["closed"], cases["failed"], cases["queued"]]
     assert list(frame["办理状态"]) == ["已办结", "推送失败", "待推送"]
@@ -90,7 +94,7 @@ def test_each_case_carries_its_request_type_in_chinese(session, lead_adder) -> N
     question = case(session, lead_adder, LATE_EVENING_UTC, request_type=RequestType.QUESTION)
     problem = case(session, lead_adder, LATE_EVENING_UTC + timedelta(hours=1))
     suggestion = case(session, lead_adder, LATE_EVENING_UTC + timedelta(hours=2), request_type="suggestion")
-    frame = cases_frame(session)
+    frame = cases_frame(session, zone=ZONE)
     assert list(zip(frame["线索编号"], frame["诉求类型"], strict=True)) == [
         (question, "咨询"),
         (problem, "问题"),
@@ -101,7 +105,7 @@ def test_each_case_carries_its_request_type_in_chinese(session, lead_adder) -> N
 def test_the_request_type_filter_keeps_only_cases_of_that_type(session, lead_adder) -> None:
     question = case(session, lead_adder, LATE_EVENING_UTC, request_type=RequestType.QUESTION)
     case(session, lead_adder, LATE_EVENING_UTC)
-    assert list(cases_frame(session, request_type=RequestType.QUESTION)["线索编号"]) == [question]
+    assert list(cases_frame(session, request_type=RequestType.QUESTION, zone=ZONE)["线索编号"]) == [question]
 
 
 #: (filters, the cases they keep) — one database for the whole table keeps the test fast.
@@ -120,19 +124,19 @@ FILTER_TABLE = [
 
 
 def test_filters_pick_cases_by_shanghai_date_category_district_and_state(session, cases) -> None:
-    picked = [list(cases_frame(session, **filters)["线索编号"]) for filters, _ in FILTER_TABLE]
+    picked = [list(cases_frame(session, **filters, zone=ZONE)["线索编号"]) for filters, _ in FILTER_TABLE]
     assert picked == [[cases[name] for name in expected] for _, expected in FILTER_TABLE]
 
 
 def test_an_unknown_state_or_format_is_refused_by_name(session) -> None:
     with pytest.raises(ExportError, match="unknown state 'done': choose from queued, failed, open, closed"):
-        cases_frame(session, state="done")
+        cases_frame(session, state="done", zone=ZONE)
     with pytest.raises(ExportError, match="unknown format 'json': choose from csv, xlsx, parquet"):
         write_frame(pd.DataFrame(), "json", io.BytesIO())
 
 
 def test_csv_and_xlsx_defuse_formulas_while_parquet_keeps_the_text_exactly(session, cases) -> None:
-    frame = cases_frame(session)
+    frame = cases_frame(session, zone=ZONE)
     csv_bytes, xlsx_bytes, parquet_bytes = io.BytesIO(), io.BytesIO(), io.BytesIO()
     write_frame(frame, "csv", csv_bytes)
     write_frame(frame, "xlsx", xlsx_bytes)

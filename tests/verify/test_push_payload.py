@@ -163,3 +163,32 @@ def test_the_reference_opens_the_description_even_when_it_is_cut_to_the_limit(
     [form] = forms
     assert form["description"].startswith(f"【{ticket.idempotency_key}】路灯不亮")
     assert len(form["description"]) == 4000
+
+
+def test_a_rule_added_after_promotion_does_not_change_the_unit_the_queued_ticket_sends(
+    listed, session_factory, make_lead, settings
+) -> None:
+    """Promotion decides the unit once; the pusher sends what the payload carries."""
+    ticket = promote(listed, make_lead, settings, district="南山区", street="粤海街道")
+    row = RuleRow("城乡建设", "深圳市南山区粤海街道综合行政执法队", district="南山区", street="粤海街道")
+    responsibility.create(session=listed, row=row, actor="admin")
+    listed.commit()
+    [form] = sent_forms(settings, session_factory)
+    assert form["attribute[responsible_unit]"] == "深圳市南山区城市管理和综合执法局"
+    assert ticket.payload["attribute[responsible_unit]"] == "深圳市南山区城市管理和综合执法局"
+
+
+def test_a_ticket_promoted_with_no_listed_unit_is_sent_without_one_and_the_lead_stays_without(
+    session, session_factory, make_lead, settings
+) -> None:
+    ticket = promote(session, make_lead, settings)
+    responsibility.create(session=session, row=RuleRow("城乡建设", "深圳市住房和建设局"), actor="admin")
+    session.commit()
+    [form] = sent_forms(settings, session_factory)
+    assert "attribute[responsible_unit]" not in form
+    assert "责任单位" not in form["description"]
+    session.expire_all()
+    assert (session.get(Ticket, ticket.id).state, session.get(Lead, ticket.lead_id).responsible_unit) == (
+        TicketState.SENT,
+        None,
+    )

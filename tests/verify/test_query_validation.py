@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -17,6 +18,9 @@ from verify.days import EARLIEST, LATEST, end_utc, start_utc
 from verify.exports import cases_frame
 from verify.review import LeadFilter, QueueSort
 from verify.web.filters import FIELD_HINTS, read_filter
+
+#: The zone the shipped settings show times in (schedules.timezone).
+ZONE = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -79,15 +83,15 @@ def test_a_page_url_keeps_its_valid_fields_and_names_the_bad_ones_in_chinese() -
 
 
 def test_shanghai_days_convert_to_utc_bounds_even_at_the_ends_of_the_calendar() -> None:
-    assert start_utc(date(2026, 11, 29)) == datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
-    assert end_utc(date(2026, 11, 29)) == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
-    assert (start_utc(date.min), end_utc(date.max)) == (EARLIEST, LATEST)
-    assert end_utc(date(9999, 12, 30)) == datetime(9999, 12, 30, 16, 0, tzinfo=UTC)
+    assert start_utc(date(2026, 11, 29), ZONE) == datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
+    assert end_utc(date(2026, 11, 29), ZONE) == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
+    assert (start_utc(date.min, ZONE), end_utc(date.max, ZONE)) == (EARLIEST, LATEST)
+    assert end_utc(date(9999, 12, 30), ZONE) == datetime(9999, 12, 30, 16, 0, tzinfo=UTC)
 
 
 def test_the_cases_export_takes_the_widest_dates_on_both_databases(session, make_lead) -> None:
     promoted = make_lead(state=LeadState.PROMOTED).id
-    frame = cases_frame(session, since=date.min, until=date.max)
+    frame = cases_frame(session, since=date.min, until=date.max, zone=ZONE)
     assert frame["线索编号"].tolist() == [promoted]
 
 

@@ -319,3 +319,17 @@ def test_an_analyst_promoting_a_question_from_its_page_makes_a_ticket_noted_in_i
     assert alice.post(f"/leads/{lead.id}/verify", data={"csrf_token": token}).status_code == 303
     assert "派单 · 已核实 → 已派单 · 咨询类线索，经分析员派单" in alice.get(f"/leads/{lead.id}").text
     assert [t.lead_id for t in session.scalars(select(Ticket))] == [lead.id]
+
+
+def test_the_page_shows_the_unit_promotion_took_from_the_responsibility_list(
+    alice, make_lead, session, settings
+) -> None:
+    from fixtures.leads import promote
+    from verify import responsibility
+    from verify.responsibility import RuleRow
+
+    row = RuleRow("城乡建设", "深圳市南山区城市管理和综合执法局", district="南山区")
+    responsibility.create(session=session, row=row, actor="admin")
+    ticket = promote(session, make_lead, settings)
+    html = alice.get(f"/leads/{ticket.lead_id}").text
+    assert "<dt>责任单位</dt><dd>深圳市南山区城市管理和综合执法局</dd>" in html

@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -15,11 +16,14 @@ from sqlalchemy import select
 
 from storage.base import utcnow
 from storage.models import Lead, LeadPost, LeadState, Platform, Post, Priority, RequestType
-from verify import review
+from verify import review, sla
 from verify.review import LeadFilter, QueueSort
 from verify.users import create_token, create_user
 from verify.web.app import create_app
 from verify.web.filters import read_filter
+
+#: The zone the shipped settings show times in (schedules.timezone).
+ZONE = ZoneInfo("Asia/Shanghai")
 
 LEAD_LINK = re.compile(r'<a href="/leads/(\d+)">#')
 
@@ -47,7 +51,7 @@ def bearer(session) -> dict[str, str]:
 
 
 def ids(session, criteria: LeadFilter) -> list[int]:
-    return [lead.id for lead in review.queue(session=session, criteria=criteria)[0]]
+    return [lead.id for lead in review.queue(session=session, criteria=criteria, zone=ZONE)[0]]
 
 
 def move_to_platform(session, lead: Lead, platform: str) -> None:
@@ -95,7 +99,9 @@ def test_counts_per_state_ignore_the_state_filter_but_honour_the_others(session,
     make_lead(district="南山区")
     make_lead(district="南山区", state=LeadState.REJECTED)
     make_lead(district="福田区")
-    counts = review.state_counts(session=session, criteria=LeadFilter(district="南山区", state=LeadState.NEW))
+    counts = review.state_counts(
+        session=session, criteria=LeadFilter(district="南山区", state=LeadState.NEW), zone=ZONE
+    )
     assert counts == {s: {LeadState.NEW: 1, LeadState.REJECTED: 1}.get(s, 0) for s in LeadState}
 
 
@@ -104,14 +110,14 @@ def test_breaches_count_only_open_leads_past_their_sla(session, make_lead) -> No
     make_lead(sla_due_at=now - timedelta(minutes=5))
     make_lead(sla_due_at=now - timedelta(minutes=5), state=LeadState.PROMOTED)
     make_lead(sla_due_at=now + timedelta(minutes=5))
-    assert review.sla_breaches(session=session, criteria=LeadFilter(), now=now) == 1
+    assert review.sla_breaches(session=session, criteria=LeadFilter(), zone=ZONE, now=now) == 1
 
 
 def test_sla_clocks_run_from_the_first_post_and_from_when_it_was_found(session, make_lead, settings) -> None:
     first = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
     found = datetime(2026, 11, 29, 5, 20, tzinfo=UTC)
     lead = make_lead(priority=Priority.URGENT, first_seen_at=first, found_at=found, sla_due_at=None)
-    clocks = review.sla_clocks(lead, settings.review)
+    clocks = sla.sla_clocks(lead, settings.review)
     assert (clocks.from_first_post, clocks.from_found) == (
         first + timedelta(minutes=30),
         found + timedelta(minutes=30),
@@ -222,7 +228,7 @@ def test_the_type_filter_narrows_the_queue_to_leads_of_that_type(session, make_l
     suggestion = make_lead(request_type=SUGGESTION)
     assert ids(session, LeadFilter(type=QUESTION)) == [question.id]
     assert ids(session, LeadFilter(type=SUGGESTION)) == [suggestion.id]
-    assert review.summarise(session=session, criteria=LeadFilter(type=QUESTION)).total == 1
+    assert review.summarise(session=session, criteria=LeadFilter(type=QUESTION), zone=ZONE).total == 1
 
 
 def test_within_a_priority_problems_come_before_suggestions_and_questions(session, make_lead) -> None:
@@ -267,7 +273,7 @@ def test_the_queue_summary_counts_each_priority_and_type(session, make_lead) -> 
     make_lead(request_type=QUESTION, priority=Priority.URGENT)
     make_lead(request_type=QUESTION, state=LeadState.REJECTED)
     make_lead(request_type=PROBLEM)
-    summary = review.summarise(session=session, criteria=LeadFilter(state=LeadState.NEW))
+    summary = review.summarise(session=session, criteria=LeadFilter(state=LeadState.NEW), zone=ZONE)
     assert summary.slices == {
         (Priority.ORDINARY, QUESTION): 1,
         (Priority.URGENT, QUESTION): 1,

@@ -12,7 +12,7 @@ from storage.models import ResponsibilityRule, Role, Ticket
 from verify import responsibility, tickets
 from verify.sync import first_dispatch_accuracy
 from verify.users import has_role
-from verify.web.deps import AdminPage, AnalystPage, CsrfChecked, DbSession, SupervisorPage, get_settings
+from verify.web.deps import AdminPage, AnalystPage, DbSession, SupervisorPage, get_settings
 from verify.web.display import TICKET_STATE_LABELS
 from verify.web.pages import render, see_other
 
@@ -57,7 +57,7 @@ def tickets_page(
     return render(request, "tickets.html", context)
 
 
-@router.post("/tickets/{ticket_id}/requeue", dependencies=[CsrfChecked])
+@router.post("/tickets/{ticket_id}/requeue")
 def requeue(request: Request, session: DbSession, user: SupervisorPage, ticket_id: int) -> Response:
     try:
         tickets.requeue_failed(
@@ -93,7 +93,7 @@ def _row(category: str, unit: str, district: str, street: str, note: str) -> res
     return responsibility.clean_row(values)
 
 
-@router.post(RULES_PAGE, dependencies=[CsrfChecked])
+@router.post(RULES_PAGE)
 def add_rule(
     request: Request,
     session: DbSession,
@@ -129,7 +129,7 @@ def _rule_or_404(session: DbSession, rule_id: int) -> ResponsibilityRule:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule") from None
 
 
-@router.post(f"{RULES_PAGE}/{{rule_id}}/edit", dependencies=[CsrfChecked])
+@router.post(f"{RULES_PAGE}/{{rule_id}}/edit")
 def edit_rule(
     request: Request,
     session: DbSession,
@@ -154,7 +154,7 @@ def edit_rule(
     return see_other(RULES_PAGE)
 
 
-@router.post(f"{RULES_PAGE}/{{rule_id}}/delete", dependencies=[CsrfChecked])
+@router.post(f"{RULES_PAGE}/{{rule_id}}/delete")
 def delete_rule(request: Request, session: DbSession, user: AdminPage, rule_id: int) -> Response:
     rule = _rule_or_404(session, rule_id)
     label = f"{rule.category} → {rule.unit}"
@@ -171,7 +171,7 @@ def export_rules(session: DbSession, user: AdminPage) -> Response:
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.post(f"{RULES_PAGE}/import", dependencies=[CsrfChecked])
+@router.post(f"{RULES_PAGE}/import")
 async def import_rules(
     request: Request,
     session: DbSession,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from storage.models import LeadState, Priority, RequestType, Role, TicketState
 from verify import review, workflow
+from verify.days import local_zone
 from verify.inputs import StorableStr
 from verify.review import LeadFilter
 from verify.users import has_role
@@ -125,10 +126,11 @@ Filter = Annotated[LeadFilter, Query()]
 
 
 @router.get("/leads", response_model=LeadPage)
-def list_leads(session: DbSession, _: AnalystApi, criteria: Filter) -> LeadPage:
+def list_leads(request: Request, session: DbSession, _: AnalystApi, criteria: Filter) -> LeadPage:
     """One page of the queue with the same filters and sorting as the queue page, counts per state."""
-    summary = review.summarise(session=session, criteria=criteria)
-    leads = review.page(session=session, criteria=criteria, summary=summary)
+    zone = local_zone(get_settings(request))
+    summary = review.summarise(session=session, criteria=criteria, zone=zone)
+    leads = review.page(session=session, criteria=criteria, zone=zone, summary=summary)
     return LeadPage(
         items=[LeadOut.model_validate(lead) for lead in leads],
         total=summary.total,
@@ -244,10 +246,15 @@ def add_note(session: DbSession, user: AnalystApi, lead_id: LeadId, body: NoteIn
     responses={200: {"content": {m: {} for m in exports.MEDIA_TYPES.values()}}},
 )
 def export(
-    session: DbSession, _: AnalystApi, what: exports.ExportWhat, fmt: exports.ExportFormat, criteria: Filter
+    request: Request,
+    session: DbSession,
+    _: AnalystApi,
+    what: exports.ExportWhat,
+    fmt: exports.ExportFormat,
+    criteria: Filter,
 ) -> Response:
     """Leads (under the queue filter, every page of it) or verified cases, as a CSV or XLSX download."""
-    return exports.download(session, what.value, fmt, criteria)
+    return exports.download(session, what.value, fmt, criteria, local_zone(get_settings(request)))
 
 
 @router.get("/tickets", response_model=list[TicketOut])

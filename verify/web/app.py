@@ -4,8 +4,10 @@ headers from trusted proxies only, security headers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import FastAPI, Request
@@ -18,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from settings import Settings, require_secrets
 from storage.base import utcnow
 from storage.db import make_engine, make_session_factory
+from verify.days import local_zone
 from verify.web import (
     admin_pages,
     api,
@@ -29,7 +32,7 @@ from verify.web import (
     platforms_pages,
     users_pages,
 )
-from verify.web.deps import LoginRequired, PageForbidden
+from verify.web.deps import CsrfChecked, LoginRequired, PageForbidden
 from verify.web.sessions import Clock
 
 HERE = Path(__file__).resolve().parent
@@ -41,12 +44,15 @@ PAGE_CSP = (
 )
 
 
-def make_templates() -> Jinja2Templates:
+def make_templates(zone: ZoneInfo) -> Jinja2Templates:
+    """The app's templates; times show in ``zone`` (days.local_zone of the app's settings)."""
     # Autoescaping on for every template: crawled text is hostile and is never marked safe.
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters.update(display.FILTERS)
+    env.filters["local_time"] = partial(display.local_time, zone=zone)
+    env.globals["timezone"] = zone.key  # for the lead page's script, which shows a renewed lease
     env.globals.update(display.GLOBALS)
     return Jinja2Templates(env=env)
 
@@ -94,12 +100,14 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # One CSRF mechanism for every page, form, script and API call made with the session cookie.
+        dependencies=[CsrfChecked],
     )
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.templates = make_templates()
+    app.state.templates = make_templates(local_zone(settings))
     app.state.clock = clock
     app.middleware("http")(_security_headers)
     # The cookie's own expiry is the absolute lifetime; idle and absolute limits and the account's

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from verify.days import local_zone
 from verify.web import dashboard_stats, svg
-from verify.web.deps import DbSession, SupervisorPage
+from verify.web.deps import DbSession, SupervisorPage, get_settings
 from verify.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -20,7 +21,7 @@ def dashboard_page(
     user: SupervisorPage,
     days: int = Query(default=14, ge=1, le=MAX_DAYS),
 ) -> Response:
-    figures = dashboard_stats.build(session, days=days)
+    figures = dashboard_stats.build(session, local_zone(get_settings(request)), days=days)
     charts = {
         "found": svg.stacked_days(figures.days, figures.found, "每日发现线索（按类别）"),
         "verified": svg.stacked_days(figures.days, figures.verified, "每日核实线索（按类别）"),

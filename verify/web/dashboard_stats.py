@@ -1,8 +1,9 @@
 """The dashboard's figures: per-day counts, leads per request type, SLA, live precision, analysts'
 throughput, crawl health.
 
-Counts over a window of days are grouped in Python by Asia/Shanghai calendar day, so the same code
-runs on SQLite and PostgreSQL without dialect-specific date functions.
+Counts over a window of days are grouped in Python by calendar day in the display zone
+(verify.days.local_zone), so the same code runs on SQLite and PostgreSQL without dialect-specific
+date functions.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from storage.models import (
 )
 from storage.queries import latest_runs
 from verify.review import OPEN_STATES
+from verify.sla import overdue
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 UNCERTAIN = "不确定"
 #: A lead counts as reviewed once an analyst decided: verified (or promoted) versus rejected.
 VERIFIED_STATES = (LeadState.VERIFIED, LeadState.PROMOTED)
@@ -39,8 +40,8 @@ REVIEWED_STATES = (*VERIFIED_STATES, LeadState.REJECTED)
 DECISIONS = ("verify", "reject", "merge")
 
 
-def _day(value: datetime) -> str:
-    return value.astimezone(SHANGHAI).strftime("%Y-%m-%d")
+def _day(value: datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,10 @@ class Dashboard:
     crawl: list[CrawlRun]
 
 
-def _per_day(rows: list[tuple[datetime, str | None]]) -> dict[str, dict[str, int]]:
+def _per_day(rows: list[tuple[datetime, str | None]], zone: ZoneInfo) -> dict[str, dict[str, int]]:
     grouped: dict[str, Counter[str]] = defaultdict(Counter)
     for at, category in rows:
-        grouped[_day(at)][category or UNCERTAIN] += 1
+        grouped[_day(at, zone)][category or UNCERTAIN] += 1
     return {day: dict(counter) for day, counter in grouped.items()}
 
 
@@ -176,10 +177,10 @@ def _by_request_type(session: Session, since: datetime) -> list[TypeCounts]:
     ]
 
 
-def build(session: Session, days: int = 14, now: datetime | None = None) -> Dashboard:
-    """Every figure the dashboard shows, over the last ``days`` Shanghai calendar days."""
+def build(session: Session, zone: ZoneInfo, days: int = 14, now: datetime | None = None) -> Dashboard:
+    """Every figure the dashboard shows, over the last ``days`` calendar days in ``zone``."""
     now = now or utcnow()
-    local_today = now.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    local_today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     since = local_today - timedelta(days=days - 1)
     day_labels = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
     found = session.execute(select(Lead.found_at, Lead.category).where(Lead.found_at >= since)).all()
@@ -191,9 +192,7 @@ def build(session: Session, days: int = 14, now: datetime | None = None) -> Dash
     urgent = (
         select(func.count()).select_from(Lead).where(Lead.priority == Priority.URGENT, Lead.found_at >= since)
     )
-    breaches = (
-        select(func.count()).select_from(Lead).where(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < now)
-    )
+    breaches = select(func.count()).select_from(Lead).where(overdue(now))
     reviewed = Lead.state.in_(REVIEWED_STATES)
     by_category = session.execute(
         select(Lead.category, Lead.state, func.count()).where(reviewed).group_by(Lead.category, Lead.state)
@@ -209,8 +208,8 @@ def build(session: Session, days: int = 14, now: datetime | None = None) -> Dash
     runs = latest_runs(session)
     return Dashboard(
         days=day_labels,
-        found=_per_day([(at, category) for at, category in found]),
-        verified=_per_day([(at, category) for at, category in verified]),
+        found=_per_day([(at, category) for at, category in found], zone),
+        verified=_per_day([(at, category) for at, category in verified], zone),
         urgent_found=session.scalar(urgent) or 0,
         by_request_type=_by_request_type(session, since),
         open_breaches=session.scalar(breaches) or 0,

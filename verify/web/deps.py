@@ -1,7 +1,8 @@
-"""Request dependencies: a database session per request, the signed-in user at a role level, CSRF checks.
+"""Request dependencies: a database session per request, the signed-in user at a role level, the CSRF check.
 
 Every page and endpoint takes exactly one of the role-level user dependencies below (``AnalystPage`` …
-``AdminApi``); no route checks roles by hand.
+``AdminApi``); no route checks roles by hand. CSRF has one mechanism: a synchronizer token kept in the
+signed session, checked by ``require_csrf``, which the app applies to every request (verify.web.app).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from verify.web import sessions
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+#: Methods that change nothing (RFC 9110 safe methods): the only ones sent without the token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 bearer_auth = HTTPBearer(auto_error=False, description="an API token from `weisu users token NAME`")
 
@@ -64,15 +68,27 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
-def csrf_matches(request: Request, supplied: str | None) -> bool:
+def _matches(request: Request, supplied: str | None) -> bool:
     expected = request.session.get(SESSION_CSRF)
     return bool(expected and supplied) and hmac.compare_digest(str(expected), str(supplied))
 
 
-async def require_csrf_form(request: Request) -> None:
-    form = await request.form()
-    supplied = form.get(CSRF_FIELD)
-    if not csrf_matches(request, supplied if isinstance(supplied, str) else None):
+async def require_csrf(request: Request) -> None:
+    """The one CSRF check: a state-changing request carries the session's token, in the X-CSRF-Token
+    header (the lead page's script, API calls with the browser session) or the csrf_token field (forms).
+
+    A request that brings a bearer token is not checked: a cross-site page cannot add an Authorization
+    header (no CORS is served), so it is no forgery, and the API then signs in by the token alone.
+    Refused with 403.
+    """
+    bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+    if request.method in SAFE_METHODS or bearer:
+        return
+    supplied = request.headers.get(CSRF_HEADER)
+    if supplied is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+        field = (await request.form()).get(CSRF_FIELD)
+        supplied = field if isinstance(field, str) else None
+    if not _matches(request, supplied):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
 
 
@@ -96,7 +112,7 @@ def page_user_at_least(minimum: Role) -> Callable[..., User]:
 
 
 def api_user_at_least(minimum: Role) -> Callable[..., User]:
-    """An API dependency: a bearer token's user, or the browser session (writes then need X-CSRF-Token)."""
+    """An API dependency: a bearer token's user, or the browser session (its writes pass require_csrf)."""
 
     def dependency(
         request: Request,
@@ -112,10 +128,6 @@ def api_user_at_least(minimum: Role) -> Callable[..., User]:
             user = session_user(request, session)
             if user is None:
                 raise _unauthorized("not signed in")
-            if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_matches(
-                request, request.headers.get(CSRF_HEADER)
-            ):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, f"{CSRF_HEADER} header missing or wrong")
         if not has_role(user, minimum):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs the {minimum.value} role")
         return user
@@ -141,7 +153,8 @@ AdminPage = Annotated[User, Depends(page_user_at_least(Role.ADMIN))]
 AnalystApi = Annotated[User, Depends(api_user_at_least(Role.ANALYST))]
 SupervisorApi = Annotated[User, Depends(api_user_at_least(Role.SUPERVISOR))]
 AdminApi = Annotated[User, Depends(api_user_at_least(Role.ADMIN))]
-CsrfChecked = Depends(require_csrf_form)
+#: Applied to the whole app (verify.web.app): no route can forget it.
+CsrfChecked = Depends(require_csrf)
 #: Row ids fit a 32-bit signed integer on every database; a larger one is a 422, never a driver error.
 MAX_ROW_ID = 2**31 - 1
 LeadId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

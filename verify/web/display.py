@@ -23,7 +23,6 @@ from storage.models import (
 )
 from verify.workflow import REJECT_REASON_LABELS, SYSTEM_ACTOR, Action
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Crawled text is shown, never trusted: at most this many characters of a post, and this many posts.
 MAX_POST_CHARS = 2000
 MAX_EVIDENCE_SHOWN = 50
@@ -98,10 +97,11 @@ def label(labels: Mapping[Any, str], value: object) -> str:
     return labels.get(value, str(value))
 
 
-def local_time(value: datetime | None) -> str:
+def local_time(value: datetime | None, zone: ZoneInfo) -> str:
+    """ "2026-11-29 13:20" in the display zone (verify.web.app binds it: days.local_zone)."""
     if value is None:
         return "—"
-    return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def duration(value: timedelta | None) -> str:
@@ -178,8 +178,8 @@ def safe_link(url: str | None) -> str | None:
 
 
 #: What every template may use (verify.web.app registers them): filters, and the label maps as globals.
+#: ``local_time`` is bound to the settings' zone when the app is made.
 FILTERS: dict[str, Callable[..., Any]] = {
-    "local_time": local_time,
     "sla": sla_countdown,
     "duration": duration,
     "bounded": bounded,

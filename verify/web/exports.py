@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import io
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from fastapi import APIRouter, Request
@@ -17,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from storage.models import REQUEST_TYPE_LABELS, Lead, User
 from verify import exports as case_exports
-from verify.days import SHANGHAI, local_wall_clock
+from verify.days import local_wall_clock, local_zone
 from verify.review import MAX_PAGE_SIZE, LeadFilter, filtered
-from verify.web.deps import AnalystPage, DbSession
+from verify.web.deps import AnalystPage, DbSession, get_settings
 from verify.web.display import PRIORITY_LABELS, STATE_LABELS
 from verify.web.filters import problems_message, read_filter
 from verify.web.pages import render
@@ -49,9 +50,10 @@ MEDIA_TYPES = {
 }
 
 
-def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
-    """The leads matching the queue filter (every page of it), newest first, with Chinese headers."""
-    statement = filtered(criteria).order_by(Lead.id.desc())
+def leads_frame(session: Session, criteria: LeadFilter, zone: ZoneInfo) -> pd.DataFrame:
+    """The leads matching the queue filter (every page of it), newest first, with Chinese headers;
+    days and times in ``zone``."""
+    statement = filtered(criteria, zone=zone).order_by(Lead.id.desc())
     rows = [
         {
             "线索编号": lead.id,
@@ -65,9 +67,9 @@ def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
             "摘要": lead.summary,
             "评分": round(lead.score, 4),
             "证据数": lead.evidence_count,
-            "首帖时间": local_wall_clock(lead.first_seen_at),
-            "发现时间": local_wall_clock(lead.found_at),
-            "办理时限": local_wall_clock(lead.sla_due_at),
+            "首帖时间": local_wall_clock(lead.first_seen_at, zone),
+            "发现时间": local_wall_clock(lead.found_at, zone),
+            "办理时限": local_wall_clock(lead.sla_due_at, zone),
             "认领人": lead.claimed_by,
             "责任单位": lead.responsible_unit,
         }
@@ -76,7 +78,7 @@ def leads_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LEAD_COLUMNS))
 
 
-def cases_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
+def cases_frame(session: Session, criteria: LeadFilter, zone: ZoneInfo) -> pd.DataFrame:
     """Verified cases under the same filter's category, district, request type and date range
     (verification days)."""
     return case_exports.cases_frame(
@@ -86,6 +88,7 @@ def cases_frame(session: Session, criteria: LeadFilter) -> pd.DataFrame:
         category=criteria.category,
         district=criteria.district,
         request_type=criteria.type,
+        zone=zone,
     )
 
 
@@ -99,13 +102,15 @@ def spreadsheet_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str) -> byt
     return safe.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode("utf-8-sig")
 
 
-def download(session: Session, what: str, fmt: ExportFormat, criteria: LeadFilter) -> Response:
-    """The file for ``what`` ("leads" or "cases") in ``fmt`` as an attachment."""
+def download(
+    session: Session, what: str, fmt: ExportFormat, criteria: LeadFilter, zone: ZoneInfo
+) -> Response:
+    """The file for ``what`` ("leads" or "cases") in ``fmt`` as an attachment, times in ``zone``."""
     if what == "cases":
-        frame, sheet = cases_frame(session, criteria), "核实案件"
+        frame, sheet = cases_frame(session, criteria, zone), "核实案件"
     else:
-        frame, sheet = leads_frame(session, criteria), "线索"
-    stamp = datetime.now(SHANGHAI).strftime("%Y%m%d-%H%M")
+        frame, sheet = leads_frame(session, criteria, zone), "线索"
+    stamp = datetime.now(zone).strftime("%Y%m%d-%H%M")
     headers = {"Content-Disposition": f'attachment; filename="weisu-{what}-{stamp}.{fmt.value}"'}
     return Response(spreadsheet_bytes(frame, fmt, sheet), media_type=MEDIA_TYPES[fmt], headers=headers)
 
@@ -116,7 +121,7 @@ def _download_page(request: Request, session: Session, user: User, what: str, fm
         # A file filtered differently from what was asked would mislead: say what is wrong instead.
         context = {"user": user, "message": problems_message(problems), "back": request.url.query}
         return render(request, "bad_query.html", context, status_code=400)
-    return download(session, what, fmt, criteria)
+    return download(session, what, fmt, criteria, local_zone(get_settings(request)))
 
 
 @router.get("/exports/leads.{fmt}")

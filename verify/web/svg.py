@@ -1,4 +1,5 @@
-"""Small server-rendered SVG charts (stacked day bars, horizontal share bars); every label is escaped.
+"""The dashboard's charts as geometry (stacked day bars, horizontal share bars); the template
+`_chart.html` draws them as SVG, and Jinja's autoescaping escapes every label (crawled text included).
 
 No chart library and no CDN: the machine is offline and the page's CSP allows no remote anything.
 """
@@ -6,25 +7,46 @@ No chart library and no CDN: the machine is offline and the page's CSP allows no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-from markupsafe import Markup, escape
+from dataclasses import dataclass, field
 
 PALETTE = ("#0f6cbd", "#c62828", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#8d6e63", "#546e7a", "#ad1457")
 OTHER_COLOUR = "#b0bec5"
+TRACK_COLOUR = "#eceff1"
+SHARE_COLOUR = "#2e7d32"
 MAX_SERIES = len(PALETTE)
 
 
-def _text(x: float, y: float, label: object, anchor: str = "middle", size: int = 11) -> str:
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}">{escape(str(label))}</text>'
-    )
+@dataclass(frozen=True)
+class Label:
+    x: float
+    y: float
+    text: str
+    anchor: str = "middle"
+    size: int = 11
 
 
-def _svg_open(width: int, height: int) -> str:
-    return f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}">'
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    fill: str
+    title: str | None = None  # the hover text, when the bar stands for a count
 
 
-def stacked_days(days: Sequence[str], counts: Mapping[str, Mapping[str, int]], title: str) -> Markup:
+@dataclass
+class Chart:
+    """One SVG: its view box, its title, the bars (drawn first) and the labels (drawn over them)."""
+
+    width: int
+    height: int
+    title: str
+    bars: list[Bar] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
+
+
+def stacked_days(days: Sequence[str], counts: Mapping[str, Mapping[str, int]], title: str) -> Chart:
     """One bar per day, stacked by series (e.g. category); ``counts[day][series]``. Legend below."""
     totals = {series: 0 for day in days for series in counts.get(day, {})}
     for day in days:
@@ -38,12 +60,11 @@ def stacked_days(days: Sequence[str], counts: Mapping[str, Mapping[str, int]], t
     plot_h = height - top - bottom
     peak = max([sum(counts.get(day, {}).values()) for day in days] + [1])
     step = (width - left - 8) / max(len(days), 1)
-    parts = [
-        _svg_open(width, height + 18 * 2),
-        f"<title>{escape(title)}</title>",
-        _text(left, 14, title, "start", 13),
-        _text(left - 4, top + 4, peak, "end"),
-        _text(left - 4, top + plot_h, 0, "end"),
+    chart = Chart(width, height + 18 * 2, title)
+    chart.labels += [
+        Label(left, 14, title, "start", 13),
+        Label(left - 4, top + 4, str(peak), "end"),
+        Label(left - 4, top + plot_h, "0", "end"),
     ]
     for index, day in enumerate(days):
         x = left + index * step + 2
@@ -56,40 +77,27 @@ def stacked_days(days: Sequence[str], counts: Mapping[str, Mapping[str, int]], t
                 continue
             bar = plot_h * value / peak
             y -= bar
-            label = escape(f"{day} {name}: {value}")
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(step - 4, 1):.1f}" height="{bar:.1f}" '
-                f'fill="{colour}"><title>{label}</title></rect>'
-            )
+            chart.bars.append(Bar(x, y, max(step - 4, 1), bar, colour, f"{day} {name}: {value}"))
         if len(days) <= 16 or index % 2 == 0:
-            parts.append(_text(x + step / 2 - 2, top + plot_h + 14, day[5:], size=10))
+            chart.labels.append(Label(x + step / 2 - 2, top + plot_h + 14, day[5:], size=10))
     legend = [*named, *(["其他"] if len(ranked) > len(named) else [])]
     for i, series in enumerate(legend):
         lx, ly = left + (i % 5) * 120, height + (i // 5) * 18
-        parts.append(
-            f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{colours.get(series, OTHER_COLOUR)}"/>'
-        )
-        parts.append(_text(lx + 14, ly, series, "start"))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+        chart.bars.append(Bar(lx, ly - 9, 10, 10, colours.get(series, OTHER_COLOUR)))
+        chart.labels.append(Label(lx + 14, ly, series, "start"))
+    return chart
 
 
-def share_bars(rows: Sequence[tuple[str, float, str]], title: str) -> Markup:
+def share_bars(rows: Sequence[tuple[str, float, str]], title: str) -> Chart:
     """Horizontal bars of shares in [0, 1]: (label, share, note shown at the bar's end)."""
     width, row_h, left, top = 640, 22, 150, 24
-    height = top + row_h * max(len(rows), 1) + 8
-    parts = [
-        _svg_open(width, height),
-        f"<title>{escape(title)}</title>",
-        _text(8, 14, title, "start", 13),
-    ]
+    chart = Chart(width, top + row_h * max(len(rows), 1) + 8, title)
+    chart.labels.append(Label(8, 14, title, "start", 13))
     plot_w = width - left - 140
     for i, (label, share, note) in enumerate(rows):
         y = top + i * row_h
-        bar = plot_w * min(max(share, 0.0), 1.0)
-        parts.append(_text(left - 6, y + 14, label, "end"))
-        parts.append(f'<rect x="{left}" y="{y + 3}" width="{plot_w}" height="14" fill="#eceff1"/>')
-        parts.append(f'<rect x="{left}" y="{y + 3}" width="{bar:.1f}" height="14" fill="#2e7d32"/>')
-        parts.append(_text(left + plot_w + 6, y + 14, f"{share:.0%} {note}", "start"))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+        chart.bars.append(Bar(left, y + 3, plot_w, 14, TRACK_COLOUR))
+        chart.bars.append(Bar(left, y + 3, plot_w * min(max(share, 0.0), 1.0), 14, SHARE_COLOUR))
+        chart.labels.append(Label(left - 6, y + 14, label, "end"))
+        chart.labels.append(Label(left + plot_w + 6, y + 14, f"{share:.0%} {note}", "start"))
+    return chart

@@ -9,6 +9,7 @@
     return;
   }
   const leadId = lease.dataset.lead;
+  const timeZone = lease.dataset.timezone;  // the settings' display zone, as the server shows times
   const csrf = document.querySelector("meta[name=csrf-token]").content;
   const RENEW_EVERY_MS = 60 * 1000;
   const RELEASE_QUESTION = "放回队列？此线索将不再由您认领，其他分析员可以认领。";
@@ -32,7 +33,7 @@
     const answer = await response.json();
     const until = document.getElementById("lease-until");
     if (answer.held && answer.claim_expires_at) {
-      until.textContent = new Date(answer.claim_expires_at).toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai" });
+      until.textContent = new Date(answer.claim_expires_at).toLocaleTimeString("zh-CN", { timeZone });
     } else {
       until.textContent = "已失效，请刷新页面";
     }
