@@ -166,6 +166,20 @@ def bench_crawl_runs(runs: int) -> dict[str, Any]:
     return {"runs": runs, "median": medians, "each": results}
 
 
+#: Comparisons ``make bench`` makes: one 2-second sweep moves by ±0.05 between runs.
+MAKE_BENCH_RUNS = 3
+
+
+def bench_crawl_median(runs: int = MAKE_BENCH_RUNS) -> dict[str, Any]:
+    """The comparison ``make bench`` reports: the medians of ``runs`` runs, with the last run's sizes
+    and each run's wall and CPU ratios."""
+    report = bench_crawl_runs(runs)
+    last = report["each"][-1]
+    sizes = {key: last[key] for key in ("unit", "baseline_name", "pages", "requests_with_robots", "posts")}
+    ratios = [{"ratio": r["ratio"], "cpu_ratio": r["cpu_ratio"]} for r in report["each"]]
+    return sizes | report["median"] | {"runs": runs, "each_run": ratios}
+
+
 def _run_baseline(url_file: str, concurrency: int) -> None:
     """Child side of the baseline: fetch every URL once, parse nothing, print the response count."""
     import scrapy
