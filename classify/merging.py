@@ -41,12 +41,6 @@ def containment(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-
-
 #: Texts (or evidence) with fewer distinct 3-shingles than this never merge: about six characters.
 MIN_MERGE_SHINGLES = 6
 #: At this containment one text repeats the other: a disagreement of the predicted categories is the

@@ -315,11 +315,6 @@ def tokenize(text: str | None) -> list[str]:
     return list(_tokens_of_normalised(normalise(text)))
 
 
-def tokenize_normalised(text: str) -> list[str]:
-    """The TF-IDF ``tokenizer``: its ``preprocessor`` (normalise) has already run."""
-    return list(_tokens_of_normalised(text))
-
-
 def char_analyzer(text: str | None) -> list[str]:
     """Character 2–3-grams of the stop-word-free token stream: robust on short, oddly spelt posts."""
     return _char_ngrams(text, CHAR_VIEW_CHARS, CHAR_NGRAMS)
