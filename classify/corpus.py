@@ -78,7 +78,7 @@ def _trie_pattern(node: dict[str, dict], word_end: bool) -> str:
 @lru_cache(maxsize=1)
 def _stop_pattern() -> tuple[re.Pattern[str], int]:
     """Every CJK stop word as one trie regex (at a position the longest stop word matches, as with the
-    alternation of the words sorted longest first, but ~2.5× faster), and the longest word's length."""
+    alternation of the words sorted longest first, but faster), and the longest word's length."""
     words = [w for w in listed_stop_words() if _CJK.search(w)]
     trie: dict[str, dict] = {}
     for word in words:
@@ -95,7 +95,7 @@ def content_key(text: str) -> str:
 
     Only a text's opening is scanned: whether a stop word starts at a position depends on the next
     ``longest`` characters alone, so the cut of a prefix is exact up to ``longest`` from its end;
-    the prefix grows until the key is complete (this was ~6 s of the ~10 s of loading the corpus)."""
+    the prefix grows until the key is complete (cutting whole texts was most of loading the corpus)."""
     pattern, longest = _stop_pattern()
     text = normalise(text)
     limit = 4 * KEY_CHARS

@@ -24,7 +24,7 @@ OUT_OF_VOCABULARY = "<其他>"
 
 # --- Fast n-gram TF-IDF -------------------------------------------------------------------------
 # sklearn's vectorisers build a Python list of string n-grams per text and look each up in a dict:
-# that was most of the ~25 s of a training run and most of the scoring cost. Here each text is
+# that was most of a training run and most of the scoring cost (docs/benchmarks.md). Here each text is
 # tokenised once (classify.text caches the tokens), its n-grams become int64 keys computed by numpy
 # over the whole batch (a character n-gram packs its code points, a word n-gram its token ids),
 # and the vocabulary is a sorted key array searched with np.searchsorted.
@@ -220,14 +220,14 @@ class CivicGate:
     lexicon of such objects is learned from the labelled complaints alone: per category, the
     ``per_category`` words most tied to it (χ² of word presence, category against the others), plus
     the words of the shipped taxonomy's items. Kinds of noise the model never saw mostly name none
-    (leave-one-source-out at t = 0.7: chit-chat 2.28% → 0.46%, Weibo comments 10.75% → 7.42%, food
-    reviews 2.72% → 2.23%) while a complaint title almost always names one (title recall −0.3 to −1.0
-    points per fold). A capped text stays above the urgency floor, so an urgent rule can still make
+    (leave-one-source-out, fewer chit-chat, Weibo comments and food reviews pass) while a complaint
+    title almost always names one (title recall falls by under a point per fold; figures in
+    docs/benchmarks.md). A capped text stays above the urgency floor, so an urgent rule can still make
     it a lead."""
 
-    # min_words 1: a two-word title such as "噪音扰民" is a complaint (two capped 1 in 5 of a city's titles).
+    # min_words 1: a two-word title such as "噪音扰民" is a complaint (two capped many of a city's titles).
     # compound_chars 4: a text that is one lexicon word this long is a whole complaint ("噪音扰民" is one
-    # word of the user dictionary, and was capped although the model scored it 0.99; docs/benchmarks.md).
+    # word of the user dictionary, and was capped although the model was sure of it; docs/benchmarks.md).
     def __init__(
         self, per_category: int = 300, min_words: int = 1, cap: float = 0.5, compound_chars: int = 4
     ) -> None:

@@ -115,12 +115,12 @@ def build_relevance_pipeline(
 
     Fit with ``y``: the vocabulary is learned from the "lead" rows. Words and character n-grams that
     complaints do not use each count as one "other" feature, so the model cannot learn to recognise a
-    kind of noise by its own words and then miss every kind it has not seen (leave-one-source-out
-    false-positive rate on news titles 39% → 10% at the same threshold). ``c`` is small on purpose:
-    see RELEVANCE_C above. Word bigrams beside the words: "相关 部门" or "学校 领导" in an
-    angry comment reads differently from "小区 停水" (unseen-source rates, unigrams → bigrams: news titles
-    2.56% → 2.02%, Weibo comments 6.90% → 6.02%, food reviews 1.01% → 0.70%, chit-chat 0.46% → 0.34%, at
-    the same held-out title recall 0.941; the simulated world's incident recall 0.951 → 0.960)."""
+    kind of noise by its own words and then miss every kind it has not seen (far fewer unseen news
+    titles pass leave-one-source-out at the same threshold). ``c`` is small on purpose: see RELEVANCE_C
+    above. Word bigrams beside the words: "相关 部门" or "学校 领导" in an angry comment reads
+    differently from "小区 停水" (every unseen source's false-positive rate fell at the same held-out
+    title recall, and the simulated world's incident recall rose). Figures: docs/benchmarks.md,
+    "Figures moved out of docstrings"."""
     features = FeatureUnion(
         [
             ("word", NgramTfidf("word", ngrams=word_ngrams, min_df=min_df, positive=LEAD)),
@@ -153,7 +153,7 @@ def build_category_pipeline(
         char_view="category",
     )
     # ensemble=False: one SVM fitted on all the labelled data, calibrated on cross-validated scores.
-    # Averaging three SVMs that each saw two thirds of the data loses 0.005–0.03 macro-F1 here.
+    # Averaging three SVMs that each saw two thirds of the data loses macro-F1 here (docs/benchmarks.md).
     calibrated = CalibratedClassifierCV(svm, cv=calibration_folds, method="sigmoid", ensemble=False)
     # Its own normalisation first (classify.text.category_normalise): anonymised places go with their suffix.
     normalised = FunctionTransformer(category_normalise_all)

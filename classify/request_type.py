@@ -150,11 +150,10 @@ def predict_request_types(pipeline: Pipeline, texts: Sequence[str]) -> tuple[lis
 
     The type is the class-balanced SVM's own choice (highest decision value), as the category model's
     is (classify.model.svm_choices), not the most probable type: the sigmoids are calibrated on
-    the training mix, where suggestions are 57 of 7,188 requests, so a suggestion is never the most
-    probable type (Fuzhou requests, trained on the rest of Fuzhou and on Jiamusi, 3 of 5 folds:
-    suggestion recall 0.00 → 0.33, P 0.62; problem F1 0.940 → 0.944; question F1 0.599 → 0.610). The
-    cost is on the city whose priors differ most from the training mix: Jiamusi letters held out,
-    trained on Fuzhou, macro-F1 0.823 → 0.780 (titles 0.834 → 0.828)."""
+    the training mix, where suggestions are rare, so a suggestion is never the most probable type
+    (Fuzhou folds: suggestions are found at all, problems and questions gain a little). The cost is on
+    the city whose priors differ most from the training mix (Jiamusi held out, trained on Fuzhou).
+    Figures: docs/benchmarks.md."""
     if not texts:
         return [], np.zeros((0, len(pipeline.classes_)))
     choice, probabilities = svm_choices(pipeline, list(texts))

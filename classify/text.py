@@ -13,7 +13,7 @@ from typing import Any
 
 import jieba
 
-try:  # jieba's Rust port: the same dictionary and DAG segmentation without HMM, ~13× faster
+try:  # jieba's Rust port: the same dictionary and DAG segmentation without HMM, far faster
     import rjieba
 except ImportError:  # pragma: no cover - optional dependency
     rjieba = None  # type: ignore[assignment]
@@ -35,12 +35,12 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 _MENTION = re.compile(r"@[\w\u4e00-\u9fff\-]{1,30}")
 # Bracketed codes: platform emoticons (Weibo's "[允悲]", "[抓狂]") and the crawler's own personal-data
 # placeholders ("[手机号]", "[电话]"). No training text has them, so each was an out-of-vocabulary word
-# that pulled a real post down ("碧海花园小区停水三天了，一直没人管 [抓狂]" 0.60, 0.83 without).
+# that pulled a real post down ("碧海花园小区停水三天了，一直没人管 [抓狂]" scored lower than without it).
 _BRACKET_CODE = re.compile(r"\[[^\[\]\n]{1,8}\]")
 # The labelled letters are anonymised ("A市", "A3区"): drop the code so the model never learns it.
 _ANON_PLACE = re.compile(r"(?<![a-z])[a-z]\d{0,2}(?=[市区县镇])")
 # The category model drops the suffix too: a bare "市"/"区" left by every anonymised place is an artefact
-# of this corpus (real posts name their place), and it is noise to the topic (titles macro-F1 +0.05).
+# of this corpus (real posts name their place), and it is noise to the topic (titles read better without).
 # The relevance model keeps it: it leans on the leftover suffix (see normalise).
 _ANON_PLACE_WITH_SUFFIX = re.compile(r"(?<![a-z])[a-z]\d{0,2}[市区县镇]")
 #: Administrative place names end so (深圳市, 南山区, 宝安县 …); see place_names.
@@ -139,11 +139,12 @@ def place_names() -> frozenset[str]:
 
     The labelled letters are anonymised ("A市A3区"), so a real place name is a word no complaint in the
     corpus uses and every kind of noise does (news, Weibo): the relevance model learned "names a real
-    place → not a complaint" and scored "宝安区西乡街道碧海花园小区停水三天了" 0.30 (0.71 without the
-    names; the simulated world's Shenzhen posts: incident recall +0.04). Which place a post is about is
-    classify.places' job. Names: jieba's dictionary words tagged ns with an administrative suffix, the
-    bare stems of cities and provinces when those are ns words too (深圳, 广东; a district's stem is
-    often a common word: 天桥区, 和平区), and the ns words of the user dictionary."""
+    place → not a complaint" and scored "宝安区西乡街道碧海花园小区停水三天了" below the threshold (above
+    it without the names; the simulated world's Shenzhen incidents were found more often). Which place a
+    post is about is classify.places' job. Names: jieba's dictionary words tagged ns with an
+    administrative suffix, the bare stems of cities and provinces when those are ns words too (深圳,
+    广东; a district's stem is often a common word: 天桥区, 和平区), and the ns words of the user
+    dictionary."""
     tagged: set[str] = set()
     for path in (Path(jieba.__file__).parent / "dict.txt", USER_DICT):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -200,7 +201,7 @@ TOKEN_CACHE_LIMIT = 200_000
 
 
 #: Each distinct segment's fate (kept as this stripped word, or "": dropped), decided once: the
-#: strip / stop-word / word-like checks on every one of ~3 million segments took ~1.5 s of training.
+#: strip / stop-word / word-like checks on every one of millions of segments were a visible part of training.
 _KEPT: dict[str, str] = {}
 KEPT_LIMIT = 500_000
 
@@ -259,7 +260,7 @@ PLACE_TYPE_WORDS = frozenset(
     }
 )
 #: What a place's own name becomes: names are endless and each city's are new to the model, but that a
-#: complaint names a place is common to all of them ("龙津河非常臭" scored 0.00 while "龙津" was an unknown
+#: complaint names a place is common to all of them ("龙津河非常臭" scored nothing while "龙津" was an unknown
 #: word, counted against it as the noise's vocabulary).
 PLACE_NAME = "某地"
 

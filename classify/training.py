@@ -27,18 +27,16 @@ from settings import Settings
 from storage.models import ModelVersion
 
 CLASSIFY_DIR = Path(__file__).resolve().parent
-#: Chosen among 0.1 / 0.3 / 1.0 (macro-F1 differences under 0.01 on letters; 0.3 best on titles).
+#: Chosen among 0.1 / 0.3 / 1.0: best on titles, the letters barely differ (docs/benchmarks.md).
 CATEGORY_C = 0.3
 #: An analyst's decision on a platform post weighs as much as this many corpus complaints.
 FEEDBACK_WEIGHT = 2.0
 #: A letter's short sentence (the stand-in for a one-line post) weighs this much beside a whole letter or
 #: title. The sentences are what teaches the model short posts (without them the simulated world's held-out
-#: incident recall falls 0.91 → 0.85), but they also teach it that any short text with civic words is a
-#: lead. Measured with word bigrams (classify.generalisation; bench.world on seeds 42–44), weight 1.0 →
-#: 0.85: news titles never seen 2.02% → 1.73%, Weibo comments 6.02% → 5.55%, food reviews 0.70% → 0.52%;
-#: held-out title recall 0.941 → 0.940; world incident recall 0.960/0.963/0.950 → 0.957/0.960/0.950, the
-#: held-out part unchanged. 0.7 takes news to 1.47% but world recall to 0.951/0.957/0.950. (World figures
-#: from before every simulator restyler skipped salutations; since then 0.960/0.966/0.953 at 0.85.)
+#: incident recall falls), but they also teach it that any short text with civic words is a lead. Below
+#: full weight, fewer unseen news titles, Weibo comments and food reviews pass at the same held-out title
+#: recall; lower still (0.7) costs world recall. Figures: docs/benchmarks.md, "Figures moved out of
+#: docstrings".
 SENTENCE_WEIGHT = 0.85
 #: A question (咨询) is a lead, typed as a question, but weighs half a problem in the relevance model:
 #: policy questions read like news headlines, and at full weight unseen news passed more often
