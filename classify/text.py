@@ -316,11 +316,6 @@ def tokenize(text: str | None) -> list[str]:
     return list(_tokens_of_normalised(normalise(text)))
 
 
-def char_analyzer(text: str | None) -> list[str]:
-    """Character 2–3-grams of the stop-word-free token stream: robust on short, oddly spelt posts."""
-    return _char_ngrams(text, CHAR_VIEW_CHARS, CHAR_NGRAMS)
-
-
 def _char_ngrams(text: str | None, limit: int, ngrams: tuple[int, int]) -> list[str]:
     joined = "".join(_tokens_of_normalised(normalise(text)))[:limit]
     low, high = ngrams

@@ -9,8 +9,9 @@ import pytest
 from sklearn.base import clone
 
 from classify import text as text_module
+from classify.features import OUT_OF_VOCABULARY
 from classify.pipelines import build_category_pipeline, build_relevance_pipeline
-from classify.text import category_normalise, char_analyzer, join_segmented, normalise, tokenize
+from classify.text import category_normalise, join_segmented, normalise, tokenize
 
 
 def test_tokenize_keeps_civic_terms_whole_and_drops_stop_words_and_real_place_names() -> None:
@@ -77,8 +78,12 @@ def test_normalise_drops_emoticon_codes_and_personal_data_placeholders() -> None
     assert tokenize(text) == tokenize("小区停水三天了，联系电话")
 
 
-def test_char_analyzer_gives_bigrams_then_trigrams_of_the_token_stream() -> None:
-    assert char_analyzer("停水三天") == ["停水", "水三", "三天", "停水三", "水三天"]
+def test_the_relevance_char_view_gives_bigrams_and_trigrams_of_the_token_stream() -> None:
+    features = build_relevance_pipeline().named_steps["features"]
+    char_view = clone(dict(features.transformer_list)["char"]).set_params(min_df=1)
+    names = list(char_view.fit(["停水三天"], ["lead"]).get_feature_names_out())
+    assert names[0] == OUT_OF_VOCABULARY
+    assert sorted(names[1:]) == sorted(["停水", "水三", "三天", "停水三", "水三天"])
 
 
 def test_pipelines_are_clonable_with_explicit_parameters_and_picklable() -> None:
