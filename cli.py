@@ -1,4 +1,4 @@
-"""The `weisu` command: wires the stages together (the only place besides schedules.py that does)."""
+"""The `weisu` command: wires the stages together (as do schedules.py and demo.py, through bootstrap.py)."""
 
 from __future__ import annotations
 
