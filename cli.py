@@ -21,7 +21,7 @@ from bootstrap import (
 )
 from settings import Settings
 from storage.models import RequestType, Role
-from verify.exports import CaseProgress, FileFormat
+from verify.export_terms import CaseProgress, FileFormat
 
 app = typer.Typer(
     help="weisu (未诉): find livelihood complaints before they are filed.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -14,24 +13,7 @@ from sqlalchemy.orm import Session
 
 from storage.models import REQUEST_TYPE_LABELS, Lead, LeadState, Priority, RequestType, Ticket, TicketState
 from verify.days import end_utc, local_wall_clock, start_utc
-
-
-class FileFormat(enum.StrEnum):
-    """What a cases export is written as (`weisu export --format`; the web page offers csv and xlsx)."""
-
-    CSV = "csv"
-    XLSX = "xlsx"
-    PARQUET = "parquet"
-
-
-class CaseProgress(enum.StrEnum):
-    """Where a verified case stands at the dispatch system (`weisu export --state`)."""
-
-    QUEUED = "queued"
-    FAILED = "failed"
-    OPEN = "open"
-    CLOSED = "closed"
-
+from verify.export_terms import CaseProgress, FileFormat
 
 FORMATS = tuple(FileFormat)
 #: Leads that count as verified cases: verified (ticket not written yet) or promoted.
