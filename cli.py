@@ -1,7 +1,8 @@
-"""The `weisu` command: wires the stages together (the only place besides schedules.py that does)."""
+"""The `weisu` command: wires the stages together (as do schedules.py and demo.py, through bootstrap.py)."""
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -11,8 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from settings import ConfigError, SecretError, Settings, load_settings, require_secrets
-from storage.models import RequestType
+from bootstrap import (
+    StartupError,
+    initialise_database,
+    require_current_schema,
+    session_factory,
+    startup_settings,
+)
+from settings import Settings
+from storage.models import RequestType, Role
+from verify.export_terms import CaseProgress, FileFormat
 
 app = typer.Typer(
     help="weisu (未诉): find livelihood complaints before they are filed.",
@@ -27,22 +36,31 @@ ConfigOption = Annotated[
 ]
 
 
+class EvaluationTask(enum.StrEnum):
+    """`weisu evaluate --task` (classify.evaluation.TASKS; a test keeps the two the same)."""
+
+    CATEGORY = "category"
+    RELEVANCE = "relevance"
+    TYPE = "type"
+
+
 def _settings(config: Path | None, *secrets: str) -> Settings:
     """The validated settings; ``secrets`` names the ones the command cannot run without (see
     settings.SECRET_VARIABLES: serve signs cookies with secret_key, crawl and scheduler pseudonymise
-    authors with author_hash_key)."""
+    authors with author_hash_key). A problem is one line and exit 2, before anything is touched."""
     try:
-        settings = load_settings(config)
-        require_secrets(settings, *secrets)
-    except SecretError as error:
-        # One line naming the variable and how to make one; nothing has been touched yet.
+        return startup_settings(config, *secrets)
+    except StartupError as error:
         typer.echo(f"weisu: {error}", err=True)
         raise typer.Exit(2) from None
-    except ConfigError as error:
-        # One line: file, key path, reason — then stop before anything is touched.
-        typer.echo(f"weisu: invalid configuration: {error}", err=True)
-        raise typer.Exit(2) from None
-    return settings
+
+
+def _only_reading(command: str, settings: Settings) -> None:
+    """A command that only reads never migrates: one line and exit 2 unless the database is at head."""
+    try:
+        require_current_schema(settings)
+    except StartupError as error:
+        _fail(command, error)
 
 
 def _stage_errors() -> tuple[type[Exception], ...]:
@@ -51,24 +69,6 @@ def _stage_errors() -> tuple[type[Exception], ...]:
     from classify.model import ModelError
 
     return (EvaluationError, ModelError)
-
-
-def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    from storage.db import session_factory_for
-
-    return session_factory_for(settings.database_url, settings.database.echo)
-
-
-def initialise_database(settings: Settings) -> None:
-    """Upgrade to head, mirror the configured platforms, and load the starter responsibility list once."""
-    from storage.db import session_scope, upgrade
-    from storage.queries import sync_platforms
-    from verify.responsibility import seed_if_empty
-
-    upgrade(settings.database_url)
-    with session_scope(_session_factory(settings)) as session:
-        sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
-        seed_if_empty(session=session, path=settings.resolve_path(settings.dispatch.responsibility_csv))
 
 
 @app.command()
@@ -81,7 +81,7 @@ def init(
     initialise_database(settings)
     if admin:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-        _create_user(settings, admin, password, "admin")
+        _create_user(settings, admin, password, Role.ADMIN)
     console.print(f"database ready: {settings.database_url}")
 
 
@@ -93,7 +93,7 @@ def _fail(command: str, error: Exception) -> NoReturn:
 def _scope(settings: Settings):  # type: ignore[no-untyped-def]
     from storage.db import session_scope
 
-    return session_scope(_session_factory(settings))
+    return session_scope(session_factory(settings))
 
 
 @app.command()
@@ -254,9 +254,9 @@ def retrain(config: ConfigOption = None) -> None:
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="CSV with columns text, label (and optional title)")],
     task: Annotated[
-        str,
-        typer.Option(help="category, relevance or type (labels: 投诉 举报 求助 反映问题 咨询 咨询问题 建议)"),
-    ] = "category",
+        EvaluationTask,
+        typer.Option(help="what to score (type labels: 投诉 举报 求助 反映问题 咨询 咨询问题 建议)"),
+    ] = EvaluationTask.CATEGORY,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON object on its own line")] = False,
     plot: Annotated[
         Path | None,
@@ -267,14 +267,10 @@ def evaluate(
     """Evaluate the active model on a labelled CSV: per-class P/R/F1, accuracy, macro-F1, and for
     relevance and type the expected calibration error."""
     settings = _settings(config)
-    from classify.evaluation import TASKS, evaluate_file, format_report
-
-    if task not in TASKS:
-        typer.echo("weisu evaluate: --task must be category, relevance or type", err=True)
-        raise typer.Exit(2)
+    from classify.evaluation import evaluate_file, format_report
 
     try:
-        result = evaluate_file(settings, data, task=task, plot=plot)
+        result = evaluate_file(settings, data, task=task.value, plot=plot)
     except _stage_errors() as error:
         _fail("evaluate", error)
     console.print(format_report(result))
@@ -286,18 +282,14 @@ def evaluate(
 @app.command()
 def detect(config: ConfigOption = None) -> None:
     """Classify new posts and turn the relevant ones into leads with their evidence."""
-    from classify.detection import detect_new_posts
-    from storage.db import session_scope
-    from verify.sla import stamp_deadlines
+    from bootstrap import detect_and_stamp
 
     settings = _settings(config)
     initialise_database(settings)
     try:
-        summary = detect_new_posts(settings, _session_factory(settings))
+        summary = detect_and_stamp(settings, session_factory(settings))
     except _stage_errors() as error:
         _fail("detect", error)
-    with session_scope(_session_factory(settings)) as session:
-        stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
     console.print(summary.summary())
 
 
@@ -317,7 +309,7 @@ def push(
     from verify.tickets import TicketError, requeue_failed
 
     settings = _settings(config)
-    factory = _session_factory(settings)
+    factory = session_factory(settings)
     for ticket_id in requeue or []:
         try:
             with session_scope(factory) as session:
@@ -344,22 +336,24 @@ def sync(config: ConfigOption = None) -> None:
     from verify.sync import sync_statuses
 
     settings = _settings(config)
-    summary = sync_statuses(settings, _session_factory(settings))
+    summary = sync_statuses(settings, session_factory(settings))
     console.print(summary.summary())
 
 
 @app.command()
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet")] = "csv",
+    fmt: Annotated[FileFormat, typer.Option("--format", help="file format")] = FileFormat.CSV,
     since: Annotated[str | None, typer.Option(help="first day verified, YYYY-MM-DD (Shanghai)")] = None,
     until: Annotated[str | None, typer.Option(help="last day verified, YYYY-MM-DD (Shanghai)")] = None,
     category: Annotated[str | None, typer.Option(help="only this category, e.g. 城乡建设")] = None,
     district: Annotated[str | None, typer.Option(help="only this district, e.g. 南山区")] = None,
-    state: Annotated[str | None, typer.Option(help="queued, failed, open or closed")] = None,
+    state: Annotated[
+        CaseProgress | None, typer.Option(help="only cases at this stage at the dispatch system")
+    ] = None,
     request_type: Annotated[
         RequestType | None,
-        typer.Option("--type", help="only this request type: problem, question or suggestion"),
+        typer.Option("--type", help="only this request type"),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -373,6 +367,10 @@ def export(
     try:
         first = date.fromisoformat(since) if since else None
         last = date.fromisoformat(until) if until else None
+    except ValueError as error:
+        _fail("export", error)
+    _only_reading("export", settings)
+    try:
         with _scope(settings) as session:
             frame = cases_frame(
                 session,
@@ -431,7 +429,7 @@ def platforms(
     from storage.queries import latest_runs
 
     settings = _settings(config)
-    initialise_database(settings)
+    _only_reading("platforms", settings)
     with _scope(settings) as session:
         paused = {p.id: p.paused_reason for p in session.scalars(select(Platform).where(Platform.paused))}
         rows = platform_overview(settings, latest_runs(session), paused)
@@ -450,6 +448,7 @@ def status(config: ConfigOption = None) -> None:
     from storage.queries import stage_counts
 
     settings = _settings(config)
+    _only_reading("status", settings)
     with _scope(settings) as session:
         counts = stage_counts(session)
     for key, value in counts.items():
@@ -485,7 +484,7 @@ def demo(
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="login name")],
-    role: Annotated[str, typer.Option(help="analyst, supervisor or admin")] = "analyst",
+    role: Annotated[Role, typer.Option(help="what the account may do")] = Role.ANALYST,
     password: Annotated[str | None, typer.Option(help="password (asked for when omitted)")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -517,7 +516,7 @@ def users_token(
     typer.echo(token)
 
 
-def _create_user(settings: Settings, name: str, password: str, role: str) -> None:
+def _create_user(settings: Settings, name: str, password: str, role: Role) -> None:
     from verify.users import UserError, check_new_password, create_user
 
     try:

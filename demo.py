@@ -21,8 +21,9 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from bootstrap import detect_and_stamp, initialise_database, session_factory, startup_settings
 from fixtures.serving import LOOPBACK, PARENT_PID_ENV, port_is_free
-from settings import PROJECT_ROOT, SECRET_VARIABLES, Settings, load_settings
+from settings import PROJECT_ROOT, SECRET_VARIABLES, Settings
 
 console = Console()
 DEFAULT_PORT = 8000
@@ -189,10 +190,10 @@ def demo_children(ports: DemoPorts, dispatch_db: Path) -> Iterator[list[subproce
 def _has_usable_model(settings: Settings) -> bool:
     """An active model that still loads (a model from older library versions is refused)."""
     from classify.model import ModelError, load_active
-    from storage.db import session_factory_for, session_scope
+    from storage.db import session_scope
 
     try:
-        with session_scope(session_factory_for(settings.database_url)) as session:
+        with session_scope(session_factory(settings)) as session:
             load_active(settings, session)
     except ModelError:
         return False
@@ -201,17 +202,14 @@ def _has_usable_model(settings: Settings) -> bool:
 
 def prepare(settings: Settings) -> dict[str, int]:
     """Initialise, crawl every platform, train when no model is active, detect; return stage counts."""
-    from classify.detection import detect_new_posts
     from classify.training import train_and_activate
-    from cli import initialise_database
     from crawlers.runner import run_crawl
-    from storage.db import session_factory_for, session_scope
+    from storage.db import session_scope
     from storage.queries import stage_counts
-    from verify.sla import stamp_deadlines
     from verify.users import ensure_demo_analyst
 
     initialise_database(settings)
-    factory = session_factory_for(settings.database_url)
+    factory = session_factory(settings)
     with session_scope(factory) as session:
         ensure_demo_analyst(session, settings)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -225,9 +223,7 @@ def prepare(settings: Settings) -> dict[str, int]:
                 train_and_activate(settings, session=session)
             progress.update(task, description="模型就绪 (model trained)", completed=1, total=1)
         task = progress.add_task("识别线索 (detecting leads)…")
-        detect_new_posts(settings, factory)
-        with session_scope(factory) as session:
-            stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
+        detect_and_stamp(settings, factory)
         progress.update(task, description="识别完成 (detected)", completed=1, total=1)
     with session_scope(factory) as session:
         return stage_counts(session)
@@ -249,7 +245,7 @@ def run_demo(settings: Settings, port: int = DEFAULT_PORT) -> None:
     os.environ["WEISU_SIMULATOR_URL"] = simulator_url
     os.environ["WEISU_DISPATCH_URL"] = dispatch_url
     os.environ.setdefault("WEISU_DATABASE_URL", settings.database_url)
-    settings = demo_settings(load_settings(settings.config_path))
+    settings = demo_settings(startup_settings(settings.config_path))
     settings.schedules.push_seconds = DEMO_PUSH_SECONDS
     dispatch_db = Path(PROJECT_ROOT / "var" / "dispatch.db")
     with ExitStack() as stack:

@@ -19,9 +19,9 @@ log = logging.getLogger("weisu.schedules")
 
 def _session_factory(settings: Settings) -> Any:
     """One engine (and connection pool) per database for the scheduler's lifetime, not one per run."""
-    from storage.db import session_factory_for
+    from bootstrap import session_factory
 
-    return session_factory_for(settings.database_url)
+    return session_factory(settings)
 
 
 def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[str, str]:
@@ -30,11 +30,10 @@ def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[s
     Each platform runs on its own so that one broken platform is recorded and the others still
     run; detection runs even when some platforms failed, because whatever did arrive is worth it.
     """
-    from classify.detection import detect_new_posts
+    from bootstrap import detect_and_stamp
     from crawlers.runner import run_crawl
     from storage.db import session_scope
     from storage.queries import paused_platform_ids
-    from verify.sla import stamp_deadlines
 
     with session_scope(_session_factory(settings)) as session:
         paused = paused_platform_ids(session)  # an admin's pause (e.g. after a layout change)
@@ -52,9 +51,7 @@ def crawl_then_detect(settings: Settings, priority: str | None = None) -> dict[s
             log.exception("crawl of %s failed", platform_id)
             outcome[platform_id] = f"error: {error}"
     if platform_ids:
-        detect_new_posts(settings, _session_factory(settings))
-        with session_scope(_session_factory(settings)) as session:
-            stamp_deadlines(session, settings.review)  # verify owns the SLA: deadlines of the new leads
+        detect_and_stamp(settings, _session_factory(settings))
     return outcome
 
 

@@ -211,8 +211,8 @@ def run_world(settings: Any, factory: sessionmaker[Session], simulator_url: str)
 
 def bench_world(seed: int = 42) -> dict[str, Any]:
     """The seed's world on a temporary SQLite database with a freshly trained model."""
+    from bootstrap import initialise_database
     from classify.training import train_and_activate
-    from cli import initialise_database
     from fixtures.serving import serve_in_thread
     from fixtures.simulator.app import create_app
     from settings import load_settings

@@ -112,6 +112,34 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str:
+    """The newest migration's revision: the schema this code expects."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None  # the migrations folder ships with the code
+    return head
+
+
+def schema_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at, without changing anything (None: no schema yet).
+
+    A SQLite file that does not exist is not created: a read-only command must leave no trace.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).exists():
+            return None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 def postgres_schema_url(base_url: str, schema: str) -> str:
     """``base_url`` with every connection's search_path set to ``schema``."""
     separator = "&" if "?" in base_url else "?"

@@ -99,11 +99,86 @@ def test_init_then_status_reports_an_empty_database(env: dict[str, str]) -> None
     ]
 
 
-def test_evaluate_rejects_an_unknown_task(env: dict[str, str]) -> None:
+def _refusal(stderr: str) -> str:
+    """Typer's usage error without its box: the lines' text joined by spaces."""
+    return " ".join(line.strip("│ ╭╮╰╯─") for line in stderr.splitlines() if line.strip("│ ╭╮╰╯─"))
+
+
+WIDE = {"COLUMNS": "200"}  # Typer's error box wraps at the terminal width
+
+
+def test_evaluate_rejects_an_unknown_task_naming_the_choices(env: dict[str, str]) -> None:
     data = PROJECT_ROOT / "fixtures" / "corpus" / "messages_labelled_raw.csv"
-    result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "sentiment"], env=env)
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--task", "sentiment"], env=env | WIDE)
     assert result.exit_code == 2
-    assert result.stderr == "weisu evaluate: --task must be category, relevance or type\n"
+    assert (
+        "Invalid value for '--task': Value error, 'sentiment' is not one of 'category', 'relevance', 'type'."
+        in (_refusal(result.stderr))
+    )
+
+
+def test_the_evaluate_tasks_are_the_ones_classify_scores() -> None:
+    from classify.evaluation import TASKS
+    from cli import EvaluationTask
+
+    assert tuple(EvaluationTask) == TASKS
+
+
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["export", "-o", "x.csv", "--format", "json"], "'csv', 'xlsx', 'parquet'"),
+        (["export", "-o", "x.csv", "--state", "done"], "'queued', 'failed', 'open', 'closed'"),
+        (["export", "-o", "x.csv", "--type", "complaint"], "'problem', 'question', 'suggestion'"),
+        (["users", "add", "wang", "--role", "root"], "'analyst', 'supervisor', 'admin'"),
+    ],
+)
+def test_an_option_outside_its_choices_exits_2_naming_them(
+    env: dict[str, str], args: list[str], choices: str
+) -> None:
+    option, value = args[-2:]
+    result = runner.invoke(app, args, env=env | WIDE)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': Value error, '{value}' is not one of {choices}." in (
+        _refusal(result.stderr)
+    )
+
+
+def test_help_lists_an_options_choices(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["export", "--help"], env=env | WIDE)
+    assert result.exit_code == 0
+    assert "<csv|xlsx|parquet>" in result.stdout
+    assert "<queued|failed|open|closed>" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["status", "platforms", "export"])
+def test_a_reading_command_on_an_old_schema_says_so_and_leaves_it_unmigrated(
+    env: dict[str, str], command: str, tmp_path: Path
+) -> None:
+    from storage.db import head_revision, schema_revision
+
+    url = env["WEISU_DATABASE_URL"]
+    upgrade(url, "0013")
+    args = [command] + (["-o", str(tmp_path / "cases.csv")] if command == "export" else [])
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"weisu {command}: the database is at revision 0013, this version needs {head_revision()}: "
+        "run `weisu init` first\n"
+    )
+    assert schema_revision(url) == "0013"
+
+
+def test_status_on_a_missing_database_creates_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    from storage.db import head_revision
+
+    result = runner.invoke(app, ["status"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"weisu status: the database is not initialised, this version needs {head_revision()}: "
+        "run `weisu init` first\n"
+    )
+    assert not (tmp_path / "cli.db").exists()
 
 
 def test_adding_a_duplicate_user_is_a_one_line_error(env: dict[str, str]) -> None:

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from bootstrap import initialise_database
 from classify.detection import detect_new_posts
 from classify.training import TrainReport
-from cli import initialise_database
 from crawlers.runner import run_crawl
 from fixtures.dispatch_simulator.app import create_app as create_dispatch_app
 from fixtures.serving import serve_in_thread

@@ -13,12 +13,17 @@ from sqlalchemy.orm import Session
 
 from storage.models import REQUEST_TYPE_LABELS, Lead, LeadState, Priority, RequestType, Ticket, TicketState
 from verify.days import end_utc, local_wall_clock, start_utc
+from verify.export_terms import CaseProgress, FileFormat
 
-FORMATS = ("csv", "xlsx", "parquet")
+FORMATS = tuple(FileFormat)
 #: Leads that count as verified cases: verified (ticket not written yet) or promoted.
 CASE_STATES = (LeadState.VERIFIED, LeadState.PROMOTED)
-#: --state values: where a case stands at the dispatch system.
-PROGRESS_LABELS = {"queued": "待推送", "failed": "推送失败", "open": "办理中", "closed": "已办结"}
+PROGRESS_LABELS = {
+    CaseProgress.QUEUED: "待推送",
+    CaseProgress.FAILED: "推送失败",
+    CaseProgress.OPEN: "办理中",
+    CaseProgress.CLOSED: "已办结",
+}
 PRIORITY_LABELS = {Priority.URGENT: "加急", Priority.ORDINARY: "普通"}
 COLUMNS = (
     "线索编号",
@@ -51,22 +56,22 @@ class ExportError(Exception):
 def _progress_condition(state: str) -> Any:
     closed = Ticket.dispatch_status == "closed"
     conditions = {
-        "queued": or_(Ticket.id.is_(None), Ticket.state == TicketState.QUEUED),
-        "failed": Ticket.state == TicketState.FAILED,
-        "open": and_(Ticket.state.in_([TicketState.SENT, TicketState.ACKNOWLEDGED]), ~closed),
-        "closed": closed,
+        CaseProgress.QUEUED: or_(Ticket.id.is_(None), Ticket.state == TicketState.QUEUED),
+        CaseProgress.FAILED: Ticket.state == TicketState.FAILED,
+        CaseProgress.OPEN: and_(Ticket.state.in_([TicketState.SENT, TicketState.ACKNOWLEDGED]), ~closed),
+        CaseProgress.CLOSED: closed,
     }
     if state not in conditions:
         raise ExportError(f"unknown state {state!r}: choose from {', '.join(PROGRESS_LABELS)}")
-    return conditions[state]
+    return conditions[CaseProgress(state)]
 
 
 def _progress(ticket: Ticket | None) -> str:
     if ticket is None or ticket.state == TicketState.QUEUED:
-        return PROGRESS_LABELS["queued"]
+        return PROGRESS_LABELS[CaseProgress.QUEUED]
     if ticket.state == TicketState.FAILED:
-        return PROGRESS_LABELS["failed"]
-    return PROGRESS_LABELS["closed" if ticket.dispatch_status == "closed" else "open"]
+        return PROGRESS_LABELS[CaseProgress.FAILED]
+    return PROGRESS_LABELS[CaseProgress.CLOSED if ticket.dispatch_status == "closed" else CaseProgress.OPEN]
 
 
 def _row(lead: Lead, ticket: Ticket | None, zone: ZoneInfo) -> dict[str, Any]:
@@ -162,11 +167,11 @@ def write_frame(frame: pd.DataFrame, fmt: str, path_or_buffer: str | Path | IO[b
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: choose from {', '.join(FORMATS)}")
-    if fmt == "parquet":
+    if fmt == FileFormat.PARQUET:
         frame.to_parquet(path_or_buffer, index=False)
         return
     safe = spreadsheet_safe(frame)
-    if fmt == "xlsx":
+    if fmt == FileFormat.XLSX:
         safe.to_excel(path_or_buffer, index=False, sheet_name="核实案件", engine="openpyxl")
         return
     data = safe.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode("utf-8-sig")
