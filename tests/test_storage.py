@@ -135,26 +135,31 @@ def test_sync_platforms_updates_without_deleting(with_platform: Session) -> None
     assert row is not None and (row.name, row.enabled) == ("新浪微博", False)
 
 
+def _insert_weibo_post(connection: sa.Connection, at: str) -> None:
+    """Platform weibo and its post 1 (井盖丢失), detected, written with plain SQL at an old revision."""
+    connection.execute(
+        sa.text(
+            "INSERT INTO platforms (id, name, kind, enabled, paused, updated_at) "
+            "VALUES ('weibo', '微博', 'json_feed', true, false, :at)"
+        ),
+        {"at": at},
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO posts (id, platform_id, external_id, url, text, fetched_at, likes, replies, "
+            "reposts, content_hash, detection_status) VALUES (1, 'weibo', '1', 'https://x.invalid/1', "
+            "'井盖丢失', :at, 0, 0, 0, :hash, 'detected')"
+        ),
+        {"at": at, "hash": "h" * 64},
+    )
+
+
 def test_leads_made_before_request_types_become_problems_and_keep_their_evidence(database_url: str) -> None:
     command.downgrade(alembic_config(database_url), "0010")
     engine = make_engine(database_url)
     at = "2026-11-01 00:00:00+00:00"
     with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO platforms (id, name, kind, enabled, paused, updated_at) "
-                "VALUES ('weibo', '微博', 'json_feed', true, false, :at)"
-            ),
-            {"at": at},
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO posts (id, platform_id, external_id, url, text, fetched_at, likes, replies, "
-                "reposts, content_hash, detection_status) VALUES (1, 'weibo', '1', 'https://x.invalid/1', "
-                "'井盖丢失', :at, 0, 0, 0, :hash, 'detected')"
-            ),
-            {"at": at, "hash": "h" * 64},
-        )
+        _insert_weibo_post(connection, at)
         connection.execute(
             sa.text(
                 "INSERT INTO leads (id, state, priority, summary, score, top_terms, first_seen_at, "
@@ -183,21 +188,7 @@ def test_urgent_leads_from_before_0015_are_urgent_since_found_and_keep_deadline_
     engine = make_engine(database_url)
     at, due = "2026-11-01 00:00:00+00:00", "2026-11-01 00:30:00+00:00"
     with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO platforms (id, name, kind, enabled, paused, updated_at) "
-                "VALUES ('weibo', '微博', 'json_feed', true, false, :at)"
-            ),
-            {"at": at},
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO posts (id, platform_id, external_id, url, text, fetched_at, likes, replies, "
-                "reposts, content_hash, detection_status) VALUES (1, 'weibo', '1', 'https://x.invalid/1', "
-                "'井盖丢失', :at, 0, 0, 0, :hash, 'detected')"
-            ),
-            {"at": at, "hash": "h" * 64},
-        )
+        _insert_weibo_post(connection, at)
         for lead_id, priority in ((1, "urgent"), (2, "ordinary")):
             connection.execute(
                 sa.text(
