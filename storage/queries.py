@@ -146,21 +146,9 @@ def stored_threads(
     Settled: a clean run (status ok, finished with no request lost) stored it, or it was stored
     outside any run. crawlers/incremental.py says why boards stop paging only at such posts.
     """
-    ids = list(set(external_ids))
-    if not ids:
-        return {}
-    query = (
-        select(
-            Post.external_id,
-            or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK),
-            Post.replies,
-        )
-        .outerjoin(CrawlRun, CrawlRun.id == Post.crawl_run_id)
-        .where(Post.platform_id == platform_id, Post.external_id.in_(ids))
-    )
     return {
-        external_id: StoredThread(bool(settled), replies)
-        for external_id, settled, replies in session.execute(query)
+        external_id: StoredThread(post.settled, post.counts[1])
+        for external_id, post in stored_posts_of(session, platform_id, external_ids).items()
     }
 
 
