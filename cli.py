@@ -457,12 +457,68 @@ def status(config: ConfigOption = None) -> None:
 
 @app.command()
 def scheduler(config: ConfigOption = None) -> None:
-    """Run the scheduled jobs (nightly sweep, incremental crawls, detection, pushes) in the foreground."""
+    """Run the scheduled jobs (config.yaml schedules.jobs); keeping them in the database."""
     import schedules
+    from settings import ConfigError
 
     settings = _settings(config, "author_hash_key")
+    try:
+        schedules.check_job_table(settings, schedules.JOBS)
+    except ConfigError as error:
+        _fail("scheduler", error)
     initialise_database(settings)
     schedules.run_forever(settings)
+
+
+@app.command()
+def jobs(
+    history: Annotated[bool, typer.Option("--history", help="list past runs instead of the jobs")] = False,
+    job: Annotated[str | None, typer.Option("--job", help="with --history: only this job's runs")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="with --history: at most this many runs")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """List each scheduled job with its next run and last outcome, or (--history) the past runs."""
+    from zoneinfo import ZoneInfo
+
+    from storage.job_runs import job_statuses, run_history
+    from storage.models import JOB_OUTCOME_LABELS
+    from verify.web.display import local_time
+
+    settings = _settings(config)
+    _only_reading("jobs", settings)
+    zone = ZoneInfo(settings.schedules.timezone)
+    plans = settings.schedules.jobs
+    with _scope(settings) as session:
+        if history or job is not None:  # naming a job asks for its runs
+            runs = run_history(session, job_id=job, limit=limit)
+            table = Table("任务", "开始", "结束", "结果", "计数", "错误", "主机:进程", title="运行记录")
+            for run in runs:
+                table.add_row(
+                    run.job_id,
+                    local_time(run.started_at, zone),
+                    local_time(run.finished_at, zone),
+                    JOB_OUTCOME_LABELS[run.outcome],
+                    json.dumps(run.counts, ensure_ascii=False) if run.counts else "—",
+                    (run.error or "—")[:200],
+                    f"{run.host}:{run.pid}",
+                )
+            console.print(table)
+            return
+        statuses = job_statuses(session, plans)
+    table = Table("任务", "名称", "计划", "启用", "下次运行", "上次结果", "上次开始", title="定时任务")
+    for status in statuses:
+        plan = plans.get(status.job_id)
+        last = status.last_run
+        table.add_row(
+            status.job_id,
+            plan.label if plan else "—",
+            plan.every if plan else "—",
+            ("是" if plan.enabled else "否") if plan else "不在配置中",
+            local_time(status.next_run_at, zone),
+            JOB_OUTCOME_LABELS[last.outcome] if last else "—",
+            local_time(last.started_at, zone) if last else "—",
+        )
+    console.print(table)
 
 
 @app.command()

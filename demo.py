@@ -246,7 +246,7 @@ def run_demo(settings: Settings, port: int = DEFAULT_PORT) -> None:
     os.environ["WEISU_DISPATCH_URL"] = dispatch_url
     os.environ.setdefault("WEISU_DATABASE_URL", settings.database_url)
     settings = demo_settings(startup_settings(settings.config_path))
-    settings.schedules.push_seconds = DEMO_PUSH_SECONDS
+    settings.schedules.jobs["push_tickets"].interval_seconds = DEMO_PUSH_SECONDS
     dispatch_db = Path(PROJECT_ROOT / "var" / "dispatch.db")
     with ExitStack() as stack:
         stack.enter_context(demo_children(ports, dispatch_db))

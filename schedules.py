@@ -1,20 +1,45 @@
-"""APScheduler 3 job table: sweeps (crawl then detect), outbox pushes, ticket status sync, claim expiry."""
+"""APScheduler 3 job table, kept in the database: every run leased, recorded and logged on one line.
+
+Adding a job: one JobSpec in JOBS (id, function taking Settings and returning its counts) and one
+entry under ``schedules.jobs`` in config.yaml (cron or interval_seconds, grace_seconds, coalesce,
+enabled, label).
+
+The job store (table apscheduler_jobs, APScheduler's pickles) holds only ``run_job`` and the job's id:
+the Settings, which may hold secrets from the environment, are found at run time through the
+module-level runtime set by ``configure`` (``weisu scheduler`` reloads its config file for each run).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from settings import Settings
+from settings import ConfigError, JobSchedule, LogFormat, LoggingSettings, Settings, load_settings
+from storage.models import JobOutcome
 
 log = logging.getLogger("weisu.schedules")
+#: The logger of the one line each job run writes.
+run_log = logging.getLogger("weisu.jobs")
 
 
 def _session_factory(settings: Settings) -> Any:
@@ -63,10 +88,10 @@ def incremental_sweep(settings: Settings) -> dict[str, str]:
     return crawl_then_detect(settings, priority="incremental")
 
 
-def push_tickets(settings: Settings) -> None:
+def push_tickets(settings: Settings) -> Any:
     from verify.pusher import push_pending
 
-    push_pending(settings, _session_factory(settings))
+    return push_pending(settings, _session_factory(settings))
 
 
 def check_dispatch_services(settings: Settings) -> list[str]:
@@ -89,18 +114,18 @@ def check_dispatch_services(settings: Settings) -> list[str]:
     return unknown
 
 
-def sync_ticket_statuses(settings: Settings) -> None:
+def sync_ticket_statuses(settings: Settings) -> Any:
     from verify.sync import sync_statuses
 
-    sync_statuses(settings, _session_factory(settings))
+    return sync_statuses(settings, _session_factory(settings))
 
 
-def expire_claims(settings: Settings) -> None:
+def expire_claims(settings: Settings) -> dict[str, int]:
     from storage.db import session_scope
     from verify.workflow import expire_claims as expire
 
     with session_scope(_session_factory(settings)) as session:
-        expire(session=session)
+        return {"expired": expire(session=session)}
 
 
 def retrain_model(settings: Settings) -> dict[str, Any]:
@@ -114,79 +139,337 @@ def retrain_model(settings: Settings) -> dict[str, Any]:
     return {"activated": report.new.activated}
 
 
+def purge_expired(settings: Settings) -> dict[str, int]:
+    """Daily: delete what ``retention`` lets go; what a lead, ticket or audit event refers to stays."""
+    from storage.db import session_scope
+    from storage.retention import purge_expired as purge
+
+    with session_scope(_session_factory(settings)) as session:
+        return purge(session, **settings.retention.model_dump())
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
     func: Callable[[Settings], Any]
-    trigger: Callable[[Settings], Any]
-    misfire_grace_seconds: int
 
 
-#: The job table. Ids are stable so `replace_existing` updates rather than duplicates a job.
+#: The job table. Ids are stable: `replace_existing` updates a stored job instead of adding another,
+#: and config.yaml's schedules.jobs has one entry per id.
 JOBS: tuple[JobSpec, ...] = (
-    JobSpec(
-        "nightly_sweep",
-        nightly_sweep,
-        lambda s: CronTrigger.from_crontab(s.schedules.nightly_sweep_cron, timezone=s.schedules.timezone),
-        misfire_grace_seconds=3600,
-    ),
-    JobSpec(
-        "incremental_sweep",
-        incremental_sweep,
-        lambda s: IntervalTrigger(minutes=s.schedules.incremental_minutes, timezone=s.schedules.timezone),
-        misfire_grace_seconds=300,
-    ),
-    JobSpec(
-        "push_tickets",
-        push_tickets,
-        lambda s: IntervalTrigger(seconds=s.schedules.push_seconds, timezone=s.schedules.timezone),
-        misfire_grace_seconds=60,
-    ),
-    JobSpec(
-        "sync_ticket_statuses",
-        sync_ticket_statuses,
-        lambda s: IntervalTrigger(minutes=s.schedules.sync_minutes, timezone=s.schedules.timezone),
-        misfire_grace_seconds=300,
-    ),
-    JobSpec(
-        "retrain_model",
-        retrain_model,
-        lambda s: CronTrigger.from_crontab(s.schedules.retrain_cron, timezone=s.schedules.timezone),
-        misfire_grace_seconds=6 * 3600,
-    ),
-    JobSpec(
-        "expire_claims",
-        expire_claims,
-        lambda s: IntervalTrigger(minutes=1, timezone=s.schedules.timezone),
-        misfire_grace_seconds=60,
-    ),
+    JobSpec("nightly_sweep", nightly_sweep),
+    JobSpec("incremental_sweep", incremental_sweep),
+    JobSpec("push_tickets", push_tickets),
+    JobSpec("sync_ticket_statuses", sync_ticket_statuses),
+    JobSpec("expire_claims", expire_claims),
+    JobSpec("retrain_model", retrain_model),
+    JobSpec("purge_expired", purge_expired),
 )
 
 
-def configure(scheduler: BaseScheduler, settings: Settings) -> BaseScheduler:
-    """Add every job of the table to ``scheduler``: one instance at a time, missed runs coalesced."""
-    for spec in JOBS:
+@dataclass
+class Runtime:
+    """What a job run needs that the job store must not hold: settings (with secrets) and the job table."""
+
+    settings: Callable[[], Settings]
+    #: Where runs are recorded, also when loading the settings fails at run time.
+    database_url: str
+    lease_seconds: float
+    log_format: LogFormat
+    jobs: dict[str, JobSpec] = field(default_factory=dict)
+
+
+_runtime: Runtime | None = None
+
+
+def current_runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("schedules.configure has not run in this process: no job can run")
+    return _runtime
+
+
+def trigger_of(schedule: JobSchedule, timezone: str) -> BaseTrigger:
+    if schedule.cron is not None:
+        return CronTrigger.from_crontab(schedule.cron, timezone=timezone)
+    return IntervalTrigger(seconds=schedule.interval_seconds or 0, timezone=timezone)
+
+
+def check_job_table(settings: Settings, jobs: Iterable[JobSpec]) -> None:
+    """Every job of the table has a schedule in config.yaml and every schedule a job; else ConfigError."""
+    ids = [spec.id for spec in jobs]
+    where = f"{settings.config_path}: schedules.jobs"
+    missing = [job_id for job_id in ids if job_id not in settings.schedules.jobs]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]}: missing (every job of schedules.JOBS needs a schedule)")
+    unknown = [key for key in settings.schedules.jobs if key not in ids]
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: no such job (known: {', '.join(ids)})")
+
+
+def make_scheduler(settings: Settings, kind: type[BaseScheduler] = BackgroundScheduler) -> BaseScheduler:
+    """A scheduler whose jobs live in the application database (apscheduler_jobs, made by migration 0017)."""
+    from storage.db import make_engine
+
+    store = SQLAlchemyJobStore(engine=make_engine(settings.database_url), tablename="apscheduler_jobs")
+    return kind(timezone=settings.schedules.timezone, jobstores={"default": store})
+
+
+def configure(
+    scheduler: BaseScheduler,
+    settings: Settings,
+    *,
+    jobs: Iterable[JobSpec] = JOBS,
+    reload_settings: bool = False,
+) -> BaseScheduler:
+    """Add every enabled job of the table to ``scheduler``, remove the disabled ones, set the runtime.
+
+    A job already stored with the same trigger keeps its stored next run: a run due while no scheduler
+    was up is then caught up once (coalesced) at start, within its grace time. ``reload_settings``:
+    each run reads config.yaml afresh (``weisu scheduler``); otherwise runs use ``settings`` as given.
+    """
+    global _runtime
+    table = {spec.id: spec for spec in jobs}
+    check_job_table(settings, table.values())
+    path = settings.config_path
+    _runtime = Runtime(
+        settings=(lambda: load_settings(path)) if reload_settings else (lambda: settings),
+        database_url=settings.database_url,
+        lease_seconds=settings.schedules.lease_seconds,
+        log_format=settings.logging.format,
+        jobs=table,
+    )
+    scheduler.remove_listener(record_missed)  # configured twice: still one record per missed run
+    scheduler.add_listener(record_missed, EVENT_JOB_MISSED)
+    # APScheduler 3 has no public accessor; before start a scheduler made without stores has none.
+    store = scheduler._jobstores.get("default")
+    zone = settings.schedules.timezone
+    for job_id, schedule in settings.schedules.jobs.items():
+        if not schedule.enabled:
+            if store is not None:
+                with suppress(JobLookupError):
+                    store.remove_job(job_id)
+            continue
+        trigger = trigger_of(schedule, zone)
+        stored = store.lookup_job(job_id) if store is not None else None
+        keep = (
+            {"next_run_time": stored.next_run_time} if stored and str(stored.trigger) == str(trigger) else {}
+        )
         scheduler.add_job(
-            spec.func,
-            trigger=spec.trigger(settings),
-            args=[settings],
-            id=spec.id,
-            name=spec.id,
+            run_job,
+            trigger=trigger,
+            args=[job_id],
+            id=job_id,
+            name=job_id,
             replace_existing=True,
             max_instances=1,
-            coalesce=True,
-            misfire_grace_time=spec.misfire_grace_seconds,
+            coalesce=schedule.coalesce,
+            misfire_grace_time=schedule.grace_seconds,
+            **keep,
         )
     return scheduler
 
 
+def as_counts(result: Any) -> dict[str, Any]:
+    """What a job returned, as a JSON object for job_runs.counts."""
+    if result is None:
+        return {}
+    if is_dataclass(result) and not isinstance(result, type):
+        result = asdict(result)
+    if not isinstance(result, dict):
+        result = {"result": result}
+    loaded: dict[str, Any] = json.loads(json.dumps(result, ensure_ascii=False, default=str))
+    return loaded
+
+
+def _holder() -> tuple[str, int]:
+    return socket.gethostname(), os.getpid()
+
+
+class _LeaseKeeper:
+    """Renews a running job's lease every third of its length, so a long crawl keeps it."""
+
+    def __init__(self, factory: Any, job_id: str, token: str, seconds: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew, args=(factory, job_id, token, seconds), name=f"lease-{job_id}", daemon=True
+        )
+
+    def _renew(self, factory: Any, job_id: str, token: str, seconds: float) -> None:
+        from storage.db import session_scope
+        from storage.job_runs import renew_lease
+
+        while not self._stop.wait(seconds / 3):
+            try:
+                with session_scope(factory) as session:
+                    if not renew_lease(session, job_id, token=token, now=datetime.now(UTC), seconds=seconds):
+                        log.warning("lease of %s was lost while it ran", job_id)
+            except Exception:  # a database hiccup: the next renewal may succeed, the job goes on
+                log.exception("could not renew the lease of %s", job_id)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_job(job_id: str) -> JobOutcome:
+    """Run one job of the table: take its lease, run it, record the run and log one line, come what may.
+
+    The only function the job store names. A run whose lease another scheduler holds is recorded as
+    skipped; a run that raises is recorded as failed with its error, and not raised again (the record
+    is the report; APScheduler would only log it once more).
+    """
+    from storage.db import session_factory_for, session_scope
+    from storage.job_runs import record_run, release_lease, take_lease
+
+    runtime = current_runtime()
+    factory = session_factory_for(runtime.database_url)
+    host, pid = _holder()
+    token = uuid.uuid4().hex
+    started = datetime.now(UTC)
+    with session_scope(factory) as session:
+        held_by = take_lease(
+            session, job_id, holder=f"{host}:{pid}", token=token, now=started, seconds=runtime.lease_seconds
+        )
+    counts: dict[str, Any] = {}
+    error: str | None = None
+    if held_by is not None:
+        outcome, error = JobOutcome.SKIPPED, f"lease held by {held_by}"
+    else:
+        with _LeaseKeeper(factory, job_id, token, runtime.lease_seconds):
+            try:
+                spec = runtime.jobs[job_id]
+                counts = as_counts(spec.func(runtime.settings()))
+                outcome = JobOutcome.OK
+            except Exception as exc:  # recorded, whatever it is: the history must show every failure
+                outcome = JobOutcome.FAILED
+                error = "".join(traceback.format_exception_only(exc)).strip()
+                log.debug("job %s failed", job_id, exc_info=True)
+    finished = datetime.now(UTC)
+    with session_scope(factory) as session:
+        if held_by is None:
+            release_lease(session, job_id, token=token, now=finished)
+        run = record_run(
+            session,
+            job_id,
+            outcome,
+            started_at=started,
+            finished_at=finished,
+            host=host,
+            pid=pid,
+            counts=counts,
+            error=error,
+        )
+        fields = run_fields(run)
+    write_run_line(fields, runtime.log_format)
+    return outcome
+
+
+def record_missed(event: JobExecutionEvent) -> None:
+    """APScheduler's EVENT_JOB_MISSED: a run later than its grace time is not run, only recorded."""
+    from storage.db import session_factory_for, session_scope
+    from storage.job_runs import record_run
+
+    runtime = current_runtime()
+    now = datetime.now(UTC)
+    scheduled = event.scheduled_run_time.astimezone(UTC)
+    host, pid = _holder()
+    late = int((now - scheduled).total_seconds())
+    with session_scope(session_factory_for(runtime.database_url)) as session:
+        run = record_run(
+            session,
+            event.job_id,
+            JobOutcome.MISSED,
+            scheduled_at=scheduled,
+            started_at=now,
+            finished_at=now,
+            host=host,
+            pid=pid,
+            error=f"missed by {late} s, beyond its grace time",
+        )
+        fields = run_fields(run)
+    write_run_line(fields, runtime.log_format)
+
+
+def run_fields(run: Any) -> dict[str, Any]:
+    """The fields of a recorded run's log line."""
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "event": "job_run",
+        "job": run.job_id,
+        "outcome": str(run.outcome),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "seconds": None if duration is None else round(duration, 3),
+        "counts": run.counts,
+        "error": run.error,
+        "host": run.host,
+        "pid": run.pid,
+    }
+
+
+def text_line(fields: dict[str, Any]) -> str:
+    """key=value pairs; a value with spaces, quotes or an equals sign is JSON-quoted (one line always)."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if not text or any(c in text for c in ' "=\n\r\t'):
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def write_run_line(fields: dict[str, Any], fmt: LogFormat) -> None:
+    """The run's one log line: a failure or skip at WARNING, a success at INFO."""
+    level = logging.INFO if fields["outcome"] == JobOutcome.OK else logging.WARNING
+    message = json.dumps(fields, ensure_ascii=False) if fmt == LogFormat.JSON else text_line(fields)
+    run_log.log(level, message, extra={"fields": fields})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger and the message (a job run's fields as they are)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None)
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        if isinstance(fields, dict):
+            line.update(fields)
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(settings: LoggingSettings) -> None:
+    """The scheduler's log on stderr: JSON lines or plain text, as config.yaml's ``logging`` says."""
+    handler = logging.StreamHandler()
+    if settings.format == LogFormat.JSON:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+
+
 def run_forever(settings: Settings) -> None:
     """Run the job table in the foreground until interrupted (`weisu scheduler`)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    scheduler = configure(BlockingScheduler(timezone=settings.schedules.timezone), settings)
+    configure_logging(settings.logging)
+    scheduler = configure(make_scheduler(settings, BlockingScheduler), settings, reload_settings=True)
     check_dispatch_services(settings)
-    for job in scheduler.get_jobs():
-        log.info("scheduled %s: %s", job.id, job.trigger)
+    for job_id, schedule in settings.schedules.jobs.items():
+        if schedule.enabled:
+            log.info("scheduled %s: %s", job_id, trigger_of(schedule, settings.schedules.timezone))
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

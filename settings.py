@@ -434,14 +434,96 @@ class DispatchSettings(StrictModel):
         return self
 
 
+class JobSchedule(StrictModel):
+    """One scheduled job (schedules.JOBS names it): a cron line or an interval, and how missed runs behave."""
+
+    #: Exactly one of: a crontab line in ``schedules.timezone`` ("0 2 * * *"), or seconds between runs.
+    cron: str | None = None
+    interval_seconds: int | None = Field(default=None, ge=1)
+    #: A run missed by at most this much (scheduler down, or busy) still runs; a later one is recorded
+    #: as missed and skipped.
+    grace_seconds: int = Field(default=300, ge=1)
+    #: Several missed runs of this job run once (true), not once each.
+    coalesce: bool = True
+    enabled: bool = True
+    #: The operators' name for the job (web page, `weisu jobs`); the job id when empty.
+    label: str = ""
+
+    @property
+    def every(self) -> str:
+        """When it runs, in Chinese: the crontab line, or 每 N 秒/分钟/小时."""
+        if self.cron is not None:
+            return f"定时 {self.cron}"
+        seconds = self.interval_seconds or 0
+        for size, unit in ((3600, "小时"), (60, "分钟")):
+            if seconds % size == 0:
+                return f"每 {seconds // size} {unit}"
+        return f"每 {seconds} 秒"
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a crontab line: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> JobSchedule:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron or interval_seconds")
+        return self
+
+
 class ScheduleSettings(StrictModel):
+    """The scheduler: its zone, the lease that keeps two schedulers from running one job, and the jobs."""
+
     timezone: str = "Asia/Shanghai"
-    nightly_sweep_cron: str = "0 2 * * *"
-    incremental_minutes: int = Field(default=15, ge=1)
-    push_seconds: int = Field(default=30, ge=1)
-    sync_minutes: int = Field(default=5, ge=1)
-    #: Weekly retraining on analysts' feedback, after the nightly sweep has run.
-    retrain_cron: str = "30 4 * * sun"
+    #: A job's lease is renewed every third of this while it runs; a crashed scheduler's lapses after it.
+    lease_seconds: int = Field(default=300, ge=3)
+    #: job id (schedules.JOBS) → its schedule; every job of the table needs one (checked at start).
+    jobs: dict[str, JobSchedule] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class LogFormat(enum.StrEnum):
+    """How the scheduler writes its log lines: key=value text, or one JSON object per line."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class LoggingSettings(StrictModel):
+    format: LogFormat = LogFormat.TEXT
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class RetentionSettings(StrictModel):
+    """Days things are kept before the purge_expired job deletes them (nothing a lead, ticket or audit
+    event refers to is ever deleted)."""
+
+    job_runs_days: int = Field(default=90, ge=1)
+    #: Raw response bodies no kept post points to any more, or only posts that are deleted.
+    raw_responses_days: int = Field(default=30, ge=1)
+    #: Crawl gaps recovered or given up this long ago (open ones are work still to do).
+    crawl_gaps_days: int = Field(default=30, ge=1)
+    #: Posts fetched this long ago that never became evidence of a lead.
+    posts_days: int = Field(default=60, ge=1)
 
 
 class CrawlHealthSettings(StrictModel):
@@ -489,6 +571,8 @@ class Settings(StrictModel):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     crawl_health: CrawlHealthSettings = Field(default_factory=CrawlHealthSettings)
     crawl_gaps: CrawlGapSettings = Field(default_factory=CrawlGapSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)

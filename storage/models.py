@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Column,
     Enum,
     Float,
     ForeignKey,
@@ -17,7 +18,9 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -142,6 +145,26 @@ ACCESS_STATUS_LABELS: dict[AccessStatus, str] = {
     AccessStatus.LOGIN_WALL: "需要登录",
     AccessStatus.CAPTCHA: "遇到验证码",
     AccessStatus.COOKIE_EXPIRED: "Cookie 已失效",
+}
+
+
+class JobOutcome(enum.StrEnum):
+    """How one scheduled job run ended (job_runs.outcome)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    #: Another scheduler held the job's lease: this one did not run it.
+    SKIPPED = "skipped"
+    #: Its time passed beyond the job's grace while no scheduler ran it: not run at all.
+    MISSED = "missed"
+
+
+#: The operators' names for the outcomes (web page, `weisu jobs`).
+JOB_OUTCOME_LABELS: dict[JobOutcome, str] = {
+    JobOutcome.OK: "成功",
+    JobOutcome.FAILED: "失败",
+    JobOutcome.SKIPPED: "跳过",
+    JobOutcome.MISSED: "错过",
 }
 
 
@@ -517,3 +540,49 @@ class ModelVersion(Base):
     library_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRun(Base):
+    """One run of a scheduled job (schedules.run_job records every one, even when the job raises)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_id_started_at", "job_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(100))
+    #: When it was due (a missed run: the time it missed), and when it started and finished.
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[JobOutcome] = mapped_column(_enum(JobOutcome))
+    #: What the job returned, as JSON (e.g. crawl outcome per platform, tickets pushed, rows deleted).
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The exception (bounded) of a failed run, or who held the lease of a skipped one.
+    error: Mapped[str | None] = mapped_column(String(2000))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+
+
+class JobLease(Base):
+    """Who may run a job now: taken with one conditional UPDATE, so two schedulers never run it at once."""
+
+    __tablename__ = "job_leases"
+
+    job_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: HOST:PID of the scheduler holding it, and the run's own token (one process may run two schedulers).
+    holder: Mapped[str] = mapped_column(String(300), default="")
+    token: Mapped[str] = mapped_column(String(32), default="")
+    expires_at: Mapped[datetime]
+    taken_at: Mapped[datetime | None]
+
+
+#: APScheduler 3's SQLAlchemyJobStore table, declared here (same columns) so the migrations create
+#: it and `alembic check` knows it; the job store finds it already there. job_state is APScheduler's
+#: pickle of a job: the function's import path and plain arguments (the job id), never settings.
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

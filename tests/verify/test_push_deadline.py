@@ -93,7 +93,7 @@ def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
     session, make_lead, settings, dispatch_db
 ) -> None:
     """The real scheduler and job table, with the interval shortened to 2 s to keep the test short."""
-    settings.schedules.push_seconds = 2
+    settings.schedules.jobs["push_tickets"].interval_seconds = 2
     scheduler = schedules.configure(BackgroundScheduler(timezone="Asia/Shanghai"), settings)
     for job in scheduler.get_jobs():
         if job.id != "push_tickets":

@@ -27,6 +27,7 @@ from verify.web import (
     dashboard,
     display,
     exports,
+    jobs_pages,
     lead_pages,
     pages,
     platforms_pages,
@@ -133,6 +134,7 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
     app.include_router(admin_pages.router)
     app.include_router(users_pages.router)
     app.include_router(platforms_pages.router)
+    app.include_router(jobs_pages.router)
     app.include_router(exports.router)
     app.include_router(api.router)
     app.include_router(api.openapi_router)
