@@ -251,9 +251,10 @@ def configure(
             continue
         trigger = trigger_of(schedule, zone)
         stored = store.lookup_job(job_id) if store is not None else None
-        keep = (
-            {"next_run_time": stored.next_run_time} if stored and str(stored.trigger) == str(trigger) else {}
-        )
+        keep: dict[str, Any] = {}
+        if stored is not None and str(stored.trigger) == str(trigger):
+            # The stored trigger too: a new interval trigger would restart its phase from now.
+            trigger, keep = stored.trigger, {"next_run_time": stored.next_run_time}
         scheduler.add_job(
             run_job,
             trigger=trigger,
