@@ -32,8 +32,7 @@ def test_verified_just_after_a_run_began_an_urgent_lead_goes_out_with_the_next_r
 ) -> None:
     """The controllable clock: the shipped job table's own trigger says when the next run fires."""
     shipped = load_settings(env={})
-    [job] = [spec for spec in schedules.JOBS if spec.id == "push_tickets"]
-    trigger = job.trigger(shipped)
+    trigger = schedules.trigger_of(shipped.schedules.jobs["push_tickets"], shipped.schedules.timezone)
     backlog = [promote(session, make_lead, settings, summary=f"路灯不亮 {n}") for n in range(12)]
     urgent = promote(session, make_lead, settings, summary="燃气泄漏", priority="urgent")
     verified_at = session.get(Ticket, urgent.id).created_at
