@@ -286,6 +286,20 @@ def _holder() -> tuple[str, int]:
     return socket.gethostname(), os.getpid()
 
 
+def _gone(holder: str, host: str) -> bool:
+    """Whether ``holder`` (HOST:PID) is a process of this host that no longer exists."""
+    holder_host, _, pid = holder.rpartition(":")
+    if holder_host != host or not pid.isdigit():
+        return False  # another machine's process cannot be checked from here: its lease must lapse
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
 class _LeaseKeeper:
     """Renews a running job's lease every third of its length, so a long crawl keeps it."""
 
@@ -331,10 +345,22 @@ def run_job(job_id: str) -> JobOutcome:
     host, pid = _holder()
     token = uuid.uuid4().hex
     started = datetime.now(UTC)
-    with session_scope(factory) as session:
-        held_by = take_lease(
-            session, job_id, holder=f"{host}:{pid}", token=token, now=started, seconds=runtime.lease_seconds
-        )
+    held_by: str | None = None
+    for _attempt in range(2):
+        # A second try only when the holder is a process of this host that is gone (a scheduler that
+        # crashed mid-run): its lease would otherwise block the job until it lapses.
+        with session_scope(factory) as session:
+            held_by = take_lease(
+                session,
+                job_id,
+                holder=f"{host}:{pid}",
+                token=token,
+                now=started,
+                seconds=runtime.lease_seconds,
+                dead_holder=held_by,
+            )
+        if held_by is None or not _gone(held_by, host):
+            break
     counts: dict[str, Any] = {}
     error: str | None = None
     if held_by is not None:

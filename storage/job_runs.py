@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,14 +21,22 @@ _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def take_lease(
-    session: Session, job_id: str, *, holder: str, token: str, now: datetime, seconds: float
+    session: Session,
+    job_id: str,
+    *,
+    holder: str,
+    token: str,
+    now: datetime,
+    seconds: float,
+    dead_holder: str | None = None,
 ) -> str | None:
     """Take ``job_id``'s lease for ``seconds`` unless another run holds it; None when taken, else the
     holder (HOST:PID) that has it.
 
     The row is made once (INSERT … ON CONFLICT DO NOTHING), then taken by one conditional UPDATE
-    (expired, or already this run's): on PostgreSQL a second taker waits on the row lock and then
-    finds it unexpired; on SQLite BEGIN IMMEDIATE serialises the two. The caller commits.
+    (expired, or already this run's, or held by ``dead_holder``, a process known to be gone): on
+    PostgreSQL a second taker waits on the row lock and then finds it taken; on SQLite BEGIN
+    IMMEDIATE serialises the two. The caller commits.
     """
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
@@ -38,7 +46,14 @@ def take_lease(
     )
     taken = session.execute(
         update(JobLease)
-        .where(JobLease.job_id == job_id, or_(JobLease.expires_at <= now, JobLease.token == token))
+        .where(
+            JobLease.job_id == job_id,
+            or_(
+                JobLease.expires_at <= now,
+                JobLease.token == token,
+                JobLease.holder == dead_holder if dead_holder else false(),
+            ),
+        )
         .values(holder=holder, token=token, expires_at=now + timedelta(seconds=seconds), taken_at=now)
         .execution_options(synchronize_session=False)
     )

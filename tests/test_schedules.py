@@ -475,3 +475,32 @@ def test_a_sweep_skips_the_platforms_an_admin_paused(
     outcome = schedules.nightly_sweep(settings)
     assert "tieba" not in crawled and "tieba" not in outcome
     assert crawled == [key for key in settings.enabled_platforms() if key != "tieba"]
+
+
+def _lease_held_by(settings: Settings, job_id: str, holder: str) -> None:
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        now = datetime.now(UTC)
+        assert take_lease(session, job_id, holder=holder, token="other", now=now, seconds=3600) is None
+    engine.dispose()
+
+
+def test_a_lease_left_by_a_crashed_scheduler_on_this_host_is_taken_over(db_settings: Settings) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid now names no process
+    _lease_held_by(db_settings, "tick", f"{socket.gethostname()}:{gone.pid}")
+    with_jobs(db_settings, tick=JobSchedule(interval_seconds=60))
+    schedules.configure(BackgroundScheduler(), db_settings, jobs=[JobSpec("tick", lambda _s: None)])
+    assert schedules.run_job("tick") == JobOutcome.OK
+
+
+def test_a_lease_held_on_another_host_is_respected_until_it_lapses(db_settings: Settings) -> None:
+    _lease_held_by(db_settings, "tick", "crawler-2:4242")
+    with_jobs(db_settings, tick=JobSchedule(interval_seconds=60))
+    schedules.configure(BackgroundScheduler(), db_settings, jobs=[JobSpec("tick", lambda _s: None)])
+    assert schedules.run_job("tick") == JobOutcome.SKIPPED
+    [run] = recorded_runs(db_settings, "tick")
+    assert run.error == "lease held by crawler-2:4242"
