@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
@@ -286,50 +285,6 @@ def _holder() -> tuple[str, int]:
     return socket.gethostname(), os.getpid()
 
 
-def _gone(holder: str, host: str) -> bool:
-    """Whether ``holder`` (HOST:PID) is a process of this host that no longer exists."""
-    holder_host, _, pid = holder.rpartition(":")
-    if holder_host != host or not pid.isdigit():
-        return False  # another machine's process cannot be checked from here: its lease must lapse
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, under another user
-        return False
-    return False
-
-
-class _LeaseKeeper:
-    """Renews a running job's lease every third of its length, so a long crawl keeps it."""
-
-    def __init__(self, factory: Any, job_id: str, token: str, seconds: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._renew, args=(factory, job_id, token, seconds), name=f"lease-{job_id}", daemon=True
-        )
-
-    def _renew(self, factory: Any, job_id: str, token: str, seconds: float) -> None:
-        from storage.db import session_scope
-        from storage.job_runs import renew_lease
-
-        while not self._stop.wait(seconds / 3):
-            try:
-                with session_scope(factory) as session:
-                    if not renew_lease(session, job_id, token=token, now=datetime.now(UTC), seconds=seconds):
-                        log.warning("lease of %s was lost while it ran", job_id)
-            except Exception:  # a database hiccup: the next renewal may succeed, the job goes on
-                log.exception("could not renew the lease of %s", job_id)
-
-    def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_job(job_id: str) -> JobOutcome:
     """Run one job of the table: take its lease, run it, record the run and log one line, come what may.
 
@@ -338,7 +293,14 @@ def run_job(job_id: str) -> JobOutcome:
     is the report; APScheduler would only log it once more).
     """
     from storage.db import session_factory_for, session_scope
-    from storage.job_runs import record_run, release_lease, take_lease
+    from storage.job_runs import (
+        LeaseKeeper,
+        holder_is_gone,
+        record_run,
+        release_lease,
+        run_fields,
+        take_lease,
+    )
 
     runtime = current_runtime()
     factory = session_factory_for(runtime.database_url)
@@ -359,14 +321,14 @@ def run_job(job_id: str) -> JobOutcome:
                 seconds=runtime.lease_seconds,
                 dead_holder=held_by,
             )
-        if held_by is None or not _gone(held_by, host):
+        if held_by is None or not holder_is_gone(held_by, host):
             break
     counts: dict[str, Any] = {}
     error: str | None = None
     if held_by is not None:
         outcome, error = JobOutcome.SKIPPED, f"lease held by {held_by}"
     else:
-        with _LeaseKeeper(factory, job_id, token, runtime.lease_seconds):
+        with LeaseKeeper(factory, job_id, token, runtime.lease_seconds):
             try:
                 spec = runtime.jobs[job_id]
                 counts = as_counts(spec.func(runtime.settings()))
@@ -398,7 +360,7 @@ def run_job(job_id: str) -> JobOutcome:
 def record_missed(event: JobExecutionEvent) -> None:
     """APScheduler's EVENT_JOB_MISSED: a run later than its grace time is not run, only recorded."""
     from storage.db import session_factory_for, session_scope
-    from storage.job_runs import record_run
+    from storage.job_runs import record_run, run_fields
 
     runtime = current_runtime()
     now = datetime.now(UTC)
@@ -421,40 +383,12 @@ def record_missed(event: JobExecutionEvent) -> None:
     write_run_line(fields, runtime.log_format)
 
 
-def run_fields(run: Any) -> dict[str, Any]:
-    """The fields of a recorded run's log line."""
-    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-    return {
-        "event": "job_run",
-        "job": run.job_id,
-        "outcome": str(run.outcome),
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "seconds": None if duration is None else round(duration, 3),
-        "counts": run.counts,
-        "error": run.error,
-        "host": run.host,
-        "pid": run.pid,
-    }
-
-
-def text_line(fields: dict[str, Any]) -> str:
-    """key=value pairs; a value with spaces, quotes or an equals sign is JSON-quoted (one line always)."""
-    parts = []
-    for key, value in fields.items():
-        if value is None:
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if not text or any(c in text for c in ' "=\n\r\t'):
-            text = json.dumps(text, ensure_ascii=False)
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
-
-
 def write_run_line(fields: dict[str, Any], fmt: LogFormat) -> None:
     """The run's one log line: a failure or skip at WARNING, a success at INFO."""
     level = logging.INFO if fields["outcome"] == JobOutcome.OK else logging.WARNING
-    message = json.dumps(fields, ensure_ascii=False) if fmt == LogFormat.JSON else text_line(fields)
+    from storage.job_runs import key_value_line
+
+    message = json.dumps(fields, ensure_ascii=False) if fmt == LogFormat.JSON else key_value_line(fields)
     run_log.log(level, message, extra={"fields": fields})
 
 

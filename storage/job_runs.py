@@ -1,7 +1,12 @@
-"""Scheduled jobs in the database: per-job leases (one runner at a time), run history, next runs."""
+"""Scheduled jobs in the database: per-job leases (one runner at a time), run history and its log line,
+next runs."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,8 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from storage.db import session_scope
 from storage.models import JobLease, JobOutcome, JobRun, apscheduler_jobs
 
+log = logging.getLogger("weisu.schedules")
 #: The longest error text kept for a run (the column's size): the exception's last lines fit.
 MAX_ERROR_CHARS = 2000
 #: A lease row made for a job nobody ran yet: expired since the epoch, so the first taker gets it.
@@ -149,3 +156,74 @@ def run_history(session: Session, job_id: str | None = None, limit: int = 50) ->
     if job_id is not None:
         query = query.where(JobRun.job_id == job_id)
     return list(session.scalars(query))
+
+
+def holder_is_gone(holder: str, host: str) -> bool:
+    """Whether ``holder`` (HOST:PID) is a process of this host that no longer exists."""
+    holder_host, _, pid = holder.rpartition(":")
+    if holder_host != host or not pid.isdigit():
+        return False  # another machine's process cannot be checked from here: its lease must lapse
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
+class LeaseKeeper:
+    """Renews a running job's lease every third of its length, so a long crawl keeps it."""
+
+    def __init__(self, factory: Any, job_id: str, token: str, seconds: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew, args=(factory, job_id, token, seconds), name=f"lease-{job_id}", daemon=True
+        )
+
+    def _renew(self, factory: Any, job_id: str, token: str, seconds: float) -> None:
+        while not self._stop.wait(seconds / 3):
+            try:
+                with session_scope(factory) as session:
+                    if not renew_lease(session, job_id, token=token, now=datetime.now(UTC), seconds=seconds):
+                        log.warning("lease of %s was lost while it ran", job_id)
+            except Exception:  # a database hiccup: the next renewal may succeed, the job goes on
+                log.exception("could not renew the lease of %s", job_id)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_fields(run: JobRun) -> dict[str, Any]:
+    """The fields of a recorded run's log line."""
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "event": "job_run",
+        "job": run.job_id,
+        "outcome": str(run.outcome),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "seconds": None if duration is None else round(duration, 3),
+        "counts": run.counts,
+        "error": run.error,
+        "host": run.host,
+        "pid": run.pid,
+    }
+
+
+def key_value_line(fields: dict[str, Any]) -> str:
+    """key=value pairs; a value with spaces, quotes or an equals sign is JSON-quoted (one line always)."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if not text or any(c in text for c in ' "=\n\r\t'):
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
