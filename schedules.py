@@ -421,6 +421,9 @@ def configure_logging(settings: LoggingSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
+    # APScheduler's own "Running job" / "executed successfully" lines would make three per run; its
+    # warnings (a missed run, a run skipped at max_instances) still show.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
 
 
 def run_forever(settings: Settings) -> None:

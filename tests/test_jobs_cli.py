@@ -117,3 +117,18 @@ def test_jobs_on_an_old_schema_says_so_and_does_not_migrate(tmp_path: Path) -> N
         "run `weisu init` first\n"
     )
     assert schema_revision(url) == "0015"
+
+
+def test_the_scheduler_refuses_a_config_without_a_schedule_for_a_job(tmp_path: Path) -> None:
+    from keys_for_tests import TEST_SECRET_ENV
+
+    config = tmp_path / "config.yaml"
+    config.write_text('schedules:\n  jobs:\n    nightly_sweep: {cron: "0 2 * * *"}\n', encoding="utf-8")
+    env = {"WEISU_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"} | TEST_SECRET_ENV
+    result = runner.invoke(app, ["scheduler", "--config", str(config)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"weisu scheduler: {config}: schedules.jobs.incremental_sweep: missing (every job of schedules.JOBS"
+        " needs a schedule)\n"
+    )
+    assert not (tmp_path / "w.db").exists()  # refused before anything was touched
