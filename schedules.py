@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent, JobExecutionEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -237,8 +237,8 @@ def configure(
         log_format=settings.logging.format,
         jobs=table,
     )
-    scheduler.remove_listener(record_missed)  # configured twice: still one record per missed run
-    scheduler.add_listener(record_missed, EVENT_JOB_MISSED)
+    scheduler.remove_listener(record_not_run)  # configured twice: still one record per run not run
+    scheduler.add_listener(record_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     # APScheduler 3 has no public accessor; before start a scheduler made without stores has none.
     store = scheduler._jobstores.get("default")
     zone = settings.schedules.timezone
@@ -357,27 +357,35 @@ def run_job(job_id: str) -> JobOutcome:
     return outcome
 
 
-def record_missed(event: JobExecutionEvent) -> None:
-    """APScheduler's EVENT_JOB_MISSED: a run later than its grace time is not run, only recorded."""
+def record_not_run(event: JobEvent) -> None:
+    """A run APScheduler did not start, recorded all the same: one later than its grace time
+    (EVENT_JOB_MISSED: missed), or one due while this scheduler still ran the previous one
+    (EVENT_JOB_MAX_INSTANCES: skipped)."""
     from storage.db import session_factory_for, session_scope
     from storage.job_runs import record_run, run_fields
 
     runtime = current_runtime()
     now = datetime.now(UTC)
-    scheduled = event.scheduled_run_time.astimezone(UTC)
+    if isinstance(event, JobExecutionEvent):
+        scheduled = event.scheduled_run_time.astimezone(UTC)
+        late = int((now - scheduled).total_seconds())
+        outcome, error = JobOutcome.MISSED, f"missed by {late} s, beyond its grace time"
+    else:
+        times = getattr(event, "scheduled_run_times", None) or [now]
+        scheduled = times[-1].astimezone(UTC)
+        outcome, error = JobOutcome.SKIPPED, "the previous run was still running (max_instances 1)"
     host, pid = _holder()
-    late = int((now - scheduled).total_seconds())
     with session_scope(session_factory_for(runtime.database_url)) as session:
         run = record_run(
             session,
             event.job_id,
-            JobOutcome.MISSED,
+            outcome,
             scheduled_at=scheduled,
             started_at=now,
             finished_at=now,
             host=host,
             pid=pid,
-            error=f"missed by {late} s, beyond its grace time",
+            error=error,
         )
         fields = run_fields(run)
     write_run_line(fields, runtime.log_format)

@@ -301,15 +301,18 @@ def test_two_schedulers_on_one_database_never_run_a_job_at_once(
         started.append(scheduler)
 
     def enough() -> bool:
-        outcomes = [run.outcome for run in recorded_runs(db_settings, "slow")]
-        return outcomes.count(JobOutcome.OK) >= 2 and JobOutcome.SKIPPED in outcomes
+        runs = recorded_runs(db_settings, "slow")
+        leased = [run for run in runs if run.error == f"lease held by {HOLDER}"]
+        return [run.outcome for run in runs].count(JobOutcome.OK) >= 2 and bool(leased)
 
     wait_until(enough, timeout=30)
     for scheduler in started:
         scheduler.shutdown(wait=True)
     assert max(peaks) == 1
-    skipped = [run for run in recorded_runs(db_settings, "slow") if run.outcome == JobOutcome.SKIPPED]
-    assert skipped[0].error == f"lease held by {HOLDER}"
+    skipped = {run.error for run in recorded_runs(db_settings, "slow") if run.outcome == JobOutcome.SKIPPED}
+    # The other scheduler found the lease held; the one still running it skipped its own next run.
+    assert f"lease held by {HOLDER}" in skipped
+    assert skipped <= {f"lease held by {HOLDER}", "the previous run was still running (max_instances 1)"}
 
 
 def test_a_lease_is_refused_while_held_and_taken_once_expired(session_factory: Any) -> None:
@@ -504,3 +507,20 @@ def test_a_lease_held_on_another_host_is_respected_until_it_lapses(db_settings: 
     assert schedules.run_job("tick") == JobOutcome.SKIPPED
     [run] = recorded_runs(db_settings, "tick")
     assert run.error == "lease held by crawler-2:4242"
+
+
+def test_a_run_due_while_the_previous_still_runs_is_recorded_as_skipped(
+    settings: Settings, started: list[Any]
+) -> None:
+    release = threading.Event()
+    table = [JobSpec("slow", lambda _s: release.wait(10))]
+    with_jobs(settings, slow=JobSchedule(interval_seconds=1, grace_seconds=30))
+    scheduler = schedules.configure(schedules.make_scheduler(settings), settings, jobs=table)
+    scheduler.start()
+    started.append(scheduler)
+    [skipped, *_] = wait_until(lambda: recorded_runs(settings, "slow"))  # the first run is still going
+    release.set()
+    assert (skipped.outcome, skipped.error) == (
+        JobOutcome.SKIPPED,
+        "the previous run was still running (max_instances 1)",
+    )
