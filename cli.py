@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bootstrap import (
@@ -453,6 +454,40 @@ def status(config: ConfigOption = None) -> None:
         counts = stage_counts(session)
     for key, value in counts.items():
         console.print(f"{key}: {value}")
+
+
+@app.command()
+def alerts(
+    send: Annotated[bool, typer.Option("--send", help="derive new alerts and deliver what is due, once, now")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List alert deliveries waiting or failed; --send runs one delivery pass (as the scheduler's job does)."""
+    from zoneinfo import ZoneInfo
+
+    from settings import SecretError
+    from storage.models import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS
+    from verify.alerts.delivery import deliver_alerts, open_deliveries
+
+    settings = _settings(config)
+    if send:
+        initialise_database(settings)
+        try:
+            counts = deliver_alerts(settings, session_factory(settings))
+        except SecretError as error:
+            _fail("alerts", error)
+        console.print(", ".join(f"{key}: {value}" for key, value in counts.items()))
+    else:
+        _only_reading("alerts", settings)
+    zone = ZoneInfo(settings.schedules.timezone)
+    table = Table("delivery", "alert", "kind", "title", "channel", "state", "attempts", "next try", "last error")
+    with _scope(settings) as session:
+        for d in open_deliveries(session):
+            table.add_row(
+                str(d.id), str(d.alert_id), ALERT_KIND_LABELS[d.alert.kind], escape(d.alert.title),
+                d.channel, DELIVERY_STATE_LABELS[d.state], str(d.attempts),
+                d.next_attempt_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), escape(d.last_error or ""),
+            )  # fmt: skip
+    console.print(table)
 
 
 @app.command()

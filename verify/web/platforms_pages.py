@@ -15,14 +15,19 @@ from sqlalchemy import select
 
 from settings import PlatformSettings
 from storage.models import AuditEvent, CrawlRun, Platform
-from storage.queries import latest_runs, set_platform_paused, sync_platforms
+from storage.queries import latest_runs, recent_finished_runs, set_platform_paused, sync_platforms
+from verify.alerts.health import HealthProblem, assess, expected_volume
+from verify.days import local_zone
 from verify.web.deps import AdminPage, DbSession, get_settings
 from verify.web.pages import render, see_other
+from verify.web.sparkline import Sparkline, sparkline
 
 router = APIRouter(include_in_schema=False)
 PLATFORMS_PAGE = "/admin/platforms"
 KIND_LABELS = {"json_feed": "JSON 接口", "comments": "评论接口", "html_board": "网页版块", "rss": "RSS/Atom"}
 PRIORITY_LABELS = {"incremental": "每 15 分钟", "nightly": "每晚"}
+#: Runs drawn in each platform's volume sparkline.
+SPARKLINE_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,10 @@ class PlatformRow:
     config: PlatformSettings
     row: Platform | None
     last_run: CrawlRun | None
+    #: Items of its recent finished runs, with the expected volume's level.
+    volume: Sparkline | None = None
+    #: What its recent runs are missing, as the health alert says it (None: healthy).
+    problem: HealthProblem | None = None
 
 
 @router.get(PLATFORMS_PAGE)
@@ -41,9 +50,23 @@ def platforms_page(request: Request, session: DbSession, user: AdminPage) -> Res
     session.commit()
     stored = {p.id: p for p in session.scalars(select(Platform))}
     runs = latest_runs(session)
-    rows = [
-        PlatformRow(key, config, stored.get(key), runs.get(key)) for key, config in settings.platforms.items()
-    ]
+    rules = settings.alerts.health
+    history = recent_finished_runs(session, max(SPARKLINE_RUNS, 2 * rules.volume_runs + rules.failure_streak))
+    zone = local_zone(settings)
+    rows = []
+    for key, config in settings.platforms.items():
+        recent = history.get(key, [])
+        volume = None
+        if recent:
+            expected = expected_volume(recent, rules)
+            median = expected.median if expected and expected.runs >= rules.volume_min_runs else None
+            shown = [run.items for run in reversed(recent[:SPARKLINE_RUNS])]
+            title = f"{config.name}：最近 {len(shown)} 次抓取的条目数 {shown}" + (
+                f"，预期约 {median:g} 条" if median is not None else ""
+            )
+            volume = sparkline(shown, title, median)
+        problem = assess(key, config.name, recent, rules, zone)
+        rows.append(PlatformRow(key, config, stored.get(key), runs.get(key), volume, problem))
     context = {"user": user, "rows": rows, "kinds": KIND_LABELS, "priorities": PRIORITY_LABELS}
     return render(request, "admin_platforms.html", context)
 
