@@ -458,10 +458,12 @@ def status(config: ConfigOption = None) -> None:
 
 @app.command()
 def alerts(
-    send: Annotated[bool, typer.Option("--send", help="derive new alerts and deliver what is due, once, now")] = False,
+    send: Annotated[
+        bool, typer.Option("--send", help="derive new alerts and deliver what is due, once, now")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """List alert deliveries waiting or failed; --send runs one delivery pass (as the scheduler's job does)."""
+    """List alert deliveries waiting or failed; --send first runs one delivery pass, as the scheduler does."""
     from zoneinfo import ZoneInfo
 
     from settings import SecretError
@@ -479,7 +481,9 @@ def alerts(
     else:
         _only_reading("alerts", settings)
     zone = ZoneInfo(settings.schedules.timezone)
-    table = Table("delivery", "alert", "kind", "title", "channel", "state", "attempts", "next try", "last error")
+    table = Table(
+        "delivery", "alert", "kind", "title", "channel", "state", "attempts", "next try", "last error"
+    )
     with _scope(settings) as session:
         for d in open_deliveries(session):
             table.add_row(

@@ -569,9 +569,7 @@ class Alert(Base):
     platform_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
-    deliveries: Mapped[list[AlertDelivery]] = relationship(
-        order_by="AlertDelivery.channel", viewonly=True
-    )
+    deliveries: Mapped[list[AlertDelivery]] = relationship(order_by="AlertDelivery.channel", viewonly=True)
 
 
 class AlertDelivery(Base):

@@ -387,9 +387,7 @@ def recent_finished_runs(session: Session, per_platform: int) -> dict[str, list[
     first: {platform_id: runs}. The volume history of the health rules and the platform page."""
     finished = (CrawlRun.finished_at.is_not(None), CrawlRun.status != CrawlRunStatus.INTERRUPTED)
     rank = (
-        func.row_number()
-        .over(partition_by=CrawlRun.platform_id, order_by=CrawlRun.id.desc())
-        .label("rank")
+        func.row_number().over(partition_by=CrawlRun.platform_id, order_by=CrawlRun.id.desc()).label("rank")
     )
     ranked = select(CrawlRun.id, rank).where(*finished).subquery()
     query = (

@@ -85,7 +85,10 @@ def test_the_dingtalk_robot_gets_markdown_and_a_signed_url() -> None:
                         "secret_env": "WEISU_DINGTALK_SECRET"}}  # fmt: skip
     settings = Settings(alerts=AlertSettings.model_validate({"channels": channels}))
     with webhook_receiver() as (url, received):
-        env = {"WEISU_DINGTALK_URL": url + "/robot/send?access_token=abc", "WEISU_DINGTALK_SECRET": DINGTALK_SECRET}
+        env = {
+            "WEISU_DINGTALK_URL": url + "/robot/send?access_token=abc",
+            "WEISU_DINGTALK_SECRET": DINGTALK_SECRET,
+        }
         _send(configured_channels(settings, env)[0])
     # Base64(HMAC-SHA256(secret, "1764396000000\nSECtest-signing-secret")), url-encoded.
     assert received.paths == [
@@ -161,7 +164,8 @@ def test_a_channel_whose_secret_is_unset_stops_in_one_line() -> None:
     settings = Settings(
         alerts=AlertSettings.model_validate(
             {"channels": {"ops-mail": {"kind": "email", "smtp_host": "smtp.example.invalid",
-             "password_env": "WEISU_SMTP_PASSWORD", "from": "weisu@example.invalid", "to": ["a@example.invalid"]}}}
+             "password_env": "WEISU_SMTP_PASSWORD", "from": "weisu@example.invalid",
+             "to": ["a@example.invalid"]}}}
         )
     )  # fmt: skip
     with pytest.raises(SecretError) as raised:

@@ -46,8 +46,8 @@ def test_alerts_lists_a_failed_delivery_with_its_error(tmp_path: Path) -> None:
     assert runner.invoke(app, ["init"], env=env).exit_code == 0
     settings = load_settings(env=env)
     with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
-        alert = Alert(event_key="health:heimao:access:3", kind=AlertKind.CRAWL_HEALTH, title="【抓取健康】黑猫投诉",
-                      body="黑猫投诉：需要登录")  # fmt: skip
+        alert = Alert(event_key="health:heimao:access:3", kind=AlertKind.CRAWL_HEALTH,
+                      title="【抓取健康】黑猫投诉", body="黑猫投诉：需要登录")  # fmt: skip
         session.add(alert)
         session.flush()
         session.add(AlertDelivery(alert_id=alert.id, channel="ops", state=DeliveryState.FAILED, attempts=5,

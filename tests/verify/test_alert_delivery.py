@@ -76,7 +76,9 @@ def test_an_urgent_lead_alerts_exactly_once_across_two_passes(
 def test_an_urgent_lead_older_than_the_window_does_not_alert(
     alerting: Settings, session_factory: sessionmaker[Session], make_lead
 ) -> None:
-    make_lead(priority=Priority.URGENT, urgent_since=NOW - timedelta(hours=25), found_at=NOW - timedelta(hours=25))
+    make_lead(
+        priority=Priority.URGENT, urgent_since=NOW - timedelta(hours=25), found_at=NOW - timedelta(hours=25)
+    )
     assert deliver_alerts(alerting, session_factory, clock=at(NOW), env={}) == NOTHING
 
 
@@ -90,7 +92,10 @@ def test_a_delivery_answered_500_is_retried_after_its_backoff_and_sent_once(
     due = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(seconds=30)), env={})
     later = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(seconds=90)), env={})
     assert (first, early, due, later) == (
-        {**NOTHING, "new": 1, "retrying": 1}, NOTHING, {**NOTHING, "sent": 1}, NOTHING
+        {**NOTHING, "new": 1, "retrying": 1},
+        NOTHING,
+        {**NOTHING, "sent": 1},
+        NOTHING,
     )
     assert len(receiver[1].bodies) == 2
     with session_factory() as session:
@@ -109,16 +114,23 @@ def test_a_receiver_always_failing_shows_as_failed_on_the_alerts_page_and_can_be
     assert last == {**NOTHING, "failed": 1}
     with session_factory() as reader:
         delivery_id = reader.scalars(select(AlertDelivery.id)).one()
-    with review_app(alerting, session, [("sue", "sue-pw-12345", "supervisor")]) as app, TestClient(app) as client:
+    with (
+        review_app(alerting, session, [("sue", "sue-pw-12345", "supervisor")]) as app,
+        TestClient(app) as client,
+    ):
         submit_login(client, "sue", "sue-pw-12345")
         page = client.get("/alerts")
         assert page.status_code == 200
         assert f'<tr id="delivery-{delivery_id}" class="breach">' in page.text
-        assert f"<td>#1 【加急线索】#{lead.id} 城乡建设</td>\n      <td>ops</td>\n      <td>2</td>" in page.text
+        assert (
+            f"<td>#1 【加急线索】#{lead.id} 城乡建设</td>\n      <td>ops</td>\n      <td>2</td>" in page.text
+        )
         assert "<td>HTTP 500: {&#34;errcode&#34;: 0, &#34;errmsg&#34;: &#34;ok&#34;}</td>" in page.text
         forged = client.post(f"/alerts/deliveries/{delivery_id}/retry", data={"csrf_token": "wrong"})
         retried = client.post(
-            f"/alerts/deliveries/{delivery_id}/retry", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+            f"/alerts/deliveries/{delivery_id}/retry",
+            data={"csrf_token": csrf_of(page.text)},
+            follow_redirects=False,
         )
     assert (forged.status_code, retried.status_code) == (403, 303)
     with session_factory() as reader:
@@ -144,7 +156,8 @@ def test_an_sla_warning_fires_at_its_lead_time_and_not_before(
         (f"sla:lead:{lead.id}:20261129T063000Z", f"【时限将至】线索 #{lead.id} 还剩 10 分钟")
     ]
     assert events[0].body == (
-        f"线索 #{lead.id}（普通）：南山区科技园路灯不亮\n状态：待认领，尚无人认领\n处理时限：2026-11-29 14:30，还剩 10 分钟。"
+        f"线索 #{lead.id}（普通）：南山区科技园路灯不亮\n状态：待认领，尚无人认领\n"
+        "处理时限：2026-11-29 14:30，还剩 10 分钟。"
     )
     session.rollback()  # SQLite: the reading transaction would hold the database the passes write to
     sent = [
@@ -159,8 +172,9 @@ def test_a_crawl_health_problem_alerts_once_per_episode(
 ) -> None:
     session.add(Platform(id="testboard", name="测试论坛", kind="html_board"))
     session.flush()
-    for hours_ago, items, status in [(9, 20, "ok"), (8, 22, "ok"), (7, 18, "ok"), (6, 21, "ok"), (5, 19, "ok"),
-                                     (4, 0, "failed"), (3, 0, "failed"), (2, 0, "failed")]:  # fmt: skip
+    history = [(9, 20, "ok"), (8, 22, "ok"), (7, 18, "ok"), (6, 21, "ok"), (5, 19, "ok"),
+               (4, 0, "failed"), (3, 0, "failed"), (2, 0, "failed")]  # fmt: skip
+    for hours_ago, items, status in history:
         started = NOW - timedelta(hours=hours_ago)
         session.add(
             CrawlRun(platform_id="testboard", started_at=started, finished_at=started + timedelta(minutes=5),
@@ -173,5 +187,6 @@ def test_a_crawl_health_problem_alerts_once_per_episode(
     body = receiver[1].bodies[0]
     assert (body["kind"], body["title"]) == ("crawl_health", "【抓取健康】测试论坛")
     assert body["text"] == (
-        "测试论坛：连续 3 次抓取失败或不完整（最近一次失败，3 个错误），自 2026-11-29 10:00 起该平台的帖子可能漏抓。"
+        "测试论坛：连续 3 次抓取失败或不完整（最近一次失败，3 个错误），"
+        "自 2026-11-29 10:00 起该平台的帖子可能漏抓。"
     )

@@ -86,12 +86,15 @@ def test_a_run_with_no_items_names_the_usual_volume() -> None:
 
 
 def test_a_streak_of_failed_runs_raises_an_error_streak() -> None:
-    history = newest_first(*USUAL, run(7, 3, "partial", errors=2), run(8, 0, "failed"), run(9, 0, "failed", errors=4))
+    history = newest_first(
+        *USUAL, run(7, 3, "partial", errors=2), run(8, 0, "failed"), run(9, 0, "failed", errors=4)
+    )
     problem = assess("heimao", "黑猫投诉", history, RULES, ZONE)
     assert problem is not None
     assert problem.event_key == "health:heimao:failure_streak:7"
     assert problem.text == (
-        "黑猫投诉：连续 3 次抓取失败或不完整（最近一次失败，4 个错误），自 2026-11-29 15:00 起该平台的帖子可能漏抓。"
+        "黑猫投诉：连续 3 次抓取失败或不完整（最近一次失败，4 个错误），"
+        "自 2026-11-29 15:00 起该平台的帖子可能漏抓。"
     )
 
 
@@ -131,6 +134,10 @@ def test_a_healthy_platform_raises_nothing() -> None:
 def test_platforms_whose_newest_run_is_old_are_not_assessed() -> None:
     runs = {"heimao": newest_first(*USUAL, run(7, 0, "failed"), run(8, 0, "failed"), run(9, 0, "failed"))}
     names = {"heimao": "黑猫投诉"}
-    recent = platform_problems(runs, names, RULES, ZONE, now=T0 + timedelta(hours=10), window=timedelta(hours=2))
-    stale = platform_problems(runs, names, RULES, ZONE, now=T0 + timedelta(hours=20), window=timedelta(hours=2))
+    recent = platform_problems(
+        runs, names, RULES, ZONE, now=T0 + timedelta(hours=10), window=timedelta(hours=2)
+    )
+    stale = platform_problems(
+        runs, names, RULES, ZONE, now=T0 + timedelta(hours=20), window=timedelta(hours=2)
+    )
     assert ([p.rule for p in recent], stale) == ([HealthRule.FAILURE_STREAK], [])

@@ -49,7 +49,8 @@ def test_the_platform_page_draws_the_recent_volume_as_a_sparkline(page: str) -> 
     row = _row(page, "heimao")
     assert (
         '<svg xmlns="http://www.w3.org/2000/svg" class="sparkline" role="img" width="160" height="32" '
-        'viewBox="0 0 160 32"><title>黑猫投诉：最近 7 次抓取的条目数 [20, 22, 18, 21, 19, 20, 5]，预期约 20 条</title>'
+        'viewBox="0 0 160 32"><title>黑猫投诉：最近 7 次抓取的条目数 [20, 22, 18, 21, 19, 20, 5]，'
+        "预期约 20 条</title>"
     ) in row
     assert '<line x1="0" x2="160" y1="5.4" y2="5.4" stroke="#b0bec5" stroke-dasharray="3 2"/>' in row
     assert 'points="3.0,5.4 28.7,3.0 54.3,7.7 80.0,4.2 105.7,6.5 131.3,5.4 157.0,23.1"' in row
@@ -58,7 +59,8 @@ def test_the_platform_page_draws_the_recent_volume_as_a_sparkline(page: str) -> 
 
 def test_the_platform_page_says_what_a_quiet_platform_misses(page: str) -> None:
     assert (
-        '<span class="flag">黑猫投诉：最近一次抓取只有 5 条，远低于近 6 次正常抓取的中位数 20 条（泊松下尾概率 7.2e-05），'
+        '<span class="flag">黑猫投诉：最近一次抓取只有 5 条，远低于近 6 次正常抓取的中位数 20 条'
+        "（泊松下尾概率 7.2e-05），"
         "自 2026-11-29 13:00 起每次约少看到 15 条帖子。</span>"
     ) in _row(page, "heimao")
 

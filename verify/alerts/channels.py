@@ -83,7 +83,9 @@ def _robot_answer(response: httpx.Response) -> None:
         raise DeliveryError(f"robot refused: errcode {answer.get('errcode')} {answer.get('errmsg', '')}")
 
 
-def send_webhook(channel: Channel, message: AlertMessage, client: httpx.Client, millis: Millis = now_millis) -> None:
+def send_webhook(
+    channel: Channel, message: AlertMessage, client: httpx.Client, millis: Millis = now_millis
+) -> None:
     """POST the alert in the channel's format; DeliveryError for an unreachable target or a refusal."""
     config = channel.config
     assert channel.url is not None  # configured_channels resolved url or url_env

@@ -28,7 +28,9 @@ from verify.alerts.formats import AlertMessage
 MAX_PER_PASS = 200
 
 
-def record_events(session: Session, events: Sequence[Event], channels: Sequence[Channel], now: datetime) -> int:
+def record_events(
+    session: Session, events: Sequence[Event], channels: Sequence[Channel], now: datetime
+) -> int:
     """Store the events not stored yet, each with a pending delivery per channel that takes its kind;
     how many were new. Safe to run concurrently: the event key decides, once."""
     new = 0
@@ -71,7 +73,9 @@ def _claim(session: Session, delivery_id: int, now: datetime, lease: float) -> b
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def _outcome(session: Session, delivery: AlertDelivery, error: str | None, now: datetime, rules: AlertSettings) -> str:
+def _outcome(
+    session: Session, delivery: AlertDelivery, error: str | None, now: datetime, rules: AlertSettings
+) -> str:
     delivery.attempts += 1
     delivery.claim_expires_at = None
     if error is None:

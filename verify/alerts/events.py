@@ -85,9 +85,10 @@ def sla_warning_events(session: Session, settings: Settings, now: datetime) -> l
         assert lead.sla_due_at is not None  # the query's condition
         left = max(int((lead.sla_due_at - now).total_seconds() // 60), 0)
         holder = f"，认领人：{lead.claimed_by}" if lead.claimed_by else "，尚无人认领"
+        summary = one_line(lead.summary, MAX_SUMMARY_CHARS)
         body = "\n".join(
             [
-                f"线索 #{lead.id}（{PRIORITY_LABELS[lead.priority]}）：{one_line(lead.summary, MAX_SUMMARY_CHARS)}",
+                f"线索 #{lead.id}（{PRIORITY_LABELS[lead.priority]}）：{summary}",
                 f"状态：{STATE_LABELS[lead.state]}{holder}",
                 f"处理时限：{local_time(lead.sla_due_at, zone)}，还剩 {left} 分钟。",
             ]

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 import jinja2
@@ -105,9 +105,7 @@ def dingtalk_body(message: AlertMessage, message_type: str) -> dict[str, Any]:
 
 def dingtalk_signature(secret: str, timestamp_ms: int) -> str:
     """DingTalk's signed-robot check: Base64(HMAC-SHA256(key=secret, "<timestamp>\\n<secret>"))."""
-    digest = hmac.new(
-        secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256
-    ).digest()
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 

@@ -40,5 +40,7 @@ def retry(request: Request, session: DbSession, user: SupervisorPage, delivery_i
         request.session["flash"] = "没有这条发送失败的告警投递。"
         return see_other(ALERTS_PAGE)
     session.commit()
-    request.session["flash"] = f"已重新排队：告警 #{delivery.alert_id} 经 {delivery.channel} 将在下一轮（30 秒内）重发。"
+    request.session["flash"] = (
+        f"已重新排队：告警 #{delivery.alert_id} 经 {delivery.channel} 将在下一轮（30 秒内）重发。"
+    )
     return see_other(ALERTS_PAGE)

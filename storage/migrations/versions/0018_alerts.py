@@ -30,7 +30,9 @@ def upgrade() -> None:
         "alerts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("event_key", sa.String(length=200), nullable=False),
-        sa.Column("kind", sa.Enum(*ALERT_KINDS, name="alertkind", native_enum=False, length=20), nullable=False),
+        sa.Column(
+            "kind", sa.Enum(*ALERT_KINDS, name="alertkind", native_enum=False, length=20), nullable=False
+        ),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("lead_id", sa.Integer(), nullable=True),
