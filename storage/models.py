@@ -197,6 +197,9 @@ class Platform(Base):
 
 class CrawlRun(Base):
     __tablename__ = "crawl_runs"
+    # A platform's newest runs (health alerts every 30 s, the layout rule at each run's close) are read
+    # by walking this index backwards, never by sorting the platform's whole history (migration 0018).
+    __table_args__ = (Index("ix_crawl_runs_platform_id_id", "platform_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)

@@ -384,21 +384,24 @@ def record_thread_read(
 
 def recent_finished_runs(session: Session, per_platform: int) -> dict[str, list[CrawlRun]]:
     """Every platform's last ``per_platform`` finished runs (interrupted ones counted nothing), newest
-    first: {platform_id: runs}. The volume history of the health rules and the platform page."""
-    finished = (CrawlRun.finished_at.is_not(None), CrawlRun.status != CrawlRunStatus.INTERRUPTED)
-    rank = (
-        func.row_number().over(partition_by=CrawlRun.platform_id, order_by=CrawlRun.id.desc()).label("rank")
-    )
-    ranked = select(CrawlRun.id, rank).where(*finished).subquery()
-    query = (
-        select(CrawlRun)
-        .join(ranked, ranked.c.id == CrawlRun.id)
-        .where(ranked.c.rank <= per_platform)
-        .order_by(CrawlRun.platform_id, CrawlRun.id.desc())
-    )
+    first: {platform_id: runs}. The volume history of the health rules and the platform page.
+
+    One query per platform, each walking the (platform_id, id) index backwards and stopping after
+    ``per_platform`` rows, however long the history grows."""
     runs: dict[str, list[CrawlRun]] = {}
-    for run in session.scalars(query):
-        runs.setdefault(run.platform_id, []).append(run)
+    for platform_id in session.scalars(select(Platform.id).order_by(Platform.id)):
+        query = (
+            select(CrawlRun)
+            .where(
+                CrawlRun.platform_id == platform_id,
+                CrawlRun.finished_at.is_not(None),
+                CrawlRun.status != CrawlRunStatus.INTERRUPTED,
+            )
+            .order_by(CrawlRun.id.desc())
+            .limit(per_platform)
+        )
+        if found := list(session.scalars(query)):
+            runs[platform_id] = found
     return runs
 
 

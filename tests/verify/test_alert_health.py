@@ -85,6 +85,20 @@ def test_a_run_with_no_items_names_the_usual_volume() -> None:
     )
 
 
+def test_a_failed_run_with_no_items_says_it_failed() -> None:
+    problem = assess("heimao", "黑猫投诉", newest_first(*USUAL, run(7, 0, "failed", errors=6)), RULES, ZONE)
+    assert problem is not None
+    assert problem.event_key == "health:heimao:zero_items:7"
+    assert problem.text == (
+        "黑猫投诉：最近 1 次抓取没有任何条目（最近一次抓取失败，6 个错误；此前 6 次正常抓取中位数 20 条），"
+        "自 2026-11-29 15:00 起看不到该平台的新帖。"
+    )
+
+
+def test_a_platform_that_never_brought_anything_has_no_expectation_to_miss() -> None:
+    assert assess("heimao", "黑猫投诉", [run(2, 0), run(1, 0)], RULES, ZONE) is None
+
+
 def test_a_streak_of_failed_runs_raises_an_error_streak() -> None:
     history = newest_first(
         *USUAL, run(7, 3, "partial", errors=2), run(8, 0, "failed"), run(9, 0, "failed", errors=4)
@@ -98,8 +112,8 @@ def test_a_streak_of_failed_runs_raises_an_error_streak() -> None:
     )
 
 
-def test_two_failed_runs_are_not_yet_a_streak() -> None:
-    history = newest_first(*USUAL, run(7, 0, "failed"), run(8, 0, "failed"))
+def test_two_partial_runs_are_not_yet_a_streak() -> None:
+    history = newest_first(*USUAL, run(7, 12, "partial"), run(8, 15, "partial"))
     assert assess("heimao", "黑猫投诉", history, RULES, ZONE) is None
 
 

@@ -2,8 +2,9 @@
 recent clean runs, and the rules that turn its newest runs into one alert saying what we miss.
 
 The rules look at the newest finished run and, in this order, take the first that holds: a login wall
-(captcha, expired cookie), a streak of failed or partial runs, a layout change, a run with no items, a
-run far below the expected volume (Poisson lower tail against the median of the last clean runs). A
+(captcha, expired cookie), a streak of failed or partial runs, a layout change, a run with no items (clean
+or failed outright) where the platform usually has some, a run far below the expected volume (Poisson
+lower tail against the median of the last clean runs). A
 problem that lasts several runs is one *episode*: its alert is keyed by the episode's first run, so it
 goes out once, saying since when.
 """
@@ -101,6 +102,13 @@ def _episode(runs: Sequence[CrawlRun], holds: Callable[[CrawlRun], bool]) -> lis
     return episode
 
 
+def _empty(run: CrawlRun) -> bool:
+    """A run that brought nothing: clean or failed outright, with no items, and not because it had
+    already read everything new (a layout change or a wall is its own rule)."""
+    usable = run.status in (CrawlRunStatus.OK, CrawlRunStatus.FAILED) and not run.layout_changed
+    return usable and run.items == 0 and not reached_seen(run)
+
+
 def _figure(value: float) -> str:
     return f"{value:g}"
 
@@ -142,18 +150,21 @@ def assess(
         reason = one_line(newest.health_reason, MAX_REASON_CHARS) or "未说明"
         text = f"{name}：疑似改版（{reason}），自 {since(episode)} 起该平台的帖子可能解析不出、漏抓。"
         return problem(HealthRule.LAYOUT, episode, text)
-    if newest.status != CrawlRunStatus.OK or reached_seen(newest):
-        return None
-    if newest.items == 0:
-        episode = _episode(runs, lambda r: clean(r) and r.items == 0 and not reached_seen(r))
+    if newest.items == 0 and _empty(newest):
+        episode = _episode(runs, _empty)
         expected = expected_volume(runs[len(episode) :], rules)
         if expected is None or expected.median < 1:
             return None
+        cause = (
+            f"最近一次抓取失败，{newest.errors} 个错误；" if newest.status == CrawlRunStatus.FAILED else ""
+        )
         text = (
-            f"{name}：最近 {len(episode)} 次抓取没有任何条目（此前 {expected.runs} 次正常抓取中位数 "
+            f"{name}：最近 {len(episode)} 次抓取没有任何条目（{cause}此前 {expected.runs} 次正常抓取中位数 "
             f"{_figure(expected.median)} 条），自 {since(episode)} 起看不到该平台的新帖。"
         )
         return problem(HealthRule.ZERO_ITEMS, episode, text)
+    if newest.status != CrawlRunStatus.OK or reached_seen(newest):
+        return None
     return _far_below(platform_id, name, runs, rules, zone)
 
 
