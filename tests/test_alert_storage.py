@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,9 @@ def _tables(url: str) -> set[str]:
 
 def test_migration_0018_adds_and_removes_the_alert_tables(database_url: str) -> None:
     assert {"alerts", "alert_deliveries"} <= _tables(database_url)
-    command.downgrade(alembic_config(database_url), "0015")
+    config = alembic_config(database_url)
+    before = ScriptDirectory.from_config(config).get_revision("0018").down_revision  # whatever 0018 follows
+    command.downgrade(config, str(before))
     assert not {"alerts", "alert_deliveries"} & _tables(database_url)
     upgrade(database_url)
     assert {"alerts", "alert_deliveries"} <= _tables(database_url)
