@@ -547,6 +547,9 @@ class AlertChannelSettings(StrictModel):
 class AlertSettings(StrictModel):
     """Alerts that reach people: which events, how early, where to, and how deliveries are retried."""
 
+    #: How often the scheduler runs a delivery pass (verify.alerts.delivery.deliver_alerts); at most 30 s,
+    #: so an urgent lead reaches people within a minute of detection.
+    deliver_seconds: int = Field(default=30, ge=1, le=30)
     #: Urgent leads that became urgent within this many hours alert (older ones never do: a new
     #: install or a restored backup must not flood the channels).
     urgent_window_hours: float = Field(default=24.0, gt=0)
