@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from settings import AlertSettings, Settings
 from storage.base import utcnow
@@ -119,14 +119,19 @@ def deliver_due(
             assert delivery is not None  # just claimed
             alert = delivery.alert
             message = AlertMessage(alert.event_key, alert.kind, alert.title, alert.body, alert.created_at)
-            channel = by_name.get(delivery.channel)
+            channel_name = delivery.channel
+            # End the transaction before sending: on SQLite it holds the write lock, which crawls need.
+            session.commit()
             error = None
             try:
+                channel = by_name.get(channel_name)
                 if channel is None:
-                    raise DeliveryError(f"channel {delivery.channel} is no longer configured")
+                    raise DeliveryError(f"channel {channel_name} is no longer configured")
                 send(channel, message, client, rules.timeout_seconds, millis or now_millis)
             except DeliveryError as failure:
                 error = str(failure)
+            delivery = session.get(AlertDelivery, delivery_id)
+            assert delivery is not None  # rows are never deleted while leased
             counts[_outcome(session, delivery, error, clock(), rules)] += 1
             session.commit()
     return counts
@@ -170,13 +175,15 @@ def retry_delivery(session: Session, delivery_id: int, now: datetime) -> AlertDe
 
 def recent_alerts(session: Session, limit: int = 100) -> list[Alert]:
     """The newest alerts, newest first, with their deliveries."""
-    return list(session.scalars(select(Alert).order_by(Alert.id.desc()).limit(limit)))
+    query = select(Alert).options(selectinload(Alert.deliveries)).order_by(Alert.id.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 def open_deliveries(session: Session) -> list[AlertDelivery]:
     """Deliveries not sent: failed first (they need a person), then pending by next try."""
     query = (
         select(AlertDelivery)
+        .options(selectinload(AlertDelivery.alert))
         .where(AlertDelivery.state.in_((DeliveryState.FAILED, DeliveryState.PENDING)))
         .order_by(AlertDelivery.state, AlertDelivery.next_attempt_at, AlertDelivery.id)
     )
