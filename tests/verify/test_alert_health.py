@@ -95,6 +95,12 @@ def test_a_failed_run_with_no_items_says_it_failed() -> None:
     )
 
 
+def test_a_failed_run_flagged_as_a_layout_change_is_reported_as_failed() -> None:
+    failed = run(7, 0, "failed", errors=6, layout_changed=True, health_reason="本次未解析出任何条目")
+    problem = assess("heimao", "黑猫投诉", newest_first(*USUAL, failed), RULES, ZONE)
+    assert problem is not None and problem.event_key == "health:heimao:zero_items:7"
+
+
 def test_a_platform_that_never_brought_anything_has_no_expectation_to_miss() -> None:
     assert assess("heimao", "黑猫投诉", [run(2, 0), run(1, 0)], RULES, ZONE) is None
 

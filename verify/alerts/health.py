@@ -105,7 +105,9 @@ def _episode(runs: Sequence[CrawlRun], holds: Callable[[CrawlRun], bool]) -> lis
 def _empty(run: CrawlRun) -> bool:
     """A run that brought nothing: clean or failed outright, with no items, and not because it had
     already read everything new (a layout change or a wall is its own rule)."""
-    usable = run.status in (CrawlRunStatus.OK, CrawlRunStatus.FAILED) and not run.layout_changed
+    usable = run.status == CrawlRunStatus.FAILED or (
+        run.status == CrawlRunStatus.OK and not run.layout_changed
+    )
     return usable and run.items == 0 and not reached_seen(run)
 
 
@@ -145,8 +147,9 @@ def assess(
             f"自 {since(streak)} 起该平台的帖子可能漏抓。"
         )
         return problem(HealthRule.FAILURE_STREAK, streak, text)
-    if newest.layout_changed:
-        episode = _episode(runs, lambda r: r.layout_changed)
+    # A failed run found nothing because it failed: the no-items rule says so, not "layout changed".
+    if newest.layout_changed and newest.status != CrawlRunStatus.FAILED:
+        episode = _episode(runs, lambda r: r.layout_changed and r.status != CrawlRunStatus.FAILED)
         reason = one_line(newest.health_reason, MAX_REASON_CHARS) or "未说明"
         text = f"{name}：疑似改版（{reason}），自 {since(episode)} 起该平台的帖子可能解析不出、漏抓。"
         return problem(HealthRule.LAYOUT, episode, text)
