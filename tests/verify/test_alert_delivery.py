@@ -190,3 +190,20 @@ def test_a_crawl_health_problem_alerts_once_per_episode(
         "测试论坛：连续 3 次抓取失败或不完整（最近一次失败，3 个错误），"
         "自 2026-11-29 10:00 起该平台的帖子可能漏抓。"
     )
+
+
+@pytest.mark.parametrize("receiver", [[500, 200]], indirect=True)
+def test_a_delivery_leased_by_another_pass_is_left_to_it_until_the_lease_expires(
+    alerting: Settings, session_factory: sessionmaker[Session], make_lead, receiver
+) -> None:
+    _urgent(make_lead)
+    deliver_alerts(alerting, session_factory, clock=at(NOW), env={})  # 500: retried 30 s later
+    with session_factory() as session:
+        delivery = session.scalars(select(AlertDelivery)).one()
+        # Another pass took it at NOW + 30 s and is still sending (its lease: lease_seconds).
+        delivery.claim_expires_at = NOW + timedelta(seconds=30 + alerting.alerts.lease_seconds)
+        session.commit()
+    leased = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(seconds=40)), env={})
+    expired = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(seconds=151)), env={})
+    assert (leased, expired) == (NOTHING, {**NOTHING, "sent": 1})
+    assert len(receiver[1].bodies) == 2

@@ -153,7 +153,7 @@ def assess(
         reason = one_line(newest.health_reason, MAX_REASON_CHARS) or "未说明"
         text = f"{name}：疑似改版（{reason}），自 {since(episode)} 起该平台的帖子可能解析不出、漏抓。"
         return problem(HealthRule.LAYOUT, episode, text)
-    if newest.items == 0 and _empty(newest):
+    if _empty(newest):
         episode = _episode(runs, _empty)
         expected = expected_volume(runs[len(episode) :], rules)
         if expected is None or expected.median < 1:
