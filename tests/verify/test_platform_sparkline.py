@@ -49,7 +49,7 @@ def test_the_platform_page_draws_the_recent_volume_as_a_sparkline(page: str) -> 
     row = _row(page, "heimao")
     assert (
         '<svg xmlns="http://www.w3.org/2000/svg" class="sparkline" role="img" width="160" height="32" '
-        'viewBox="0 0 160 32"><title>黑猫投诉：最近 7 次抓取的条目数 [20, 22, 18, 21, 19, 20, 5]，'
+        'viewBox="0 0 160 32"><title>黑猫投诉：最近 7 次抓取的条目数 20、22、18、21、19、20、5，'
         "预期约 20 条</title>"
     ) in row
     assert '<line x1="0" x2="160" y1="5.4" y2="5.4" stroke="#b0bec5" stroke-dasharray="3 2"/>' in row

@@ -83,6 +83,12 @@ def expected_volume(history: Sequence[CrawlRun], rules: AlertHealthSettings) -> 
     return Expectation(float(statistics.median(counts)), len(counts))
 
 
+def learned_volume(history: Sequence[CrawlRun], rules: AlertHealthSettings) -> float | None:
+    """The expected items per run once learned (at least ``volume_min_runs`` clean runs), else None."""
+    expected = expected_volume(history, rules)
+    return expected.median if expected is not None and expected.runs >= rules.volume_min_runs else None
+
+
 def poisson_lower_tail(observed: int, mean: float) -> float:
     """P(X <= observed) for X ~ Poisson(mean), summed in log space (no underflow for large means)."""
     if mean <= 0:

@@ -12,11 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from settings import PlatformSettings
+from settings import AlertHealthSettings, PlatformSettings, Settings
 from storage.models import AuditEvent, CrawlRun, Platform
 from storage.queries import latest_runs, recent_finished_runs, set_platform_paused, sync_platforms
-from verify.alerts.health import HealthProblem, assess, expected_volume
+from verify.alerts.health import HealthProblem, assess, learned_volume
 from verify.days import local_zone
 from verify.web.deps import AdminPage, DbSession, get_settings
 from verify.web.pages import render, see_other
@@ -42,6 +43,32 @@ class PlatformRow:
     problem: HealthProblem | None = None
 
 
+def _volume(name: str, recent: list[CrawlRun], rules: AlertHealthSettings) -> Sparkline | None:
+    """The sparkline of a platform's recent runs (newest first), with its learned expected volume."""
+    if not recent:
+        return None
+    median = learned_volume(recent, rules)
+    shown = [run.items for run in reversed(recent[:SPARKLINE_RUNS])]
+    title = f"{name}：最近 {len(shown)} 次抓取的条目数 {'、'.join(map(str, shown))}"
+    return sparkline(shown, title + (f"，预期约 {median:g} 条" if median is not None else ""), median)
+
+
+def _rows(
+    session: Session, settings: Settings, stored: dict[str, Platform], latest: dict[str, CrawlRun]
+) -> list[PlatformRow]:
+    """Every configured platform in config.yaml order: its row, last run, volume and current problem."""
+    rules = settings.alerts.health
+    history = recent_finished_runs(session, max(SPARKLINE_RUNS, 2 * rules.volume_runs + rules.failure_streak))
+    zone = local_zone(settings)
+    rows = []
+    for key, config in settings.platforms.items():
+        recent = history.get(key, [])
+        problem = assess(key, config.name, recent, rules, zone)
+        volume = _volume(config.name, recent, rules)
+        rows.append(PlatformRow(key, config, stored.get(key), latest.get(key), volume, problem))
+    return rows
+
+
 @router.get(PLATFORMS_PAGE)
 def platforms_page(request: Request, session: DbSession, user: AdminPage) -> Response:
     settings = get_settings(request)
@@ -49,24 +76,7 @@ def platforms_page(request: Request, session: DbSession, user: AdminPage) -> Res
     sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
     session.commit()
     stored = {p.id: p for p in session.scalars(select(Platform))}
-    runs = latest_runs(session)
-    rules = settings.alerts.health
-    history = recent_finished_runs(session, max(SPARKLINE_RUNS, 2 * rules.volume_runs + rules.failure_streak))
-    zone = local_zone(settings)
-    rows = []
-    for key, config in settings.platforms.items():
-        recent = history.get(key, [])
-        volume = None
-        if recent:
-            expected = expected_volume(recent, rules)
-            median = expected.median if expected and expected.runs >= rules.volume_min_runs else None
-            shown = [run.items for run in reversed(recent[:SPARKLINE_RUNS])]
-            title = f"{config.name}：最近 {len(shown)} 次抓取的条目数 {shown}" + (
-                f"，预期约 {median:g} 条" if median is not None else ""
-            )
-            volume = sparkline(shown, title, median)
-        problem = assess(key, config.name, recent, rules, zone)
-        rows.append(PlatformRow(key, config, stored.get(key), runs.get(key), volume, problem))
+    rows = _rows(session, settings, stored, latest_runs(session))
     context = {"user": user, "rows": rows, "kinds": KIND_LABELS, "priorities": PRIORITY_LABELS}
     return render(request, "admin_platforms.html", context)
 
