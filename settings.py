@@ -499,6 +499,10 @@ class WebhookFormat(enum.StrEnum):
     DINGTALK = "dingtalk"
 
 
+#: The only SMTP hosts reached without TLS (a local relay).
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
 class AlertChannelSettings(StrictModel):
     """One place alerts go: a webhook (``url`` or ``url_env``) or e-mail over SMTP (``smtp_host`` …).
 
@@ -541,6 +545,9 @@ class AlertChannelSettings(StrictModel):
             raise ValueError("url must be an absolute http(s) URL")
         if self.kind == "email" and not (self.smtp_host and self.sender and self.to):
             raise ValueError("an email channel needs smtp_host, from and to")
+        # Without TLS the password and the alerts (leads' summaries) would cross the network in clear.
+        if self.kind == "email" and self.security == "none" and self.smtp_host not in LOOPBACK_HOSTS:
+            raise ValueError("security: none is only for a relay on loopback (127.0.0.1, ::1, localhost)")
         return self
 
 

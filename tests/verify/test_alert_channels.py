@@ -174,3 +174,11 @@ def test_a_channel_whose_secret_is_unset_stops_in_one_line() -> None:
         "alerts.channels.ops-mail.password_env: environment variable WEISU_SMTP_PASSWORD is not set"
     )
     assert configured_channels(settings, {"WEISU_SMTP_PASSWORD": "pw"})[0].password == "pw"
+
+
+def test_plain_smtp_to_a_remote_host_is_refused_at_load() -> None:
+    with pytest.raises(ValueError, match="security: none is only for a relay on loopback"):
+        AlertChannelSettings.model_validate(
+            {"kind": "email", "smtp_host": "smtp.example.invalid", "security": "none",
+             "from": "weisu@example.invalid", "to": ["duty@example.invalid"]}
+        )  # fmt: skip
