@@ -207,3 +207,30 @@ def test_a_delivery_leased_by_another_pass_is_left_to_it_until_the_lease_expires
     expired = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(seconds=151)), env={})
     assert (leased, expired) == (NOTHING, {**NOTHING, "sent": 1})
     assert len(receiver[1].bodies) == 2
+
+
+def test_a_channel_raising_an_unexpected_error_is_retried_and_the_others_still_get_the_alert(
+    alerting: Settings, session_factory: sessionmaker[Session], make_lead, receiver, monkeypatch
+) -> None:
+    from verify.alerts import delivery as outbox
+
+    alerting.alerts.channels["broken"] = AlertChannelSettings(kind="webhook", url="http://127.0.0.1:9/none")
+    real_send = outbox.send
+
+    def send(channel, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if channel.name == "broken":
+            raise RuntimeError("a bug")
+        return real_send(channel, *args, **kwargs)
+
+    monkeypatch.setattr(outbox, "send", send)
+    _urgent(make_lead)
+    assert deliver_alerts(alerting, session_factory, clock=at(NOW), env={}) == {
+        **NOTHING,
+        "new": 1,
+        "sent": 1,
+        "retrying": 1,
+    }
+    with session_factory() as session:
+        broken = session.scalars(select(AlertDelivery).where(AlertDelivery.channel == "broken")).one()
+        assert (broken.state, broken.last_error) == (DeliveryState.PENDING, "RuntimeError: a bug")
+    assert len(receiver[1].bodies) == 1

@@ -8,6 +8,7 @@ people within a minute of detection) and `weisu alerts --send` runs once.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from verify.alerts.channels import Channel, DeliveryError, Millis, configured_ch
 from verify.alerts.events import Event, derive_events
 from verify.alerts.formats import AlertMessage
 
+log = logging.getLogger("weisu.alerts")
 #: Deliveries sent per pass at most; the rest wait for the next pass (30 s later).
 MAX_PER_PASS = 200
 
@@ -130,6 +132,9 @@ def deliver_due(
                 send(channel, message, client, rules.timeout_seconds, millis or now_millis)
             except DeliveryError as failure:
                 error = str(failure)
+            except Exception as failure:  # a bug in one channel must not stop the others' deliveries
+                log.exception("alert delivery %s through %s failed", delivery_id, channel_name)
+                error = f"{type(failure).__name__}: {failure}"
             delivery = session.get(AlertDelivery, delivery_id)
             assert delivery is not None  # rows are never deleted while leased
             counts[_outcome(session, delivery, error, clock(), rules)] += 1
