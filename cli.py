@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bootstrap import (
@@ -456,15 +457,54 @@ def status(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def alerts(
+    send: Annotated[
+        bool, typer.Option("--send", help="derive new alerts and deliver what is due, once, now")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List alert deliveries waiting or failed; --send first runs one delivery pass, as the scheduler does."""
+    from settings import SecretError
+    from storage.models import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS
+    from verify.days import local_zone
+    from verify.alerts.delivery import deliver_alerts, open_deliveries
+
+    settings = _settings(config)
+    if send:
+        initialise_database(settings)
+        try:
+            counts = deliver_alerts(settings, session_factory(settings))
+        except SecretError as error:
+            _fail("alerts", error)
+        console.print(", ".join(f"{key}: {value}" for key, value in counts.items()))
+    else:
+        _only_reading("alerts", settings)
+    zone = local_zone(settings)
+    table = Table("投递", "告警", "类型", "标题", "渠道", "状态", "尝试次数", "下次尝试", "最近错误")
+    with _scope(settings) as session:
+        for d in open_deliveries(session):
+            table.add_row(
+                str(d.id), str(d.alert_id), ALERT_KIND_LABELS[d.alert.kind], escape(d.alert.title),
+                d.channel, DELIVERY_STATE_LABELS[d.state], str(d.attempts),
+                d.next_attempt_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), escape(d.last_error or ""),
+            )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
 def scheduler(config: ConfigOption = None) -> None:
     """Run the scheduled jobs (config.yaml schedules.jobs); keeping them in the database."""
+    import os
+
     import schedules
-    from settings import ConfigError
+    from settings import ConfigError, SecretError
+    from verify.alerts.channels import configured_channels
 
     settings = _settings(config, "author_hash_key")
     try:
         schedules.check_job_table(settings, schedules.JOBS)
-    except ConfigError as error:
+        configured_channels(settings, os.environ)  # a channel's unset secret stops it now, not at the first alert
+    except (ConfigError, SecretError) as error:
         _fail("scheduler", error)
     initialise_database(settings)
     schedules.run_forever(settings)

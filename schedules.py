@@ -147,6 +147,13 @@ def purge_expired(settings: Settings) -> dict[str, int]:
         return purge(session, **settings.retention.model_dump())
 
 
+def deliver_alerts(settings: Settings) -> dict[str, int]:
+    """Every 30 s: derive alerts (urgent leads, SLAs about to break, crawl health) and send what is due."""
+    from verify.alerts.delivery import deliver_alerts as deliver
+
+    return deliver(settings, _session_factory(settings))
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -163,6 +170,7 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("expire_claims", expire_claims),
     JobSpec("retrain_model", retrain_model),
     JobSpec("purge_expired", purge_expired),
+    JobSpec("deliver_alerts", deliver_alerts),
 )
 
 

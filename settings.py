@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from storage.models import AlertKind
+
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
 
@@ -558,6 +560,103 @@ class EvidenceSettings(StrictModel):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
 
+class AlertHealthSettings(StrictModel):
+    """When a platform's crawl runs raise a health alert (verify/alerts/health.py)."""
+
+    #: The expected volume is the median items of the platform's last this many clean (ok) runs...
+    volume_runs: int = Field(default=10, ge=1)
+    #: ...learned only once it has at least this many (before that, no far-below alert).
+    volume_min_runs: int = Field(default=5, ge=1)
+    #: A run is far below when P(X <= items) under Poisson(median) is below this.
+    volume_p_value: float = Field(default=0.001, gt=0, lt=1)
+    #: This many failed or partial runs in a row raise an error-streak alert.
+    failure_streak: int = Field(default=3, ge=1)
+
+
+class WebhookFormat(enum.StrEnum):
+    """A webhook's body: weisu's own JSON, or a WeCom (企业微信) or DingTalk (钉钉) group robot's message."""
+
+    GENERIC = "generic"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+
+
+#: The only SMTP hosts reached without TLS (a local relay).
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class AlertChannelSettings(StrictModel):
+    """One place alerts go: a webhook (``url`` or ``url_env``) or e-mail over SMTP (``smtp_host`` …).
+
+    Secrets are named, never written: ``url_env`` (a robot URL carries its key), ``secret_env`` (the
+    DingTalk signing secret), ``password_env`` (the SMTP password) hold environment variable names.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: Literal["webhook", "email"]
+    #: Event kinds sent here (empty: every kind).
+    events: list[AlertKind] = Field(default_factory=list)
+    url: str | None = None
+    url_env: str | None = None
+    format: WebhookFormat = WebhookFormat.GENERIC
+    #: WeCom and DingTalk robots: a markdown message (default) or plain text.
+    message_type: Literal["markdown", "text"] = "markdown"
+    secret_env: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    #: starttls (port 587), ssl (implicit TLS, port 465) or none (a relay on loopback only).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    sender: str | None = Field(default=None, alias="from")
+    to: list[str] = Field(default_factory=list)
+
+    @field_validator("url_env", "secret_env", "password_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertChannelSettings:
+        if self.kind == "webhook" and (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook needs exactly one of url and url_env")
+        if self.kind == "webhook" and self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must be an absolute http(s) URL")
+        if self.kind == "email" and not (self.smtp_host and self.sender and self.to):
+            raise ValueError("an email channel needs smtp_host, from and to")
+        # Without TLS the password and the alerts (leads' summaries) would cross the network in clear.
+        if self.kind == "email" and self.security == "none" and self.smtp_host not in LOOPBACK_HOSTS:
+            raise ValueError("security: none is only for a relay on loopback (127.0.0.1, ::1, localhost)")
+        return self
+
+
+class AlertSettings(StrictModel):
+    """Alerts that reach people: which events, how early, where to, and how deliveries are retried."""
+
+    #: Urgent leads that became urgent within this many hours alert (older ones never do: a new
+    #: install or a restored backup must not flood the channels).
+    urgent_window_hours: float = Field(default=24.0, gt=0)
+    #: An open lead alerts this many minutes before its SLA deadline (verify.sla writes sla_due_at).
+    sla_warning_minutes: int = Field(default=10, ge=1)
+    #: Crawl health alerts only for a platform whose newest run finished within this many hours (a new
+    #: install does not alert about old history).
+    health_window_hours: float = Field(default=48.0, gt=0)
+    health: AlertHealthSettings = Field(default_factory=AlertHealthSettings)
+    #: name → channel.
+    channels: dict[str, AlertChannelSettings] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    #: A delivery is tried this many times, waiting backoff_base_seconds × 2^(n-1) (at most
+    #: backoff_max_seconds) between tries, then shown as failed in the app (/alerts).
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_seconds: float = Field(default=30.0, ge=0)
+    backoff_max_seconds: float = Field(default=1800.0, ge=0)
+    #: A delivery being sent is leased this long, so two delivery passes never send it both.
+    lease_seconds: float = Field(default=120.0, gt=0)
+
+
 class Settings(StrictModel):
     """Everything an operator changes, as loaded from config.yaml and the environment."""
 
@@ -576,6 +675,7 @@ class Settings(StrictModel):
     crawl_health: CrawlHealthSettings = Field(default_factory=CrawlHealthSettings)
     crawl_gaps: CrawlGapSettings = Field(default_factory=CrawlGapSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # Secrets come only from the environment and have no usable default: "" means unset, and every
     # command that needs one refuses to start without it (require_secrets).
     author_hash_key: str = Field(default="", exclude=True, repr=False)

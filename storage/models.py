@@ -165,6 +165,34 @@ JOB_OUTCOME_LABELS: dict[JobOutcome, str] = {
     JobOutcome.FAILED: "失败",
     JobOutcome.SKIPPED: "跳过",
     JobOutcome.MISSED: "错过",
+class AlertKind(enum.StrEnum):
+    """What an alert is about (verify/alerts/events.py derives them; a channel may take only some)."""
+
+    URGENT_LEAD = "urgent_lead"
+    SLA_WARNING = "sla_warning"
+    CRAWL_HEALTH = "crawl_health"
+
+
+#: The people's names for the alert kinds (the alerts page, `weisu alerts`).
+ALERT_KIND_LABELS: dict[AlertKind, str] = {
+    AlertKind.URGENT_LEAD: "加急线索",
+    AlertKind.SLA_WARNING: "时限将至",
+    AlertKind.CRAWL_HEALTH: "抓取健康",
+}
+
+
+class DeliveryState(enum.StrEnum):
+    """One alert's delivery to one channel: waiting (or retrying), sent, or given up after its tries."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+DELIVERY_STATE_LABELS: dict[DeliveryState, str] = {
+    DeliveryState.PENDING: "待发送",
+    DeliveryState.SENT: "已发送",
+    DeliveryState.FAILED: "发送失败",
 }
 
 
@@ -189,6 +217,9 @@ class Platform(Base):
 
 class CrawlRun(Base):
     __tablename__ = "crawl_runs"
+    # A platform's newest runs (health alerts every 30 s, the layout rule at each run's close) are read
+    # by walking this index backwards, never by sorting the platform's whole history (migration 0018).
+    __table_args__ = (Index("ix_crawl_runs_platform_id_id", "platform_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
@@ -586,3 +617,47 @@ apscheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+class Alert(Base):
+    """One event people are told about, once: its key (``urgent:lead:12``, ``sla:lead:12:<due>``,
+    ``health:<platform>:<rule>:<first run>``) is unique, so deriving it again adds nothing.
+
+    ``title`` and ``body`` are plain text in Chinese; crawled text inside them is bounded when the
+    alert is made and escaped by each channel for its own format (verify/alerts/formats.py).
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[AlertKind] = mapped_column(_enum(AlertKind))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    platform_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    deliveries: Mapped[list[AlertDelivery]] = relationship(order_by="AlertDelivery.channel", viewonly=True)
+
+
+class AlertDelivery(Base):
+    """The outbox of alerts: one row per alert and channel, sent, retried with backoff, or failed."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "channel"),
+        Index("ix_alert_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    #: The channel's name in config.yaml ``alerts.channels``.
+    channel: Mapped[str] = mapped_column(String(100))
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState), default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None]
+    #: A delivery pass's lease while it sends: a crashed pass's lease simply expires.
+    claim_expires_at: Mapped[datetime | None]
+
+    alert: Mapped[Alert] = relationship()

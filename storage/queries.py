@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import (
+    Alert,
     CommentThread,
     CrawlGap,
     CrawlRun,
@@ -376,3 +377,35 @@ def record_thread_read(
     if newest_mark is not None and (thread.newest_mark is None or newest_mark > thread.newest_mark):
         thread.newest_mark = newest_mark
     return thread
+
+
+# --- crawl volume and alerts ----------------------------------------------------------------------
+
+
+def recent_finished_runs(session: Session, per_platform: int) -> dict[str, list[CrawlRun]]:
+    """Every platform's last ``per_platform`` finished runs (interrupted ones counted nothing), newest
+    first: {platform_id: runs}. The volume history of the health rules and the platform page.
+
+    One query per platform, each walking the (platform_id, id) index backwards and stopping after
+    ``per_platform`` rows, however long the history grows."""
+    runs: dict[str, list[CrawlRun]] = {}
+    for platform_id in session.scalars(select(Platform.id).order_by(Platform.id)):
+        query = (
+            select(CrawlRun)
+            .where(
+                CrawlRun.platform_id == platform_id,
+                CrawlRun.finished_at.is_not(None),
+                CrawlRun.status != CrawlRunStatus.INTERRUPTED,
+            )
+            .order_by(CrawlRun.id.desc())
+            .limit(per_platform)
+        )
+        if found := list(session.scalars(query)):
+            runs[platform_id] = found
+    return runs
+
+
+def insert_alert(session: Session, values: Mapping[str, Any]) -> int | None:
+    """Insert an alert unless its event key is stored (by this or a concurrent pass); its id, or None."""
+    statement = _insert_ignoring_conflicts(session, Alert, ["event_key"]).values(**values)
+    return session.execute(statement.returning(Alert.id)).scalar_one_or_none()

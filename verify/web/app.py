@@ -23,6 +23,7 @@ from storage.db import make_engine, make_session_factory
 from verify.days import local_zone
 from verify.web import (
     admin_pages,
+    alerts_pages,
     api,
     dashboard,
     display,
@@ -135,6 +136,7 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
     app.include_router(users_pages.router)
     app.include_router(platforms_pages.router)
     app.include_router(jobs_pages.router)
+    app.include_router(alerts_pages.router)
     app.include_router(exports.router)
     app.include_router(api.router)
     app.include_router(api.openapi_router)

@@ -12,17 +12,23 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from settings import PlatformSettings
+from settings import AlertHealthSettings, PlatformSettings, Settings
 from storage.models import AuditEvent, CrawlRun, Platform
-from storage.queries import latest_runs, set_platform_paused, sync_platforms
+from storage.queries import latest_runs, recent_finished_runs, set_platform_paused, sync_platforms
+from verify.alerts.health import HealthProblem, assess, learned_volume
+from verify.days import local_zone
 from verify.web.deps import AdminPage, DbSession, get_settings
 from verify.web.pages import render, see_other
+from verify.web.sparkline import Sparkline, sparkline
 
 router = APIRouter(include_in_schema=False)
 PLATFORMS_PAGE = "/admin/platforms"
 KIND_LABELS = {"json_feed": "JSON 接口", "comments": "评论接口", "html_board": "网页版块", "rss": "RSS/Atom"}
 PRIORITY_LABELS = {"incremental": "每 15 分钟", "nightly": "每晚"}
+#: Runs drawn in each platform's volume sparkline.
+SPARKLINE_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,36 @@ class PlatformRow:
     config: PlatformSettings
     row: Platform | None
     last_run: CrawlRun | None
+    #: Items of its recent finished runs, with the expected volume's level.
+    volume: Sparkline | None = None
+    #: What its recent runs are missing, as the health alert says it (None: healthy).
+    problem: HealthProblem | None = None
+
+
+def _volume(name: str, recent: list[CrawlRun], rules: AlertHealthSettings) -> Sparkline | None:
+    """The sparkline of a platform's recent runs (newest first), with its learned expected volume."""
+    if not recent:
+        return None
+    median = learned_volume(recent, rules)
+    shown = [run.items for run in reversed(recent[:SPARKLINE_RUNS])]
+    title = f"{name}：最近 {len(shown)} 次抓取的条目数 {'、'.join(map(str, shown))}"
+    return sparkline(shown, title + (f"，预期约 {median:g} 条" if median is not None else ""), median)
+
+
+def _rows(
+    session: Session, settings: Settings, stored: dict[str, Platform], latest: dict[str, CrawlRun]
+) -> list[PlatformRow]:
+    """Every configured platform in config.yaml order: its row, last run, volume and current problem."""
+    rules = settings.alerts.health
+    history = recent_finished_runs(session, max(SPARKLINE_RUNS, 2 * rules.volume_runs + rules.failure_streak))
+    zone = local_zone(settings)
+    rows = []
+    for key, config in settings.platforms.items():
+        recent = history.get(key, [])
+        problem = assess(key, config.name, recent, rules, zone)
+        volume = _volume(config.name, recent, rules)
+        rows.append(PlatformRow(key, config, stored.get(key), latest.get(key), volume, problem))
+    return rows
 
 
 @router.get(PLATFORMS_PAGE)
@@ -40,10 +76,7 @@ def platforms_page(request: Request, session: DbSession, user: AdminPage) -> Res
     sync_platforms(session, {k: (p.name, p.kind, p.enabled) for k, p in settings.platforms.items()})
     session.commit()
     stored = {p.id: p for p in session.scalars(select(Platform))}
-    runs = latest_runs(session)
-    rows = [
-        PlatformRow(key, config, stored.get(key), runs.get(key)) for key, config in settings.platforms.items()
-    ]
+    rows = _rows(session, settings, stored, latest_runs(session))
     context = {"user": user, "rows": rows, "kinds": KIND_LABELS, "priorities": PRIORITY_LABELS}
     return render(request, "admin_platforms.html", context)
 
