@@ -466,8 +466,8 @@ def alerts(
     """List alert deliveries waiting or failed; --send first runs one delivery pass, as the scheduler does."""
     from settings import SecretError
     from storage.models import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS
-    from verify.days import local_zone
     from verify.alerts.delivery import deliver_alerts, open_deliveries
+    from verify.days import local_zone
 
     settings = _settings(config)
     if send:
@@ -503,7 +503,8 @@ def scheduler(config: ConfigOption = None) -> None:
     settings = _settings(config, "author_hash_key")
     try:
         schedules.check_job_table(settings, schedules.JOBS)
-        configured_channels(settings, os.environ)  # a channel's unset secret stops it now, not at the first alert
+        # A channel's unset secret stops the scheduler now, not at the first alert.
+        configured_channels(settings, os.environ)
     except (ConfigError, SecretError) as error:
         _fail("scheduler", error)
     initialise_database(settings)

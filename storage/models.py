@@ -165,6 +165,9 @@ JOB_OUTCOME_LABELS: dict[JobOutcome, str] = {
     JobOutcome.FAILED: "失败",
     JobOutcome.SKIPPED: "跳过",
     JobOutcome.MISSED: "错过",
+}
+
+
 class AlertKind(enum.StrEnum):
     """What an alert is about (verify/alerts/events.py derives them; a channel may take only some)."""
 
@@ -617,6 +620,8 @@ apscheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+
 class Alert(Base):
     """One event people are told about, once: its key (``urgent:lead:12``, ``sla:lead:12:<due>``,
     ``health:<platform>:<rule>:<first run>``) is unique, so deriving it again adds nothing.
