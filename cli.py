@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
 from pathlib import Path
@@ -19,8 +18,9 @@ from bootstrap import (
     session_factory,
     startup_settings,
 )
+from classify.evaluation_terms import EvaluationTask
 from settings import Settings
-from storage.models import RequestType, Role
+from storage.vocabulary import RequestType, Role
 from verify.export_terms import CaseProgress, FileFormat
 
 app = typer.Typer(
@@ -34,14 +34,6 @@ console = Console()
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="config file (default: config.yaml or $WEISU_CONFIG)")
 ]
-
-
-class EvaluationTask(enum.StrEnum):
-    """`weisu evaluate --task` (classify.evaluation.TASKS; a test keeps the two the same)."""
-
-    CATEGORY = "category"
-    RELEVANCE = "relevance"
-    TYPE = "type"
 
 
 def _settings(config: Path | None, *secrets: str) -> Settings:
@@ -270,7 +262,7 @@ def evaluate(
     from classify.evaluation import evaluate_file, format_report
 
     try:
-        result = evaluate_file(settings, data, task=task.value, plot=plot)
+        result = evaluate_file(settings, data, task=task, plot=plot)
     except _stage_errors() as error:
         _fail("evaluate", error)
     console.print(format_report(result))

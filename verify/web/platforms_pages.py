@@ -16,6 +16,7 @@ from sqlalchemy import select
 from settings import PlatformSettings
 from storage.models import AuditEvent, CrawlRun, Platform
 from storage.queries import latest_runs, set_platform_paused, sync_platforms
+from storage.vocabulary import Action
 from verify.web.deps import AdminPage, DbSession, get_settings
 from verify.web.pages import render, see_other
 
@@ -57,7 +58,7 @@ def _set_paused(
         session.rollback()
         request.session["flash"] = f"没有这个平台：{key[:64]}"
         return see_other(PLATFORMS_PAGE)
-    action = "pause_platform" if paused else "resume_platform"
+    action = Action.PAUSE_PLATFORM if paused else Action.RESUME_PLATFORM
     session.add(
         AuditEvent(
             actor=user.username, action=action, reason=reason.strip()[:500] or None, details={"platform": key}
