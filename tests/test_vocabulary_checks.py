@@ -106,7 +106,10 @@ def _rows(session: Session, count: int) -> dict[str, object]:
     rows["leads"] = [
         Lead(summary="井盖丢失", state=state, priority=priority, request_type=kind)
         for state, priority, kind in zip(
-            values("leads", "state"), values("leads", "priority"), values("leads", "request_type"), strict=True
+            values("leads", "state"),
+            values("leads", "priority"),
+            values("leads", "request_type"),
+            strict=True,
         )
     ]
     rows["users"] = [
@@ -160,7 +163,9 @@ def test_every_enum_valued_column_has_a_check_named_for_it() -> None:
 
 
 @pytest.mark.parametrize(("table", "column"), list(CHECKED), ids=[f"{t}.{c}" for t, c in CHECKED])
-def test_the_database_refuses_a_value_outside_the_vocabulary(session: Session, table: str, column: str) -> None:
+def test_the_database_refuses_a_value_outside_the_vocabulary(
+    session: Session, table: str, column: str
+) -> None:
     row = _rows(session, 1)[table]
     key = row.id  # type: ignore[attr-defined]
     with pytest.raises(IntegrityError, match=f"ck_{table}_{column}"):
@@ -184,7 +189,9 @@ def test_the_migration_keeps_every_row_of_a_database_holding_every_valid_value(d
     with engine.connect() as connection:
         stored = {
             (table, column): set(
-                connection.scalars(sa.text(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"))
+                connection.scalars(
+                    sa.text(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL")
+                )
             )
             for table, column in CHECKED
         }
