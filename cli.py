@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
 from pathlib import Path
@@ -20,8 +19,9 @@ from bootstrap import (
     session_factory,
     startup_settings,
 )
+from classify.evaluation_terms import EvaluationTask
 from settings import Settings
-from storage.models import RequestType, Role
+from storage.vocabulary import RequestType, Role
 from verify.export_terms import CaseProgress, FileFormat
 
 app = typer.Typer(
@@ -35,14 +35,6 @@ console = Console()
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="config file (default: config.yaml or $WEISU_CONFIG)")
 ]
-
-
-class EvaluationTask(enum.StrEnum):
-    """`weisu evaluate --task` (classify.evaluation.TASKS; a test keeps the two the same)."""
-
-    CATEGORY = "category"
-    RELEVANCE = "relevance"
-    TYPE = "type"
 
 
 def _settings(config: Path | None, *secrets: str) -> Settings:
@@ -271,7 +263,7 @@ def evaluate(
     from classify.evaluation import evaluate_file, format_report
 
     try:
-        result = evaluate_file(settings, data, task=task.value, plot=plot)
+        result = evaluate_file(settings, data, task=task, plot=plot)
     except _stage_errors() as error:
         _fail("evaluate", error)
     console.print(format_report(result))
@@ -465,7 +457,7 @@ def alerts(
 ) -> None:
     """List alert deliveries waiting or failed; --send first runs one delivery pass, as the scheduler does."""
     from settings import SecretError
-    from storage.models import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS
+    from storage.vocabulary import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS
     from verify.alerts.delivery import deliver_alerts, open_deliveries
     from verify.days import local_zone
 
@@ -522,7 +514,7 @@ def jobs(
     from zoneinfo import ZoneInfo
 
     from storage.job_runs import job_statuses, run_history
-    from storage.models import JOB_OUTCOME_LABELS
+    from storage.vocabulary import JOB_OUTCOME_LABELS
     from verify.web.display import local_time
 
     settings = _settings(config)

@@ -34,7 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from settings import ConfigError, JobSchedule, LogFormat, LoggingSettings, Settings, load_settings
-from storage.models import JobOutcome
+from storage.vocabulary import JobOutcome
 
 log = logging.getLogger("weisu.schedules")
 #: The logger of the one line each job run writes.

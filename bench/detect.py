@@ -35,12 +35,12 @@ from classify import detection, merging
 from classify import model as model_module
 from classify import text as text_module
 from classify.corpus import CORPUS_DIR
-from classify.detection import detect_new_posts, post_text
+from classify.detection import detect_new_posts
 from classify.model import TASK, ModelError, library_versions, load_active
 from classify.training import train_and_activate
 from settings import load_settings
 from storage.db import make_engine, make_session_factory, session_scope, upgrade
-from storage.models import ModelVersion
+from storage.models import ModelVersion, title_and_text
 from storage.queries import insert_posts, sync_platforms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ def _detect_once(rows: list[dict[str, Any]], root: Path, version: str, path: Pat
 def bench_detect(real: bool = False, repeats: int = 3) -> dict[str, Any]:
     """Detect ``repeats`` times on fresh databases with the cached model; report the median run."""
     rows = real_posts() if real else simulator_posts()
-    texts = [post_text(_PostText(row.get("title"), row["text"])) for row in rows]
+    texts = [title_and_text(row.get("title"), row["text"]) for row in rows]
     version, path, train_seconds = cached_model({})
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
@@ -267,13 +267,6 @@ def bench_detect(real: bool = False, repeats: int = 3) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "detect": median["summary"].as_dict(),
     }
-
-
-class _PostText:
-    """A row's title and text, for post_text (which takes anything with those two attributes)."""
-
-    def __init__(self, title: str | None, text: str) -> None:
-        self.title, self.text = title, text
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Lead, LeadPost, Post, Priority
+from storage.models import Lead, LeadPost, Post, title_and_text
+from storage.vocabulary import Priority
 
 TARGETS = {
     "incident_recall": 0.95,
@@ -85,13 +86,13 @@ def held_out_incidents(incident_ids: set[str]) -> set[str]:
     or it is not from the corpus at all (the hand-written step incident, "V-…")."""
     import pandas as pd
 
-    from classify.corpus import CORPUS_DIR, LEAD, group_key, in_validation, letter_of
+    from classify.corpus import CORPUS_DIR, LEAD, group_key, in_validation
 
     validation: set[str] = set()
     for prefix, name in INCIDENT_SOURCES.items():
         frame = pd.read_csv(CORPUS_DIR / name, dtype=str, keep_default_na=False)
         for source_id, title, text in zip(frame["id"], frame["title"], frame["text"], strict=True):
-            if in_validation(group_key(letter_of(title, text), LEAD)):
+            if in_validation(group_key(title_and_text(title, text), LEAD)):
                 validation.add(f"{prefix}-{source_id}")
     return {i for i in incident_ids if i in validation or i.split("-")[0] not in INCIDENT_SOURCES}
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from classify.text import join_segmented, listed_stop_words, normalise, warm_cache
-from storage.models import RequestType
+from storage.models import title_and_text
+from storage.vocabulary import RequestType
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 RAW_MESSAGE_FILES = ("messages_labelled_raw.csv", "messages_hot_raw.csv", "messages_replied_raw.csv")
@@ -120,11 +121,6 @@ def in_validation(group: str) -> bool:
     return digest[0] % VALIDATION_BUCKETS == 0
 
 
-def letter_of(title: str, body: str) -> str:
-    """A raw message as one text, title first: how it is trained on and grouped."""
-    return f"{title}。{body}"
-
-
 def group_key(text: str, relevance: str) -> str:
     """A text's split group: its relevance, then its content key (duplicates across files share it)."""
     return ("m:" if relevance == LEAD else "n:") + (content_key(text) or text)
@@ -152,7 +148,7 @@ def load_examples(processes: int = 2) -> list[Example]:
         frame = _read(name)
         labels = frame["label"] if "label" in frame else [""] * len(frame)
         for title, body, label in zip(frame["title"], frame["text"], labels, strict=True):
-            letter = letter_of(title, body)
+            letter = title_and_text(title, body)
             rows.append((letter, LEAD, label or None, "letter", letter, BOARD, True))
             if title.strip():
                 rows.append((title.strip(), LEAD, label or None, "title", letter, BOARD, True))
@@ -201,7 +197,7 @@ def city_requests() -> list[CityRequest]:
             if not label or not (title or body):
                 continue
             request_type = PUBLISHED_TYPES[label]
-            letter = letter_of(title, body)
+            letter = title_and_text(title, body)
             out.append(CityRequest(letter, "letter", city, request_type, letter))
             if title:
                 out.append(CityRequest(title, "title", city, request_type, letter))

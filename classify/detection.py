@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,25 +18,22 @@ from classify.text import clear_cache
 from classify.urgency import Urgency, assess
 from settings import CitySettings, Settings
 from storage.db import session_scope
-from storage.models import (
+from storage.models import Classification, Lead, LeadPost, Post, title_and_text
+from storage.queries import posts_awaiting_detection
+from storage.vocabulary import (
+    LIVE_STATES,
     REQUEST_TYPE_ORDER,
-    Classification,
     DetectionStatus,
-    Lead,
-    LeadPost,
     LeadState,
-    Post,
     Priority,
     RequestType,
 )
-from storage.queries import posts_awaiting_detection
 
 PAGE_SIZE = 500
 #: When an urgent rule fires, a post needs only this relevance to become a lead: a gas smell or a
 #: missing manhole cover told in one colloquial line must not be lost to the model's doubt.
 URGENT_RELEVANCE_FLOOR = 0.1
 SUMMARY_CHARS = 120
-OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
 MERGE_WINDOW = timedelta(days=30)
 _FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
@@ -64,22 +61,6 @@ class DetectSummary:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class TitledText(Protocol):
-    """What post_text reads: a stored Post, or a bench's plain row."""
-
-    @property
-    def title(self) -> str | None: ...
-
-    @property
-    def text(self) -> str | None: ...
-
-
-def post_text(post: TitledText) -> str:
-    title = (post.title or "").strip()
-    body = (post.text or "").strip()
-    return f"{title}。{body}" if title and not body.startswith(title) else body or title
 
 
 def summarise(post: Post) -> str:
@@ -118,11 +99,11 @@ class _OpenLeads:
             )
             .join(LeadPost, LeadPost.lead_id == Lead.id)
             .join(Post, Post.id == LeadPost.post_id)
-            .where(Lead.state.in_(OPEN_STATES), Lead.last_seen_at >= now - MERGE_WINDOW)
+            .where(Lead.state.in_(LIVE_STATES), Lead.last_seen_at >= now - MERGE_WINDOW)
             .order_by(Lead.id, Post.id)
         )
         for lead_id, district, category, landmark, reason, title, text in rows:
-            evidence = f"{title or ''}。{text}"
+            evidence = title_and_text(title, text)
             place = extract_place(evidence, city)
             self.add(
                 lead_id, shingles(evidence), place, district, category, anchors(district, landmark, reason)
@@ -277,7 +258,7 @@ def _detect_page(
     open_leads: _OpenLeads,
     summary: DetectSummary,
 ) -> None:
-    texts = [post_text(p) for p in posts]
+    texts = [title_and_text(p.title, p.text) for p in posts]
     config = settings.classify
     local_entries = local_entry_points(settings)
     predictions = detector.predict(

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from classify.corpus import PUBLISHED_TYPES, letter_of
+from classify.corpus import PUBLISHED_TYPES
+from classify.evaluation_terms import EvaluationTask
 from classify.metrics import (
     category_metrics,
     expected_calibration_error,
@@ -24,7 +25,8 @@ from classify.metrics import (
 from classify.model import Detector, Prediction, load_active
 from settings import Settings
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import REQUEST_TYPE_LABELS, RequestType
+from storage.models import title_and_text
+from storage.vocabulary import REQUEST_TYPE_LABELS, RequestType
 
 REQUIRED_COLUMNS = ("text", "label")
 
@@ -37,7 +39,6 @@ class EvaluationError(ValueError):
 #: of GBK in which Excel on a Chinese Windows saves "CSV" files.
 ENCODINGS = ("utf-8-sig", "gb18030")
 RELEVANCE_LABELS = frozenset({"lead", "noise"})
-TASKS = ("category", "relevance", "type")
 
 
 def _decoded(path: Path) -> str:
@@ -122,17 +123,22 @@ def _check_labels(path: Path, task: str, labels: list[str], lines: list[int]) ->
 def _texts(frame: pd.DataFrame) -> list[str]:
     if "title" not in frame.columns:
         return frame["text"].tolist()
-    # Joined as the training letters are (classify.corpus.letter_of), so a file scores like the corpus.
-    return [letter_of(t, x) if t.strip() else x for t, x in zip(frame["title"], frame["text"], strict=True)]
+    # Joined as the training letters and the posts are, so a file scores like the corpus.
+    return [title_and_text(t, x) for t, x in zip(frame["title"], frame["text"], strict=True)]
 
 
 def evaluate_file(
-    settings: Settings, path: str | Path, task: str = "category", plot: str | Path | None = None
+    settings: Settings,
+    path: str | Path,
+    task: EvaluationTask | str = EvaluationTask.CATEGORY,
+    plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """accuracy, macro_f1, per_class; for relevance also recall, precision, fpr (lead = positive); for
     relevance and type the expected calibration error and the reliability bins it is computed from."""
-    if task not in TASKS:
-        raise EvaluationError(f"unknown task {task!r}: use category, relevance or type")
+    if task not in tuple(EvaluationTask):
+        *first, last = EvaluationTask
+        raise EvaluationError(f"unknown task {task!r}: use {', '.join(first)} or {last}")
+    task = EvaluationTask(task)
     path = Path(path)
     frame = read_labelled_csv(path)
     truth = [label.strip() for label in frame["label"]]

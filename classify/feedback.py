@@ -20,12 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from classify.corpus import LEAD, NOISE, Example, group_key
-from classify.detection import post_text
-from storage.models import AuditEvent, Lead, LeadPost, LeadState, Post
+from storage.models import AuditEvent, Lead, LeadPost, Post, title_and_text
+from storage.vocabulary import CONFIRMED_STATES, DECIDED_STATES, Action, RejectReason
 
-#: verify's reject reasons (storage keeps them as plain strings) that mean "this text is no lead".
-NOISE_REASONS = frozenset({"not_a_complaint", "spam"})
-CONFIRMED_STATES = (LeadState.VERIFIED, LeadState.PROMOTED)
+#: The reject reasons that mean "this text is no lead".
+NOISE_REASONS = frozenset({RejectReason.NOT_A_COMPLAINT, RejectReason.SPAM})
 FEEDBACK_KIND, FEEDBACK_NOISE_KIND = "feedback", "noise:feedback"
 
 
@@ -39,7 +38,7 @@ def _reject_reasons(session: Session) -> dict[int, str]:
     """The latest reject reason of every lead that was rejected (a lead is rejected at most once)."""
     rows = session.execute(
         select(AuditEvent.lead_id, AuditEvent.reason)
-        .where(AuditEvent.action == "reject", AuditEvent.lead_id.is_not(None))
+        .where(AuditEvent.action == Action.REJECT, AuditEvent.lead_id.is_not(None))
         .order_by(AuditEvent.id)
     )
     return {lead_id: reason or "" for lead_id, reason in rows if lead_id is not None}
@@ -57,11 +56,11 @@ def load_feedback(session: Session) -> Feedback:
         select(Lead.id, Lead.state, Lead.category, Post.title, Post.text)
         .join(LeadPost, LeadPost.lead_id == Lead.id)
         .join(Post, Post.id == LeadPost.post_id)
-        .where(Lead.state.in_([*CONFIRMED_STATES, LeadState.REJECTED]))
+        .where(Lead.state.in_(DECIDED_STATES))
         .order_by(Lead.id, Post.id)
     )
     for lead_id, state, category, title, text in rows:
-        body = post_text(Post(title=title, text=text))
+        body = title_and_text(title, text)
         if state in CONFIRMED_STATES:
             feedback.examples.append(_example(body, LEAD, category, FEEDBACK_KIND))
             feedback.counts["lead"] += 1

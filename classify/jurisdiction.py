@@ -8,21 +8,15 @@ stays a lead candidate, because a Shenzhen resident's "我们小区停水了" na
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 
 from classify.places import Place
 from settings import CitySettings
+from storage.vocabulary import Jurisdiction
 
 #: Prefixes platforms put before the IP-location value ("发布于 广东", "IP属地：广东", "来自广东").
 _IP_PREFIX = re.compile(r"^\s*(?:发布于|IP属地|ip属地|来自)\s*[:：]?\s*")
-
-
-class Jurisdiction(enum.StrEnum):
-    OURS = "ours"
-    ELSEWHERE = "elsewhere"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crawlers.incremental import Mark, parse_mark
 from settings import CitySettings, DiscoverySettings, FollowRule, PlatformSettings
-from storage.models import Post
+from storage.models import Post, title_and_text
 from storage.queries import comment_threads, thread_source_posts
 
 
@@ -53,7 +53,7 @@ def follows(post: Post, rule: FollowRule, places: list[str]) -> bool:
         return True
     if rule.min_likes is not None and post.likes >= rule.min_likes:
         return True
-    text = f"{post.title or ''} {post.text}"
+    text = title_and_text(post.title, post.text)
     if any(keyword in text for keyword in rule.keywords):
         return True
     return rule.local_places and any(place in text for place in places)

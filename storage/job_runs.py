@@ -18,7 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.db import session_scope
-from storage.models import JobLease, JobOutcome, JobRun, apscheduler_jobs
+from storage.models import JobLease, JobRun, apscheduler_jobs
+from storage.vocabulary import JobOutcome
 
 log = logging.getLogger("weisu.schedules")
 #: The longest error text kept for a run (the column's size): the exception's last lines fit.

@@ -1,4 +1,7 @@
-"""SQLAlchemy 2.0 typed models: the first-cut data model from DESIGN.md, shared by every stage."""
+"""SQLAlchemy 2.0 typed models: the first-cut data model from DESIGN.md, shared by every stage.
+
+The values of the enum-valued columns are the domain vocabulary's (storage.vocabulary).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    CheckConstraint,
     Column,
     Enum,
     Float,
@@ -27,176 +29,40 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 
 from storage.base import Base, utcnow
-
-
-def _enum(cls: type[enum.Enum]) -> Enum:
-    # Non-native enums keep SQLite and PostgreSQL identical and let migrations add values freely.
-    return Enum(cls, native_enum=False, length=20, values_callable=lambda c: [m.value for m in c])
-
-
-class DetectionStatus(enum.StrEnum):
-    NEW = "new"
-    DETECTED = "detected"
-
-
-class LeadState(enum.StrEnum):
-    NEW = "new"
-    CLAIMED = "claimed"
-    VERIFIED = "verified"
-    PROMOTED = "promoted"
-    REJECTED = "rejected"
-    MERGED = "merged"
-
-
-class Priority(enum.StrEnum):
-    URGENT = "urgent"
-    ORDINARY = "ordinary"
-
-
-class RequestType(enum.StrEnum):
-    """What a lead asks for: a problem to fix, a question to answer, or a suggestion."""
-
-    PROBLEM = "problem"
-    QUESTION = "question"
-    SUGGESTION = "suggestion"
-
-
-#: The analysts' names for the request types (UI, exports, reports).
-REQUEST_TYPE_LABELS: dict[RequestType, str] = {
-    RequestType.PROBLEM: "问题",
-    RequestType.QUESTION: "咨询",
-    RequestType.SUGGESTION: "建议",
-}
-
-#: Most pressing first. A problem needs someone to act; a suggestion may lead to action; a question
-#: needs only an answer. The queue ranks leads of one priority in this order, and a lead whose posts
-#: were typed differently takes the first of their types (classify.detection): one resident's
-#: question cannot hide another's report that the thing is broken.
-REQUEST_TYPE_ORDER: tuple[RequestType, ...] = (
-    RequestType.PROBLEM,
-    RequestType.SUGGESTION,
-    RequestType.QUESTION,
+from storage.vocabulary import (
+    AccessStatus,
+    Action,
+    AlertKind,
+    CrawlRunStatus,
+    DeliveryState,
+    DetectionStatus,
+    GapKind,
+    GapState,
+    JobOutcome,
+    Jurisdiction,
+    LeadState,
+    Priority,
+    ReconcileOutcome,
+    RequestType,
+    Role,
+    TicketState,
 )
 
 
-class TicketState(enum.StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    ACKNOWLEDGED = "acknowledged"
-    FAILED = "failed"
-    # An urgent lead's ticket waiting for a second analyst's confirmation; the pusher sends only QUEUED.
-    UNCONFIRMED = "unconfirmed"
+def _enum(cls: type[enum.Enum], column: str, length: int = 20) -> Enum:
+    """A column holding one of ``cls``'s values, checked by the database (CHECK ck_<table>_<column>).
 
-
-class ReconcileOutcome(enum.StrEnum):
-    """What looking a ticket up at the dispatch system (after a push with no answer) showed."""
-
-    FOUND_BY_ATTRIBUTE = "found_by_attribute"  # the server filtered on attribute[idempotency_key]
-    FOUND_BY_DESCRIPTION = "found_by_description"  # our reference in a description in the time window
-    ABSENT = "absent"  # positively not there: the ticket may be sent again
-    LOOKUP_FAILED = "lookup_failed"  # no answer to the lookup either: neither sent nor given up
-
-
-class Role(enum.StrEnum):
-    ANALYST = "analyst"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-
-
-class CrawlRunStatus(enum.StrEnum):
-    """crawl_runs.status (a plain string column: older rows hold the same values)."""
-
-    RUNNING = "running"
-    OK = "ok"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    #: The process running the crawl died before it could close the run.
-    INTERRUPTED = "interrupted"
-
-
-class GapKind(enum.StrEnum):
-    """What a lost request fetched: a listing page, a thread's detail page, or a page of a comment thread."""
-
-    LISTING = "listing"
-    DETAIL = "detail"
-    THREAD = "thread"
-
-
-class GapState(enum.StrEnum):
-    """A crawl gap is open (fetched again by later runs) until it succeeds or is given up."""
-
-    OPEN = "open"
-    RECOVERED = "recovered"
-    AGED_OUT = "aged_out"
-
-
-class AccessStatus(enum.StrEnum):
-    """Whether a platform let the crawler in, as its last run saw it (crawlers/walls.py recognises walls)."""
-
-    OK = "ok"
-    LOGIN_WALL = "login_wall"
-    CAPTCHA = "captcha"
-    COOKIE_EXPIRED = "cookie_expired"
-
-
-#: The operators' names for the access statuses (web pages, `weisu platforms`).
-ACCESS_STATUS_LABELS: dict[AccessStatus, str] = {
-    AccessStatus.OK: "可访问",
-    AccessStatus.LOGIN_WALL: "需要登录",
-    AccessStatus.CAPTCHA: "遇到验证码",
-    AccessStatus.COOKIE_EXPIRED: "Cookie 已失效",
-}
-
-
-class JobOutcome(enum.StrEnum):
-    """How one scheduled job run ended (job_runs.outcome)."""
-
-    OK = "ok"
-    FAILED = "failed"
-    #: Another scheduler held the job's lease: this one did not run it.
-    SKIPPED = "skipped"
-    #: Its time passed beyond the job's grace while no scheduler ran it: not run at all.
-    MISSED = "missed"
-
-
-#: The operators' names for the outcomes (web page, `weisu jobs`).
-JOB_OUTCOME_LABELS: dict[JobOutcome, str] = {
-    JobOutcome.OK: "成功",
-    JobOutcome.FAILED: "失败",
-    JobOutcome.SKIPPED: "跳过",
-    JobOutcome.MISSED: "错过",
-}
-
-
-class AlertKind(enum.StrEnum):
-    """What an alert is about (verify/alerts/events.py derives them; a channel may take only some)."""
-
-    URGENT_LEAD = "urgent_lead"
-    SLA_WARNING = "sla_warning"
-    CRAWL_HEALTH = "crawl_health"
-
-
-#: The people's names for the alert kinds (the alerts page, `weisu alerts`).
-ALERT_KIND_LABELS: dict[AlertKind, str] = {
-    AlertKind.URGENT_LEAD: "加急线索",
-    AlertKind.SLA_WARNING: "时限将至",
-    AlertKind.CRAWL_HEALTH: "抓取健康",
-}
-
-
-class DeliveryState(enum.StrEnum):
-    """One alert's delivery to one channel: waiting (or retrying), sent, or given up after its tries."""
-
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
-
-
-DELIVERY_STATE_LABELS: dict[DeliveryState, str] = {
-    DeliveryState.PENDING: "待发送",
-    DeliveryState.SENT: "已发送",
-    DeliveryState.FAILED: "发送失败",
-}
+    Non-native enums keep SQLite and PostgreSQL identical; the CHECK is what stops a value no code
+    knows, written by hand or by an older version, since the column itself is a plain string.
+    """
+    return Enum(
+        cls,
+        name=column,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda c: [m.value for m in c],
+    )
 
 
 class Platform(Base):
@@ -214,7 +80,7 @@ class Platform(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     #: The last run's access (None: no run has answered yet), with the reason in Chinese; a later run
     #: without a wall sets it back to ok (migration 0014).
-    access_status: Mapped[AccessStatus | None] = mapped_column(_enum(AccessStatus))
+    access_status: Mapped[AccessStatus | None] = mapped_column(_enum(AccessStatus, "access_status"))
     access_reason: Mapped[str | None] = mapped_column(String(500))
 
 
@@ -228,7 +94,9 @@ class CrawlRun(Base):
     platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[CrawlRunStatus] = mapped_column(
+        _enum(CrawlRunStatus, "status"), default=CrawlRunStatus.RUNNING
+    )
     requests: Mapped[int] = mapped_column(default=0)
     items: Mapped[int] = mapped_column(default=0)
     posts_stored: Mapped[int] = mapped_column(default=0)
@@ -243,7 +111,7 @@ class CrawlRun(Base):
     layout_changed: Mapped[bool] = mapped_column(default=False)
     health_reason: Mapped[str | None] = mapped_column(String(500))
     #: A login wall, captcha or expired cookie this run met (ok: none, None: no answer at all).
-    access_status: Mapped[AccessStatus | None] = mapped_column(_enum(AccessStatus))
+    access_status: Mapped[AccessStatus | None] = mapped_column(_enum(AccessStatus, "access_status"))
     access_reason: Mapped[str | None] = mapped_column(String(500))
 
 
@@ -266,12 +134,12 @@ class CrawlGap(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"))
     fingerprint: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[GapKind] = mapped_column(_enum(GapKind))
+    kind: Mapped[GapKind] = mapped_column(_enum(GapKind, "kind"))
     url: Mapped[str] = mapped_column(String(2000))
     method: Mapped[str] = mapped_column(String(10), default="GET")
     body: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    state: Mapped[GapState] = mapped_column(_enum(GapState), default=GapState.OPEN)
+    state: Mapped[GapState] = mapped_column(_enum(GapState, "state"), default=GapState.OPEN)
     first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_tried_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=1)
@@ -303,6 +171,18 @@ class RawResponse(Base):
     body_gz: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+def title_and_text(title: str | None, text: str | None) -> str:
+    """A post as one text, title first: the one join of title and text every stage reads.
+
+    Detection classifies it and shingles it (for a new post and for an open lead's evidence reloaded by
+    a later run alike, so a lead matches the same way in every run), training and `weisu evaluate` read
+    their letters so, and discovery searches it. It is the training letters' form ("title。text"), so
+    the relevance model reads posts as it was trained; an untitled post is its text alone.
+    """
+    title, text = (title or "").strip(), (text or "").strip()
+    return f"{title}。{text}" if title else text
+
+
 class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
@@ -329,7 +209,7 @@ class Post(Base):
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
     raw_response_id: Mapped[int | None] = mapped_column(ForeignKey("raw_responses.id"))
     detection_status: Mapped[DetectionStatus] = mapped_column(
-        _enum(DetectionStatus), default=DetectionStatus.NEW
+        _enum(DetectionStatus, "detection_status"), default=DetectionStatus.NEW
     )
 
 
@@ -372,7 +252,7 @@ class Classification(Base):
     street: Mapped[str | None] = mapped_column(String(100))
     landmark: Mapped[str | None] = mapped_column(String(200))
     #: ours / elsewhere / unknown, and the evidence that decided it (only "elsewhere" is dropped).
-    jurisdiction: Mapped[str | None] = mapped_column(String(20))
+    jurisdiction: Mapped[Jurisdiction | None] = mapped_column(_enum(Jurisdiction, "jurisdiction"))
     jurisdiction_reason: Mapped[str | None] = mapped_column(String(200))
     top_terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -387,23 +267,20 @@ class Lead(Base):
         Index("ix_leads_priority_type_sla", "priority", "request_type", "sla_due_at"),
         # The queue sorted by score, or by model uncertainty (outward from 0.5).
         Index("ix_leads_score", "score"),
-        # Non-native enums have no database check of their own; a request type is read by the queue
-        # order and the promotion rule, so an unknown value must not get in (ck_leads_request_type).
-        CheckConstraint(
-            "request_type IN ({})".format(", ".join(f"'{t.value}'" for t in RequestType)), name="request_type"
-        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    state: Mapped[LeadState] = mapped_column(_enum(LeadState), default=LeadState.NEW)
-    priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.ORDINARY)
+    state: Mapped[LeadState] = mapped_column(_enum(LeadState, "state"), default=LeadState.NEW)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "priority"), default=Priority.ORDINARY)
     category: Mapped[str | None] = mapped_column(String(50))
     category_probability: Mapped[float | None] = mapped_column(Float)
     #: Problem, question or suggestion (classify.detection decides; leads made before types were
     #: modelled are problems, migration 0011). The probability is the type model's, None when no
     #: model judged the type.
     request_type: Mapped[RequestType] = mapped_column(
-        _enum(RequestType), default=RequestType.PROBLEM, server_default=RequestType.PROBLEM.value
+        _enum(RequestType, "request_type"),
+        default=RequestType.PROBLEM,
+        server_default=RequestType.PROBLEM.value,
     )
     request_type_probability: Mapped[float | None] = mapped_column(Float)
     urgency_reason: Mapped[str | None] = mapped_column(String(500))
@@ -452,7 +329,9 @@ class AuditEvent(Base):
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     actor: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    action: Mapped[str] = mapped_column(String(50))
+    action: Mapped[Action] = mapped_column(_enum(Action, "action", length=50))
+    # No CHECK on the two states: they are a lead's states, a ticket's (repush) or whatever the
+    # dispatch system calls its own (dispatch_status), which weisu does not choose.
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
@@ -469,7 +348,7 @@ class Ticket(Base):
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), unique=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[TicketState] = mapped_column(_enum(TicketState), default=TicketState.QUEUED)
+    state: Mapped[TicketState] = mapped_column(_enum(TicketState, "state"), default=TicketState.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -494,7 +373,9 @@ class Ticket(Base):
     delivery_unknown_since: Mapped[datetime | None]
     reconcile_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     reconciled_at: Mapped[datetime | None]  # when the last lookup was made, whatever it showed
-    reconcile_outcome: Mapped[ReconcileOutcome | None] = mapped_column(_enum(ReconcileOutcome))
+    reconcile_outcome: Mapped[ReconcileOutcome | None] = mapped_column(
+        _enum(ReconcileOutcome, "reconcile_outcome")
+    )
 
 
 class ResponsibilityRule(Base):
@@ -523,7 +404,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(_enum(Role), default=Role.ANALYST)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.ANALYST)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Carried in each session cookie; raising it (sign-out, deactivation, a new password) ends every
@@ -588,7 +469,7 @@ class JobRun(Base):
     scheduled_at: Mapped[datetime | None]
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
-    outcome: Mapped[JobOutcome] = mapped_column(_enum(JobOutcome))
+    outcome: Mapped[JobOutcome] = mapped_column(_enum(JobOutcome, "outcome"))
     #: What the job returned, as JSON (e.g. crawl outcome per platform, tickets pushed, rows deleted).
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: The exception (bounded) of a failed run, or who held the lease of a skipped one.
@@ -634,7 +515,7 @@ class Alert(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_key: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[AlertKind] = mapped_column(_enum(AlertKind))
+    kind: Mapped[AlertKind] = mapped_column(_enum(AlertKind, "kind"))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
@@ -657,7 +538,7 @@ class AlertDelivery(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     #: The channel's name in config.yaml ``alerts.channels``.
     channel: Mapped[str] = mapped_column(String(100))
-    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState), default=DeliveryState.PENDING)
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState, "state"), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(String(500))

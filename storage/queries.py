@@ -12,23 +12,15 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from storage.models import (
-    Alert,
-    CommentThread,
-    CrawlGap,
-    CrawlRun,
+from storage.models import Alert, CommentThread, CrawlGap, CrawlRun, Lead, Platform, Post, RawResponse, Ticket
+from storage.vocabulary import (
+    ACCEPTED_TICKET_STATES,
+    LIVE_STATES,
     CrawlRunStatus,
     DetectionStatus,
     GapKind,
     GapState,
-    Lead,
-    LeadState,
-    Platform,
-    Post,
     Priority,
-    RawResponse,
-    Ticket,
-    TicketState,
 )
 
 
@@ -297,22 +289,19 @@ def posts_awaiting_detection(session: Session, limit: int = 1000, after_id: int 
 
 def stage_counts(session: Session) -> dict[str, int]:
     """The figures `make demo` and the dashboard print: posts, leads, urgent leads, tickets."""
-    open_states = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
     return {
         "posts": session.scalar(select(func.count()).select_from(Post)) or 0,
-        "leads": session.scalar(select(func.count()).select_from(Lead).where(Lead.state.in_(open_states)))
+        "leads": session.scalar(select(func.count()).select_from(Lead).where(Lead.state.in_(LIVE_STATES)))
         or 0,
         "urgent_leads": session.scalar(
             select(func.count())
             .select_from(Lead)
-            .where(Lead.state.in_(open_states), Lead.priority == Priority.URGENT)
+            .where(Lead.state.in_(LIVE_STATES), Lead.priority == Priority.URGENT)
         )
         or 0,
         "tickets": session.scalar(select(func.count()).select_from(Ticket)) or 0,
         "tickets_accepted": session.scalar(
-            select(func.count())
-            .select_from(Ticket)
-            .where(Ticket.state.in_((TicketState.SENT, TicketState.ACKNOWLEDGED)))
+            select(func.count()).select_from(Ticket).where(Ticket.state.in_(ACCEPTED_TICKET_STATES))
         )
         or 0,
     }

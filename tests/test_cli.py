@@ -117,11 +117,12 @@ def test_evaluate_rejects_an_unknown_task_naming_the_choices(env: dict[str, str]
     )
 
 
-def test_the_evaluate_tasks_are_the_ones_classify_scores() -> None:
-    from classify.evaluation import TASKS
-    from cli import EvaluationTask
+def test_evaluate_file_refuses_an_unknown_task_naming_the_choices() -> None:
+    from classify.evaluation import EvaluationError, evaluate_file
 
-    assert tuple(EvaluationTask) == TASKS
+    data = PROJECT_ROOT / "fixtures" / "corpus" / "messages_labelled_raw.csv"
+    with pytest.raises(EvaluationError, match=r"^unknown task 'sentiment': use category, relevance or type$"):
+        evaluate_file(load_settings(), data, task="sentiment")
 
 
 @pytest.mark.parametrize(

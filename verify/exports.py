@@ -11,20 +11,25 @@ import pandas as pd
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from storage.models import REQUEST_TYPE_LABELS, Lead, LeadState, Priority, RequestType, Ticket, TicketState
+from storage.models import Lead, Ticket
+from storage.vocabulary import (
+    ACCEPTED_TICKET_STATES,
+    CONFIRMED_STATES,
+    PRIORITY_LABELS,
+    REQUEST_TYPE_LABELS,
+    RequestType,
+    TicketState,
+)
 from verify.days import end_utc, local_wall_clock, start_utc
 from verify.export_terms import CaseProgress, FileFormat
 
 FORMATS = tuple(FileFormat)
-#: Leads that count as verified cases: verified (ticket not written yet) or promoted.
-CASE_STATES = (LeadState.VERIFIED, LeadState.PROMOTED)
 PROGRESS_LABELS = {
     CaseProgress.QUEUED: "待推送",
     CaseProgress.FAILED: "推送失败",
     CaseProgress.OPEN: "办理中",
     CaseProgress.CLOSED: "已办结",
 }
-PRIORITY_LABELS = {Priority.URGENT: "加急", Priority.ORDINARY: "普通"}
 COLUMNS = (
     "线索编号",
     "核实时间",
@@ -58,7 +63,7 @@ def _progress_condition(state: str) -> Any:
     conditions = {
         CaseProgress.QUEUED: or_(Ticket.id.is_(None), Ticket.state == TicketState.QUEUED),
         CaseProgress.FAILED: Ticket.state == TicketState.FAILED,
-        CaseProgress.OPEN: and_(Ticket.state.in_([TicketState.SENT, TicketState.ACKNOWLEDGED]), ~closed),
+        CaseProgress.OPEN: and_(Ticket.state.in_(ACCEPTED_TICKET_STATES), ~closed),
         CaseProgress.CLOSED: closed,
     }
     if state not in conditions:
@@ -119,7 +124,8 @@ def cases_frame(
     statement = (
         select(Lead, Ticket)
         .outerjoin(Ticket, Ticket.lead_id == Lead.id)
-        .where(Lead.state.in_(CASE_STATES))
+        # Verified cases: verified (ticket not written yet) or promoted.
+        .where(Lead.state.in_(CONFIRMED_STATES))
         .order_by(verified_at, Lead.id)
     )
     if since is not None:
@@ -159,8 +165,11 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def write_frame(frame: pd.DataFrame, fmt: str, path_or_buffer: str | Path | IO[bytes]) -> None:
-    """Write ``frame`` as csv (UTF-8 with BOM, for Excel), xlsx or parquet to a path or a binary buffer.
+def write_frame(
+    frame: pd.DataFrame, fmt: str, path_or_buffer: str | Path | IO[bytes], sheet: str = "核实案件"
+) -> None:
+    """Write ``frame`` as csv (UTF-8 with BOM, for Excel), xlsx (one sheet named ``sheet``) or parquet to
+    a path or a binary buffer.
 
     CSV and XLSX are opened by people in spreadsheets, so text that would start a formula is
     defused there; Parquet is read by programs and keeps the text exactly.
@@ -172,7 +181,7 @@ def write_frame(frame: pd.DataFrame, fmt: str, path_or_buffer: str | Path | IO[b
         return
     safe = spreadsheet_safe(frame)
     if fmt == FileFormat.XLSX:
-        safe.to_excel(path_or_buffer, index=False, sheet_name="核实案件", engine="openpyxl")
+        safe.to_excel(path_or_buffer, index=False, sheet_name=sheet, engine="openpyxl")
         return
     data = safe.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode("utf-8-sig")
     if isinstance(path_or_buffer, str | Path):

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import Lead, Priority, ReconcileOutcome, Ticket, TicketState
+from storage.models import Lead, Ticket
+from storage.vocabulary import Priority, ReconcileOutcome, TicketState
 from verify.reconcile import Lookup, reconcile
 from verify.tickets import RESPONSIBLE_UNIT, complete_payload, wire_names
 

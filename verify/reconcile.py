@@ -17,7 +17,7 @@ import httpx
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import ReconcileOutcome
+from storage.vocabulary import ReconcileOutcome
 from verify.tickets import IDEMPOTENCY_ATTRIBUTE, reference
 
 #: A full answer splits its window in two; this many halvings of a 30-minute window reach 1 s.

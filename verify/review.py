@@ -16,22 +16,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from storage.base import utcnow
-from storage.models import (
+from storage.models import AuditEvent, Lead, LeadPost, Post, RawResponse, Ticket
+from storage.vocabulary import (
+    AWAITING_DECISION_STATES,
     REQUEST_TYPE_ORDER,
-    AuditEvent,
-    Lead,
-    LeadPost,
     LeadState,
-    Post,
     Priority,
-    RawResponse,
     RequestType,
-    Ticket,
     TicketState,
 )
 from verify.days import FIRST_DAY, LAST_DAY, end_utc, start_utc
 from verify.inputs import require_storable
-from verify.sla import OPEN_STATES, overdue
+from verify.sla import overdue
 
 MAX_PAGE_SIZE = 100
 #: Deep enough for any real queue (100,000 pages of 100), small enough that the offset fits every database.
@@ -321,7 +317,7 @@ def similar(*, session: Session, lead: Lead, limit: int = 5, now: datetime | Non
     statement = (
         select(Lead)
         .where(Lead.id != lead.id, Lead.category == lead.category, Lead.state != LeadState.MERGED)
-        .where(or_(Lead.state.in_(OPEN_STATES), Lead.found_at >= since))
+        .where(or_(Lead.state.in_(AWAITING_DECISION_STATES), Lead.found_at >= since))
         .order_by(Lead.found_at.desc(), Lead.id.desc())
         .limit(limit)
     )

@@ -15,10 +15,8 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from settings import ReviewSettings
-from storage.models import Lead, LeadState, Priority
-
-#: Leads still waiting for a decision: only these can breach their SLA.
-OPEN_STATES = (LeadState.NEW, LeadState.CLAIMED)
+from storage.models import Lead
+from storage.vocabulary import AWAITING_DECISION_STATES, Priority
 
 
 def sla_minutes(priority: Priority, review: ReviewSettings) -> int:
@@ -39,7 +37,7 @@ def due_at(
 
 def overdue(now: datetime) -> ColumnElement[bool]:
     """SQL: an open lead whose deadline has passed at ``now``."""
-    return and_(Lead.state.in_(OPEN_STATES), Lead.sla_due_at < now)
+    return and_(Lead.state.in_(AWAITING_DECISION_STATES), Lead.sla_due_at < now)
 
 
 def stamp_deadlines(session: Session, review: ReviewSettings) -> int:
@@ -51,7 +49,7 @@ def stamp_deadlines(session: Session, review: ReviewSettings) -> int:
     """
     rows = session.execute(
         select(Lead.id, Lead.priority, Lead.found_at, Lead.urgent_since, Lead.sla_due_at).where(
-            Lead.state.in_(OPEN_STATES),
+            Lead.state.in_(AWAITING_DECISION_STATES),
             or_(Lead.sla_due_at.is_(None), Lead.urgent_since > Lead.found_at),
         )
     ).all()
@@ -86,4 +84,4 @@ def sla_clocks(lead: Lead, review: ReviewSettings) -> SlaClocks:
     """The lead page's and queue's two clocks; a lead not stamped yet gets the rule's deadline."""
     allowed = timedelta(minutes=sla_minutes(lead.priority, review))
     from_found = lead.sla_due_at or due_at(lead.priority, lead.found_at, lead.urgent_since, review)
-    return SlaClocks(lead.first_seen_at + allowed, from_found, lead.state in OPEN_STATES)
+    return SlaClocks(lead.first_seen_at + allowed, from_found, lead.state in AWAITING_DECISION_STATES)

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, Ticket, TicketState
+from storage.models import AuditEvent, Lead, Ticket
+from storage.vocabulary import Action, TicketState
 from verify.pusher import first_record
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _reassigned(session: Session, ticket: Ticket, remote: RemoteStatus, values: 
         AuditEvent(
             lead_id=ticket.lead_id,
             actor=SYNC_ACTOR,
-            action="dispatch_reassigned",
+            action=Action.DISPATCH_REASSIGNED,
             reason=f"{ticket.agency_responsible} → {remote.agency}"[:500],
             details={"ticket_id": ticket.id, "from": ticket.agency_responsible, "to": remote.agency},
         )
@@ -121,7 +122,7 @@ def _apply(session: Session, ticket: Ticket, remote: RemoteStatus) -> tuple[bool
             AuditEvent(
                 lead_id=ticket.lead_id,
                 actor=SYNC_ACTOR,
-                action="dispatch_status",
+                action=Action.DISPATCH_STATUS,
                 from_state=ticket.dispatch_status,
                 to_state=remote.status[:20],
                 reason=(remote.notes or "")[:500] or None,

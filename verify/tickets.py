@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadPost, Post, ReconcileOutcome, Ticket, TicketState
+from storage.models import AuditEvent, Lead, LeadPost, Post, Ticket
+from storage.vocabulary import ACCEPTED_TICKET_STATES, Action, ReconcileOutcome, TicketState
 from verify.geo import district_point
 
 #: Open311 leaves description length to the server; 4,000 characters keeps every known system happy.
@@ -162,7 +163,7 @@ def requeue_failed(*, session: Session, ticket_id: int, actor: str, settings: Se
         AuditEvent(
             lead_id=lead.id,
             actor=actor,
-            action="repush",
+            action=Action.REPUSH,
             from_state=TicketState.FAILED.value,
             to_state=TicketState.QUEUED.value,
             reason=(previous_error or "")[:500] or None,
@@ -219,7 +220,7 @@ def _view_condition(view: str) -> Any:
         "unconfirmed": Ticket.state == TicketState.UNCONFIRMED,
         "queued": Ticket.state == TicketState.QUEUED,
         "open": and_(
-            Ticket.state.in_([TicketState.SENT, TicketState.ACKNOWLEDGED]),
+            Ticket.state.in_(ACCEPTED_TICKET_STATES),
             or_(Ticket.dispatch_status.is_(None), Ticket.dispatch_status != CLOSED),
         ),
         "closed": Ticket.dispatch_status == CLOSED,

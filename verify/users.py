@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from settings import ReviewSettings, Settings
 from storage.base import utcnow
-from storage.models import ApiToken, LoginFailure, Role, User
+from storage.models import ApiToken, LoginFailure, User
+from storage.vocabulary import Role
 
 #: Each role may do everything the roles before it may.
 ROLE_RANK = {Role.ANALYST: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -11,43 +10,22 @@ from sqlalchemy.orm import Session
 
 from settings import Settings
 from storage.base import utcnow
-from storage.models import AuditEvent, Lead, LeadState, Priority, RequestType, Ticket, TicketState
+from storage.models import AuditEvent, Lead, Ticket
+from storage.vocabulary import (
+    AWAITING_DECISION_STATES,
+    Action,
+    LeadState,
+    Priority,
+    RejectReason,
+    RequestType,
+    TicketState,
+)
 from verify.inputs import storable
 from verify.responsibility import suggest_unit
-from verify.review import OPEN_STATES
 from verify.tickets import build_payload, idempotency_key
 
 SYSTEM_ACTOR = "system"
 
-
-class Action(enum.StrEnum):
-    CLAIM = "claim"
-    RELEASE = "release"
-    EXPIRE = "expire"
-    VERIFY = "verify"
-    PROMOTE = "promote"
-    REJECT = "reject"
-    MERGE = "merge"
-    # Not state changes, but analysts' acts the audit trail keeps too.
-    NOTE = "note"
-    CONFIRM = "confirm"
-
-
-class RejectReason(enum.StrEnum):
-    NOT_A_COMPLAINT = "not_a_complaint"
-    OUTSIDE_CITY = "outside_city"
-    ALREADY_HANDLED = "already_handled"
-    SPAM = "spam"
-    DUPLICATE = "duplicate"
-
-
-REJECT_REASON_LABELS: dict[RejectReason, str] = {
-    RejectReason.NOT_A_COMPLAINT: "不是诉求",
-    RejectReason.OUTSIDE_CITY: "不在本市",
-    RejectReason.ALREADY_HANDLED: "已处理",
-    RejectReason.SPAM: "垃圾信息",
-    RejectReason.DUPLICATE: "重复",
-}
 
 S = LeadState
 #: Every allowed transition, in one place: (from state, action) -> to state. Anything else is refused.
@@ -131,7 +109,7 @@ def _audit(
         AuditEvent(
             lead_id=lead_id,
             actor=actor,
-            action=action.value,
+            action=action,
             from_state=from_state.value if from_state else None,
             to_state=to_state.value if to_state else None,
             reason=reason,
@@ -376,7 +354,7 @@ def _refuse_merge_target(into_id: int, state: LeadState, merged_into: int | None
         raise MergeRefused(
             f"不能合并到线索 {into_id}：它已合并到线索 {merged_into}，请直接合并到线索 {merged_into}。"
         )
-    if state not in OPEN_STATES:
+    if state not in AWAITING_DECISION_STATES:
         raise MergeRefused(
             f"不能合并到线索 {into_id}：它已处理完毕（已核实、已派单或已驳回），不再接收合并。"
         )
@@ -385,7 +363,7 @@ def _refuse_merge_target(into_id: int, state: LeadState, merged_into: int | None
 def merge(*, session: Session, lead_id: int, into_id: int, actor: str) -> Lead:
     """Mark a held lead as the same problem as the open lead ``into_id``; its evidence stays where it is.
 
-    Only a lead still open for review (review.OPEN_STATES) receives a merge, and leads that were
+    Only a lead still awaiting a decision (AWAITING_DECISION_STATES) receives a merge, and leads that were
     merged into this one are re-pointed at ``into_id``. So every merged lead points straight at a
     lead that was open when it was merged: chains are one step long and can never close into a
     cycle that hides every lead of a complaint (A into B, then B into A). The check and the write
@@ -433,7 +411,7 @@ def promoted_by(*, session: Session, lead_id: int) -> str | None:
     """Who verified and promoted the lead (from the audit trail)."""
     statement = (
         select(AuditEvent.actor)
-        .where(AuditEvent.lead_id == lead_id, AuditEvent.action == Action.PROMOTE.value)
+        .where(AuditEvent.lead_id == lead_id, AuditEvent.action == Action.PROMOTE)
         .order_by(AuditEvent.id.desc())
         .limit(1)
     )
@@ -469,7 +447,7 @@ def add_note(*, session: Session, lead_id: int, actor: str, text: str) -> AuditE
         raise WorkflowError("a note must not be empty")
     _require_storable(text)
     event = AuditEvent(
-        lead_id=lead_id, actor=actor, action=Action.NOTE.value, details={"note": text[:MAX_NOTE_CHARS]}
+        lead_id=lead_id, actor=actor, action=Action.NOTE, details={"note": text[:MAX_NOTE_CHARS]}
     )
     session.add(event)
     session.flush()

@@ -17,7 +17,8 @@ from typing import Any
 from rich.markup import escape
 
 from settings import CrawlHealthSettings, Settings
-from storage.models import ACCESS_STATUS_LABELS, AccessStatus, CrawlRun
+from storage.models import CrawlRun
+from storage.vocabulary import ACCESS_STATUS_LABELS, AccessStatus
 
 STATUS_PREFIX = "downloader/response_status_count/"
 #: Spider counters for posts lost before they became items (make_item / html_board list rows).

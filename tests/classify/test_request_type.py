@@ -8,7 +8,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from classify.corpus import CORPUS_DIR, PUBLISHED_TYPES, letter_of
+from classify.corpus import CORPUS_DIR, PUBLISHED_TYPES
 from classify.request_type import (
     fit_request_type,
     leave_one_city_out,
@@ -17,7 +17,8 @@ from classify.request_type import (
     surface_terms,
 )
 from classify.text import tokenize
-from storage.models import RequestType
+from storage.models import title_and_text
+from storage.vocabulary import RequestType
 
 
 def test_every_published_type_maps_to_problem_question_or_suggestion() -> None:
@@ -57,7 +58,7 @@ def test_a_letter_is_its_title_and_text_joined_as_the_corpus_joins_them() -> Non
     letter = next(e for e in load_type_examples() if e.city == "fuzhou" and e.kind == "letter")
     assert (row["title"], row["label"]) == ("求助：两个部门进行对接，谢谢。", "求助")
     fuzhou = [e for e in load_type_examples() if e.city == "fuzhou" and e.kind == "letter"]
-    assert fuzhou[1].text == letter_of(row["title"], row["text"])
+    assert fuzhou[1].text == title_and_text(row["title"], row["text"])
     assert fuzhou[1].request_type == RequestType.PROBLEM
     assert letter.text.startswith("关于梅峰河")
 

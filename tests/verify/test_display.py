@@ -6,18 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage.models import AuditEvent, Lead, LeadState, Priority, Role, TicketState
-from verify.web.display import (
+from storage.models import AuditEvent, Lead
+from storage.vocabulary import (
     PRIORITY_LABELS,
+    REJECT_REASON_LABELS,
     ROLE_LABELS,
     STATE_LABELS,
     TICKET_STATE_LABELS,
-    duration,
-    history_line,
-    sla_countdown,
-    standing,
+    Action,
+    LeadState,
+    Priority,
+    RejectReason,
+    Role,
+    TicketState,
 )
-from verify.workflow import REJECT_REASON_LABELS, Action, RejectReason
+from verify.web.display import duration, history_line, sla_countdown, standing
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 

@@ -186,6 +186,18 @@ def test_leads_export_as_xlsx_over_the_api(client, make_lead, bearer) -> None:
     assert (frame["线索编号"].tolist(), frame["类别"].tolist()) == ([lead.id], ["不确定"])
 
 
+def test_leads_export_as_parquet_keeps_the_text_exactly(client, make_lead) -> None:
+    lead = make_lead(summary='=HYPERLINK("http://evil")')
+    response = client.get("/exports/leads.parquet")
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    frame = pd.read_parquet(io.BytesIO(response.content))
+    assert (frame["线索编号"].tolist(), frame["摘要"].tolist()) == ([lead.id], ['=HYPERLINK("http://evil")'])
+
+
+def test_an_export_in_a_format_weisu_does_not_write_is_refused(client, make_lead) -> None:
+    assert client.get("/exports/leads.json").status_code == 422
+
+
 def test_verified_cases_export_lists_only_promoted_leads(client, make_lead, bearer) -> None:
     promoted = make_lead(state=LeadState.PROMOTED, summary="已派单")
     make_lead(summary="待认领")

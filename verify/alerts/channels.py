@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from settings import AlertChannelSettings, SecretError, Settings, WebhookFormat
-from storage.models import AlertKind
+from storage.vocabulary import AlertKind
 from verify.alerts.formats import (
     AlertMessage,
     dingtalk_body,

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from settings import AlertSettings, Settings
 from storage.base import utcnow
-from storage.models import Alert, AlertDelivery, DeliveryState
+from storage.models import Alert, AlertDelivery
 from storage.queries import insert_alert
+from storage.vocabulary import DeliveryState
 from verify.alerts.channels import Channel, DeliveryError, Millis, configured_channels, now_millis, send
 from verify.alerts.events import Event, derive_events
 from verify.alerts.formats import AlertMessage

@@ -11,12 +11,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from settings import Settings
-from storage.models import AlertKind, Lead, LeadState, Platform, Priority
+from storage.models import Lead, Platform
 from storage.queries import recent_finished_runs
+from storage.vocabulary import AWAITING_DECISION_STATES, AlertKind, LeadState, Priority
 from verify.alerts.health import platform_problems
 from verify.alerts.text import one_line
 from verify.days import local_zone
-from verify.sla import OPEN_STATES
 from verify.web.display import PRIORITY_LABELS, STATE_LABELS, local_time
 
 #: A lead's summary, place and urgency reason (crawled or derived from crawled text) are cut here.
@@ -76,7 +76,11 @@ def sla_warning_events(session: Session, settings: Settings, now: datetime) -> l
     lead_time = timedelta(minutes=settings.alerts.sla_warning_minutes)
     query = (
         select(Lead)
-        .where(Lead.state.in_(OPEN_STATES), Lead.sla_due_at > now, Lead.sla_due_at <= now + lead_time)
+        .where(
+            Lead.state.in_(AWAITING_DECISION_STATES),
+            Lead.sla_due_at > now,
+            Lead.sla_due_at <= now + lead_time,
+        )
         .order_by(Lead.sla_due_at, Lead.id)
     )
     zone = local_zone(settings)

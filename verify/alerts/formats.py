@@ -18,7 +18,7 @@ from urllib.parse import quote_plus
 
 import jinja2
 
-from storage.models import AlertKind
+from storage.vocabulary import AlertKind
 
 #: WeCom: markdown content at most 4096 bytes, text at most 2048 (UTF-8); DingTalk's limit is larger,
 #: but a message that long helps nobody, so both robots get the WeCom bounds.

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from settings import AlertHealthSettings
-from storage.models import ACCESS_STATUS_LABELS, AccessStatus, CrawlRun, CrawlRunStatus
+from storage.models import CrawlRun
+from storage.vocabulary import ACCESS_STATUS_LABELS, AccessStatus, CrawlRunStatus
 from verify.alerts.text import one_line
 from verify.web.display import CRAWL_STATUS_LABELS, local_time
 

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import Response
 
-from storage.models import ResponsibilityRule, Role, Ticket
+from storage.models import ResponsibilityRule, Ticket
+from storage.vocabulary import TICKET_STATE_LABELS, Role
 from verify import responsibility, tickets
 from verify.sync import first_dispatch_accuracy
 from verify.users import has_role
 from verify.web.deps import AdminPage, AnalystPage, DbSession, SupervisorPage, get_settings
-from verify.web.display import TICKET_STATE_LABELS
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)

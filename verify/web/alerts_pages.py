@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from storage.base import utcnow
-from storage.models import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS, DeliveryState
+from storage.vocabulary import ALERT_KIND_LABELS, DELIVERY_STATE_LABELS, DeliveryState
 from verify.alerts.delivery import open_deliveries, recent_alerts, retry_delivery
 from verify.web.deps import MAX_ROW_ID, DbSession, SupervisorPage
 from verify.web.pages import render, see_other

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.models import LeadState, Priority, RequestType, Role, TicketState
+from storage.vocabulary import LeadState, Priority, RejectReason, RequestType, Role, TicketState
 from verify import review, workflow
 from verify.days import local_zone
+from verify.export_terms import FileFormat
 from verify.inputs import StorableStr
 from verify.review import LeadFilter
 from verify.users import has_role
@@ -95,7 +96,7 @@ class VerifyIn(BaseModel):
 
 
 class RejectIn(BaseModel):
-    reason: workflow.RejectReason
+    reason: RejectReason
     note: StorableStr = Field(default="", max_length=500)
 
 
@@ -250,10 +251,10 @@ def export(
     session: DbSession,
     _: AnalystApi,
     what: exports.ExportWhat,
-    fmt: exports.ExportFormat,
+    fmt: FileFormat,
     criteria: Filter,
 ) -> Response:
-    """Leads (under the queue filter, every page of it) or verified cases, as a CSV or XLSX download."""
+    """Leads (under the queue filter, every page of it) or verified cases, as CSV, XLSX or Parquet."""
     return exports.download(session, what.value, fmt, criteria, local_zone(get_settings(request)))
 
 

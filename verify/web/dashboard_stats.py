@@ -17,27 +17,24 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.base import utcnow
-from storage.models import (
+from storage.models import AuditEvent, CrawlRun, Lead, LeadPost, Post
+from storage.queries import latest_runs
+from storage.vocabulary import (
+    AWAITING_DECISION_STATES,
+    CONFIRMED_STATES,
+    DECIDED_STATES,
     REQUEST_TYPE_LABELS,
     REQUEST_TYPE_ORDER,
-    AuditEvent,
-    CrawlRun,
-    Lead,
-    LeadPost,
+    Action,
     LeadState,
-    Post,
     Priority,
     RequestType,
 )
-from storage.queries import latest_runs
-from verify.review import OPEN_STATES
 from verify.sla import overdue
 
 UNCERTAIN = "不确定"
-#: A lead counts as reviewed once an analyst decided: verified (or promoted) versus rejected.
-VERIFIED_STATES = (LeadState.VERIFIED, LeadState.PROMOTED)
-REVIEWED_STATES = (*VERIFIED_STATES, LeadState.REJECTED)
-DECISIONS = ("verify", "reject", "merge")
+#: The analysts' decisions on a lead, counted per analyst.
+DECISIONS = (Action.VERIFY, Action.REJECT, Action.MERGE)
 
 
 def _day(value: datetime, zone: ZoneInfo) -> str:
@@ -105,7 +102,7 @@ def _precision(rows: list[tuple[str | None, LeadState, int]]) -> list[Precision]
     for label, state, count in rows:
         name = label or UNCERTAIN
         reviewed[name] += count
-        if state in VERIFIED_STATES:
+        if state in CONFIRMED_STATES:
             verified[name] += count
     return sorted(
         (Precision(name, verified[name], reviewed[name]) for name in reviewed),
@@ -117,25 +114,25 @@ def _analysts(session: Session, since: datetime) -> list[AnalystFigures]:
     decided = session.execute(
         select(AuditEvent.actor, AuditEvent.action, Lead.score)
         .join(Lead, Lead.id == AuditEvent.lead_id)
-        .where(AuditEvent.at >= since, AuditEvent.action.in_((*DECISIONS, "confirm")))
+        .where(AuditEvent.at >= since, AuditEvent.action.in_((*DECISIONS, Action.CONFIRM)))
     ).all()
     per: dict[str, Counter[str]] = defaultdict(Counter)
     for actor, action, score in decided:
         per[actor][action] += 1
-        if action in ("verify", "reject") and (action == "verify") == (score >= 0.5):
+        if action in (Action.VERIFY, Action.REJECT) and (action == Action.VERIFY) == (score >= 0.5):
             per[actor]["agree"] += 1
     figures = []
     for actor, counts in per.items():
-        judged = counts["verify"] + counts["reject"]
+        judged = counts[Action.VERIFY] + counts[Action.REJECT]
         figures.append(
             AnalystFigures(
                 analyst=actor,
                 decisions=sum(counts[a] for a in DECISIONS),
-                verified=counts["verify"],
-                rejected=counts["reject"],
-                merged=counts["merge"],
+                verified=counts[Action.VERIFY],
+                rejected=counts[Action.REJECT],
+                merged=counts[Action.MERGE],
                 agrees_with_model=counts["agree"] / judged if judged else 0.0,
-                confirmations=counts["confirm"],
+                confirmations=counts[Action.CONFIRM],
             )
         )
     return sorted(figures, key=lambda f: (-f.decisions, f.analyst))
@@ -161,11 +158,11 @@ def _late_decisions(session: Session, since: datetime) -> int:
 def _by_request_type(session: Session, since: datetime) -> list[TypeCounts]:
     """Every request type in queue order, with zeros for a type no lead has."""
     found = select(Lead.request_type, func.count()).where(Lead.found_at >= since)
-    waiting = select(Lead.request_type, func.count()).where(Lead.state.in_(OPEN_STATES))
+    waiting = select(Lead.request_type, func.count()).where(Lead.state.in_(AWAITING_DECISION_STATES))
     promoted = (
         select(Lead.request_type, func.count(func.distinct(Lead.id)))
         .join(AuditEvent, AuditEvent.lead_id == Lead.id)
-        .where(AuditEvent.action == "promote", AuditEvent.at >= since)
+        .where(AuditEvent.action == Action.PROMOTE, AuditEvent.at >= since)
     )
     counts = [
         {RequestType(kind): count for kind, count in session.execute(query.group_by(Lead.request_type))}
@@ -187,13 +184,13 @@ def build(session: Session, zone: ZoneInfo, days: int = 14, now: datetime | None
     verified = session.execute(
         select(AuditEvent.at, Lead.category)
         .join(Lead, Lead.id == AuditEvent.lead_id)
-        .where(AuditEvent.action == "verify", AuditEvent.at >= since)
+        .where(AuditEvent.action == Action.VERIFY, AuditEvent.at >= since)
     ).all()
     urgent = (
         select(func.count()).select_from(Lead).where(Lead.priority == Priority.URGENT, Lead.found_at >= since)
     )
     breaches = select(func.count()).select_from(Lead).where(overdue(now))
-    reviewed = Lead.state.in_(REVIEWED_STATES)
+    reviewed = Lead.state.in_(DECIDED_STATES)
     by_category = session.execute(
         select(Lead.category, Lead.state, func.count()).where(reviewed).group_by(Lead.category, Lead.state)
     ).all()

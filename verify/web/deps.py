@@ -17,7 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from settings import Settings
-from storage.models import Role, User
+from storage.models import User
+from storage.vocabulary import Role
 from verify.users import has_role, user_for_token
 from verify.web import sessions
 

@@ -10,67 +10,29 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from storage.base import utcnow
-from storage.models import (
+from storage.models import AuditEvent, Lead
+from storage.vocabulary import (
     ACCESS_STATUS_LABELS,
+    ACTION_LABELS,
+    CRAWL_STATUS_LABELS,
+    PRIORITY_LABELS,
+    REJECT_REASON_LABELS,
     REQUEST_TYPE_LABELS,
-    AuditEvent,
-    Lead,
+    ROLE_LABELS,
+    STATE_LABELS,
+    TICKET_STATE_LABELS,
+    Action,
     LeadState,
-    Priority,
     RequestType,
-    Role,
-    TicketState,
 )
-from verify.workflow import REJECT_REASON_LABELS, SYSTEM_ACTOR, Action
+from verify.workflow import SYSTEM_ACTOR
 
 #: Crawled text is shown, never trusted: at most this many characters of a post, and this many posts.
 MAX_POST_CHARS = 2000
 MAX_EVIDENCE_SHOWN = 50
 
-STATE_LABELS: dict[str, str] = {
-    LeadState.NEW: "待认领",
-    LeadState.CLAIMED: "核实中",
-    LeadState.VERIFIED: "已核实",
-    LeadState.PROMOTED: "已派单",
-    LeadState.REJECTED: "已驳回",
-    LeadState.MERGED: "已合并",
-}
-PRIORITY_LABELS = {Priority.URGENT: "加急", Priority.ORDINARY: "普通"}
-ROLE_LABELS = {Role.ANALYST: "分析员", Role.SUPERVISOR: "主管", Role.ADMIN: "管理员"}
-TICKET_STATE_LABELS: dict[str, str] = {
-    TicketState.QUEUED: "待推送",
-    TicketState.SENT: "已发送",
-    TicketState.ACKNOWLEDGED: "已受理",
-    TicketState.FAILED: "推送失败",
-    TicketState.UNCONFIRMED: "待二次确认",
-}
-#: What the dispatch system says of a sent ticket (Open311 ``status``).
+#: What the dispatch system says of a sent ticket (Open311 ``status``): its words, not weisu's vocabulary.
 DISPATCH_STATUS_LABELS = {"open": "办理中", "closed": "已办结"}
-#: crawl_runs.status, as crawlers/extensions/crawl_runs.py and the runner write it.
-CRAWL_STATUS_LABELS = {
-    "running": "抓取中",
-    "ok": "正常",
-    "partial": "部分成功",
-    "failed": "失败",
-    "interrupted": "已中断",
-}
-#: audit_events.action: the workflow's actions and the acts other modules record.
-ACTION_LABELS: dict[str, str] = {
-    Action.CLAIM: "认领",
-    Action.RELEASE: "放回队列",
-    Action.EXPIRE: "认领过期",
-    Action.VERIFY: "核实",
-    Action.PROMOTE: "派单",
-    Action.REJECT: "驳回",
-    Action.MERGE: "合并",
-    Action.NOTE: "备注",
-    Action.CONFIRM: "二次确认",
-    "repush": "重新推送",
-    "dispatch_status": "办理状态更新",
-    "dispatch_reassigned": "改派",
-    "pause_platform": "暂停平台",
-    "resume_platform": "恢复平台",
-}
 #: Accounts that are not people: the workflow's own sweeps and the dispatch status sync (verify.sync).
 ACTOR_LABELS = {SYSTEM_ACTOR: "系统", "dispatch": "派单系统"}
 #: The lead fields an analyst may correct when verifying (workflow.EDITABLE_FIELDS).
@@ -83,9 +45,9 @@ FIELD_LABELS = {
     "responsible_unit": "责任单位",
 }
 #: Which label map an audit event's from/to states come from, by action; lead states otherwise.
-_TRANSITION_LABELS: dict[str, Mapping[str, str]] = {
-    "repush": TICKET_STATE_LABELS,
-    "dispatch_status": DISPATCH_STATUS_LABELS,
+_TRANSITION_LABELS: dict[str, Mapping[Any, str]] = {
+    Action.REPUSH: TICKET_STATE_LABELS,
+    Action.DISPATCH_STATUS: DISPATCH_STATUS_LABELS,
 }
 
 

@@ -1,4 +1,4 @@
-"""Downloads of the queue as the analyst filtered it (leads) and of verified cases, as CSV or XLSX.
+"""Downloads of the queue as the analyst filtered it (leads) and of verified cases, as CSV, XLSX or Parquet.
 
 The cases frame is verify.exports' (the same one `weisu export` writes); this module adds the leads
 frame and serves both, from the queue page (/exports/…) and the API (/api/v1/exports/…).
@@ -16,12 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from storage.models import REQUEST_TYPE_LABELS, Lead, User
+from storage.models import Lead, User
+from storage.vocabulary import PRIORITY_LABELS, REQUEST_TYPE_LABELS, STATE_LABELS
 from verify import exports as case_exports
 from verify.days import local_wall_clock, local_zone
+from verify.export_terms import FileFormat
 from verify.review import MAX_PAGE_SIZE, LeadFilter, filtered
 from verify.web.deps import AnalystPage, DbSession, get_settings
-from verify.web.display import PRIORITY_LABELS, STATE_LABELS
 from verify.web.filters import problems_message, read_filter
 from verify.web.pages import render
 
@@ -34,19 +35,15 @@ LEAD_COLUMNS = (
 )  # fmt: skip
 
 
-class ExportFormat(enum.StrEnum):
-    CSV = "csv"
-    XLSX = "xlsx"
-
-
 class ExportWhat(enum.StrEnum):
     LEADS = "leads"
     CASES = "cases"
 
 
 MEDIA_TYPES = {
-    ExportFormat.CSV: "text/csv; charset=utf-8",
-    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    FileFormat.CSV: "text/csv; charset=utf-8",
+    FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    FileFormat.PARQUET: "application/vnd.apache.parquet",
 }
 
 
@@ -92,19 +89,7 @@ def cases_frame(session: Session, criteria: LeadFilter, zone: ZoneInfo) -> pd.Da
     )
 
 
-def spreadsheet_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str) -> bytes:
-    """CSV (UTF-8 with BOM, for Excel) or XLSX; text that would start a formula is defused first."""
-    safe = case_exports.spreadsheet_safe(frame)
-    if fmt == ExportFormat.XLSX:
-        buffer = io.BytesIO()
-        safe.to_excel(buffer, index=False, sheet_name=sheet, engine="openpyxl")
-        return buffer.getvalue()
-    return safe.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode("utf-8-sig")
-
-
-def download(
-    session: Session, what: str, fmt: ExportFormat, criteria: LeadFilter, zone: ZoneInfo
-) -> Response:
+def download(session: Session, what: str, fmt: FileFormat, criteria: LeadFilter, zone: ZoneInfo) -> Response:
     """The file for ``what`` ("leads" or "cases") in ``fmt`` as an attachment, times in ``zone``."""
     if what == "cases":
         frame, sheet = cases_frame(session, criteria, zone), "核实案件"
@@ -112,10 +97,12 @@ def download(
         frame, sheet = leads_frame(session, criteria, zone), "线索"
     stamp = datetime.now(zone).strftime("%Y%m%d-%H%M")
     headers = {"Content-Disposition": f'attachment; filename="weisu-{what}-{stamp}.{fmt.value}"'}
-    return Response(spreadsheet_bytes(frame, fmt, sheet), media_type=MEDIA_TYPES[fmt], headers=headers)
+    buffer = io.BytesIO()
+    case_exports.write_frame(frame, fmt, buffer, sheet=sheet)
+    return Response(buffer.getvalue(), media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
-def _download_page(request: Request, session: Session, user: User, what: str, fmt: ExportFormat) -> Response:
+def _download_page(request: Request, session: Session, user: User, what: str, fmt: FileFormat) -> Response:
     criteria, problems = read_filter(request.query_params, page_size=MAX_PAGE_SIZE)
     if problems:
         # A file filtered differently from what was asked would mislead: say what is wrong instead.
@@ -125,10 +112,10 @@ def _download_page(request: Request, session: Session, user: User, what: str, fm
 
 
 @router.get("/exports/leads.{fmt}")
-def export_leads_page(request: Request, session: DbSession, user: AnalystPage, fmt: ExportFormat) -> Response:
+def export_leads_page(request: Request, session: DbSession, user: AnalystPage, fmt: FileFormat) -> Response:
     return _download_page(request, session, user, "leads", fmt)
 
 
 @router.get("/exports/cases.{fmt}")
-def export_cases_page(request: Request, session: DbSession, user: AnalystPage, fmt: ExportFormat) -> Response:
+def export_cases_page(request: Request, session: DbSession, user: AnalystPage, fmt: FileFormat) -> Response:
     return _download_page(request, session, user, "cases", fmt)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from storage.job_runs import job_statuses, run_history
-from storage.models import JOB_OUTCOME_LABELS
+from storage.vocabulary import JOB_OUTCOME_LABELS
 from verify.web.deps import DbSession, SupervisorPage, get_settings
 from verify.web.pages import render
 

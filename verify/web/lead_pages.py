@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from storage.base import utcnow
-from storage.models import LeadState, Role, TicketState, User
+from storage.models import User
 from storage.queries import decompressed
+from storage.vocabulary import REJECT_REASON_LABELS, TICKET_STATE_LABELS, Action, LeadState, Role, TicketState
 from verify import review, sla, workflow
 from verify.users import has_role
 from verify.web import display
@@ -52,7 +53,7 @@ def lead_page(
     if lead is None:
         return render(request, "not_found.html", {"user": user}, status_code=404)
     notice = None
-    claimable = lead.state in workflow.sources_of(workflow.Action.CLAIM)
+    claimable = lead.state in workflow.sources_of(Action.CLAIM)
     if claimable and not compare:
         notice = _claim_on_open(request, session, user, lead_id)
         lead = workflow.get_or_raise(session=session, lead_id=lead_id)
@@ -74,7 +75,7 @@ def lead_page(
         "promoted_by": promoter,
         "can_confirm": awaiting and promoter != user.username,
         "events": review.history(session=session, lead_id=lead_id),
-        "reasons": workflow.REJECT_REASON_LABELS,
+        "reasons": REJECT_REASON_LABELS,
         "clock": sla.sla_clocks(lead, get_settings(request).review),
         "now": utcnow(),
     }
@@ -159,7 +160,7 @@ def confirm_lead(request: Request, session: DbSession, user: AnalystPage, lead_i
     def refused(_: workflow.WorkflowError) -> str:
         ticket = review.ticket_of(session=session, lead_id=lead_id)
         if ticket is None or ticket.state != TicketState.UNCONFIRMED:
-            state = display.TICKET_STATE_LABELS[ticket.state] if ticket else "无工单"
+            state = TICKET_STATE_LABELS[ticket.state] if ticket else "无工单"
             return f"确认未完成：线索 #{lead_id} 的工单当前为「{state}」，无需确认。"
         return "确认未完成：加急工单须由核实人以外的另一位分析员确认。"
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from storage.base import utcnow
-from storage.models import REQUEST_TYPE_ORDER, LeadState, Priority
+from storage.vocabulary import REQUEST_TYPE_ORDER, LeadState, Priority
 from verify import review, sla, users
 from verify.days import local_zone
 from verify.inputs import storable

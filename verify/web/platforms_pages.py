@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from settings import AlertHealthSettings, PlatformSettings, Settings
 from storage.models import AuditEvent, CrawlRun, Platform
 from storage.queries import latest_runs, recent_finished_runs, set_platform_paused, sync_platforms
+from storage.vocabulary import Action
 from verify.alerts.health import HealthProblem, assess, learned_volume
 from verify.days import local_zone
 from verify.web.deps import AdminPage, DbSession, get_settings
@@ -90,7 +91,7 @@ def _set_paused(
         session.rollback()
         request.session["flash"] = f"没有这个平台：{key[:64]}"
         return see_other(PLATFORMS_PAGE)
-    action = "pause_platform" if paused else "resume_platform"
+    action = Action.PAUSE_PLATFORM if paused else Action.RESUME_PLATFORM
     session.add(
         AuditEvent(
             actor=user.username, action=action, reason=reason.strip()[:500] or None, details={"platform": key}

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from storage.models import Role, User
+from storage.models import User
+from storage.vocabulary import ROLE_LABELS, Role
 from verify import users
 from verify.web.deps import AdminPage, DbSession
-from verify.web.display import ROLE_LABELS
 from verify.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)

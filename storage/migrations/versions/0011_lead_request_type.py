@@ -47,10 +47,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # DROP COLUMN on both databases (SQLite >= 3.35); a column's own CHECK goes with it.
     op.drop_index("ix_leads_priority_type_sla", table_name="leads")
     op.drop_index("ix_leads_state_priority_type_sla", table_name="leads")
     op.create_index("ix_leads_priority_sla", "leads", ["priority", "sla_due_at"])
     op.create_index("ix_leads_state_priority_sla", "leads", ["state", "priority", "sla_due_at"])
     op.drop_column("leads", "request_type_probability")
-    op.drop_column("leads", "request_type")
+    # Once 0016 has rebuilt `leads` on SQLite, the CHECK is the table's, not the column's, and SQLite
+    # refuses to drop a column a table constraint names: drop both in one batch (a rebuild there, with
+    # foreign keys off: storage/migrations/env.py); PostgreSQL drops them in place.
+    with op.batch_alter_table("leads") as batch_op:
+        batch_op.drop_constraint(op.f("ck_leads_request_type"), type_="check")
+        batch_op.drop_column("request_type")

@@ -16,7 +16,7 @@ from alembic import op
 import storage.base
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -38,6 +38,9 @@ def upgrade() -> None:
         sa.Column("error", sa.String(length=2000), nullable=True),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "outcome IN ('ok', 'failed', 'skipped', 'missed')", name=op.f("ck_job_runs_outcome")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_runs")),
     )
     op.create_index("ix_job_runs_job_id_started_at", "job_runs", ["job_id", "started_at"], unique=False)

@@ -42,6 +42,9 @@ def upgrade() -> None:
         sa.Column("platform_id", sa.String(length=64), nullable=True),
         sa.Column("created_at", storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["lead_id"], ["leads.id"], name=op.f("fk_alerts_lead_id_leads")),
+        sa.CheckConstraint(
+            "kind IN ({})".format(", ".join(f"'{kind}'" for kind in ALERT_KINDS)), name=op.f("ck_alerts_kind")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("event_key", name=op.f("uq_alerts_event_key")),
     )
@@ -63,6 +66,10 @@ def upgrade() -> None:
         sa.Column("claim_expires_at", storage.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["alert_id"], ["alerts.id"], name=op.f("fk_alert_deliveries_alert_id_alerts"), ondelete="CASCADE"
+        ),
+        sa.CheckConstraint(
+            "state IN ({})".format(", ".join(f"'{state}'" for state in DELIVERY_STATES)),
+            name=op.f("ck_alert_deliveries_state"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_deliveries")),
         sa.UniqueConstraint("alert_id", "channel", name=op.f("uq_alert_deliveries_alert_id_channel")),
