@@ -30,6 +30,7 @@ from verify.web import (
     lead_pages,
     pages,
     platforms_pages,
+    report_pages,
     users_pages,
 )
 from verify.web.deps import CsrfChecked, LoginRequired, PageForbidden
@@ -134,6 +135,7 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
     app.include_router(users_pages.router)
     app.include_router(platforms_pages.router)
     app.include_router(exports.router)
+    app.include_router(report_pages.router)
     app.include_router(api.router)
     app.include_router(api.openapi_router)
     return app
