@@ -15,7 +15,7 @@ from storage.base import utcnow
 from verify.reports import data
 from verify.reports.outcomes import TicketOutcome, ticket_outcomes
 from verify.reports.recurring import RecurringPlace, recurring_places
-from verify.reports.spikes import CellTest, spikes, tested_cells
+from verify.reports.spikes import CellTest, spikes, cell_tests
 from verify.reports.terms import Term, top_terms
 from verify.reports.weeks import IsoWeek
 
@@ -98,7 +98,7 @@ def build_weekly_report(
     leads = data.leads_frame(session, trailing[0].start_utc(zone), end, zone)
     names = [str(w) for w in trailing]
     this = str(week)
-    cells = tested_cells(_cells(leads, this, names))
+    cells = cell_tests(_cells(leads, this, names))
     this_week = leads[leads["week"] == this]
     per_week = leads.groupby("week").size()
     return WeeklyReport(

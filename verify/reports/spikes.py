@@ -73,7 +73,7 @@ def upper_tail(count: int, history: Sequence[int]) -> tuple[float, float, CountM
     return expected, spread, CountModel.POISSON, float(stats.poisson.sf(count - 1, expected))
 
 
-def tested_cells(cells: Mapping[tuple[str, str], tuple[int, Sequence[int]]]) -> list[CellTest]:
+def cell_tests(cells: Mapping[tuple[str, str], tuple[int, Sequence[int]]]) -> list[CellTest]:
     """Test every cell ((category, district) → (this week's count, trailing counts)); q-values by
     Benjamini–Hochberg over all of them. Ordered by q, then by ratio (largest first), then by name."""
     tests = []
