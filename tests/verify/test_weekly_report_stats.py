@@ -13,7 +13,7 @@ from scipy import stats
 
 from verify.reports.outcomes import ALL_CATEGORIES, TicketOutcome, ticket_outcomes
 from verify.reports.recurring import RecurringPlace, clusters, place_key, recurring_places
-from verify.reports.spikes import CountModel, baseline, spikes, cell_tests, upper_tail
+from verify.reports.spikes import CountModel, baseline, cell_tests, spikes, upper_tail
 from verify.reports.terms import log_odds_z, top_terms, words
 from verify.reports.weeks import IsoWeek, WeekError
 
@@ -126,7 +126,10 @@ def test_place_names_written_differently_share_one_key_or_cluster() -> None:
 
 def _leads(rows: list[tuple[str, str | None, str | None]]) -> pd.DataFrame:
     return pd.DataFrame(
-        [(i, week, "城乡建设", "南山区", street, landmark, 1, 0) for i, (week, street, landmark) in enumerate(rows)],
+        [
+            (i, week, "城乡建设", "南山区", street, landmark, 1, 0)
+            for i, (week, street, landmark) in enumerate(rows)
+        ],
         columns=["lead_id", "week", "category", "district", "street", "landmark", "posts", "engagement"],
     )
 

@@ -15,7 +15,7 @@ from storage.base import utcnow
 from verify.reports import data
 from verify.reports.outcomes import TicketOutcome, ticket_outcomes
 from verify.reports.recurring import RecurringPlace, recurring_places
-from verify.reports.spikes import CellTest, spikes, cell_tests
+from verify.reports.spikes import CellTest, cell_tests, spikes
 from verify.reports.terms import Term, top_terms
 from verify.reports.weeks import IsoWeek
 
