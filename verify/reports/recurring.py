@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -46,27 +46,25 @@ def place_key(name: str) -> str:
 
 def clusters(keys: Iterable[str]) -> dict[str, str]:
     """Each key → its cluster's key: the shortest key (of at least MIN_SHARED_CHARS) it contains."""
+    known = set(keys)
     roots: dict[str, str] = {}
-    ordered = sorted(set(keys), key=lambda k: (len(k), k))
-    for key in ordered:
-        inside = [k for k in ordered if len(k) >= MIN_SHARED_CHARS and len(k) < len(key) and k in key]
-        roots[key] = roots[inside[0]] if inside else key
+    for key in sorted(known, key=lambda k: (len(k), k)):
+        inside = {
+            key[i:j]
+            for i in range(len(key))
+            for j in range(i + MIN_SHARED_CHARS, len(key) + 1)
+            if j - i < len(key) and key[i:j] in known
+        }
+        roots[key] = roots[min(inside, key=lambda k: (len(k), k))] if inside else key
     return roots
 
 
-def _places(leads: pd.DataFrame) -> pd.DataFrame:
-    """The leads that name a place, with its kind, written name and cluster key."""
-    named = leads[leads["landmark"].notna() | leads["street"].notna()].copy()
-    has_landmark = named["landmark"].notna() & (named["landmark"].astype(str).str.strip() != "")
-    named["kind"] = [LANDMARK if flag else STREET for flag in has_landmark]
-    named["name"] = named["landmark"].where(has_landmark, named["street"]).astype(str)
-    named["key"] = named["name"].map(place_key)
-    named = named[named["key"] != ""]
-    named["cluster"] = named["key"]
-    for _, group in named.groupby(["category", "district", "kind"]):
-        roots = clusters(group["key"])
-        named.loc[group.index, "cluster"] = group["key"].map(roots)
-    return named
+#: Place key → the (week, written name) of each lead there.
+_Seen = dict[str, list[tuple[str, str]]]
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
 
 
 def recurring_places(
@@ -75,19 +73,28 @@ def recurring_places(
     """Places with leads of one category this ``week`` and in at least ``min_weeks`` of ``trailing``.
 
     Most persistent first (weeks with leads), then most leads, then by name."""
-    if leads.empty:
-        return []
-    named = _places(leads)
     order = {w: i for i, w in enumerate([*trailing, week])}
+    # (category, district, kind) → place key → its leads.
+    places: dict[tuple[str, str, str], _Seen] = defaultdict(lambda: defaultdict(list))
+    columns = ["week", "category", "district", "street", "landmark"]
+    # Plain lists: iterating rows of Arrow-backed string columns is many times slower.
+    rows = zip(*(leads[c].tolist() for c in columns), strict=True)
+    for lead_week, category, district, street, landmark in rows:
+        kind, name = (LANDMARK, _text(landmark)) if _text(landmark) else (STREET, _text(street))
+        key = place_key(name) if name and lead_week in order else ""
+        if key:
+            places[(category, district, kind)][key].append((lead_week, name))
     found: list[RecurringPlace] = []
-    for (category, district, kind, _), group in named.groupby(["category", "district", "kind", "cluster"]):
-        weeks = sorted(set(group["week"]) & set(order), key=order.__getitem__)
-        this_week = int((group["week"] == week).sum())
-        earlier = sum(1 for w in weeks if w != week)
-        if this_week == 0 or earlier < min_weeks:
-            continue
-        names = Counter(group["name"])
-        place = sorted(names, key=lambda n: (-names[n], len(n), n))[0]
-        in_window = int(group["week"].isin(order).sum())
-        found.append(RecurringPlace(category, district, kind, place, tuple(weeks), in_window, this_week))
+    for (category, district, kind), keyed in places.items():
+        grouped: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for key, root in clusters(keyed).items():
+            grouped[root] += keyed[key]
+        for seen in grouped.values():
+            weeks = sorted({w for w, _ in seen}, key=order.__getitem__)
+            this_week = sum(1 for w, _ in seen if w == week)
+            if this_week == 0 or len(weeks) - 1 < min_weeks:
+                continue
+            names = Counter(name for _, name in seen)
+            place = min(names, key=lambda n: (-names[n], len(n), n))
+            found.append(RecurringPlace(category, district, kind, place, tuple(weeks), len(seen), this_week))
     return sorted(found, key=lambda r: (-len(r.weeks), -r.leads, r.category, r.district, r.place))
