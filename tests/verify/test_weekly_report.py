@@ -3,6 +3,7 @@ PostgreSQL: exact figures of every section, the files it writes, the CLI and the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from verify.reports.recurring import RecurringPlace
 from verify.reports.spikes import CountModel
 from verify.reports.weekly import write_weekly_report
 from verify.reports.weeks import IsoWeek
-from verify.reports.workbook import SHEETS
+from verify.reports.workbook import SHEETS, write_workbook
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -182,6 +183,15 @@ def test_the_workbook_has_one_sheet_per_section_with_chinese_headers(
     assert [cell.value for cell in book["高频词"][2]][:4] == ['<script>alert("x")</script>', 1, "alert", 1]
 
 
+def test_a_place_name_that_would_be_a_spreadsheet_formula_is_written_as_text(
+    report: WeeklyReport, tmp_path: Path
+) -> None:
+    formula = dataclasses.replace(report.recurring[0], place='=HYPERLINK("http://x.invalid","点")')
+    write_workbook(dataclasses.replace(report, recurring=(formula,)), tmp_path / "book.xlsx")
+    cell = openpyxl.load_workbook(tmp_path / "book.xlsx")["反复发生"]["D2"]
+    assert (cell.data_type, cell.value) == ("s", '\'=HYPERLINK("http://x.invalid","点")')
+
+
 def test_the_charts_draw_chinese_without_a_missing_glyph(report: WeeklyReport, tmp_path: Path) -> None:
     font = chinese_font()
     assert font is not None
@@ -293,3 +303,22 @@ def test_a_bad_week_on_the_page_is_a_400_saying_why(client: TestClient) -> None:
 def test_an_analyst_may_not_open_the_report(client: TestClient) -> None:
     submit_login(client, "alice", "alice-pw-long-enough")
     assert client.get("/reports/weekly", params={"week": "2026-W48"}).status_code == 403
+
+
+def test_a_weeks_report_is_built_once_for_several_views(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verify.web import report_pages
+
+    built: list[IsoWeek] = []
+
+    def counting(session: Session, options, week: IsoWeek, zone, now=None) -> WeeklyReport:  # type: ignore[no-untyped-def]
+        built.append(week)
+        return build_weekly_report(session, options, week, zone, now)
+
+    monkeypatch.setattr(report_pages, "build_weekly_report", counting)
+    submit_login(client, "sue", "sue-pw-long-enough")
+    for path in ("/reports/weekly", "/reports/weekly.xlsx", "/reports/weekly"):
+        assert client.get(path, params={"week": "2026-W48"}).status_code == 200
+    client.get("/reports/weekly", params={"week": "2026-W47"})
+    assert built == [WEEK, IsoWeek(2026, 47)]

@@ -7,6 +7,7 @@ from typing import IO
 
 import pandas as pd
 
+from verify.exports import spreadsheet_safe
 from verify.reports.build import WeeklyReport
 from verify.reports.spikes import COUNT_MODEL_LABELS, CellTest
 
@@ -113,7 +114,8 @@ def frames(report: WeeklyReport) -> dict[str, pd.DataFrame]:
 
 
 def write_workbook(report: WeeklyReport, target: Path | IO[bytes]) -> None:
-    """Write the workbook to a path or a binary stream."""
+    """Write the workbook to a path or a binary stream; crawled text that would start a spreadsheet
+    formula (a place name "=…") is prefixed with an apostrophe, as in every export (verify.exports)."""
     with pd.ExcelWriter(target, engine="openpyxl") as writer:
         for name, frame in frames(report).items():
-            frame.to_excel(writer, sheet_name=name, index=False)
+            spreadsheet_safe(frame).to_excel(writer, sheet_name=name, index=False)

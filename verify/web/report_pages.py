@@ -23,6 +23,10 @@ from verify.web.pages import render
 router = APIRouter(include_in_schema=False)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HEAT_ROWS = 12
+#: A week's report is built once and kept this long: on a city-sized database it takes seconds, and a
+#: past week changes little (late posts, ticket closings) between two views.
+CACHE_SECONDS = 600
+CACHE_WEEKS = 8
 
 
 def count_bars(rows: Sequence[tuple[str, float, str]], title: str) -> svg.Chart:
@@ -69,8 +73,20 @@ def _week(request: Request, text: str | None) -> IsoWeek:
 
 
 def _report(request: Request, session: DbSession, week: IsoWeek) -> WeeklyReport:
+    """The week's report, from the app's small cache when built less than CACHE_SECONDS ago."""
+    cache: dict[IsoWeek, WeeklyReport] | None = getattr(request.app.state, "weekly_reports", None)
+    if cache is None:
+        cache = request.app.state.weekly_reports = {}
+    now = utcnow()
+    cached = cache.get(week)
+    if cached is not None and (now - cached.generated_at).total_seconds() < CACHE_SECONDS:
+        return cached
     settings = get_settings(request)
-    return build_weekly_report(session, settings.report, week, local_zone(settings))
+    report = build_weekly_report(session, settings.report, week, local_zone(settings), now)
+    cache[week] = report
+    for stale in sorted(cache.items(), key=lambda item: item[1].generated_at)[:-CACHE_WEEKS]:
+        cache.pop(stale[0], None)  # pop: two requests may drop the same week
+    return report
 
 
 @router.get("/reports/weekly")
