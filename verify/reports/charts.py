@@ -129,12 +129,18 @@ def _tickets(report: WeeklyReport, axes: Any) -> None:
     axes.set_xlabel("未被退单的工单占比")
 
 
-#: File name → (drawing function, figure size in inches).
-CHARTS: dict[str, tuple[Callable[[WeeklyReport, Any], None], tuple[float, float]]] = {
-    "trend.png": (_trend, (9, 4.5)),
-    "spikes.png": (_spikes, (8, 4.5)),
-    "heat.png": (_heat, (8, 5.5)),
-    "tickets.png": (_tickets, (8, 4.5)),
+def _height(rows: int) -> float:
+    """Inches for a bar chart of ``rows`` bars: one bar is not drawn a hand wide."""
+    return min(max(2.4, 1.6 + 0.45 * rows), 9.0)
+
+
+Size = Callable[[WeeklyReport], tuple[float, float]]
+#: File name → (drawing function, figure size in inches for the report).
+CHARTS: dict[str, tuple[Callable[[WeeklyReport, Any], None], Size]] = {
+    "trend.png": (_trend, lambda report: (9, 4.5)),
+    "spikes.png": (_spikes, lambda report: (8, _height(len(report.spikes)))),
+    "heat.png": (_heat, lambda report: (8, _height(len(report.heat[:HEAT_ROWS])))),
+    "tickets.png": (_tickets, lambda report: (8, _height(len(report.tickets)))),
 }
 
 
@@ -148,7 +154,7 @@ def write_charts(report: WeeklyReport, folder: Path) -> list[Path]:
     written = []
     with plt.rc_context(_style(font)):
         for name, (draw, size) in CHARTS.items():
-            figure, axes = plt.subplots(figsize=size)
+            figure, axes = plt.subplots(figsize=size(report))
             try:
                 draw(report, axes)
                 path = folder / name
