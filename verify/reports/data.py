@@ -35,29 +35,16 @@ def _counted(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
 def leads_frame(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> pd.DataFrame:
     """The counted leads first seen in [start, end): their week, place, posts and engagement (the sum
     of their posts' likes, replies and reposts)."""
-    evidence = (
-        select(
-            LeadPost.lead_id,
-            func.count(Post.id).label("posts"),
-            func.coalesce(func.sum(Post.likes + Post.replies + Post.reposts), 0).label("engagement"),
-        )
-        .join(Post, Post.id == LeadPost.post_id)
-        .group_by(LeadPost.lead_id)
-        .subquery()
-    )
+    engagement = func.coalesce(func.sum(Post.likes + Post.replies + Post.reposts), 0)
+    place = (Lead.id, Lead.first_seen_at, Lead.category, Lead.district, Lead.street, Lead.landmark)
+    # One grouped pass over the window's leads and their posts only: an aggregate over every lead's
+    # posts, joined afterwards, made PostgreSQL nest loops over the whole table.
     rows = session.execute(
-        select(
-            Lead.id,
-            Lead.first_seen_at,
-            Lead.category,
-            Lead.district,
-            Lead.street,
-            Lead.landmark,
-            func.coalesce(evidence.c.posts, 0),
-            func.coalesce(evidence.c.engagement, 0),
-        )
-        .outerjoin(evidence, evidence.c.lead_id == Lead.id)
+        select(*place, func.count(Post.id), engagement)
+        .outerjoin(LeadPost, LeadPost.lead_id == Lead.id)
+        .outerjoin(Post, Post.id == LeadPost.post_id)
         .where(_counted(start, end))
+        .group_by(*place)
         .order_by(Lead.id)
     ).all()
     records = [
