@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage analyst, supervisor and admin accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+report_app = typer.Typer(help="Class-case (类案) reports.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 console = Console()
 
 ConfigOption = Annotated[
@@ -603,6 +605,31 @@ def users_token(
         typer.echo(f"weisu users: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(token)
+
+
+@report_app.command("weekly")
+def report_weekly(
+    week: Annotated[
+        str | None, typer.Option(help="ISO week YYYY-Www, e.g. 2026-W48 (default: the last complete week)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder to write into (default: report.out_dir)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the weekly class-case report (HTML page, XLSX workbook, PNG charts) into OUT/<week>/."""
+    from verify.reports.weekly import write_weekly_report
+    from verify.reports.weeks import IsoWeek, WeekError
+
+    settings = _settings(config)
+    try:
+        chosen = IsoWeek.parse(week) if week else None
+    except WeekError as error:
+        _fail("report weekly", error)
+    _only_reading("report weekly", settings)
+    with console.status("weekly report…"):
+        folder = write_weekly_report(settings, session_factory(settings), chosen, out=out)
+    console.print(f"report weekly: {folder}")
+    for path in sorted(folder.iterdir()):
+        console.print(f"  {path.name}")
 
 
 def _create_user(settings: Settings, name: str, password: str, role: Role) -> None:

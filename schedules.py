@@ -154,6 +154,13 @@ def deliver_alerts(settings: Settings) -> dict[str, int]:
     return deliver(settings, _session_factory(settings))
 
 
+def weekly_report(settings: Settings) -> dict[str, str]:
+    """Monday morning: the last complete week's class-case (类案) report, written to ``report.out_dir``."""
+    from verify.reports.weekly import write_weekly_report
+
+    return {"written": str(write_weekly_report(settings, _session_factory(settings)))}
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -171,6 +178,7 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("retrain_model", retrain_model),
     JobSpec("purge_expired", purge_expired),
     JobSpec("deliver_alerts", deliver_alerts),
+    JobSpec("weekly_report", weekly_report),
 )
 
 

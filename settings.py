@@ -657,6 +657,32 @@ class AlertSettings(StrictModel):
     lease_seconds: float = Field(default=120.0, gt=0)
 
 
+class ReportSettings(StrictModel):
+    """The weekly class-case (类案) report (verify.reports): its baseline, tests and output folder."""
+
+    #: Weeks before the reported one that make its baseline (expected counts, recurring places).
+    trailing_weeks: int = Field(default=8, ge=2, le=52)
+    #: A cell is a spike when its Benjamini–Hochberg q-value is at most this...
+    fdr_level: float = Field(default=0.05, gt=0, lt=1)
+    #: ...and it has at least this many leads this week.
+    min_count: int = Field(default=3, ge=1)
+    #: A place recurs when it has leads this week and in at least this many trailing weeks.
+    recurring_min_weeks: int = Field(default=3, ge=1)
+    #: Words listed per category.
+    top_terms: int = Field(default=10, ge=1, le=50)
+    #: Where `weisu report weekly` and the scheduled job write (one folder per week).
+    out_dir: str = "var/reports"
+
+    @model_validator(mode="after")
+    def _recurring_within_trailing(self) -> ReportSettings:
+        if self.recurring_min_weeks > self.trailing_weeks:
+            raise ValueError(
+                f"recurring_min_weeks ({self.recurring_min_weeks}) cannot exceed trailing_weeks"
+                f" ({self.trailing_weeks})"
+            )
+        return self
+
+
 class Settings(StrictModel):
     """Everything an operator changes, as loaded from config.yaml and the environment."""
 
@@ -676,6 +702,7 @@ class Settings(StrictModel):
     crawl_gaps: CrawlGapSettings = Field(default_factory=CrawlGapSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     # Secrets come only from the environment and have no usable default: "" means unset, and every
     # command that needs one refuses to start without it (require_secrets).
     author_hash_key: str = Field(default="", exclude=True, repr=False)

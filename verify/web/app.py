@@ -32,6 +32,7 @@ from verify.web import (
     lead_pages,
     pages,
     platforms_pages,
+    report_pages,
     users_pages,
 )
 from verify.web.deps import CsrfChecked, LoginRequired, PageForbidden
@@ -138,6 +139,7 @@ def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
     app.include_router(jobs_pages.router)
     app.include_router(alerts_pages.router)
     app.include_router(exports.router)
+    app.include_router(report_pages.router)
     app.include_router(api.router)
     app.include_router(api.openapi_router)
     return app
