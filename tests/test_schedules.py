@@ -108,6 +108,7 @@ def test_job_table_has_every_job_with_its_configured_trigger_grace_and_coalescin
     scheduler = schedules.configure(BackgroundScheduler(timezone="Asia/Shanghai"), settings)
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert sorted(jobs) == [
+        "deliver_alerts",
         "expire_claims",
         "incremental_sweep",
         "nightly_sweep",
@@ -115,6 +116,7 @@ def test_job_table_has_every_job_with_its_configured_trigger_grace_and_coalescin
         "push_tickets",
         "retrain_model",
         "sync_ticket_statuses",
+        "weekly_report",
     ]
     assert (
         str(jobs["nightly_sweep"].trigger)
@@ -127,6 +129,11 @@ def test_job_table_has_every_job_with_its_configured_trigger_grace_and_coalescin
     assert str(jobs["push_tickets"].trigger) == "interval[0:00:30]"
     assert str(jobs["incremental_sweep"].trigger) == "interval[0:15:00]"
     assert str(jobs["sync_ticket_statuses"].trigger) == "interval[0:05:00]"
+    assert str(jobs["deliver_alerts"].trigger) == "interval[0:00:30]"
+    assert (
+        str(jobs["weekly_report"].trigger)
+        == "cron[month='*', day='*', day_of_week='mon', hour='7', minute='0']"
+    )
     assert {job_id: job.misfire_grace_time for job_id, job in jobs.items()} == {
         "nightly_sweep": 3600,
         "incremental_sweep": 300,
@@ -135,6 +142,8 @@ def test_job_table_has_every_job_with_its_configured_trigger_grace_and_coalescin
         "expire_claims": 60,
         "retrain_model": 21600,
         "purge_expired": 21600,
+        "deliver_alerts": 30,
+        "weekly_report": 21600,
     }
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     assert all(job.func is schedules.run_job and job.args == (job.id,) for job in jobs.values())
