@@ -14,6 +14,7 @@ from classify.request_type import (
     leave_one_city_out,
     load_type_examples,
     predict_request_types,
+    question_form_terms,
     surface_terms,
 )
 from classify.text import tokenize
@@ -68,6 +69,38 @@ def test_surface_terms_keep_the_question_particles_and_marks_the_shared_tokenise
     terms = surface_terms(text)
     assert terms[:6] == ["cue:请问", "cue:吗", "cue:怎么", "cue:?", "end:吗?", "end1:?"]
     assert {"吗", "?", "吗?", "怎么"} <= set(terms)
+
+
+def test_question_form_marks_each_clause_that_opens_with_a_question_word_or_closes_with_a_particle() -> None:
+    # Normalised text: NFKC has turned "，" and "？" into "," and "?".
+    assert question_form_terms("小区停水三天了,什么时候能来水,物业不管吗") == [
+        "open:什么时候",
+        "final:吗",
+        "asks:2",
+        "ask_share:most",
+        "first_asks:False",
+        "last_asks:True",
+    ]
+
+
+def test_a_text_that_asks_nowhere_has_only_its_counts_in_question_form() -> None:
+    assert question_form_terms("楼下烧烤店油烟太大,晚上十二点还在营业。") == [
+        "asks:0",
+        "ask_share:none",
+        "first_asks:False",
+        "last_asks:False",
+    ]
+
+
+def test_surface_terms_end_with_the_question_form_of_the_normalised_text() -> None:
+    assert surface_terms("请问公积金怎么提取吗？")[-6:] == [
+        "open:请问",
+        "final:吗",
+        "asks:1",
+        "ask_share:most",
+        "first_asks:True",
+        "last_asks:True",
+    ]
 
 
 def test_predicting_no_texts_gives_no_types() -> None:
