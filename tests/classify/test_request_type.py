@@ -10,6 +10,7 @@ import pytest
 
 from classify.corpus import CORPUS_DIR, PUBLISHED_TYPES, letter_of
 from classify.request_type import (
+    build_request_type_pipeline,
     fit_request_type,
     leave_one_city_out,
     load_type_examples,
@@ -118,21 +119,26 @@ def folds() -> dict[str, dict[str, dict]]:
 def test_trained_on_fuzhou_the_model_types_jiamusi_letters_and_titles_at_a_measured_floor(
     folds: dict[str, dict[str, dict]],
 ) -> None:
-    # Measured: letters 0.7759, titles 0.8261, short texts 0.5372 (macro-F1 over problem and question).
+    # Measured: letters 0.7896, titles 0.8374, short texts 0.5943 (macro-F1 over problem and question).
     jiamusi = folds["jiamusi"]
-    assert jiamusi["letter"]["macro_f1"] >= 0.76
-    assert jiamusi["title"]["macro_f1"] >= 0.81
-    assert jiamusi["short"]["macro_f1"] >= 0.52
-    assert jiamusi["letter"]["expected_calibration_error"] <= 0.07  # measured 0.051
+    assert jiamusi["letter"]["macro_f1"] >= 0.78
+    assert jiamusi["title"]["macro_f1"] >= 0.83
+    assert jiamusi["short"]["macro_f1"] >= 0.58
+    assert jiamusi["letter"]["expected_calibration_error"] <= 0.07  # measured 0.035
 
 
 def test_trained_on_jiamusi_the_model_cannot_know_suggestions_but_tells_problems_from_questions(
     folds: dict[str, dict[str, dict]],
 ) -> None:
     # Jiamusi publishes no suggestions, so Fuzhou's 57 are all missed: F1 0 drags the macro-F1 over
-    # its three types down (measured: letters 0.4883, titles 0.4555, short texts 0.5083).
+    # its three types down (measured: letters 0.5057, titles 0.4789, short texts 0.5344).
     fuzhou = folds["fuzhou"]
     assert fuzhou["letter"]["per_class"]["suggestion"]["f1"] == 0.0
-    assert fuzhou["letter"]["macro_f1"] >= 0.48
+    assert fuzhou["letter"]["macro_f1"] >= 0.50
     assert fuzhou["letter"]["per_class"]["problem"]["f1"] >= 0.92
-    assert fuzhou["letter"]["per_class"]["question"]["f1"] >= 0.52
+    assert fuzhou["letter"]["per_class"]["question"]["f1"] >= 0.57
+
+
+def test_the_topic_views_weigh_half_the_question_form_in_the_type_pipeline() -> None:
+    features = build_request_type_pipeline().named_steps["features"]
+    assert features.transformer_weights == {"word": 0.5, "char": 0.5, "surface": 1.0}
