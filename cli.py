@@ -309,6 +309,8 @@ def push(
     from verify.tickets import TicketError, requeue_failed
 
     settings = _settings(config)
+    # Writes tickets' states: migrates like every writing command, never pushes against an old schema.
+    initialise_database(settings)
     factory = session_factory(settings)
     for ticket_id in requeue or []:
         try:
@@ -336,6 +338,8 @@ def sync(config: ConfigOption = None) -> None:
     from verify.sync import sync_statuses
 
     settings = _settings(config)
+    # Writes tickets' states: migrates like every writing command, never syncs against an old schema.
+    initialise_database(settings)
     summary = sync_statuses(settings, session_factory(settings))
     console.print(summary.summary())
 
