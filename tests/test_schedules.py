@@ -101,7 +101,7 @@ def test_service_codes_the_dispatch_system_lacks_are_logged_by_name_at_start(
     offered["other"] = "其他"
     simulator = create_simulator(tmp_path / "dispatch.db", SimulatorOptions(services=offered))
     with serve_in_thread(simulator) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         with caplog.at_level("ERROR", logger="weisu.schedules"):
             unknown = schedules.check_dispatch_services(settings)
     assert unknown == ["health"]
@@ -111,8 +111,8 @@ def test_service_codes_the_dispatch_system_lacks_are_logged_by_name_at_start(
 def test_an_unreachable_dispatch_system_at_start_is_logged_not_fatal(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings.dispatch.base_url = "http://127.0.0.1:9"  # discard port: nothing listens
-    settings.dispatch.timeout_seconds = 1
+    # discard port: nothing listens
+    settings = settings.changed(dispatch={"base_url": "http://127.0.0.1:9", "timeout_seconds": 1})
     with caplog.at_level("ERROR", logger="weisu.schedules"):
         assert schedules.check_dispatch_services(settings) == []
     assert caplog.messages[0].startswith("could not read the dispatch system's services: ")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from keys_for_tests import TEST_AUTHOR_HASH_KEY, TEST_SECRET_ENV, TEST_SECRET_KEY
-
 from pydantic import ValidationError
 
 from settings import ENV_FIELDS, ENV_OVERRIDES, PROJECT_ROOT, ConfigError, load_settings, rebase_url

@@ -110,7 +110,12 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
     with serve_in_thread(recording) as base:
         httpx.post(f"{base}/_walls", params={"jutousu": "login_redirect", "toutiao": "expired_cookie"})
         settings = crawl_settings(base, migrated_sqlite(tmp_path_factory.mktemp("signin")))
-        settings.platforms["toutiao"].credentials_header = TOKEN_HEADER
+        settings = settings.changed(
+            platforms={
+                **settings.platforms,
+                "toutiao": settings.platforms["toutiao"].changed(credentials_header=TOKEN_HEADER),
+            }
+        )
         env = child_env(settings) | {"WEISU_JUTOUSU_COOKIE": VALID_CREDENTIAL, "WEISU_TOUTIAO_COOKIE": TOKEN}
         for platform in settings.platforms.values():
             if platform.credentials_env not in (None, "WEISU_JUTOUSU_COOKIE", "WEISU_TOUTIAO_COOKIE"):

@@ -47,7 +47,9 @@ def found(
 
 @pytest.fixture
 def push(settings: Settings, session_factory) -> Callable[[Server], object]:
-    settings.dispatch.backoff_base_seconds = 0.0  # each retry is due at once: one push_pending per turn
+    settings = settings.changed(
+        dispatch={"backoff_base_seconds": 0.0}
+    )  # each retry is due at once: one push_pending per turn
 
     def run(server: Server) -> object:
         return push_pending(settings, session_factory, transport=httpx.MockTransport(server))
@@ -170,7 +172,7 @@ def test_a_ticket_whose_lookups_keep_failing_fails_and_still_looks_first_after_a
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.max_attempts = 2
+    settings = settings.changed(dispatch={"max_attempts": 2})
     server = Server(
         posts=[httpx.ReadTimeout("timed out")],
         gets=[
@@ -220,7 +222,7 @@ def test_a_server_that_honours_idempotency_keys_gets_the_post_again_without_a_lo
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.honours_idempotency_key = True
+    settings = settings.changed(dispatch={"honours_idempotency_key": True})
     server = Server(
         posts=[httpx.ReadTimeout("timed out"), httpx.Response(200, json=[{"service_request_id": "sr-5"}])]
     )
@@ -239,7 +241,7 @@ def test_the_lookup_filters_on_the_key_attribute_where_the_server_supports_it(
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.lookup_by_attribute = True
+    settings = settings.changed(dispatch={"lookup_by_attribute": True})
     server = Server(
         posts=[httpx.ReadTimeout("timed out")],
         gets=[httpx.Response(200, json=[found(f"【{ticket.idempotency_key}】路灯")])],
@@ -256,7 +258,7 @@ def test_a_full_answer_proves_nothing_so_its_window_is_looked_at_half_by_half(
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.lookup_max_results = 2
+    settings = settings.changed(dispatch={"lookup_max_results": 2})
     others = [found("【weisu-lead-900】", "sr-1"), found("【weisu-lead-901】", "sr-2")]
     server = Server(
         posts=[httpx.ReadTimeout("timed out")],
