@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -63,6 +64,15 @@ def _only_reading(command: str, settings: Settings) -> None:
         _fail(command, error)
 
 
+def _require_simulators(command: str) -> None:
+    """The simulators live in fixtures/, which the wheel leaves out: without them, one line says so."""
+    if importlib.util.find_spec("fixtures") is None:
+        _fail(
+            command,
+            "the simulators are not installed: they come with the source tree (fixtures/), not the wheel",
+        )
+
+
 def _stage_errors() -> tuple[type[Exception], ...]:
     """Errors a stage raises for bad input or state: shown as one line, never as a traceback."""
     from classify.evaluation import EvaluationError
@@ -119,6 +129,7 @@ def simulate(
 ) -> None:
     """Serve every simulated platform on one loopback port (truth at /_truth), optionally with seeded
     faults and walls (the same as POST /_faults and /_walls later)."""
+    _require_simulators("simulate")
     from fixtures.simulator.server import serve
 
     faults = {
@@ -159,6 +170,7 @@ def simulate_dispatch(
     ] = False,
 ) -> None:
     """Serve the Open311 GeoReport v2 dispatch-system simulator, optionally with seeded faults."""
+    _require_simulators("simulate-dispatch")
     from fixtures.dispatch_simulator.faults import FaultPlan
     from fixtures.dispatch_simulator.server import serve
 
@@ -477,6 +489,7 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
+    _require_simulators("demo")
     from demo import DemoError, run_demo
 
     try:

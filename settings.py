@@ -689,7 +689,7 @@ class DispatchSettings(StrictModel):
     lease_seconds: float = Field(default=120.0, gt=0)
     api_key: str | None = Field(default=None, exclude=True)
     # Starter responsibility list (职责清单) loaded into an empty database; admins edit it in the web app.
-    responsibility_csv: str = "fixtures/responsibility/shenzhen.csv"
+    responsibility_csv: str = "verify/data/responsibility_shenzhen.csv"
     # Another ticket API served by configuration: its paths ({id} is the request id) and the names its
     # form fields carry (Open311 name → that API's name; unlisted fields keep their Open311 names).
     request_path: str = "/requests.json"

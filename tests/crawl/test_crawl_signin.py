@@ -30,7 +30,7 @@ from crawlers.runner import child_env, run_crawl
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.walls import VALID_CREDENTIAL
-from settings import PROJECT_ROOT, PlatformSettings, Settings, load_settings
+from settings import PLATFORM, PROJECT_ROOT, Settings, load_settings
 from storage.base import Base
 from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, Platform, RawResponse
@@ -293,7 +293,7 @@ def _platform(**values: Any) -> dict[str, Any]:
 )
 def test_a_bad_credentials_setting_is_refused(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        PlatformSettings.model_validate(_platform(**values))
+        PLATFORM.validate_python(_platform(**values))
 
 
 def test_the_credential_value_is_not_part_of_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
