@@ -4,6 +4,7 @@ ships the production data and leaves the simulators out (issue #16, item 7)."""
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -87,10 +88,14 @@ def test_the_production_data_lives_in_its_packages() -> None:
 
 @pytest.mark.timeout(300)
 def test_the_wheel_ships_the_data_and_not_the_simulators(tmp_path: Path) -> None:
-    # pip builds it as any installer would (setuptools from the configured package index, ~30 s).
+    # Built from a copy: setuptools keeps a build/ folder beside the sources, and a stale one could
+    # leak old files into the wheel. pip builds as any installer would (setuptools from the index).
+    source = tmp_path / "source"
+    ignored = shutil.ignore_patterns(".*", "var", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(PROJECT_ROOT, source, ignore=ignored)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
-        + ["--wheel-dir", str(tmp_path), str(PROJECT_ROOT)],
+        + ["--wheel-dir", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
     )
