@@ -67,10 +67,9 @@ def _only_reading(command: str, settings: Settings) -> None:
 def _require_simulators(command: str) -> None:
     """The simulators live in fixtures/, which the wheel leaves out: without them, one line says so."""
     if importlib.util.find_spec("fixtures") is None:
-        _fail(
-            command,
-            "the simulators are not installed: they come with the source tree (fixtures/), not the wheel",
-        )
+        reason = "the simulators are not installed: they come with the source tree (fixtures/), not the wheel"
+        typer.echo(f"weisu {command}: {reason}", err=True)
+        raise typer.Exit(2)
 
 
 def _stage_errors() -> tuple[type[Exception], ...]:

@@ -109,3 +109,25 @@ def test_the_wheel_ships_the_data_and_not_the_simulators(tmp_path: Path) -> None
         "settings.py",
         "cli.py",
     } <= names
+
+
+@pytest.mark.parametrize("command", ["simulate", "simulate-dispatch", "demo"])
+def test_without_the_simulators_a_simulator_command_says_so_in_one_line(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "fixtures" else real_find_spec(name, *a)
+    )
+    result = CliRunner().invoke(app, [command])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"weisu {command}: the simulators are not installed: they come with the source tree (fixtures/), "
+        "not the wheel\n"
+    )
