@@ -189,6 +189,9 @@ class PaginationSettings(StrictModel):
                 raise ValueError(f"style {style} needs {key}")
             if self.style != style and getattr(self, key) is not None:
                 raise ValueError(f"{key} is read only with style {style}, this is style {self.style}")
+        if self.total_path is not None and self.style not in ("page", "offset"):
+            # Coverage is counted in page numbers or offsets: a cursor or a link counts nothing.
+            raise ValueError(f"total_path is read only with style page or offset, this is style {self.style}")
         return self
 
 

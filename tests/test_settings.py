@@ -198,6 +198,11 @@ def test_the_old_page_parameter_key_is_gone_the_url_template_names_it(tmp_path: 
             "platforms.weibo: Value error, pagination.style: next_link is not one of this kind's "
             "(cursor, none, offset, page)",
         ),
+        (
+            "{style: cursor, cursor_path: data.next, total_path: data.total}",
+            "platforms.weibo.pagination: Value error, total_path is read only with style page or offset, "
+            "this is style cursor",
+        ),
         ("{style: page, has_more_path: 'data..more'}", None),
     ],
 )
