@@ -328,7 +328,7 @@ def _regexes(values: list[str]) -> list[str]:
 class JsonCode(StrictModel):
     """A JSON answer meaning "not signed in" or "verify first": the value at ``path`` is one of ``values``."""
 
-    path: str = Field(pattern=r"^[^\s\[\]]+(\[\d*\])?(\.[^\s\[\]]+(\[\d*\])?)*$")
+    path: JsonPath
     values: list[int | str] = Field(min_length=1)
 
 
