@@ -932,7 +932,8 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"{path}: (file): cannot be read ({exc.strerror or exc})") from exc
 
 
-#: libyaml's safe loader where PyYAML was built with it: the same documents, 1.3 s → 0.2 s for config.yaml.
+#: libyaml's safe loader where PyYAML was built with it: the same documents, several times faster
+#: (docs/benchmarks.md, issue #16); every command and crawl child starts by loading the file.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
