@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -56,6 +57,14 @@ def _only_reading(command: str, settings: Settings) -> None:
         require_current_schema(settings)
     except StartupError as error:
         _fail(command, error)
+
+
+def _require_simulators(command: str) -> None:
+    """The simulators live in fixtures/, which the wheel leaves out: without them, one line says so."""
+    if importlib.util.find_spec("fixtures") is None:
+        reason = "the simulators are not installed: they come with the source tree (fixtures/), not the wheel"
+        typer.echo(f"weisu {command}: {reason}", err=True)
+        raise typer.Exit(2)
 
 
 def _stage_errors() -> tuple[type[Exception], ...]:
@@ -114,6 +123,7 @@ def simulate(
 ) -> None:
     """Serve every simulated platform on one loopback port (truth at /_truth), optionally with seeded
     faults and walls (the same as POST /_faults and /_walls later)."""
+    _require_simulators("simulate")
     from fixtures.simulator.server import serve
 
     faults = {
@@ -154,6 +164,7 @@ def simulate_dispatch(
     ] = False,
 ) -> None:
     """Serve the Open311 GeoReport v2 dispatch-system simulator, optionally with seeded faults."""
+    _require_simulators("simulate-dispatch")
     from fixtures.dispatch_simulator.faults import FaultPlan
     from fixtures.dispatch_simulator.server import serve
 
@@ -304,6 +315,8 @@ def push(
     from verify.tickets import TicketError, requeue_failed
 
     settings = _settings(config)
+    # Writes tickets' states: migrates like every writing command, never pushes against an old schema.
+    initialise_database(settings)
     factory = session_factory(settings)
     for ticket_id in requeue or []:
         try:
@@ -331,6 +344,8 @@ def sync(config: ConfigOption = None) -> None:
     from verify.sync import sync_statuses
 
     settings = _settings(config)
+    # Writes tickets' states: migrates like every writing command, never syncs against an old schema.
+    initialise_database(settings)
     summary = sync_statuses(settings, session_factory(settings))
     console.print(summary.summary())
 
@@ -564,6 +579,7 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Start both simulators, crawl, detect, and serve the review app until Ctrl-C."""
+    _require_simulators("demo")
     from demo import DemoError, run_demo
 
     try:

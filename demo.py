@@ -56,11 +56,9 @@ def demo_secrets(path: Path = DEMO_SECRETS) -> dict[str, str]:
 def demo_settings(settings: Settings, secrets_path: Path = DEMO_SECRETS) -> Settings:
     """The demo's conveniences, for itself only: its stored secrets where none is exported, and a session
     cookie without the Secure flag (it serves plain http on loopback)."""
-    for name, value in demo_secrets(secrets_path).items():
-        if not getattr(settings, name):
-            setattr(settings, name, value)
-    settings.review.cookie_secure = False
-    return settings
+    kept = demo_secrets(secrets_path)
+    stored = {name: value for name, value in kept.items() if not getattr(settings, name)}
+    return settings.changed(**stored, review={"cookie_secure": False})
 
 
 #: How long a stopped child may take to shut down before it is killed.
@@ -246,7 +244,7 @@ def run_demo(settings: Settings, port: int = DEFAULT_PORT) -> None:
     os.environ["WEISU_DISPATCH_URL"] = dispatch_url
     os.environ.setdefault("WEISU_DATABASE_URL", settings.database_url)
     settings = demo_settings(startup_settings(settings.config_path))
-    settings.schedules.jobs["push_tickets"].interval_seconds = DEMO_PUSH_SECONDS
+    settings = settings.changed(schedules={"jobs": {"push_tickets": {"interval_seconds": DEMO_PUSH_SECONDS}}})
     dispatch_db = Path(PROJECT_ROOT / "var" / "dispatch.db")
     with ExitStack() as stack:
         stack.enter_context(demo_children(ports, dispatch_db))

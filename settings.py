@@ -6,12 +6,29 @@ import enum
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Required, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from cssselect import SelectorError
+from parsel import Selector
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 from storage.vocabulary import AlertKind
 
@@ -46,10 +63,33 @@ class SecretError(ConfigError):
     """A secret a command needs is unset or too short; the message is one line naming the variable."""
 
 
-class StrictModel(BaseModel):
+class Derivable(BaseModel):
+    """Settings are frozen once loaded (nothing may change them under a running stage); a variant is
+    derived as a new object with ``changed``."""
+
+    def changed(self, **updates: Any) -> Self:
+        """A copy with ``updates``: settings are frozen once loaded, so a variant is a new object. A dict
+        given for a nested settings model changes only the keys it names. Like model_copy, the values
+        are not validated again: this is for code that derives settings (demo, tests), not for input."""
+        return self.model_copy(
+            update={name: _changed(getattr(self, name), value) for name, value in updates.items()}
+        )
+
+
+def _changed(current: Any, value: Any) -> Any:
+    """``value`` laid over ``current``: a dict changes only the keys it names, in a nested model or in a
+    mapping of models (e.g. ``schedules.jobs``), at any depth."""
+    if isinstance(value, dict) and isinstance(current, Derivable):
+        return current.changed(**value)
+    if isinstance(value, dict) and isinstance(current, dict):
+        return {**current, **{key: _changed(current.get(key), item) for key, item in value.items()}}
+    return value
+
+
+class StrictModel(Derivable):
     """Unknown keys are errors: a typo in config.yaml must not be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 #: The database URL schemes weisu runs on (storage.db maps plain postgresql:// onto psycopg).
@@ -70,19 +110,102 @@ class DatabaseSettings(StrictModel):
         return value
 
 
+# --- field paths: checked for syntax when the file is read, so a typo never reaches a crawl ---------
+
+#: One segment of a tiny JSON path as crawlers.fields reads it: a key, optionally followed by ``[]``
+#: (every element) or ``[n]`` (one element); ``*`` fans out over an object's values.
+_JSON_SEGMENT = re.compile(r"[^\s.\[\]{}]*(\[\d*\])?")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+#: Parsing an expression against an empty page is how parsel checks its syntax.
+_EMPTY_PAGE = Selector(text="<html></html>")
+
+
+@lru_cache(maxsize=4096)  # every load checks the same few hundred paths again
+def _json_path(value: str) -> str:
+    segments = value.split(".")
+    if not value or not all(segment and _JSON_SEGMENT.fullmatch(segment) for segment in segments):
+        raise ValueError(f"{value!r} is not a JSON path (keys joined by dots, [] or [n] after a key)")
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _json_path_or_template(value: str) -> str:
+    """A JSON path, or a template such as "{base_url}/detail/{mid}" whose placeholders are JSON paths."""
+    if "{" not in value and "}" not in value:
+        return _json_path(value)
+    for key in _PLACEHOLDER.findall(value):
+        if key != "base_url":
+            _json_path(key)
+    if "{" in _PLACEHOLDER.sub("", value) or "}" in _PLACEHOLDER.sub("", value):
+        raise ValueError(f"{value!r} has an unmatched brace")
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _selector(value: str) -> str:
+    """A CSS selector or an XPath expression (the crawler tells them apart; either must parse)."""
+    for query in (_EMPTY_PAGE.css, _EMPTY_PAGE.xpath):
+        try:
+            query(value)
+        except (ValueError, SelectorError):
+            continue
+        return value
+    raise ValueError(f"{value!r} is neither a CSS selector nor an XPath expression")
+
+
+@lru_cache(maxsize=4096)
+def _xpath(value: str) -> str:
+    try:
+        _EMPTY_PAGE.xpath(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an XPath expression") from None
+    return value
+
+
+def _time_format(value: str) -> str:
+    if "%" not in value:
+        raise ValueError(f"{value!r} is not a strptime format (no % directive)")
+    return value
+
+
+JsonPath = Annotated[str, AfterValidator(_json_path)]
+JsonPathOrTemplate = Annotated[str, AfterValidator(_json_path_or_template)]
+CssOrXPath = Annotated[str, AfterValidator(_selector)]
+XPath = Annotated[str, AfterValidator(_xpath)]
+TimeFormat = Annotated[str, AfterValidator(_time_format)]
+
+
 class PaginationSettings(StrictModel):
-    """How a platform pages: by page number, offset, cursor/max_id taken from the response, or a next link."""
+    """How a platform pages: by page number, offset, cursor/max_id taken from the response, or a next link.
+
+    The page number, offset or cursor goes where an entry point's url or body says ``{page}``: the
+    template names the query parameter (or path segment, or JSON key), so nothing else does.
+    """
 
     style: Literal["page", "offset", "cursor", "next_link", "none"] = "page"
-    param: str = "page"
     start: int = 1
-    page_size: int = 20
+    page_size: int = Field(default=20, ge=1)
     max_pages: int = Field(default=5, ge=1)
-    cursor_path: str | None = None
-    has_more_path: str | None = None
-    end_path: str | None = None
-    total_path: str | None = None
-    next_selector: str | None = None
+    cursor_path: JsonPath | None = None
+    has_more_path: JsonPath | None = None
+    end_path: JsonPath | None = None
+    total_path: JsonPath | None = None
+    next_selector: CssOrXPath | None = None
+
+    #: The key a style cannot page without, which no other style reads.
+    STYLE_KEYS: ClassVar[dict[str, str]] = {"cursor": "cursor_path", "next_link": "next_selector"}
+
+    @model_validator(mode="after")
+    def _keys_fit_the_style(self) -> PaginationSettings:
+        for style, key in self.STYLE_KEYS.items():
+            if self.style == style and getattr(self, key) is None:
+                raise ValueError(f"style {style} needs {key}")
+            if self.style != style and getattr(self, key) is not None:
+                raise ValueError(f"{key} is read only with style {style}, this is style {self.style}")
+        if self.total_path is not None and self.style not in ("page", "offset"):
+            # Coverage is counted in page numbers or offsets: a cursor or a link counts nothing.
+            raise ValueError(f"total_path is read only with style page or offset, this is style {self.style}")
+        return self
 
 
 class PolitenessSettings(StrictModel):
@@ -170,7 +293,7 @@ class ReplyApi(StrictModel):
 class DiscoverySettings(StrictModel):
     """How a comments platform finds threads beyond its watched ids: the posts other platforms found."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     #: The platforms whose stored posts are threads here (bilibili ← bilibili_search).
     sources: list[str] = Field(alias="from", min_length=1)
@@ -218,7 +341,7 @@ def _regexes(values: list[str]) -> list[str]:
 class JsonCode(StrictModel):
     """A JSON answer meaning "not signed in" or "verify first": the value at ``path`` is one of ``values``."""
 
-    path: str = Field(pattern=r"^[^\s\[\]]+(\[\d*\])?(\.[^\s\[\]]+(\[\d*\])?)*$")
+    path: JsonPath
     values: list[int | str] = Field(min_length=1)
 
 
@@ -267,31 +390,99 @@ DEFAULT_WALLS = WallPatterns(
 )
 
 
-class PlatformSettings(StrictModel):
-    """One monitored platform, entirely described by data (see DESIGN.md, "A platform is data")."""
+# --- the fields each spider kind reads (crawlers/spiders): any other key is a typo -------------------
+
+
+class JsonFeedFields(TypedDict, total=False):
+    """json_feed fields: JSON paths into each record of ``items`` (text fields may be URL templates)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    items: Required[JsonPath]
+    external_id: JsonPathOrTemplate
+    text: JsonPathOrTemplate
+    title: JsonPathOrTemplate
+    author: JsonPathOrTemplate
+    url: JsonPathOrTemplate
+    ip_location: JsonPathOrTemplate
+    parent_external_id: JsonPathOrTemplate
+    published_at: JsonPath
+    time_format: TimeFormat
+    likes: JsonPath
+    replies: JsonPath
+    reposts: JsonPath
+
+
+class CommentsFields(JsonFeedFields, total=False):
+    """comments fields: a json_feed's, and where a comment's nested replies are."""
+
+    children: JsonPath
+
+
+class HtmlBoardFields(TypedDict, total=False):
+    """html_board fields: CSS or XPath on the list page (items, and external_id, link, list_replies
+    inside a row), then on the detail page; ``floor*`` read reply floors, ``thread_next`` their pager."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    items: Required[CssOrXPath]
+    external_id: CssOrXPath
+    link: CssOrXPath
+    list_replies: CssOrXPath
+    title: CssOrXPath
+    text: CssOrXPath
+    author: CssOrXPath
+    ip_location: CssOrXPath
+    published_at: CssOrXPath
+    time_format: TimeFormat
+    likes: CssOrXPath
+    replies: CssOrXPath
+    reposts: CssOrXPath
+    floor: CssOrXPath
+    floor_id: CssOrXPath
+    floor_text: CssOrXPath
+    floor_author: CssOrXPath
+    floor_time: CssOrXPath
+    thread_next: CssOrXPath
+
+
+class RssFields(TypedDict, total=False):
+    """rss fields: XPath overriding the RSS 2.0 defaults (crawlers/spiders/rss.py)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    items: XPath
+    external_id: XPath
+    title: XPath
+    text: XPath
+    url: XPath
+    published_at: XPath
+    author: XPath
+
+
+#: What a platform kind without JSON answers reads as its response shape (walls look at it).
+PLAIN_RESPONSE = ResponseSettings()
+
+
+class PlatformBase(StrictModel):
+    """One monitored platform, entirely described by data (see DESIGN.md, "A platform is data").
+
+    Each spider kind has its own model below with only the keys that kind reads; config.yaml's
+    ``kind`` picks the model (PlatformSettings), so a key another kind reads is refused as unknown.
+    """
+
+    #: The paging styles this kind's spider implements, and whether it reads JSON paths in pagination.
+    PAGING_STYLES: ClassVar[frozenset[str]] = frozenset()
+    JSON_PAGING: ClassVar[bool] = False
 
     name: str
-    kind: Literal["json_feed", "html_board", "rss", "comments"]
     base_url: str
     entry_points: list[EntryPoint] = Field(min_length=1)
-    fields: dict[str, str] = Field(default_factory=dict)
     pagination: PaginationSettings = Field(default_factory=PaginationSettings)
-    response: ResponseSettings = Field(default_factory=ResponseSettings)
     politeness: PolitenessSettings = Field(default_factory=PolitenessSettings)
     priority: Literal["incremental", "nightly"] = "nightly"
     enabled: bool = True
+    #: The charset to decode responses with when the server names none or the wrong one (GBK boards).
     encoding: str | None = None
     #: The environment variable holding the platform's cookie or token (crawlers/middlewares/credentials.py).
     credentials_env: str | None = None
-    #: comments platforms only: follow the posts other platforms found into their comments.
-    discover: DiscoverySettings | None = None
-
-    @model_validator(mode="after")
-    def _discover_only_comments(self) -> PlatformSettings:
-        if self.discover is not None and self.kind != "comments":
-            raise ValueError("discover: only a platform of kind comments follows threads")
-        return self
-
     #: The header the credential goes in; None: a Cookie header.
     credentials_header: str | None = None
     #: This platform's own wall patterns, on top of DEFAULT_WALLS.
@@ -316,9 +507,27 @@ class PlatformSettings(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _header_needs_variable(self) -> PlatformSettings:
+    def _header_needs_variable(self) -> Self:
         if self.credentials_header is not None and self.credentials_env is None:
             raise ValueError("credentials_header needs credentials_env (the variable holding the value)")
+        return self
+
+    @model_validator(mode="after")
+    def _pagination_fits_the_kind(self) -> Self:
+        pagination = self.pagination
+        if pagination.style not in self.PAGING_STYLES:
+            styles = ", ".join(sorted(self.PAGING_STYLES))
+            raise ValueError(f"pagination.style: {pagination.style} is not one of this kind's ({styles})")
+        json_paths = ("has_more_path", "end_path", "total_path")
+        if not self.JSON_PAGING and (set_paths := [p for p in json_paths if getattr(pagination, p)]):
+            raise ValueError(f"pagination.{set_paths[0]}: a JSON path, and this kind reads no JSON")
+        if pagination.style in ("page", "offset", "cursor"):
+            templates = [text for entry in self.entry_points for text in (entry.url, entry.body or "")]
+            if not any("{page}" in text for text in templates):
+                raise ValueError(
+                    f"pagination.style: {pagination.style} puts the page where an entry point's url or"
+                    " body says {page}, and none does"
+                )
         return self
 
     @property
@@ -333,6 +542,93 @@ class PlatformSettings(StrictModel):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
+
+
+class JsonFeedPlatform(PlatformBase):
+    """A JSON API listing posts (crawlers/spiders/json_feed.py)."""
+
+    PAGING_STYLES: ClassVar[frozenset[str]] = frozenset({"page", "offset", "cursor", "none"})
+    JSON_PAGING: ClassVar[bool] = True
+
+    kind: Literal["json_feed"]
+    # mypy sees a plain dict (what the spiders read); pydantic checks the kind's own keys and paths.
+    if TYPE_CHECKING:
+        fields: dict[str, str]
+    else:
+        fields: JsonFeedFields
+    response: ResponseSettings = Field(default_factory=ResponseSettings)
+
+    @property
+    def discover(self) -> None:
+        """Only comments platforms follow threads."""
+        return None
+
+
+class CommentsPlatform(PlatformBase):
+    """A thread of comments under posts, videos or articles (crawlers/spiders/comments.py)."""
+
+    PAGING_STYLES: ClassVar[frozenset[str]] = frozenset({"page", "offset", "cursor", "none"})
+    JSON_PAGING: ClassVar[bool] = True
+
+    kind: Literal["comments"]
+    if TYPE_CHECKING:
+        fields: dict[str, str]
+    else:
+        fields: CommentsFields
+    response: ResponseSettings = Field(default_factory=ResponseSettings)
+    #: Follow the posts other platforms found into their comments.
+    discover: DiscoverySettings | None = None
+
+
+class HtmlBoardPlatform(PlatformBase):
+    """HTML list pages leading to detail pages (crawlers/spiders/html_board.py)."""
+
+    PAGING_STYLES: ClassVar[frozenset[str]] = frozenset({"page", "offset", "next_link", "none"})
+
+    kind: Literal["html_board"]
+    if TYPE_CHECKING:
+        fields: dict[str, str]
+    else:
+        fields: HtmlBoardFields
+
+    @property
+    def response(self) -> ResponseSettings:
+        """HTML pages are read as they are."""
+        return PLAIN_RESPONSE
+
+    @property
+    def discover(self) -> None:
+        return None
+
+
+class RssPlatform(PlatformBase):
+    """An RSS 2.0 or Atom feed, read in one request (crawlers/spiders/rss.py)."""
+
+    PAGING_STYLES: ClassVar[frozenset[str]] = frozenset({"none"})
+
+    kind: Literal["rss"]
+    if TYPE_CHECKING:
+        fields: dict[str, str]
+    else:
+        fields: RssFields = Field(default_factory=dict)
+    pagination: PaginationSettings = Field(default_factory=lambda: PaginationSettings(style="none"))
+
+    @property
+    def response(self) -> ResponseSettings:
+        return PLAIN_RESPONSE
+
+    @property
+    def discover(self) -> None:
+        return None
+
+
+PLATFORM_KINDS = ("json_feed", "html_board", "rss", "comments")
+#: One platform entry: ``kind`` chooses the model, so each is validated against its own keys only.
+PlatformSettings = Annotated[
+    JsonFeedPlatform | CommentsPlatform | HtmlBoardPlatform | RssPlatform, Field(discriminator="kind")
+]
+#: Validates one platform entry outside a Settings (tests, tools).
+PLATFORM = TypeAdapter(PlatformSettings)
 
 
 class CitySettings(StrictModel):
@@ -409,7 +705,7 @@ class DispatchSettings(StrictModel):
     lease_seconds: float = Field(default=120.0, gt=0)
     api_key: str | None = Field(default=None, exclude=True)
     # Starter responsibility list (职责清单) loaded into an empty database; admins edit it in the web app.
-    responsibility_csv: str = "fixtures/responsibility/shenzhen.csv"
+    responsibility_csv: str = "verify/data/responsibility_shenzhen.csv"
     # Another ticket API served by configuration: its paths ({id} is the request id) and the names its
     # form fields carry (Open311 name → that API's name; unlisted fields keep their Open311 names).
     request_path: str = "/requests.json"
@@ -592,7 +888,7 @@ class AlertChannelSettings(StrictModel):
     DingTalk signing secret), ``password_env`` (the SMTP password) hold environment variable names.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     kind: Literal["webhook", "email"]
     #: Event kinds sent here (empty: every kind).
@@ -683,8 +979,57 @@ class ReportSettings(StrictModel):
         return self
 
 
-class Settings(StrictModel):
+#: The environment variables that set one setting each (the others in ENV_OVERRIDES are read elsewhere).
+ENV_FIELDS: dict[str, tuple[str, ...]] = {
+    "WEISU_DATABASE_URL": ("database", "url"),
+    "WEISU_SIMULATOR_URL": ("simulator_url",),
+    "WEISU_DISPATCH_URL": ("dispatch", "base_url"),
+    "WEISU_DISPATCH_API_KEY": ("dispatch", "api_key"),
+    "WEISU_AUTHOR_HASH_KEY": ("author_hash_key",),
+    "WEISU_SECRET_KEY": ("secret_key",),
+    "WEISU_MODEL_DIR": ("classify", "model_dir"),
+}
+#: The environment one load reads: load_settings(env=...) names it, else the process's own.
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("weisu_environment", default=None)
+
+
+class EnvironmentOverrides(PydanticBaseSettingsSource):
+    """pydantic-settings source of the documented WEISU_* variables (ENV_FIELDS), each onto its one
+    setting; an empty variable counts as unset. No other variable is read, so none goes undocumented."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # values are gathered per variable in __call__, not per field
+
+    def __call__(self) -> dict[str, Any]:
+        environment = _ENVIRONMENT.get()
+        env = os.environ if environment is None else environment
+        values: dict[str, Any] = {}
+        for variable, path in ENV_FIELDS.items():
+            if value := env.get(variable):
+                *parents, last = path
+                target = values
+                for part in parents:
+                    target = target.setdefault(part, {})
+                target[last] = value
+        return values
+
+
+class Settings(Derivable, BaseSettings):
     """Everything an operator changes, as loaded from config.yaml and the environment."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # config.yaml comes in as the init arguments; the documented variables override it, one key each.
+        return (EnvironmentOverrides(settings_cls), init_settings)
 
     config_path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
     user_agent: str = "weisu/0.1 (+https://example.invalid/weisu; city livelihood monitoring)"
@@ -769,28 +1114,20 @@ def rebase_url(url: str, new_base: str, platform_key: str) -> str:
 
 def _format_error(path: Path, error: ValidationError) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    loc = list(first["loc"])
+    if len(loc) > 2 and loc[0] == "platforms" and loc[2] in PLATFORM_KINDS:
+        del loc[2]  # the kind that chose the platform's model, not a key of the file
+    message = first["msg"]
+    # A platform's kind chooses its model: a missing or unknown kind is reported as the key it is.
+    if first["type"] == "union_tag_not_found":
+        loc, message = [*loc, "kind"], "Field required"
+    elif first["type"] == "union_tag_invalid":
+        kinds = [repr(kind) for kind in PLATFORM_KINDS]
+        loc, message = [*loc, "kind"], f"Input should be {', '.join(kinds[:-1])} or {kinds[-1]}"
+    key = ".".join(str(part) for part in loc) or "(top level)"
     more = len(error.errors()) - 1
     tail = f" (+{more} more)" if more else ""
-    return f"{path}: {key}: {first['msg']}{tail}"
-
-
-def _apply_environment(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    if url := env.get("WEISU_DATABASE_URL"):
-        raw.setdefault("database", {})["url"] = url
-    if url := env.get("WEISU_DISPATCH_URL"):
-        raw.setdefault("dispatch", {})["base_url"] = url
-    if key := env.get("WEISU_DISPATCH_API_KEY"):
-        raw.setdefault("dispatch", {})["api_key"] = key
-    if model_dir := env.get("WEISU_MODEL_DIR"):
-        raw.setdefault("classify", {})["model_dir"] = model_dir
-    if key := env.get("WEISU_AUTHOR_HASH_KEY"):
-        raw["author_hash_key"] = key
-    if key := env.get("WEISU_SECRET_KEY"):
-        raw["secret_key"] = key
-    if url := env.get("WEISU_SIMULATOR_URL"):
-        raw["simulator_url"] = url
-    return raw
+    return f"{path}: {key}: {message}{tail}"
 
 
 def _read_text(path: Path) -> str:
@@ -812,11 +1149,16 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"{path}: (file): cannot be read ({exc.strerror or exc})") from exc
 
 
+#: libyaml's safe loader where PyYAML was built with it: the same documents, several times faster
+#: (docs/benchmarks.md, issue #16); every command and crawl child starts by loading the file.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _yaml_mapping(path: Path) -> dict[str, Any]:
     """The config file as a mapping; ConfigError when it is unreadable, not YAML, empty or not a mapping."""
     text = _read_text(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader, C or Python
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
@@ -829,18 +1171,24 @@ def _yaml_mapping(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Load config.yaml (or ``path``), apply environment overrides, validate; raise ConfigError."""
-    env = dict(os.environ) if env is None else env
-    config_path = Path(path or env.get("WEISU_CONFIG") or DEFAULT_CONFIG_PATH)
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load config.yaml (or ``path``), apply the environment's overrides (``env``, else the process's
+    own), validate; raise ConfigError. The result is frozen."""
+    environment = os.environ if env is None else env
+    config_path = Path(path or environment.get("WEISU_CONFIG") or DEFAULT_CONFIG_PATH)
     raw = _yaml_mapping(config_path)
-    raw = _apply_environment(raw, env)
+    token = _ENVIRONMENT.set(environment)
     try:
-        settings = Settings.model_validate(raw)
+        settings = Settings(**{**raw, "config_path": config_path})
     except ValidationError as exc:
         raise ConfigError(_format_error(config_path, exc)) from exc
-    settings.config_path = config_path
+    finally:
+        _ENVIRONMENT.reset(token)
     if settings.simulator_url:
-        for key, platform in settings.platforms.items():
-            platform.base_url = rebase_url(platform.base_url, settings.simulator_url, key)
+        simulator = settings.simulator_url
+        rebased = {
+            key: platform.changed(base_url=rebase_url(platform.base_url, simulator, key))
+            for key, platform in settings.platforms.items()
+        }
+        settings = settings.changed(platforms=rebased)
     return settings

@@ -53,7 +53,7 @@ MODEL_CODE = (
     "training.py",
     "corpus.py",
     "request_type.py",
-    "userdict.txt",
+    "data/userdict.txt",
 )
 SEEDS = (42, 43, 44)
 POSTS = 3000

@@ -102,10 +102,11 @@ def _p95(samples: list[float]) -> float:
 
 
 def _time_pages(url: str) -> dict[str, Any]:
-    settings = load_settings(env={})
-    settings.database.url = url
-    settings.secret_key = secrets.token_urlsafe(48)  # the benchmark's own, for this run only
-    settings.review.cookie_secure = False  # TestClient talks plain http
+    settings = load_settings(env={}).changed(
+        database={"url": url},
+        secret_key=secrets.token_urlsafe(48),  # the benchmark's own, for this run only
+        review={"cookie_secure": False},  # TestClient talks plain http
+    )
     app = create_app(settings)
     samples: list[float] = []
     per_view: dict[str, list[float]] = {view: [] for view in VIEWS}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from classify.text import join_segmented, listed_stop_words, normalise, warm_cache
+from classify.text import STOP_WORDS_FILE, join_segmented, listed_stop_words, normalise, warm_cache
 from storage.models import title_and_text
 from storage.vocabulary import RequestType
 
@@ -214,15 +214,13 @@ def load_taxonomy() -> pd.DataFrame:
 def corpus_hash() -> str:
     """SHA-256 over the corpus files the model is trained on (names and bytes)."""
     digest = hashlib.sha256()
-    names = [
-        "messages_labelled_segmented.csv",
-        *RAW_MESSAGE_FILES,
-        *NOISE_FILES,
-        *CITY_FILES,
-        "stop_words_segmented_set.txt",
-        "taxonomy.csv",
+    corpus = ("messages_labelled_segmented.csv", *RAW_MESSAGE_FILES, *NOISE_FILES, *CITY_FILES)
+    files = [
+        *(CORPUS_DIR / name for name in corpus),
+        STOP_WORDS_FILE,  # shipped in classify/data/ now; hashed by name and bytes as before the move
+        CORPUS_DIR / "taxonomy.csv",
     ]
-    for name in names:
-        digest.update(name.encode())
-        digest.update((CORPUS_DIR / name).read_bytes())
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -19,8 +19,8 @@ except ImportError:  # pragma: no cover - optional dependency
     rjieba = None  # type: ignore[assignment]
 
 HERE = Path(__file__).resolve().parent
-USER_DICT = HERE / "userdict.txt"
-STOP_WORDS_FILE = HERE.parent / "fixtures" / "corpus" / "stop_words_segmented_set.txt"
+USER_DICT = HERE / "data" / "userdict.txt"
+STOP_WORDS_FILE = HERE / "data" / "stop_words_segmented_set.txt"
 #: Long letters are cut here: the first 1,000 characters carry the complaint, the rest costs time.
 MAX_CHARS = 1000
 #: The character view looks at the opening only: it is there for short posts, the word view reads the rest.

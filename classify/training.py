@@ -60,7 +60,7 @@ RELEVANCE_SUBSETS = {
 def code_version() -> str:
     """Hash of the classify package sources and user dictionary: changes whenever the code does."""
     digest = hashlib.sha256()
-    for path in sorted([*CLASSIFY_DIR.glob("*.py"), CLASSIFY_DIR / "userdict.txt"]):
+    for path in sorted([*CLASSIFY_DIR.glob("*.py"), text_module.USER_DICT]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -39,11 +39,10 @@ def settings_from_file(path: str | None) -> Settings:
     if path == "-":
         message = json.loads(sys.stdin.buffer.read().decode("utf-8"))
         settings = Settings.model_validate(message[STDIN_SETTINGS])
-        settings.author_hash_key = message[STDIN_AUTHOR_KEY]
-        return settings
+        return settings.changed(author_hash_key=message[STDIN_AUTHOR_KEY])
     settings = Settings.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
     if key := os.environ.get("WEISU_AUTHOR_HASH_KEY"):
-        settings.author_hash_key = key
+        settings = settings.changed(author_hash_key=key)
     return settings
 
 

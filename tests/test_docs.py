@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types
 import typing
 from pathlib import Path
 
@@ -35,12 +36,17 @@ def _config_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
         annotation = field.annotation
         if typing.get_origin(annotation) is dict:
             annotation = typing.get_args(annotation)[1]
+            if typing.get_origin(annotation) is typing.Annotated:
+                annotation = typing.get_args(annotation)[0]
             dotted += ".*"
         elif typing.get_origin(annotation) is list:
             annotation = typing.get_args(annotation)[0]
             dotted += "[]"
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(_config_keys(annotation, dotted + "."))
+        # A union of models (a platform: one model per spider kind) documents the keys of each.
+        members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+        for member in members:
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                keys.extend(key for key in _config_keys(member, dotted + ".") if key not in keys)
     return keys
 
 
@@ -57,6 +63,11 @@ def test_every_environment_variable_is_in_the_readme() -> None:
 def test_every_config_key_is_in_the_configuration_doc() -> None:
     missing = [key for key in _config_keys(Settings) if f"`{key}`" not in CONFIG_DOC]
     assert missing == []
+
+
+def test_every_key_the_configuration_doc_names_is_read() -> None:
+    documented = re.findall(r"^\| `([^`]+)` \|", CONFIG_DOC, re.M)
+    assert [key for key in documented if key not in _config_keys(Settings)] == []
 
 
 def test_readme_starts_with_the_two_commands() -> None:

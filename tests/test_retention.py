@@ -180,8 +180,9 @@ def test_the_purge_job_returns_its_counts_for_the_run_history(
     from settings import RetentionSettings, load_settings
 
     session.commit()
-    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
-    settings.retention = RetentionSettings(**DAYS)
+    settings = load_settings(env={"WEISU_DATABASE_URL": database_url}).changed(
+        retention=RetentionSettings(**DAYS)
+    )
     assert schedules.purge_expired(settings) == {
         "job_runs": 1,
         "crawl_gaps": 2,

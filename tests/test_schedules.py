@@ -100,8 +100,9 @@ def started() -> Iterator[list[Any]]:
 
 
 def with_jobs(settings: Settings, **schedules_by_id: JobSchedule) -> Settings:
-    settings.schedules.jobs = dict(schedules_by_id)
-    return settings
+    """The settings with exactly these jobs scheduled (settings are frozen: a new object)."""
+    jobs_only = settings.schedules.model_copy(update={"jobs": dict(schedules_by_id)})
+    return settings.model_copy(update={"schedules": jobs_only})
 
 
 def test_job_table_has_every_job_with_its_configured_trigger_grace_and_coalescing(settings: Settings) -> None:
@@ -160,7 +161,7 @@ def test_a_job_without_a_schedule_in_the_config_stops_naming_its_key(settings: S
 
 
 def test_a_schedule_for_no_known_job_stops_naming_its_key(settings: Settings) -> None:
-    settings.schedules.jobs["weekly_reprot"] = JobSchedule(cron="0 8 * * mon")
+    settings = settings.changed(schedules={"jobs": {"weekly_reprot": JobSchedule(cron="0 8 * * mon")}})
     with pytest.raises(ConfigError) as raised:
         schedules.check_job_table(settings, schedules.JOBS)
     assert str(raised.value).startswith(
@@ -208,7 +209,7 @@ def test_a_disabled_job_leaves_the_job_store(db_settings: Settings, started: lis
     first = schedules.configure(schedules.make_scheduler(db_settings), db_settings)
     first.start(paused=True)
     first.shutdown()
-    db_settings.schedules.jobs["retrain_model"].enabled = False
+    db_settings = db_settings.changed(schedules={"jobs": {"retrain_model": {"enabled": False}}})
     second = schedules.configure(schedules.make_scheduler(db_settings), db_settings)
     second.start(paused=True)
     started.append(second)
@@ -220,7 +221,9 @@ def test_a_changed_schedule_replaces_the_stored_one(db_settings: Settings, start
     first = schedules.configure(schedules.make_scheduler(db_settings), db_settings)
     first.start(paused=True)
     first.shutdown()
-    db_settings.schedules.jobs["nightly_sweep"] = JobSchedule(cron="0 1 * * *", grace_seconds=3600)
+    db_settings = db_settings.changed(
+        schedules={"jobs": {"nightly_sweep": JobSchedule(cron="0 1 * * *", grace_seconds=3600)}}
+    )
     second = schedules.configure(schedules.make_scheduler(db_settings), db_settings)
     second.start(paused=True)
     started.append(second)
@@ -232,8 +235,10 @@ def test_a_changed_schedule_replaces_the_stored_one(db_settings: Settings, start
 def test_the_job_store_holds_the_job_id_only_never_settings_or_a_secret(
     db_settings: Settings, started: list[Any]
 ) -> None:
-    db_settings.author_hash_key = "a-secret-hash-key-that-must-never-reach-the-job-store"
-    db_settings.dispatch.api_key = "dispatch-api-key-never-stored"
+    db_settings = db_settings.changed(
+        author_hash_key="a-secret-hash-key-that-must-never-reach-the-job-store",
+        dispatch={"api_key": "dispatch-api-key-never-stored"},
+    )
     scheduler = schedules.configure(schedules.make_scheduler(db_settings), db_settings)
     scheduler.start(paused=True)
     started.append(scheduler)
@@ -249,7 +254,7 @@ def test_a_run_missed_within_its_grace_runs_once_after_a_restart(
 ) -> None:
     calls: list[datetime] = []
     table = [JobSpec("tick", lambda _s: calls.append(datetime.now(UTC)) or {"ticks": len(calls)})]
-    with_jobs(db_settings, tick=JobSchedule(interval_seconds=3600, grace_seconds=7200))
+    db_settings = with_jobs(db_settings, tick=JobSchedule(interval_seconds=3600, grace_seconds=7200))
     first = schedules.configure(schedules.make_scheduler(db_settings), db_settings, jobs=table)
     first.start(paused=True)
     first.shutdown()
@@ -270,7 +275,7 @@ def test_a_run_missed_beyond_its_grace_is_recorded_as_missed_and_not_run(
 ) -> None:
     calls: list[int] = []
     table = [JobSpec("tick", lambda _s: calls.append(1))]
-    with_jobs(db_settings, tick=JobSchedule(interval_seconds=3600, grace_seconds=60))
+    db_settings = with_jobs(db_settings, tick=JobSchedule(interval_seconds=3600, grace_seconds=60))
     first = schedules.configure(schedules.make_scheduler(db_settings), db_settings, jobs=table)
     first.start(paused=True)
     first.shutdown()
@@ -303,7 +308,7 @@ def test_two_schedulers_on_one_database_never_run_a_job_at_once(
             running[0] -= 1
 
     table = [JobSpec("slow", slow)]
-    with_jobs(db_settings, slow=JobSchedule(interval_seconds=1, grace_seconds=30))
+    db_settings = with_jobs(db_settings, slow=JobSchedule(interval_seconds=1, grace_seconds=30))
     for _ in range(2):
         scheduler = schedules.configure(schedules.make_scheduler(db_settings), db_settings, jobs=table)
         scheduler.start()
@@ -343,7 +348,7 @@ def test_a_failing_job_is_recorded_with_its_error(db_settings: Settings) -> None
     def broken(_settings: Settings) -> None:
         raise RuntimeError("平台改版，选择器失效")
 
-    with_jobs(db_settings, broken=JobSchedule(interval_seconds=60))
+    db_settings = with_jobs(db_settings, broken=JobSchedule(interval_seconds=60))
     schedules.configure(BackgroundScheduler(), db_settings, jobs=[JobSpec("broken", broken)])
     assert schedules.run_job("broken") == JobOutcome.FAILED
     [run] = recorded_runs(db_settings, "broken")
@@ -362,7 +367,7 @@ def test_a_run_records_what_the_job_returned_as_counts(db_settings: Settings) ->
         attempted: int
         sent: int
 
-    with_jobs(db_settings, push=JobSchedule(interval_seconds=30))
+    db_settings = with_jobs(db_settings, push=JobSchedule(interval_seconds=30))
     schedules.configure(BackgroundScheduler(), db_settings, jobs=[JobSpec("push", lambda _s: Summary(3, 2))])
     assert schedules.run_job("push") == JobOutcome.OK
     assert [run.counts for run in recorded_runs(db_settings, "push")] == [{"attempted": 3, "sent": 2}]
@@ -372,8 +377,8 @@ def test_a_run_records_what_the_job_returned_as_counts(db_settings: Settings) ->
 def test_each_run_writes_one_structured_log_line(
     settings: Settings, caplog: pytest.LogCaptureFixture, fmt: LogFormat
 ) -> None:
-    settings.logging.format = fmt
-    with_jobs(settings, tick=JobSchedule(interval_seconds=60))
+    settings = settings.changed(logging={"format": fmt})
+    settings = with_jobs(settings, tick=JobSchedule(interval_seconds=60))
     schedules.configure(BackgroundScheduler(), settings, jobs=[JobSpec("tick", lambda _s: {"深圳": "ok 12"})])
     with caplog.at_level("INFO", logger="weisu.jobs"):
         schedules.run_job("tick")
@@ -453,7 +458,7 @@ def test_service_codes_the_dispatch_system_lacks_are_logged_by_name_at_start(
     offered["other"] = "其他"
     simulator = create_simulator(tmp_path / "dispatch.db", SimulatorOptions(services=offered))
     with serve_in_thread(simulator) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         with caplog.at_level("ERROR", logger="weisu.schedules"):
             unknown = schedules.check_dispatch_services(settings)
     assert unknown == ["health"]
@@ -463,8 +468,8 @@ def test_service_codes_the_dispatch_system_lacks_are_logged_by_name_at_start(
 def test_an_unreachable_dispatch_system_at_start_is_logged_not_fatal(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings.dispatch.base_url = "http://127.0.0.1:9"  # discard port: nothing listens
-    settings.dispatch.timeout_seconds = 1
+    # discard port: nothing listens
+    settings = settings.changed(dispatch={"base_url": "http://127.0.0.1:9", "timeout_seconds": 1})
     with caplog.at_level("ERROR", logger="weisu.schedules"):
         assert schedules.check_dispatch_services(settings) == []
     assert caplog.messages[0].startswith("could not read the dispatch system's services: ")
@@ -504,14 +509,14 @@ def test_a_lease_left_by_a_crashed_scheduler_on_this_host_is_taken_over(db_setti
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid now names no process
     _lease_held_by(db_settings, "tick", f"{socket.gethostname()}:{gone.pid}")
-    with_jobs(db_settings, tick=JobSchedule(interval_seconds=60))
+    db_settings = with_jobs(db_settings, tick=JobSchedule(interval_seconds=60))
     schedules.configure(BackgroundScheduler(), db_settings, jobs=[JobSpec("tick", lambda _s: None)])
     assert schedules.run_job("tick") == JobOutcome.OK
 
 
 def test_a_lease_held_on_another_host_is_respected_until_it_lapses(db_settings: Settings) -> None:
     _lease_held_by(db_settings, "tick", "crawler-2:4242")
-    with_jobs(db_settings, tick=JobSchedule(interval_seconds=60))
+    db_settings = with_jobs(db_settings, tick=JobSchedule(interval_seconds=60))
     schedules.configure(BackgroundScheduler(), db_settings, jobs=[JobSpec("tick", lambda _s: None)])
     assert schedules.run_job("tick") == JobOutcome.SKIPPED
     [run] = recorded_runs(db_settings, "tick")
@@ -523,7 +528,7 @@ def test_a_run_due_while_the_previous_still_runs_is_recorded_as_skipped(
 ) -> None:
     release = threading.Event()
     table = [JobSpec("slow", lambda _s: release.wait(10))]
-    with_jobs(settings, slow=JobSchedule(interval_seconds=1, grace_seconds=30))
+    settings = with_jobs(settings, slow=JobSchedule(interval_seconds=1, grace_seconds=30))
     scheduler = schedules.configure(schedules.make_scheduler(settings), settings, jobs=table)
     scheduler.start()
     started.append(scheduler)

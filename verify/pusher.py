@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 from sqlalchemy import and_, case, func, or_, select, update
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
 from storage.base import utcnow
+from storage.http_terms import parse_retry_after
 from storage.models import Lead, Ticket
 from storage.vocabulary import Priority, ReconcileOutcome, TicketState
 from verify.reconcile import Lookup, reconcile
@@ -85,20 +85,6 @@ def backoff_seconds(
     """Exponential backoff with full jitter in its upper half: base·2^(n-1) · [0.5, 1)."""
     ceiling = min(most, base * 2 ** max(attempts - 1, 0))
     return ceiling * (0.5 + rng() / 2)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - now).total_seconds(), 0.0)
 
 
 def _server_message(response: httpx.Response) -> str:

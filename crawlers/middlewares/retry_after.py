@@ -14,20 +14,15 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
+from storage.http_terms import parse_retry_after
+
 #: Statuses whose Retry-After header is a request to slow down (RFC 9110 §10.2.3).
 WAIT_STATUSES = (429, 503)
 
 
 def retry_after_seconds(response: Response) -> float | None:
-    """The delay a response asks for, in seconds (HTTP-date values are not used by these platforms)."""
-    value = response.headers.get(b"Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value.decode("latin-1").strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
+    """The delay a response asks for, in seconds (storage.http_terms reads the header for every stage)."""
+    return parse_retry_after(response.headers.get(b"Retry-After"))
 
 
 class RetryAfterMiddleware:

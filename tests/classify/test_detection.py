@@ -170,7 +170,7 @@ def test_an_urgent_rule_lowers_the_bar_for_a_colloquial_one_liner(detect_env: En
 
 def test_a_category_below_the_minimum_probability_is_left_uncertain(detect_env: Env) -> None:
     settings, factory = detect_env
-    settings.classify.category_min_probability = 0.999
+    settings = settings.changed(classify={"category_min_probability": 0.999})
     _store(factory, ("weibo", "1", MANHOLE))
     detect_new_posts(settings, factory)
     [lead] = _leads(factory)

@@ -42,7 +42,9 @@ def outcome(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         set_walls(sim)
         runs = crawl_runs(settings)
         with webhook_receiver() as (url, received):
-            settings.alerts.channels = {"ops": AlertChannelSettings(kind="webhook", url=url + "/hook")}
+            settings = settings.changed(
+                alerts={"channels": {"ops": AlertChannelSettings(kind="webhook", url=url + "/hook")}}
+            )
             newest = max(run.finished_at for run in runs if run.finished_at)
             clock = lambda: newest + timedelta(seconds=30)  # noqa: E731
             counts = deliver_alerts(settings, session_factory_for(settings.database_url), clock=clock, env={})

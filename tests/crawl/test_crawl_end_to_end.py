@@ -244,7 +244,8 @@ def test_unknown_platform_is_refused_before_crawling(settings: Settings) -> None
 
 def test_child_process_that_fails_is_reported_as_failed(sim: Simulator, sqlite_url: str) -> None:
     broken = crawl_settings(sim.base, sqlite_url)
-    broken.platforms["sznews"].base_url = "http://127.0.0.1:9/p/sznews"  # nothing listens there
+    nowhere = broken.platforms["sznews"].changed(base_url="http://127.0.0.1:9/p/sznews")  # nothing listens
+    broken = broken.changed(platforms={**broken.platforms, "sznews": nowhere})
     [result] = run_crawl(broken, ["sznews"])
     assert result == CrawlResult("sznews", "failed", result.requests, 0, 0, result.errors)
     assert result.errors >= 1

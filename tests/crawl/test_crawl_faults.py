@@ -66,7 +66,12 @@ def _boards(settings: Settings) -> list[str]:
 @pytest.fixture(scope="module")
 def faulty(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> FaultySweep:
     settings = crawl_settings(sim.base, migrated_sqlite(tmp_path_factory.mktemp("faults")))
-    settings.platforms[UNOBEYING].politeness.obey_robots = False
+    settings = settings.changed(
+        platforms={
+            **settings.platforms,
+            UNOBEYING: settings.platforms[UNOBEYING].changed(politeness={"obey_robots": False}),
+        }
+    )
     sim.set_faults(**FAULTS, robots_traps=",".join(_boards(settings)))
     results = run_crawl(settings, None)
     return FaultySweep(

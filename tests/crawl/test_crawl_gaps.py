@@ -177,8 +177,13 @@ class Failing:
 def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Failing]:
     with simulator() as sim:
         settings = crawl_settings(sim.base, migrated_sqlite(tmp_path_factory.mktemp("failing")))
-        settings.platforms["heimao"].pagination.max_pages = 2
-        settings.crawl_gaps.max_attempts = 2
+        settings = settings.changed(
+            platforms={
+                **settings.platforms,
+                "heimao": settings.platforms["heimao"].changed(pagination={"max_pages": 2}),
+            }
+        )
+        settings = settings.changed(crawl_gaps={"max_attempts": 2})
         sim.set_faults(error_rate=1.0)  # every answer a 503: nothing is ever recovered
         gaps, logs = [], []
         for _ in range(3):

@@ -77,7 +77,7 @@ def kill_and_resume(
     """Crawl ``platforms`` in a child, SIGKILL it once ``kill_when(settings, expected)`` holds, then
     crawl them again with the faults ``then``; what was stored before and by the resuming run."""
     settings = crawl_settings(sim.base, migrated_sqlite(folder))
-    settings.crawl_gaps.store_batch = 10
+    settings = settings.changed(crawl_gaps={"store_batch": 10})
     obeys = {key for key in platforms if settings.platforms[key].politeness.obey_robots}
     sim.set_faults(**faults)  # first: which posts robots.txt disallows depends on the traps laid
     truth = [p for p in sim.truth() if p["platform"] in platforms]
@@ -214,7 +214,7 @@ def test_a_killed_incremental_board_crawl_is_resumed_down_to_the_threads_a_clean
 ) -> None:
     with simulator() as sim:  # its own world: the clock moves
         settings = crawl_settings(sim.base, migrated_sqlite(tmp_path_factory.mktemp("incremental")))
-        settings.crawl_gaps.store_batch = 1
+        settings = settings.changed(crawl_gaps={"store_batch": 1})
         run_crawl(settings, ["tieba"])
         last_clean = stored_posts(settings)[-1].id
         new_posts = [p for p in sim.advance(minutes=24 * 60) if p["platform"] == "tieba"]

@@ -23,7 +23,7 @@ def _author_keys(
     url = f"sqlite:///{folder / 'weisu.db'}"
     upgrade(url)
     settings = crawl_settings(sim.base, url)
-    settings.author_hash_key = key
+    settings = settings.changed(author_hash_key=key)
     [result] = run_crawl(settings, ["weibo"])
     assert result.status == "ok"
     return {post.author_key for post in stored_posts(settings) if post.author_key}
@@ -46,7 +46,7 @@ def test_the_spawned_childs_environment_carries_no_secret(
     monkeypatch.setenv("WEISU_AUTHOR_HASH_KEY", TEST_AUTHOR_HASH_KEY)
     monkeypatch.setenv("WEISU_SECRET_KEY", OTHER_KEY)
     settings = crawl_settings("http://127.0.0.1:9", f"sqlite:///{tmp_path / 'weisu.db'}")
-    settings.author_hash_key = TEST_AUTHOR_HASH_KEY
+    settings = settings.changed(author_hash_key=TEST_AUTHOR_HASH_KEY)
     env = child_env(settings)
     assert "WEISU_AUTHOR_HASH_KEY" not in env and "WEISU_SECRET_KEY" not in env
     assert not [name for name, value in env.items() if TEST_AUTHOR_HASH_KEY in value or OTHER_KEY in value]

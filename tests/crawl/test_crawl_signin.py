@@ -30,7 +30,7 @@ from crawlers.runner import child_env, run_crawl
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.walls import VALID_CREDENTIAL
-from settings import PROJECT_ROOT, PlatformSettings, Settings, load_settings
+from settings import PLATFORM, PROJECT_ROOT, Settings, load_settings
 from storage.base import Base
 from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, Platform, RawResponse
@@ -110,7 +110,12 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
     with serve_in_thread(recording) as base:
         httpx.post(f"{base}/_walls", params={"jutousu": "login_redirect", "toutiao": "expired_cookie"})
         settings = crawl_settings(base, migrated_sqlite(tmp_path_factory.mktemp("signin")))
-        settings.platforms["toutiao"].credentials_header = TOKEN_HEADER
+        settings = settings.changed(
+            platforms={
+                **settings.platforms,
+                "toutiao": settings.platforms["toutiao"].changed(credentials_header=TOKEN_HEADER),
+            }
+        )
         env = child_env(settings) | {"WEISU_JUTOUSU_COOKIE": VALID_CREDENTIAL, "WEISU_TOUTIAO_COOKIE": TOKEN}
         for platform in settings.platforms.values():
             if platform.credentials_env not in (None, "WEISU_JUTOUSU_COOKIE", "WEISU_TOUTIAO_COOKIE"):
@@ -288,7 +293,7 @@ def _platform(**values: Any) -> dict[str, Any]:
 )
 def test_a_bad_credentials_setting_is_refused(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        PlatformSettings.model_validate(_platform(**values))
+        PLATFORM.validate_python(_platform(**values))
 
 
 def test_the_credential_value_is_not_part_of_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,7 +43,9 @@ def _detail(settings: Settings, body: bytes, content_type: str) -> list[PostItem
 def test_board_page_declared_gbk_decodes_including_characters_outside_gbk(
     settings: Settings, declared: str
 ) -> None:
-    settings.platforms["tieba"].encoding = None
+    settings = settings.changed(
+        platforms={**settings.platforms, "tieba": settings.platforms["tieba"].changed(encoding=None)}
+    )
     body = THREAD.format(meta="").encode("gb18030")
     [item] = _detail(settings, body, f"text/html; charset={declared}")
     assert item.title == "南山区停电"
@@ -51,7 +53,9 @@ def test_board_page_declared_gbk_decodes_including_characters_outside_gbk(
 
 
 def test_board_page_without_charset_uses_the_meta_tag(settings: Settings) -> None:
-    settings.platforms["tieba"].encoding = None
+    settings = settings.changed(
+        platforms={**settings.platforms, "tieba": settings.platforms["tieba"].changed(encoding=None)}
+    )
     body = THREAD.format(meta='<meta http-equiv="Content-Type" content="text/html; charset=gbk">').encode(
         "gbk", "ignore"
     )
@@ -60,7 +64,9 @@ def test_board_page_without_charset_uses_the_meta_tag(settings: Settings) -> Non
 
 
 def test_configured_encoding_overrides_a_wrong_label(settings: Settings) -> None:
-    settings.platforms["tieba"].encoding = "gb18030"
+    settings = settings.changed(
+        platforms={**settings.platforms, "tieba": settings.platforms["tieba"].changed(encoding="gb18030")}
+    )
     body = THREAD.format(meta="").encode("gb18030")
     [item] = _detail(settings, body, "text/html; charset=utf-8")
     assert item.author == "深圳网友"

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from crawlers.runner import run_crawl
 from crawlers.walls import WallRules
 from fixtures.simulator.walls import VALID_CREDENTIAL
-from settings import ConfigError, Settings, load_settings
+from settings import ConfigError, Settings, WallPatterns, load_settings
 from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, Platform
 
@@ -78,7 +78,10 @@ def set_walls(sim: Simulator, **walls: str) -> None:
 def _open_keyword_posts(sim: Simulator, folder: Path) -> set[str]:
     """What weibo's open keyword alone stores, crawled clean into a database of its own."""
     settings = crawl_settings(sim.base, migrated_sqlite(folder))
-    settings.platforms["weibo"].entry_points[0].keywords = [OPEN_KEYWORD]
+    weibo = settings.platforms["weibo"]
+    entry = weibo.entry_points[0].changed(keywords=[OPEN_KEYWORD])
+    weibo = weibo.changed(entry_points=[entry, *weibo.entry_points[1:]])
+    settings = settings.changed(platforms={**settings.platforms, "weibo": weibo})
     run_crawl(settings, ["weibo"])
     return {post.external_id for post in stored_posts(settings)}
 
@@ -285,8 +288,8 @@ def test_a_plain_403_is_not_a_wall() -> None:
 
 def test_a_platform_pattern_from_config_is_recognised() -> None:
     settings = load_settings(env={})
-    platform = settings.platforms["heimao"].model_copy(deep=True)
-    platform.walls = platform.walls.model_validate({"captcha_json": [{"path": "data.risk", "values": [1]}]})
+    walls = WallPatterns.model_validate({"captcha_json": [{"path": "data.risk", "values": [1]}]})
+    platform = settings.platforms["heimao"].changed(walls=walls)
     body = '{"code": 0, "data": {"risk": 1, "list": []}}'
     response = TextResponse("https://tousu.sina.com.cn/api/index/feed", body=body, encoding="utf-8")
     wall = WallRules(platform).recognise(response, credential_sent=True)

@@ -32,12 +32,12 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    loaded = load_settings(env={})
-    loaded.database.url = database_url
-    loaded.secret_key = TEST_SECRET_KEY
-    loaded.review.cookie_secure = False  # TestClient talks plain http to http://testserver
-    loaded.dispatch.base_url = "http://dispatch.test"
-    return loaded
+    return load_settings(env={}).changed(
+        database={"url": database_url},
+        secret_key=TEST_SECRET_KEY,
+        review={"cookie_secure": False},  # TestClient talks plain http to http://testserver
+        dispatch={"base_url": "http://dispatch.test"},
+    )
 
 
 def add_lead(

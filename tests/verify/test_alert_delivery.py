@@ -39,9 +39,8 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[tuple[str, Received]]:
 @pytest.fixture
 def alerting(settings: Settings, receiver: tuple[str, Received]) -> Settings:
     """The test settings with one generic webhook channel pointing at the local receiver."""
-    settings.alerts.channels = {"ops": AlertChannelSettings(kind="webhook", url=receiver[0] + "/hook")}
-    settings.alerts.backoff_base_seconds = 30
-    return settings
+    ops = AlertChannelSettings(kind="webhook", url=receiver[0] + "/hook")
+    return settings.changed(alerts={"channels": {"ops": ops}, "backoff_base_seconds": 30})
 
 
 def _urgent(make_lead: Callable[..., Lead]) -> Lead:
@@ -107,7 +106,7 @@ def test_a_delivery_answered_500_is_retried_after_its_backoff_and_sent_once(
 def test_a_receiver_always_failing_shows_as_failed_on_the_alerts_page_and_can_be_retried(
     alerting: Settings, session_factory: sessionmaker[Session], session: Session, make_lead
 ) -> None:
-    alerting.alerts.max_attempts = 2
+    alerting = alerting.changed(alerts={"max_attempts": 2})
     lead = _urgent(make_lead)
     deliver_alerts(alerting, session_factory, clock=at(NOW), env={})
     last = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(seconds=30)), env={})
@@ -147,7 +146,7 @@ def test_an_analyst_cannot_open_the_alerts_page(alerting: Settings, session: Ses
 def test_an_sla_warning_fires_at_its_lead_time_and_not_before(
     alerting: Settings, session_factory: sessionmaker[Session], session: Session, make_lead
 ) -> None:
-    alerting.alerts.sla_warning_minutes = 10
+    alerting = alerting.changed(alerts={"sla_warning_minutes": 10})
     lead = make_lead(sla_due_at=NOW + timedelta(minutes=30))
     before = sla_warning_events(session, alerting, NOW + timedelta(minutes=19, seconds=59))
     events = sla_warning_events(session, alerting, NOW + timedelta(minutes=20))
@@ -214,7 +213,8 @@ def test_a_channel_raising_an_unexpected_error_is_retried_and_the_others_still_g
 ) -> None:
     from verify.alerts import delivery as outbox
 
-    alerting.alerts.channels["broken"] = AlertChannelSettings(kind="webhook", url="http://127.0.0.1:9/none")
+    broken = AlertChannelSettings(kind="webhook", url="http://127.0.0.1:9/none")
+    alerting = alerting.changed(alerts={"channels": {"broken": broken}})
     real_send = outbox.send
 
     def send(channel, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -33,7 +33,7 @@ def bearer(database_url: str, lead_adder, cheap_hashing: None) -> dict[str, str]
 @pytest.fixture
 def api_schema(database_url: str, bearer: dict[str, str]):
     settings = load_settings(env=TEST_SECRET_ENV)
-    settings.database.url = database_url
+    settings = settings.changed(database={"url": database_url})
     app = create_app(settings)
     yield schemathesis.openapi.from_asgi("/openapi.json", app, headers=bearer)
     app.state.engine.dispose()

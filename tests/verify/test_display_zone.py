@@ -27,7 +27,7 @@ def database_url(sqlite_url: str) -> str:
 
 def test_the_display_zone_is_the_one_the_settings_name(settings) -> None:
     assert local_zone(settings) == ZoneInfo("Asia/Shanghai")
-    settings.schedules.timezone = "America/New_York"
+    settings = settings.changed(schedules={"timezone": "America/New_York"})
     assert local_zone(settings) == NEW_YORK
 
 
@@ -55,7 +55,7 @@ def test_the_dashboard_counts_a_lead_on_the_zones_day(session, make_lead) -> Non
 
 @pytest.fixture
 def new_york_alice(settings, session) -> Iterator[TestClient]:
-    settings.schedules.timezone = "America/New_York"
+    settings = settings.changed(schedules={"timezone": "America/New_York"})
     with review_app(settings, session, [("alice", "alice-pw", "analyst")]) as app:
         client = TestClient(app, follow_redirects=False)
         assert submit_login(client, "alice", "alice-pw").is_redirect

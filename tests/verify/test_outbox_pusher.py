@@ -25,8 +25,7 @@ def test_push_sends_queued_tickets_to_the_simulator_exactly_once(
     second = promote(session, make_lead, settings, priority="urgent", category="交通运输")
     simulator = create_simulator(dispatch_db)
     with serve_in_thread(simulator) as url:
-        settings.dispatch.base_url = url
-        settings.dispatch.api_key = "k-123"
+        settings = settings.changed(dispatch={"base_url": url, "api_key": "k-123"})
         summary = push_pending(settings, session_factory)
         again = push_pending(settings, session_factory)
         stored = httpx.get(f"{url}/_requests").json()["requests"]
@@ -50,7 +49,7 @@ def test_a_ticket_pushed_again_after_a_lost_answer_keeps_one_request(
 ) -> None:
     ticket = promote(session, make_lead, settings)
     with serve_in_thread(create_simulator(dispatch_db)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         push_pending(settings, session_factory)
         # As if the answer had been lost: the ticket is queued again and re-sent.
         with session_factory() as other:
@@ -133,7 +132,7 @@ def test_a_400_marks_the_ticket_failed_with_the_servers_message(
 
 def test_the_last_allowed_attempt_fails_the_ticket(session, session_factory, make_lead, settings) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.max_attempts = 1
+    settings = settings.changed(dispatch={"max_attempts": 1})
     transport, _ = scripted(httpx.Response(502, text="bad gateway"))
     summary = push_pending(settings, session_factory, transport=transport)
     assert summary.failed == 1
@@ -214,7 +213,7 @@ def test_backoff_base_and_ceiling_come_from_the_settings(
     session, session_factory, make_lead, settings
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.backoff_base_seconds = 0.0
+    settings = settings.changed(dispatch={"backoff_base_seconds": 0.0})
     transport, _ = scripted(httpx.Response(500, text="oops"))
     before = utcnow()
     push_pending(settings, session_factory, transport=transport)
@@ -244,12 +243,13 @@ def test_a_409_naming_the_stored_request_after_a_dropped_answer_recovers_its_id(
     session, session_factory, make_lead, settings, dispatch_db
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.backoff_base_seconds = 0.0  # retry at once
-    settings.dispatch.honours_idempotency_key = True  # so the retry is sent, not looked up first
+    # retry at once
+    # so the retry is sent, not looked up first
+    settings = settings.changed(dispatch={"backoff_base_seconds": 0.0, "honours_idempotency_key": True})
     plan = FaultPlan(drop_after_store_rate=1.0)
     options = SimulatorOptions(services=configured_services(), duplicate_status=409, fault_plan=plan)
     with serve_in_thread(create_simulator(dispatch_db, options)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         dropped = push_pending(settings, session_factory)
         plan.drop_after_store_rate = 0.0
         recovered = push_pending(settings, session_factory)

@@ -40,7 +40,7 @@ def test_verified_just_after_a_run_began_an_urgent_lead_goes_out_with_the_next_r
     # Worst case: a run began a moment before the lead was verified and did not see it.
     next_run = trigger.get_next_fire_time(verified_at - timedelta(milliseconds=1), verified_at)
     with serve_in_thread(create_simulator(dispatch_db)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         run_started = utcnow()
         summary = push_pending(settings, session_factory)
         keys = stored_keys(url)
@@ -72,7 +72,7 @@ def test_an_urgent_lead_verified_while_a_run_drains_a_backlog_goes_out_in_that_r
 
     options = SimulatorOptions(services=configured_services(), faults=[slow_dispatcher])
     with serve_in_thread(create_simulator(dispatch_db, options)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         run = threading.Thread(target=push_pending, args=(settings, session_factory))
         run.start()
         assert five_seen.wait(timeout=20)
@@ -92,13 +92,15 @@ def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
     session, make_lead, settings, dispatch_db
 ) -> None:
     """The real scheduler and job table, with the interval shortened to 2 s to keep the test short."""
-    settings.schedules.jobs["push_tickets"].interval_seconds = 2
-    scheduler = schedules.configure(BackgroundScheduler(timezone="Asia/Shanghai"), settings)
-    for job in scheduler.get_jobs():
-        if job.id != "push_tickets":
-            job.remove()
     with serve_in_thread(create_simulator(dispatch_db)) as url:
-        settings.dispatch.base_url = url
+        # The jobs hold the settings they are configured with: configured once the simulator's URL is known.
+        settings = settings.changed(
+            schedules={"jobs": {"push_tickets": {"interval_seconds": 2}}}, dispatch={"base_url": url}
+        )
+        scheduler = schedules.configure(BackgroundScheduler(timezone="Asia/Shanghai"), settings)
+        for job in scheduler.get_jobs():
+            if job.id != "push_tickets":
+                job.remove()
         scheduler.start()
         try:
             urgent = promote(session, make_lead, settings, summary="燃气泄漏", priority="urgent")

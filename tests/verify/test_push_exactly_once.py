@@ -39,8 +39,10 @@ from verify.pusher import drain
 
 knobs = json.loads(sys.argv[1])
 settings = load_settings(env={{}})
-settings.database.url = knobs.pop("database_url")
-settings.dispatch = type(settings.dispatch).model_validate({{**settings.dispatch.model_dump(), **knobs}})
+settings = settings.changed(
+    database={{"url": knobs.pop("database_url")}},
+    dispatch=type(settings.dispatch).model_validate({{**settings.dispatch.model_dump(), **knobs}}),
+)
 factory = make_session_factory(make_engine(settings.database.url))
 print(drain(settings, factory, within_seconds={WAIT_SECONDS}).summary())
 """

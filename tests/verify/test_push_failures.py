@@ -18,13 +18,14 @@ from verify.tickets import TicketError, requeue_failed
 def test_a_refused_ticket_does_not_block_the_others_and_is_delivered_once_after_the_fix(
     session, session_factory, make_lead, settings, dispatch_db
 ) -> None:
-    settings.dispatch.service_codes["商贸旅游"] = "commerce-tourisme"  # an operator's typo
+    typo = {"商贸旅游": "commerce-tourisme"}  # an operator's typo
+    settings = settings.changed(dispatch={"service_codes": {**settings.dispatch.service_codes, **typo}})
     first = promote(session, make_lead, settings)
     refused = promote(session, make_lead, settings, category="商贸旅游")
     third = promote(session, make_lead, settings)
     simulator = create_simulator(dispatch_db, SimulatorOptions(services=configured_services()))
     with serve_in_thread(simulator) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         before = push_pending(settings, session_factory)
         session.expire_all()
         failed = session.get(Ticket, refused.id)
@@ -37,7 +38,8 @@ def test_a_refused_ticket_does_not_block_the_others_and_is_delivered_once_after_
             requeue_failed(session=session, ticket_id=first.id, actor="admin", settings=settings)
         session.rollback()
 
-        settings.dispatch.service_codes["商贸旅游"] = "commerce-tourism"  # the fix
+        fix = {"商贸旅游": "commerce-tourism"}
+        settings = settings.changed(dispatch={"service_codes": {**settings.dispatch.service_codes, **fix}})
         requeued = requeue_failed(session=session, ticket_id=refused.id, actor="admin", settings=settings)
         assert (requeued.state, requeued.attempts, requeued.last_error) == (TicketState.QUEUED, 0, None)
         assert requeued.payload["service_code"] == "commerce-tourism"

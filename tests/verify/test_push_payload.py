@@ -47,7 +47,7 @@ def test_the_request_carries_the_listed_unit_the_district_point_and_the_evidence
     urls = list(listed.scalars(select(Post.url).order_by(Post.id)))
     listed.commit()  # SQLite: no open transaction while the pusher writes
     with serve_in_thread(create_simulator(dispatch_db)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         push_pending(settings, session_factory)
         [stored] = httpx.get(f"{url}/_requests").json()["requests"]
     assert (stored["lat"], stored["long"]) == (22.533, 113.93)
@@ -95,9 +95,7 @@ def test_field_names_and_paths_from_the_config_serve_another_ticket_api(
     session, session_factory, make_lead, settings
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.request_path = "/api/v2/tickets"
-    settings.dispatch.status_path = "/api/v2/tickets/{id}"
-    settings.dispatch.field_names = {
+    field_names = {
         "service_code": "type",
         "description": "content",
         "lat": "latitude",
@@ -105,6 +103,13 @@ def test_field_names_and_paths_from_the_config_serve_another_ticket_api(
         "status": "state",
         "status_notes": "remark",
     }
+    settings = settings.changed(
+        dispatch={
+            "request_path": "/api/v2/tickets",
+            "status_path": "/api/v2/tickets/{id}",
+            "field_names": field_names,
+        }
+    )
     seen: list[tuple[str, str, list[str]]] = []
 
     def other_api(request: httpx.Request) -> httpx.Response:
@@ -128,11 +133,11 @@ def test_field_names_and_paths_from_the_config_serve_another_ticket_api(
 
 
 def test_service_codes_the_dispatch_system_does_not_offer_are_named_at_start(settings, dispatch_db) -> None:
-    settings.dispatch.service_codes["环境保护"] = "enviroment"
-    settings.dispatch.service_codes["卫生计生"] = "helth"
+    typos = {"环境保护": "enviroment", "卫生计生": "helth"}
+    settings = settings.changed(dispatch={"service_codes": {**settings.dispatch.service_codes, **typos}})
     services = configured_services()
     with serve_in_thread(create_simulator(dispatch_db, SimulatorOptions(services=services))) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         with pytest.raises(UnknownServiceCodes) as raised:
             check_service_codes(settings)
     assert str(raised.value) == "service codes unknown to the dispatch system: enviroment, helth"

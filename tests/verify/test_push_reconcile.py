@@ -46,11 +46,13 @@ def found(
 
 
 @pytest.fixture
-def push(settings: Settings, session_factory) -> Callable[[Server], object]:
-    settings.dispatch.backoff_base_seconds = 0.0  # each retry is due at once: one push_pending per turn
+def push(settings: Settings, session_factory) -> Callable[..., object]:
+    """One push_pending against ``server``, with the test's own settings where it changed them."""
 
-    def run(server: Server) -> object:
-        return push_pending(settings, session_factory, transport=httpx.MockTransport(server))
+    def run(server: Server, changed: Settings | None = None) -> object:
+        # Each retry is due at once: one push_pending per turn.
+        used = (changed or settings).changed(dispatch={"backoff_base_seconds": 0.0})
+        return push_pending(used, session_factory, transport=httpx.MockTransport(server))
 
     return run
 
@@ -170,7 +172,7 @@ def test_a_ticket_whose_lookups_keep_failing_fails_and_still_looks_first_after_a
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.max_attempts = 2
+    settings = settings.changed(dispatch={"max_attempts": 2})
     server = Server(
         posts=[httpx.ReadTimeout("timed out")],
         gets=[
@@ -178,8 +180,8 @@ def test_a_ticket_whose_lookups_keep_failing_fails_and_still_looks_first_after_a
             httpx.Response(200, json=[found(f"【{ticket.idempotency_key}】")]),
         ],
     )
-    push(server)
-    push(server)
+    push(server, settings)
+    push(server, settings)
     session.expire_all()
     failed = session.get(Ticket, ticket.id)
     assert (failed.state, failed.last_error) == (
@@ -188,7 +190,7 @@ def test_a_ticket_whose_lookups_keep_failing_fails_and_still_looks_first_after_a
     )
     requeue_failed(session=session, ticket_id=ticket.id, actor="admin", settings=settings)
     session.commit()
-    push(server)
+    push(server, settings)
     session.expire_all()
     row = session.get(Ticket, ticket.id)
     assert server.methods() == ["POST", "GET", "GET"]  # never a blind second POST
@@ -220,15 +222,15 @@ def test_a_server_that_honours_idempotency_keys_gets_the_post_again_without_a_lo
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.honours_idempotency_key = True
+    settings = settings.changed(dispatch={"honours_idempotency_key": True})
     server = Server(
         posts=[httpx.ReadTimeout("timed out"), httpx.Response(200, json=[{"service_request_id": "sr-5"}])]
     )
-    push(server)
+    push(server, settings)
     session.expire_all()
     assert session.get(Ticket, ticket.id).delivery_unknown_since is None
     session.rollback()
-    push(server)
+    push(server, settings)
     session.expire_all()
     row = session.get(Ticket, ticket.id)
     assert server.methods() == ["POST", "POST"]
@@ -239,13 +241,13 @@ def test_the_lookup_filters_on_the_key_attribute_where_the_server_supports_it(
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.lookup_by_attribute = True
+    settings = settings.changed(dispatch={"lookup_by_attribute": True})
     server = Server(
         posts=[httpx.ReadTimeout("timed out")],
         gets=[httpx.Response(200, json=[found(f"【{ticket.idempotency_key}】路灯")])],
     )
-    push(server)
-    push(server)
+    push(server, settings)
+    push(server, settings)
     session.expire_all()
     row = session.get(Ticket, ticket.id)
     assert server.lookups()[0]["attribute[idempotency_key]"] == ticket.idempotency_key
@@ -256,7 +258,7 @@ def test_a_full_answer_proves_nothing_so_its_window_is_looked_at_half_by_half(
     session, make_lead, settings, push
 ) -> None:
     ticket = promote(session, make_lead, settings)
-    settings.dispatch.lookup_max_results = 2
+    settings = settings.changed(dispatch={"lookup_max_results": 2})
     others = [found("【weisu-lead-900】", "sr-1"), found("【weisu-lead-901】", "sr-2")]
     server = Server(
         posts=[httpx.ReadTimeout("timed out")],
@@ -266,8 +268,8 @@ def test_a_full_answer_proves_nothing_so_its_window_is_looked_at_half_by_half(
             httpx.Response(200, json=[found(f"【{ticket.idempotency_key}】", "sr-3")]),  # its second half
         ],
     )
-    push(server)
-    push(server)
+    push(server, settings)
+    push(server, settings)
     session.expire_all()
     windows = [(q["start_date"], q["end_date"]) for q in server.lookups()]
     whole, first, second = [tuple(datetime.fromisoformat(d) for d in w) for w in windows]

@@ -22,7 +22,7 @@ def test_a_request_closed_at_the_simulator_is_closed_on_the_ticket_after_the_nex
     first = promote(session, make_lead, settings)
     second = promote(session, make_lead, settings)
     with serve_in_thread(create_simulator(dispatch_db)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         push_pending(settings, session_factory)
         unchanged = sync_statuses(settings, session_factory)
         httpx.post(
@@ -73,7 +73,7 @@ def test_a_ticket_returned_to_another_unit_is_counted_against_first_dispatch_acc
     promote(session, make_lead, settings, responsible_unit="南山区城市管理和综合执法局")
     promote(session, make_lead, settings, category="交通运输", responsible_unit="深圳市交通运输局")
     with serve_in_thread(create_simulator(dispatch_db)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         push_pending(settings, session_factory)
         httpx.post(f"{url}/_requests/sr-000001/status", data={"agency_responsible": "粤海街道办事处"})
         summary = sync_statuses(settings, session_factory)
@@ -105,7 +105,7 @@ def test_the_simulators_seeded_returns_are_recorded_and_counted_at_the_next_sync
     )  # the seed gives a mix, so "only the returned ones" means something
     options = SimulatorOptions(services=configured_services(), fault_plan=plan)
     with serve_in_thread(create_simulator(dispatch_db, options)) as url:
-        settings.dispatch.base_url = url
+        settings = settings.changed(dispatch={"base_url": url})
         push_pending(settings, session_factory)
         summary = sync_statuses(settings, session_factory)
         stats = httpx.get(f"{url}/_stats").json()

@@ -37,8 +37,10 @@ def test_analyst_signs_in_opens_a_lead_and_verifies_it_into_a_ticket(sqlite_url:
     from playwright.sync_api import sync_playwright
 
     settings = load_settings(env=TEST_SECRET_ENV)
-    settings.database.url = sqlite_url
-    settings.review.cookie_secure = False  # the browser talks plain http to the loopback server
+    settings = settings.changed(database={"url": sqlite_url})
+    settings = settings.changed(
+        review={"cookie_secure": False}
+    )  # the browser talks plain http to the loopback server
     engine = make_engine(sqlite_url)
     factory = make_session_factory(engine)
     with factory() as session:
@@ -92,8 +94,10 @@ HOSTILE_TEXT = (
 
 def _settings_and_factory(sqlite_url: str):
     settings = load_settings(env=TEST_SECRET_ENV)
-    settings.database.url = sqlite_url
-    settings.review.cookie_secure = False  # the browser talks plain http to the loopback server
+    settings = settings.changed(database={"url": sqlite_url})
+    settings = settings.changed(
+        review={"cookie_secure": False}
+    )  # the browser talks plain http to the loopback server
     engine = make_engine(sqlite_url)
     return settings, engine, make_session_factory(engine)
 

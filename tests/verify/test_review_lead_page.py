@@ -157,7 +157,7 @@ def test_similar_open_leads_are_listed(alice, make_lead) -> None:
 def test_an_urgent_ticket_waits_for_a_second_analyst_when_configured(
     app, make_lead, session, settings
 ) -> None:
-    settings.review.urgent_second_confirmation = True
+    app.state.settings = settings.changed(review={"urgent_second_confirmation": True})
     lead_id = make_lead(priority="urgent").id
     with signed_in(app, "alice") as alice, signed_in(app, "bob") as bob:
         token = csrf_of(alice.get(f"/leads/{lead_id}").text)
@@ -185,7 +185,7 @@ def test_an_urgent_ticket_waits_for_a_second_analyst_when_configured(
 def test_an_ordinary_ticket_is_queued_at_once_even_when_confirmation_is_on(
     alice, make_lead, session, settings
 ):
-    settings.review.urgent_second_confirmation = True
+    alice.app.state.settings = settings.changed(review={"urgent_second_confirmation": True})
     lead = make_lead()
     token = csrf_of(alice.get(f"/leads/{lead.id}").text)
     alice.post(f"/leads/{lead.id}/verify", data={"csrf_token": token})

@@ -204,7 +204,7 @@ def test_the_queue_pages_by_twenty_and_filters_by_state(client, make_lead, sessi
 
 
 def test_api_merges_adds_notes_and_gives_the_second_confirmation(client, make_lead, tokens, settings) -> None:
-    settings.review.urgent_second_confirmation = True
+    client.app.state.settings = settings.changed(review={"urgent_second_confirmation": True})
     alice, bob = tokens["alice"], tokens["bob"]
     survivor, duplicate = make_lead().id, make_lead().id
     urgent = make_lead(priority="urgent").id

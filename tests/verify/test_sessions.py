@@ -43,8 +43,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(settings: Settings, session, clock: Clock) -> Iterator[FastAPI]:
-    settings.review.session_idle_minutes = 30
-    settings.review.session_absolute_hours = 8
+    settings = settings.changed(review={"session_idle_minutes": 30, "session_absolute_hours": 8})
     with review_app(settings, session, ACCOUNTS) as application:
         application.state.clock = clock
         yield application
@@ -161,12 +160,12 @@ def _session_cookie_header(settings: Settings, session) -> str:
 
 
 def test_the_session_cookie_is_secure_by_default(settings: Settings, session) -> None:
-    settings.review.cookie_secure = Settings().review.cookie_secure
+    settings = settings.changed(review={"cookie_secure": Settings().review.cookie_secure})
     assert "; secure" in _session_cookie_header(settings, session)
 
 
 def test_the_session_cookie_lacks_secure_when_the_setting_is_off(settings: Settings, session) -> None:
-    settings.review.cookie_secure = False
+    settings = settings.changed(review={"cookie_secure": False})
     assert "secure" not in _session_cookie_header(settings, session).lower()
 
 
@@ -182,7 +181,7 @@ def _failed_sign_in_address(settings: Settings, session, peer: str) -> str:
 
 
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(settings: Settings, session) -> None:
-    settings.review.trusted_proxies = ["10.0.0.5"]
+    settings = settings.changed(review={"trusted_proxies": ["10.0.0.5"]})
     assert _failed_sign_in_address(settings, session, "198.51.100.9") == "198.51.100.9"
 
 
@@ -194,5 +193,5 @@ def test_x_forwarded_for_from_loopback_is_ignored_when_no_proxy_is_trusted(
 
 
 def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(settings: Settings, session) -> None:
-    settings.review.trusted_proxies = ["10.0.0.0/24"]
+    settings = settings.changed(review={"trusted_proxies": ["10.0.0.0/24"]})
     assert _failed_sign_in_address(settings, session, "10.0.0.5") == "203.0.113.7"

@@ -262,7 +262,7 @@ def test_the_cli_refuses_a_bad_week_in_one_line_with_exit_2(
 @pytest.fixture
 def client(settings: Settings, session: Session) -> Iterator[TestClient]:
     plant(session)
-    settings.secret_key = TEST_SECRET_KEY
+    settings = settings.changed(secret_key=TEST_SECRET_KEY)
     accounts = [("sue", "sue-pw-long-enough", "supervisor"), ("alice", "alice-pw-long-enough", "analyst")]
     with (
         review_app(settings, session, accounts) as application,
