@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,12 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from keys_for_tests import TEST_SECRET_KEY
-from review_client import review_app
+from review_client import NOW, review_app
 from sqlalchemy.orm import Session
 
 from settings import Settings, load_settings
 from storage.models import Lead, LeadPost, Platform, Post, Priority
 
-NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
 

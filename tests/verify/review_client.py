@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI
@@ -15,6 +16,9 @@ from sqlalchemy.orm import Session
 from settings import Settings
 from verify.users import create_user
 from verify.web.app import create_app
+
+#: The moment the verify fixtures' leads are seen at (tests/verify/conftest.py builds them around it).
+NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
 
 @contextmanager

@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 from alert_receivers import Received, webhook_receiver
-from conftest import NOW
 from fastapi.testclient import TestClient
-from review_client import csrf_of, review_app, submit_login
+from review_client import NOW, csrf_of, review_app, submit_login
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 

@@ -7,9 +7,8 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import NOW
 from fastapi.testclient import TestClient
-from review_client import review_app, submit_login
+from review_client import NOW, review_app, submit_login
 
 from storage.models import CrawlRun, Platform
 
