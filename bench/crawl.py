@@ -2,7 +2,10 @@
 
 Both run in a child process (a Twisted reactor cannot restart), so both figures include process
 start-up. The baseline has no pipelines, no parsing, no robots.txt and no database; it may use the
-same total concurrency weisu's platforms add up to.
+same total concurrency weisu's platforms add up to. Its child (``python -m bench.crawl --baseline``)
+imports Scrapy and the standard library only: this module imports the simulator, the settings and
+the rest of the harness inside the functions that use them, and the child checks that none of them
+was loaded, so their import time is never counted as bare Scrapy's work.
 
 Wall-clock pages/s is the headline figure. On a shared machine it moves with everyone else's load,
 so the CPU seconds each side's child process used are reported too: pages per CPU-second compare
@@ -28,11 +31,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fixtures.serving import serve_in_thread
-from fixtures.simulator.app import create_app
-from settings import PROJECT_ROOT, Settings, load_settings
+if TYPE_CHECKING:
+    from settings import Settings
+
+#: Modules of the harness (simulator, web stack, weisu) that a bare Scrapy child must not load.
+HARNESS_MODULES = ("fastapi", "uvicorn", "pydantic", "sqlalchemy", "settings", "fixtures", "crawlers", "storage")
 
 
 def _children_cpu_seconds() -> float:
@@ -79,6 +84,7 @@ def request_clock(log: list[str], poll_seconds: float = 0.005) -> Iterator[dict[
 
 def _weisu_settings(base: str, database_url: str) -> Settings:
     """Settings for a sweep of the simulator at ``base`` into a freshly migrated database."""
+    from settings import load_settings
     from storage.db import upgrade
 
     upgrade(database_url)
@@ -97,6 +103,8 @@ def _weisu_crawl(settings: Settings) -> tuple[int, float, float]:
 
 
 def _baseline_crawl(urls: list[str], concurrency: int, workdir: Path) -> tuple[int, float, float]:
+    from settings import PROJECT_ROOT
+
     url_file = workdir / "urls.json"
     url_file.write_text(json.dumps(urls), encoding="utf-8")
     cpu, started = _children_cpu_seconds(), time.perf_counter()
@@ -113,6 +121,10 @@ def _baseline_crawl(urls: list[str], concurrency: int, workdir: Path) -> tuple[i
 
 def bench_crawl() -> dict[str, Any]:
     """Pages per second: weisu (all platforms, pipelines, DB) and a bare Scrapy spider on the same URLs."""
+    from fixtures.serving import serve_in_thread
+    from fixtures.simulator.app import create_app
+    from settings import load_settings
+
     settings = load_settings(env={})
     concurrency = sum(p.politeness.concurrency for p in settings.enabled_platforms().values())
     app = create_app(42)
@@ -210,6 +222,9 @@ def _run_baseline(url_file: str, concurrency: int) -> None:
     )
     process.crawl(BareSpider)
     process.start()
+    loaded = sorted(name for name in HARNESS_MODULES if name in sys.modules)
+    if loaded:
+        raise RuntimeError(f"the bare Scrapy child loaded harness modules: {', '.join(loaded)}")
     print(len(counted))
 
 
