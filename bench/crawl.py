@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from settings import Settings
 
 #: Modules of the harness (simulator, web stack, weisu) that a bare Scrapy child must not load.
-HARNESS_MODULES = ("fastapi", "uvicorn", "pydantic", "sqlalchemy", "settings", "fixtures", "crawlers", "storage")
+HARNESS_MODULES = (
+    "fastapi", "uvicorn", "pydantic", "sqlalchemy", "settings", "fixtures", "crawlers", "storage",
+)  # fmt: skip
 
 
 def _children_cpu_seconds() -> float:
