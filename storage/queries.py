@@ -24,7 +24,7 @@ from storage.vocabulary import (
 )
 
 
-def _insert_ignoring_conflicts(session: Session, model: type, index_elements: Sequence[str]) -> Any:
+def _insert_ignoring_conflicts(session: Session, model: Any, index_elements: Sequence[str]) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         # Imported here: the postgresql package loads every driver's dialect (75 ms at crawl start-up).
@@ -72,8 +72,11 @@ def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
     batch = [dict(row) for row in rows]
     if not batch:
         return 0
-    statement = _insert_ignoring_conflicts(session, Post, ["platform_id", "external_id"])
-    result = session.execute(statement.returning(Post.id), batch)
+    # On the table, not the mapped class: the ORM's bulk-insert path adds ~0.1 ms of bookkeeping per
+    # row, and these rows need none of it (column defaults are applied either way).
+    table = Post.__table__
+    statement = _insert_ignoring_conflicts(session, table, ["platform_id", "external_id"])
+    result = session.execute(statement.returning(table.c.id), batch)
     return len(result.all())
 
 
@@ -159,9 +162,12 @@ def insert_raw_responses(session: Session, rows: Sequence[Mapping[str, Any]]) ->
     {sha256: id} for every row given."""
     if not rows:
         return {}
-    statement = _insert_ignoring_conflicts(session, RawResponse, ["sha256"])
-    session.execute(statement, [dict(row) for row in rows])
-    return raw_response_ids(session, (row["sha256"] for row in rows))
+    table = RawResponse.__table__  # see insert_posts
+    statement = _insert_ignoring_conflicts(session, table, ["sha256"]).returning(table.c.sha256, table.c.id)
+    ids = {digest: row_id for digest, row_id in session.execute(statement, [dict(row) for row in rows])}
+    # Rows another writer inserted first return nothing here: their ids are read.
+    missing = [row["sha256"] for row in rows if row["sha256"] not in ids]
+    return ids | raw_response_ids(session, missing)
 
 
 def compress_body(body: bytes) -> bytes:

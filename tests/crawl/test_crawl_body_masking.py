@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import re
 from datetime import UTC, datetime
 
 from scrapy.http import HtmlResponse, TextResponse
 
 from crawlers.items import PostItem
 from crawlers.middlewares.evidence import EvidenceMiddleware
-from storage.body_masking import body_encoding, handle_replacements, handles_behind, mask_body
+from storage.body_masking import (
+    _replace_handles,
+    body_encoding,
+    handle_replacements,
+    handles_behind,
+    mask_body,
+)
 from storage.personal_data import author_key
 
 SECRET = "test-author-hash-key-of-32-bytes!"
@@ -122,3 +130,28 @@ def test_the_evidence_body_knows_every_author_of_its_response_and_hashes_the_bod
 def test_a_page_without_items_gets_no_body_built() -> None:
     response = HtmlResponse("https://tieba.baidu.com/f?kw=1", body=b"<html></html>")
     assert list(EvidenceMiddleware().process_spider_output(response, [])) == []
+
+
+def _replaced_by_regex(text: str, replacements: dict[str, str]) -> str:
+    """The rule as a regex: the forms longest first, never inside a longer word or number."""
+    forms = sorted(replacements, key=len, reverse=True)
+    pattern = re.compile(r"(?<![0-9A-Za-z_])(?:" + "|".join(map(re.escape, forms)) + r")(?![0-9A-Za-z_])")
+    return pattern.sub(lambda match: replacements[match.group()], text)
+
+
+def test_overlapping_handle_forms_are_replaced_as_the_longest_first_alternation_would() -> None:
+    replacements = {"ab": "<1>", "abab": "<2>", "ba": "<3>", "b张": "<4>", "张三": "<5>", "a_": "<6>"}
+    text = "ababab abab_ x张三 b张三 ba-ab 张三张三 a_b"
+    # "abab" is followed by a word character, "x" and "_" touch their handles: those stay.
+    assert _replace_handles(text, replacements) == "ababab abab_ x张三 <4>三 <3>-<1> <5><5> a_b"
+    assert _replace_handles(text, replacements) == _replaced_by_regex(text, replacements)
+
+
+def test_handle_replacement_agrees_with_the_regex_alternation_on_random_texts() -> None:
+    rng = random.Random(15)
+    alphabet = 'ab1_张三 -"<'
+    for _ in range(3000):
+        forms = {"".join(rng.choices(alphabet, k=rng.randint(1, 4))) for _ in range(rng.randint(1, 5))}
+        replacements = {form: f"<{n}>" for n, form in enumerate(sorted(forms))}
+        text = "".join(rng.choices(alphabet, k=rng.randint(0, 40)))
+        assert _replace_handles(text, replacements) == _replaced_by_regex(text, replacements), (text, forms)
