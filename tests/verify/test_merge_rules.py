@@ -117,6 +117,7 @@ def test_opposite_merges_at_the_same_moment_leave_exactly_one_open_lead(
             workflow.claim(session=own, lead_id=lead_id, actor=actor, settings=settings)
             own.commit()
     # Widen the window between the check and the write: without the row locks both merges would pass.
+    # (This sleep is the race under test, not a wait for something.)
     check = workflow._refuse_merge_target
 
     def slow_check(*args: object) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.requests import Request
+from waiting import wait_until
 
 import schedules
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
@@ -104,8 +105,8 @@ def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
         try:
             urgent = promote(session, make_lead, settings, summary="燃气泄漏", priority="urgent")
             started = time.monotonic()
-            while urgent.idempotency_key not in stored_keys(url) and time.monotonic() - started < 10:
-                time.sleep(0.05)
+            delivered = lambda: urgent.idempotency_key in stored_keys(url)  # noqa: E731
+            wait_until(delivered, 10, "the urgent ticket to reach the city")
             waited = time.monotonic() - started
         finally:
             scheduler.shutdown(wait=True)
