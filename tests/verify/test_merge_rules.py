@@ -108,6 +108,8 @@ def test_a_chain_c_into_a_into_b_cannot_be_closed_by_merging_b_into_c(session, m
     assert states(session, a, b, c) == [(S.MERGED, b), (S.NEW, None), (S.MERGED, b)]
 
 
+# Two sessions in two threads race for the row locks: each needs a connection of its own.
+@pytest.mark.usefixtures("committed_database")
 def test_opposite_merges_at_the_same_moment_leave_exactly_one_open_lead(
     session_factory: sessionmaker[Session], make_lead, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

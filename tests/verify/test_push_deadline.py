@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import httpx
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.requests import Request
 from waiting import wait_until
@@ -55,6 +56,8 @@ def test_verified_just_after_a_run_began_an_urgent_lead_goes_out_with_the_next_r
     assert sorted(keys[1:]) == sorted(t.idempotency_key for t in backlog)
 
 
+# The push runs in a thread while the test promotes a lead: two connections at once.
+@pytest.mark.usefixtures("committed_database")
 def test_an_urgent_lead_verified_while_a_run_drains_a_backlog_goes_out_in_that_run(
     session, session_factory, make_lead, settings, dispatch_db
 ) -> None:
@@ -90,6 +93,8 @@ def test_an_urgent_lead_verified_while_a_run_drains_a_backlog_goes_out_in_that_r
     assert set(keys) == {t.idempotency_key for t in backlog} | {urgent.idempotency_key}
 
 
+# The scheduler's own thread pushes what the test commits: two connections at once.
+@pytest.mark.usefixtures("committed_database")
 def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
     session, make_lead, settings, dispatch_db
 ) -> None:
