@@ -94,7 +94,12 @@ def database_under_test(
     request: pytest.FixtureRequest, backend: str, migrated_databases: MigratedDatabases
 ) -> Iterator[DatabaseUnderTest]:
     """The database behind ``session`` and ``session_factory``: the test's own committed database when
-    it asked for one, otherwise a transaction on the shared database rolled back at the end."""
+    it asked for one, otherwise a transaction on the shared database rolled back at the end.
+
+    A rolled-back test must not open the shared database on a connection of its own (an engine from
+    ``settings.database_url``, a CLI command): SQLite makes that connection wait for the test's write
+    lock, and rows committed on PostgreSQL fail the test here, naming the tables.
+    """
     if {"database_url", "committed_database"} & set(request.fixturenames):
         url = request.getfixturevalue("database_url")
         engine = make_engine(url)

@@ -3,6 +3,7 @@ in, and the migrated SQLite template that committed tests copy."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from contextlib import ExitStack
@@ -45,6 +46,7 @@ class SharedDatabase:
 
 
 def row_counts(connection: Connection) -> dict[str, int]:
+    """{table: rows} for every table of the models, in one query."""
     tables = Base.metadata.sorted_tables
     query = select(*[select(func.count()).select_from(t).scalar_subquery().label(t.name) for t in tables])
     return dict(connection.execute(query).one()._mapping)
@@ -69,6 +71,7 @@ class MigratedDatabases:
         self._stack = stack
         self._shared: dict[str, SharedDatabase] = {}
         self._template: Path | None = None
+        self._generations = itertools.count()  # a discarded shared database is never reused
 
     def shared(self, backend: str) -> SharedDatabase:
         if backend not in self._shared:
@@ -81,7 +84,7 @@ class MigratedDatabases:
 
     def _migrate_shared(self, backend: str) -> SharedDatabase:
         if backend == "sqlite":
-            url = f"sqlite:///{self._root / f'shared-{len(self._shared)}-{os.getpid()}.db'}"
+            url = f"sqlite:///{self._root / f'shared-{next(self._generations)}.db'}"
         else:
             assert POSTGRES_URL
             url = self._stack.enter_context(temporary_postgres_schema(POSTGRES_URL, "shared"))
