@@ -224,8 +224,7 @@ def test_a_killed_incremental_board_crawl_is_resumed_down_to_the_threads_a_clean
         sim.set_faults(slow_rate=1.0, slow_seconds=0.5)
         child = start_crawl_child(settings, ["tieba"])
         try:
-            first_new = lambda: len(stored_posts(settings, after_id=last_clean)) > 0  # noqa: E731
-            wait_until(first_new, 60, "the crawl child's first new post")
+            wait_until(lambda: len(stored_posts(settings, after_id=last_clean)) > 0, 60, "a new post stored")
         finally:
             child.kill()
             child.wait()

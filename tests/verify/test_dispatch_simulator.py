@@ -163,8 +163,9 @@ def test_a_slow_answer_times_the_client_out_but_the_request_is_still_stored(disp
     ) as url:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{url}/requests.json", data=FORM, timeout=0.2)
-        stored = lambda: httpx.get(f"{url}/_stats").json()["requests"] > 0  # noqa: E731
-        wait_until(stored, 10, "the slow request to be stored")
+        wait_until(
+            lambda: httpx.get(f"{url}/_stats").json()["requests"] > 0, 10, "the slow request to be stored"
+        )
         stats = httpx.get(f"{url}/_stats").json()
     assert stats == {"requests": 1, "submissions": 1, "fault_slow": 1}
 

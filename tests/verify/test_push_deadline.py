@@ -110,8 +110,9 @@ def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
         try:
             urgent = promote(session, make_lead, settings, summary="燃气泄漏", priority="urgent")
             started = time.monotonic()
-            delivered = lambda: urgent.idempotency_key in stored_keys(url)  # noqa: E731
-            wait_until(delivered, 10, "the urgent ticket to reach the city")
+            wait_until(
+                lambda: urgent.idempotency_key in stored_keys(url), 10, "the urgent ticket at the city"
+            )
             waited = time.monotonic() - started
         finally:
             scheduler.shutdown(wait=True)
