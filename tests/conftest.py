@@ -11,9 +11,10 @@ gets a database of its own, with real commits.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shared_databases import (
@@ -50,10 +51,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     same database would prove nothing more."""
     if "backend" not in metafunc.fixturenames:
         return
-    definitions = metafunc._arg2fixturedefs.get("database_url", ())  # what the test resolves the name to
-    if definitions and "backend" not in definitions[-1].argnames:
+    definitions = metafunc._arg2fixturedefs  # the fixtures this test resolves each name to
+    if "database_url" in definitions and not _depends_on("database_url", "backend", definitions):
         return
     metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+def _depends_on(name: str, wanted: str, definitions: Mapping[str, Sequence[Any]]) -> bool:
+    """Whether fixture ``name``, as this test resolves it, needs ``wanted`` directly or indirectly."""
+    arguments = definitions[name][-1].argnames if name in definitions else ()
+    return wanted in arguments or any(_depends_on(arg, wanted, definitions) for arg in arguments)
 
 
 @pytest.fixture
