@@ -1,12 +1,29 @@
-"""Shared fixtures: a migrated database on SQLite and, with WEISU_TEST_DATABASE_URL, on PostgreSQL."""
+"""Shared fixtures: test databases on SQLite and, with WEISU_TEST_DATABASE_URL, on PostgreSQL.
+
+Each backend is migrated once per test session. A test that only works through ``session``,
+``session_factory`` (or the stage fixtures built on them) runs inside one outer transaction on that
+shared database, with every Session joined into it (SQLAlchemy's "Joining a Session into an External
+Transaction" recipe), and the transaction is rolled back at the end. A test whose commits must be
+seen by another connection asks for ``committed_database`` (or its older name ``database_url``) and
+gets a database of its own, with real commits.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
+from shared_databases import (
+    BACKENDS,
+    POSTGRES_URL,
+    DatabaseUnderTest,
+    MigratedDatabases,
+    joined_factory,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from classify.model import TASK
@@ -15,17 +32,49 @@ from settings import Settings, load_settings
 from storage.db import make_engine, make_session_factory, session_scope, temporary_postgres_schema, upgrade
 from storage.models import ModelVersion
 
-POSTGRES_URL = os.environ.get("WEISU_TEST_DATABASE_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabases]:
+    with ExitStack() as stack:
+        yield MigratedDatabases(tmp_path_factory.mktemp("databases"), stack)
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database migrated to head: a fresh SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'weisu.db'}"
-        upgrade(url)
-        yield url
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test (parametrised by pytest_generate_tests)."""
+    return getattr(request, "param", "sqlite")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every database test on each backend, except where a module pins ``database_url`` to one
+    database of its own choosing (e.g. ``def database_url(sqlite_url)``): running those twice on the
+    same database would prove nothing more."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    definitions = metafunc._arg2fixturedefs  # the fixtures this test resolves each name to
+    if "database_url" in definitions and not _depends_on("database_url", "backend", definitions):
+        return
+    metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+def _depends_on(name: str, wanted: str, definitions: Mapping[str, Sequence[Any]]) -> bool:
+    """Whether fixture ``name``, as this test resolves it, needs ``wanted`` directly or indirectly."""
+    arguments = definitions[name][-1].argnames if name in definitions else ()
+    return wanted in arguments or any(_depends_on(arg, wanted, definitions) for arg in arguments)
+
+
+@pytest.fixture
+def committed_database(backend: str, tmp_path: Path, migrated_databases: MigratedDatabases) -> Iterator[str]:
+    """A fresh database of this test's own, migrated to head, where commits are real.
+
+    For tests whose writes must be seen through another connection: crawler child processes, the web
+    app served in a thread, CLI commands that open their own engine, migration tests, concurrent
+    sessions in threads. Asking for it (directly, through ``database_url``, or with
+    ``pytest.mark.usefixtures("committed_database")``) also points ``session``, ``session_factory``
+    and the stage fixtures at this database instead of the rolled-back shared one.
+    """
+    if backend == "sqlite":
+        yield migrated_databases.sqlite_copy(tmp_path / "weisu.db")
         return
     assert POSTGRES_URL
     with temporary_postgres_schema(POSTGRES_URL, "t") as url:
@@ -34,23 +83,61 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A migrated SQLite database, for tests that only need one backend (pipelines, CLI, e2e)."""
-    url = f"sqlite:///{tmp_path / 'weisu.db'}"
-    upgrade(url)
-    return url
+def database_url(committed_database: str) -> str:
+    """The URL of this test's own committed database (see committed_database): for tests that open
+    their own engines, processes or commands on it."""
+    return committed_database
 
 
 @pytest.fixture
-def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+def sqlite_url(tmp_path: Path, migrated_databases: MigratedDatabases) -> str:
+    """A fresh migrated SQLite database with real commits, for tests that only need one backend
+    (pipelines, CLI, e2e)."""
+    return migrated_databases.sqlite_copy(tmp_path / "weisu.db")
+
+
+@pytest.fixture
+def database_under_test(
+    request: pytest.FixtureRequest, backend: str, migrated_databases: MigratedDatabases
+) -> Iterator[DatabaseUnderTest]:
+    """The database behind ``session`` and ``session_factory``: the test's own committed database when
+    it asked for one, otherwise a transaction on the shared database rolled back at the end.
+
+    A rolled-back test must not open the shared database on a connection of its own (an engine from
+    ``settings.database_url``, a CLI command): SQLite makes that connection wait for the test's write
+    lock, and rows committed on PostgreSQL fail the test here, naming the tables.
+    """
+    if {"database_url", "committed_database"} & set(request.fixturenames):
+        url = request.getfixturevalue("database_url")
+        engine = make_engine(url)
+        yield DatabaseUnderTest(url, make_session_factory(engine), committed=True)
+        engine.dispose()
+        return
+    shared = migrated_databases.shared(backend)
+    with shared.engine.connect() as connection:
+        transaction = connection.begin()
+        shared.rewind_sequences(connection)
+        yield DatabaseUnderTest(shared.url, joined_factory(connection), committed=False)
+        transaction.rollback()
+        leaked = shared.leaked_rows(connection)
+    if leaked:
+        migrated_databases.discard(backend)
+        pytest.fail(
+            f"the test committed rows {leaked} to the shared database through a connection of its own: "
+            "give it committed_database",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def session_factory(database_under_test: DatabaseUnderTest) -> sessionmaker[Session]:
+    """Sessions on the test's database (see database_under_test)."""
+    return database_under_test.session_factory
 
 
 @pytest.fixture
 def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work is rolled back at the end of the test."""
+    """A session whose uncommitted work is rolled back at the end of the test."""
     db = session_factory()
     try:
         yield db

@@ -9,13 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from typer.testing import CliRunner
+from waiting import wait_until
 
 from cli import app
 from fixtures.serving import LOOPBACK, free_port, port_is_free
@@ -45,15 +45,6 @@ def _is_gone(pid: int) -> bool:
         return True
 
 
-def _within(seconds: float, condition) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def _free_demo_base() -> int:
     """A port P with P, P+10, P+20 and the next set up (P+1, P+11, P+21) all free."""
     for _ in range(50):
@@ -72,7 +63,7 @@ def demo_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[i
     assert process.stdout is not None
     pids = json.loads(process.stdout.readline())
     # Killed while serving, as a real demo would be (uvicorn has its own SIGTERM handling).
-    assert _within(15, lambda: not port_is_free(ports[0]))
+    wait_until(lambda: not port_is_free(ports[0]), 15, "the demo's review app port to be taken")
     try:
         yield process, pids, ports
     finally:
@@ -95,8 +86,8 @@ def test_killing_the_demo_leaves_no_simulator_running_and_frees_their_ports(
 
     # SIGTERM unwinds the demo, which stops its children; after SIGKILL the children stop by themselves.
     assert process.wait(timeout=15) == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL)
-    assert _within(5, lambda: all(_is_gone(pid) for pid in pids))
-    assert _within(5, lambda: all(port_is_free(port) for port in ports))
+    wait_until(lambda: all(_is_gone(pid) for pid in pids), 5, f"the simulators {pids} to exit")
+    wait_until(lambda: all(port_is_free(port) for port in ports), 5, f"the ports {ports} to be free")
 
 
 def test_a_child_whose_parent_is_gone_stops_itself_without_the_kernels_help() -> None:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bench.world import held_out_incidents, run_world, short_of_targets, world_figures
+from bootstrap import initialise_database
 from classify.training import TrainReport
-from cli import initialise_database
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from settings import load_settings

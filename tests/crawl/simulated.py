@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,11 +146,3 @@ def stored_counts(settings: Settings) -> dict[str, int]:
     with session_scope(session_factory_for(settings.database_url)) as session:
         query = select(Post.platform_id, func.count()).group_by(Post.platform_id)
         return {platform: count for platform, count in session.execute(query)}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0, every: float = 0.02) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(every)

@@ -25,9 +25,9 @@ from simulated import (
     start_crawl_child,
     stored_counts,
     stored_posts,
-    wait_until,
 )
 from sqlalchemy import select
+from waiting import wait_until
 
 from crawlers.runner import run_crawl
 from settings import Settings
@@ -84,7 +84,7 @@ def kill_and_resume(
     expected = keys_of([p for p in truth if not (p["robots_disallowed"] and p["platform"] in obeys)])
     child = start_crawl_child(settings, platforms)
     try:
-        wait_until(lambda: kill_when(settings, len(expected)))
+        wait_until(lambda: kill_when(settings, len(expected)), 60, "the crawl child to reach its kill point")
         assert child.poll() is None, "the crawl finished before it could be killed"
         child.send_signal(signal.SIGKILL)
     finally:
@@ -224,7 +224,7 @@ def test_a_killed_incremental_board_crawl_is_resumed_down_to_the_threads_a_clean
         sim.set_faults(slow_rate=1.0, slow_seconds=0.5)
         child = start_crawl_child(settings, ["tieba"])
         try:
-            wait_until(lambda: len(stored_posts(settings, after_id=last_clean)) > 0)
+            wait_until(lambda: len(stored_posts(settings, after_id=last_clean)) > 0, 60, "a new post stored")
         finally:
             child.kill()
             child.wait()

@@ -14,12 +14,28 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from keys_for_tests import TEST_SECRET_KEY
 from review_client import NOW, review_app
+from shared_databases import DatabaseUnderTest
 from sqlalchemy.orm import Session
 
 from settings import Settings, load_settings
 from storage.models import Lead, LeadPost, Platform, Post, Priority
 
 _ids = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _app_joins_the_test_transaction(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review app made in a rolled-back test (``create_app`` under TestClient) uses the test's
+    sessions, so it sees the rows the test has not committed and its own writes are rolled back too.
+
+    Apps served in a thread of their own must not share one connection: those tests ask for
+    committed_database.
+    """
+    if "database_under_test" not in request.fixturenames:
+        return
+    database: DatabaseUnderTest = request.getfixturevalue("database_under_test")
+    if not database.committed:
+        monkeypatch.setattr("verify.web.app.make_session_factory", lambda _engine: database.session_factory)
 
 
 @pytest.fixture
@@ -30,9 +46,10 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_under_test: DatabaseUnderTest) -> Settings:
+    """config.yaml's settings on the test's database (rolled back, or committed when the test asks)."""
     return load_settings(env={}).changed(
-        database={"url": database_url},
+        database={"url": database_under_test.url},
         secret_key=TEST_SECRET_KEY,
         review={"cookie_secure": False},  # TestClient talks plain http to http://testserver
         dispatch={"base_url": "http://dispatch.test"},

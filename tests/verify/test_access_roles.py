@@ -7,17 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from review_client import csrf_of, review_app, submit_login
+from review_client import api_routes, csrf_of, needed_role, review_app, routes, submit_login
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cli import app as cli_app
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.models import ApiToken, AuditEvent, LoginFailure, Platform, Role, User
-from verify.users import ROLE_RANK, create_token, create_user, revoke_tokens
-from verify.web.deps import ROLE_ATTRIBUTE
+from verify.users import create_token, create_user, revoke_tokens
 
 
 @pytest.fixture
@@ -58,41 +56,8 @@ def login(client: TestClient, username: str, password: str) -> None:
     assert attempt(client, username, password) == 303
 
 
-def _api_routes(routes) -> Iterator[APIRoute]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):  # FastAPI keeps included routers as branches
-            yield from _api_routes(route.original_router.routes)
-
-
-def _needed_role(route: APIRoute) -> Role | None:
-    """The role the route's user dependency asks for (None: a public route)."""
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        if hasattr(dependency.call, ROLE_ATTRIBUTE):
-            return getattr(dependency.call, ROLE_ATTRIBUTE)
-        pending += dependency.dependencies
-    return None
-
-
-def routes(app, minimum: Role | None = None) -> list[tuple[str, str]]:
-    """Every (method, concrete path) the app serves, path parameters filled with harmless values;
-    with ``minimum``, only the routes that need at least that role."""
-    found = []
-    for route in _api_routes(app.routes):
-        needed = _needed_role(route)
-        if minimum is not None and (needed is None or ROLE_RANK[needed] < ROLE_RANK[minimum]):
-            continue
-        path = route.path.replace("{fmt}", "csv").replace("{what}", "leads")
-        path = re.sub(r"\{[^}]+\}", "1", path)
-        found += [(method, path) for method in sorted(route.methods - {"HEAD"})]
-    return found
-
-
 def test_every_route_but_sign_in_needs_a_role(app) -> None:
-    public = sorted(route.path for route in _api_routes(app.routes) if _needed_role(route) is None)
+    public = sorted(route.path for route in api_routes(app.routes) if needed_role(route) is None)
     assert public == ["/", "/favicon.ico", "/login", "/login", "/logout"]
 
 

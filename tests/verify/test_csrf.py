@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from review_client import csrf_of, review_app, submit_login
-from test_access_roles import routes
+from review_client import csrf_of, review_app, routes, submit_login
 
 from storage.models import LeadState
 from verify import workflow

@@ -65,6 +65,8 @@ def test_a_second_analyst_cannot_claim_a_held_lead(session, make_lead, settings)
     assert session.get(Lead, lead.id).claimed_by == "alice"
 
 
+# Two sessions in two threads race for one row: each needs a connection of its own.
+@pytest.mark.usefixtures("committed_database")
 def test_claim_race_between_two_sessions_has_exactly_one_winner(
     session_factory: sessionmaker[Session], session, make_lead, settings
 ) -> None:

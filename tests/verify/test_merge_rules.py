@@ -108,6 +108,8 @@ def test_a_chain_c_into_a_into_b_cannot_be_closed_by_merging_b_into_c(session, m
     assert states(session, a, b, c) == [(S.MERGED, b), (S.NEW, None), (S.MERGED, b)]
 
 
+# Two sessions in two threads race for the row locks: each needs a connection of its own.
+@pytest.mark.usefixtures("committed_database")
 def test_opposite_merges_at_the_same_moment_leave_exactly_one_open_lead(
     session_factory: sessionmaker[Session], make_lead, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +119,7 @@ def test_opposite_merges_at_the_same_moment_leave_exactly_one_open_lead(
             workflow.claim(session=own, lead_id=lead_id, actor=actor, settings=settings)
             own.commit()
     # Widen the window between the check and the write: without the row locks both merges would pass.
+    # (This sleep is the race under test, not a wait for something.)
     check = workflow._refuse_merge_target
 
     def slow_check(*args: object) -> None:

@@ -7,8 +7,10 @@ import time
 from datetime import timedelta
 
 import httpx
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.requests import Request
+from waiting import wait_until
 
 import schedules
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
@@ -53,6 +55,8 @@ def test_verified_just_after_a_run_began_an_urgent_lead_goes_out_with_the_next_r
     assert sorted(keys[1:]) == sorted(t.idempotency_key for t in backlog)
 
 
+# The push runs in a thread while the test promotes a lead: two connections at once.
+@pytest.mark.usefixtures("committed_database")
 def test_an_urgent_lead_verified_while_a_run_drains_a_backlog_goes_out_in_that_run(
     session, session_factory, make_lead, settings, dispatch_db
 ) -> None:
@@ -88,6 +92,8 @@ def test_an_urgent_lead_verified_while_a_run_drains_a_backlog_goes_out_in_that_r
     assert set(keys) == {t.idempotency_key for t in backlog} | {urgent.idempotency_key}
 
 
+# The scheduler's own thread pushes what the test commits: two connections at once.
+@pytest.mark.usefixtures("committed_database")
 def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
     session, make_lead, settings, dispatch_db
 ) -> None:
@@ -105,8 +111,9 @@ def test_the_scheduled_push_job_delivers_an_urgent_lead_within_one_interval(
         try:
             urgent = promote(session, make_lead, settings, summary="燃气泄漏", priority="urgent")
             started = time.monotonic()
-            while urgent.idempotency_key not in stored_keys(url) and time.monotonic() - started < 10:
-                time.sleep(0.05)
+            wait_until(
+                lambda: urgent.idempotency_key in stored_keys(url), 10, "the urgent ticket at the city"
+            )
             waited = time.monotonic() - started
         finally:
             scheduler.shutdown(wait=True)

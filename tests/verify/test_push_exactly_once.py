@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from waiting import wait_until
 
 from fixtures.dispatch_simulator.app import SimulatorOptions, configured_services
 from fixtures.dispatch_simulator.app import create_app as create_simulator
@@ -85,13 +84,6 @@ def start_pusher(database_url: str, dispatch_url: str, honours_key: bool) -> sub
     )
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("honours_key", [True, False], ids=["server-deduplicates", "server-ignores-key"])
 def test_a_thousand_tickets_reach_the_simulator_exactly_once_through_faults_and_kills(
     session, settings, database_url, dispatch_db: Path, honours_key: bool
@@ -112,7 +104,7 @@ def test_a_thousand_tickets_reach_the_simulator_exactly_once_through_faults_and_
         pushers = [start_pusher(database_url, url, honours_key) for _ in range(2)]
         held_at_kill = []
         for share in (N // 3, 2 * N // 3):
-            wait_until(lambda share=share: held() >= share)
+            wait_until(lambda share=share: held() >= share, WAIT_SECONDS, f"{share} requests held")
             victim = pushers.pop(0)
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=30)

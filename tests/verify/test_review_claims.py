@@ -46,6 +46,8 @@ def signed_in(app) -> Iterator[Callable[[str], TestClient]]:
         client.__exit__(None, None, None)
 
 
+# Six clients in six threads hit the app at once: each request needs a connection of its own.
+@pytest.mark.usefixtures("committed_database")
 def test_six_analysts_opening_one_lead_at_once_leave_exactly_one_holder(
     signed_in, make_lead, session
 ) -> None:
