@@ -184,7 +184,9 @@ class PaginationSettings(StrictModel):
 
     style: Literal["page", "offset", "cursor", "next_link", "none"] = "page"
     start: int = 1
-    page_size: int = Field(default=20, ge=1)
+    #: Items per page: what an offset steps by, and how page numbers count towards ``total_path``.
+    #: Only those two read it, so only they take it (elsewhere the URL template says the size).
+    page_size: int | None = Field(default=None, ge=1)
     max_pages: int = Field(default=5, ge=1)
     cursor_path: JsonPath | None = None
     has_more_path: JsonPath | None = None
@@ -205,7 +207,24 @@ class PaginationSettings(StrictModel):
         if self.total_path is not None and self.style not in ("page", "offset"):
             # Coverage is counted in page numbers or offsets: a cursor or a link counts nothing.
             raise ValueError(f"total_path is read only with style page or offset, this is style {self.style}")
+        reads_size = self.style == "offset" or (self.style == "page" and self.total_path is not None)
+        if reads_size and self.page_size is None:
+            raise ValueError(
+                f"style {self.style} needs page_size" + ("" if self.style == "offset" else " with total_path")
+            )
+        if not reads_size and self.page_size is not None:
+            raise ValueError(
+                "page_size is read only with style offset or with total_path"
+                " (here the url template says the size)"
+            )
         return self
+
+    @property
+    def per_page(self) -> int:
+        """``page_size`` where it is read (the check above makes it present there)."""
+        if self.page_size is None:
+            raise ValueError(f"style {self.style} without total_path has no page_size")
+        return self.page_size
 
 
 class PolitenessSettings(StrictModel):

@@ -16,8 +16,8 @@ runner = CliRunner()
 def test_crawl_with_a_mistyped_platform_key_exits_2_naming_file_platform_and_key(tmp_path: Path) -> None:
     shipped = (PROJECT_ROOT / "config.yaml").read_text(encoding="utf-8")
     typo = shipped.replace(
-        "    pagination: {style: page, start: 1, page_size: 10, max_pages: 30, has_more",
-        ("    pagination: {style: page, strat: 1, page_size: 10, max_pages: 30, has_more"),
+        "    pagination: {style: page, start: 1, max_pages: 30, has_more",
+        ("    pagination: {style: page, strat: 1, max_pages: 30, has_more"),
         1,
     )
     assert typo != shipped

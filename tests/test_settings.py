@@ -204,6 +204,16 @@ def test_the_old_page_parameter_key_is_gone_the_url_template_names_it(tmp_path: 
             "this is style cursor",
         ),
         ("{style: page, has_more_path: 'data..more'}", None),
+        (
+            "{style: page, page_size: 10}",
+            "platforms.weibo.pagination: Value error, page_size is read only with style offset or with "
+            "total_path (here the url template says the size)",
+        ),
+        ("{style: offset}", "platforms.weibo.pagination: Value error, style offset needs page_size"),
+        (
+            "{style: page, total_path: data.total}",
+            "platforms.weibo.pagination: Value error, style page needs page_size with total_path",
+        ),
     ],
 )
 def test_pagination_must_fit_its_style_and_the_kind(

@@ -259,7 +259,7 @@ class PlatformSpider(scrapy.Spider):
             return []
         if meta["pages_seen"] >= pagination.max_pages:
             return []
-        step = pagination.page_size if pagination.style == "offset" else 1
+        step = pagination.per_page if pagination.style == "offset" else 1
         return [
             self.page_request(meta["entry"], meta["keyword"], meta["page"] + step, meta["pages_seen"] + 1)
         ]

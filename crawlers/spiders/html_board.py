@@ -79,7 +79,7 @@ class HtmlBoardSpider(PlatformSpider):
             next_meta = {k: meta.get(k) for k in keep} | {"pages_seen": meta["pages_seen"] + 1}
             url = self.join(href, response)
             return scrapy.Request(url, callback=self.parse_page, errback=self.failed, meta=next_meta)
-        step = pagination.page_size if pagination.style == "offset" else 1
+        step = pagination.per_page if pagination.style == "offset" else 1
         return self.page_request(meta["entry"], meta["keyword"], meta["page"] + step, meta["pages_seen"] + 1)
 
     def parse_detail(self, response: Response) -> Output:

@@ -82,7 +82,7 @@ class JsonFeedSpider(PlatformSpider):
             if page in (None, "", 0, "0"):
                 return None
         elif pagination.style == "offset":
-            page = meta["page"] + pagination.page_size
+            page = meta["page"] + pagination.per_page
         else:
             page = meta["page"] + 1
         return self.page_request(meta["entry"], meta["keyword"], page, meta["pages_seen"] + 1)
@@ -91,7 +91,7 @@ class JsonFeedSpider(PlatformSpider):
         """True when the pages fetched so far cover the response's total count (saves one empty page)."""
         pagination = self.platform.pagination
         if pagination.style == "offset":
-            covered = meta["page"] + pagination.page_size
+            covered = meta["page"] + pagination.per_page
         else:
-            covered = (meta["page"] - pagination.start + 1) * pagination.page_size
+            covered = (meta["page"] - pagination.start + 1) * pagination.per_page
         return covered >= to_int(total) if total is not None else False
