@@ -278,6 +278,8 @@ class AlertKind(enum.StrEnum):
     URGENT_LEAD = "urgent_lead"
     SLA_WARNING = "sla_warning"
     CRAWL_HEALTH = "crawl_health"
+    #: A scheduled job that failed, or was missed beyond its grace time (job_runs).
+    JOB_FAILED = "job_failed"
 
 
 #: The people's names for the alert kinds (the alerts page, `weisu alerts`).
@@ -285,6 +287,7 @@ ALERT_KIND_LABELS: dict[AlertKind, str] = {
     AlertKind.URGENT_LEAD: "加急线索",
     AlertKind.SLA_WARNING: "时限将至",
     AlertKind.CRAWL_HEALTH: "抓取健康",
+    AlertKind.JOB_FAILED: "定时任务失败",
 }
 
 

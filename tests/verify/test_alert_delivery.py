@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from settings import AlertChannelSettings, Settings
-from storage.models import AlertDelivery, CrawlRun, DeliveryState, Lead, Platform, Priority
+from storage.models import AlertDelivery, CrawlRun, DeliveryState, JobRun, Lead, Platform, Priority
+from storage.vocabulary import JobOutcome
 from verify.alerts.delivery import deliver_alerts
 from verify.alerts.events import sla_warning_events
 
@@ -188,6 +189,41 @@ def test_a_crawl_health_problem_alerts_once_per_episode(
         "测试论坛：连续 3 次抓取失败或不完整（最近一次失败，3 个错误），"
         "自 2026-11-29 10:00 起该平台的帖子可能漏抓。"
     )
+
+
+def _job_run(session: Session, minutes_ago: int, outcome: JobOutcome, error: str | None = None) -> None:
+    started = NOW - timedelta(minutes=minutes_ago)
+    session.add(JobRun(job_id="push_tickets", started_at=started, finished_at=started, outcome=outcome,
+                       error=error, host="ops-1", pid=42))  # fmt: skip
+    session.commit()
+
+
+def test_a_failing_scheduled_job_alerts_once_per_streak_and_a_success_ends_it(
+    alerting: Settings, session_factory: sessionmaker[Session], session: Session, receiver
+) -> None:
+    _job_run(session, 60, JobOutcome.OK)
+    _job_run(session, 30, JobOutcome.FAILED, "ConnectError: dispatch unreachable")
+    _job_run(session, 29, JobOutcome.SKIPPED, "lease held by ops-2:7")  # another scheduler's turn: normal
+    _job_run(session, 20, JobOutcome.FAILED, "ConnectError: dispatch unreachable\nsecond line")
+    first = deliver_alerts(alerting, session_factory, clock=at(NOW), env={})
+    _job_run(session, -1, JobOutcome.FAILED, "ConnectError: dispatch unreachable")  # the same streak
+    again = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(minutes=2)), env={})
+    _job_run(session, -3, JobOutcome.OK)
+    _job_run(session, -4, JobOutcome.MISSED, "missed by 4000 s, beyond its grace time")  # a new streak
+    third = deliver_alerts(alerting, session_factory, clock=at(NOW + timedelta(minutes=5)), env={})
+    assert (first, again, third) == (
+        {**NOTHING, "new": 1, "sent": 1},
+        NOTHING,
+        {**NOTHING, "new": 1, "sent": 1},
+    )
+    failed, missed = receiver[1].bodies
+    assert (failed["kind"], failed["title"]) == ("job_failed", "【定时任务失败】推送工单")
+    assert failed["text"] == (
+        "定时任务「推送工单」（push_tickets）最近一次运行失败："
+        "ConnectError: dispatch unreachable second line\n"
+        "自 2026-11-29 13:30 起连续 2 次未成功，这段时间它负责的工作没有完成。"
+    )
+    assert missed["text"].startswith("定时任务「推送工单」（push_tickets）最近一次运行错过：missed by 4000 s")
 
 
 @pytest.mark.parametrize("receiver", [[500, 200]], indirect=True)

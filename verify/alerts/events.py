@@ -1,5 +1,6 @@
 """The events people are told about, derived from the database alone (stages meet only there): urgent
-leads, SLAs about to break, and crawl health problems. Each has a key that names it once and for all."""
+leads, SLAs about to break, crawl health problems and scheduled jobs that failed. Each has a key that
+names it once and for all."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from settings import Settings
-from storage.models import Lead, Platform
+from storage.models import JobRun, Lead, Platform
 from storage.queries import recent_finished_runs
-from storage.vocabulary import AWAITING_DECISION_STATES, AlertKind, LeadState, Priority
+from storage.vocabulary import AWAITING_DECISION_STATES, LIVE_STATES, AlertKind, JobOutcome, Priority
 from verify.alerts.health import platform_problems
 from verify.alerts.text import one_line
 from verify.days import local_zone
@@ -22,8 +23,9 @@ from verify.web.display import PRIORITY_LABELS, STATE_LABELS, local_time
 #: A lead's summary, place and urgency reason (crawled or derived from crawled text) are cut here.
 MAX_SUMMARY_CHARS = 200
 MAX_FIELD_CHARS = 100
-#: Urgent leads still worth telling about: not rejected or merged into another lead.
-LIVE_STATES = (LeadState.NEW, LeadState.CLAIMED, LeadState.VERIFIED, LeadState.PROMOTED)
+#: A job run that did not do its work (a run skipped because another scheduler held the lease did not
+#: need to: the other one ran it).
+UNSUCCESSFUL_RUNS = (JobOutcome.FAILED, JobOutcome.MISSED)
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,50 @@ def health_events(session: Session, settings: Settings, now: datetime) -> list[E
     ]
 
 
+def job_failure_events(session: Session, settings: Settings, now: datetime) -> list[Event]:
+    """Every scheduled job whose newest run within ``alerts.health_window_hours`` failed or was missed:
+    one event per streak of such runs, keyed by the streak's first run (a success ends the streak)."""
+    since = now - timedelta(hours=settings.alerts.health_window_hours)
+    query = (
+        select(JobRun)
+        .where(JobRun.started_at >= since, JobRun.outcome != JobOutcome.SKIPPED)
+        .order_by(JobRun.job_id, JobRun.started_at.desc(), JobRun.id.desc())
+    )
+    newest_first: dict[str, list[JobRun]] = {}
+    for run in session.scalars(query):
+        newest_first.setdefault(run.job_id, []).append(run)
+    zone = local_zone(settings)
+    events = []
+    for job_id, runs in newest_first.items():
+        streak = []
+        for run in runs:
+            if run.outcome not in UNSUCCESSFUL_RUNS:
+                break
+            streak.append(run)
+        if not streak:
+            continue
+        first, newest = streak[-1], streak[0]
+        schedule = settings.schedules.jobs.get(job_id)
+        name = schedule.label if schedule and schedule.label else job_id
+        what = "失败" if newest.outcome == JobOutcome.FAILED else "错过"
+        error = one_line(newest.error or "", MAX_SUMMARY_CHARS)
+        body = "\n".join(
+            [
+                f"定时任务「{name}」（{job_id}）最近一次运行{what}：{error}",
+                f"自 {local_time(first.started_at, zone)} 起连续 {len(streak)} 次未成功，"
+                "这段时间它负责的工作没有完成。",
+            ]
+        )
+        title = f"【定时任务失败】{name}"
+        events.append(Event(f"job:{job_id}:{first.id}", AlertKind.JOB_FAILED, title, body))
+    return events
+
+
 def derive_events(session: Session, settings: Settings, now: datetime) -> list[Event]:
     """Every event the database shows at ``now`` (already alerted ones included: the outbox skips them)."""
     return [
         *urgent_lead_events(session, settings, now),
         *sla_warning_events(session, settings, now),
         *health_events(session, settings, now),
+        *job_failure_events(session, settings, now),
     ]

@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The values as of this revision (not imported from the models, which may grow).
-ALERT_KINDS = ("urgent_lead", "sla_warning", "crawl_health")
+ALERT_KINDS = ("urgent_lead", "sla_warning", "crawl_health", "job_failed")
 DELIVERY_STATES = ("pending", "sent", "failed")
 
 
