@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,13 +66,15 @@ def require_current_schema(settings: Settings) -> None:
         raise StartupError(f"the database is {found}, this version needs {head}: run `weisu init` first")
 
 
-def detect_and_stamp(settings: Settings, factory: sessionmaker[Session]) -> DetectSummary:
+def detect_and_stamp(
+    settings: Settings, factory: sessionmaker[Session], on_progress: Callable[[int, int], None] | None = None
+) -> DetectSummary:
     """Detect new posts, then stamp the new leads' deadlines (verify owns the SLA, detection stores facts)."""
     from classify.detection import detect_new_posts
     from storage.db import session_scope
     from verify.sla import stamp_deadlines
 
-    summary = detect_new_posts(settings, factory)
+    summary = detect_new_posts(settings, factory, on_progress=on_progress)
     with session_scope(factory) as session:
         stamp_deadlines(session, settings.review)
     return summary

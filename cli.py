@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bootstrap import (
@@ -34,10 +37,47 @@ app.add_typer(users_app, name="users")
 report_app = typer.Typer(help="Class-case (类案) reports.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 console = Console()
+#: Progress bars go to stderr, so stdout keeps only the results (and nothing at all under --quiet).
+progress_console = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="config file (default: config.yaml or $WEISU_CONFIG)")
 ]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="no progress bar and no summary, only errors and the exit code (cron)"
+    ),
+]
+
+
+@contextmanager
+def _progress(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar told (done, total) by the stage doing the work; nothing under --quiet, and nothing
+    when stderr is not a terminal (a bar redrawn into a log file or a pipe is noise there)."""
+    if quiet or not progress_console.is_terminal:
+        yield lambda _done, _total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # Transient: once the work ends the bar goes, leaving the summary or the one-line error alone.
+    with Progress(*columns, console=progress_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
+def _steps(description: str, steps: Sequence[str], quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A progress bar over a stage's named steps, told each step as it starts; nothing under --quiet."""
+    with _progress(description, quiet) as update:
+        names = list(steps)
+
+        def start(step: str) -> None:
+            update(names.index(step), len(names))
+            if not quiet and progress_console.is_terminal:
+                progress_console.log(f"{description}: {step}")
+
+        yield start
+        update(len(names), len(names))
 
 
 def _settings(config: Path | None, *secrets: str) -> Settings:
@@ -199,6 +239,7 @@ def crawl(
         bool, typer.Option("--all", help="crawl every enabled platform an admin has not paused")
     ] = False,
     config: ConfigOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Crawl platforms into the posts table (a second crawl of the same content adds nothing)."""
     settings = _settings(config, "author_hash_key")
@@ -212,7 +253,12 @@ def crawl(
     from crawlers.runner import run_crawl
 
     initialise_database(settings)
-    results = run_crawl(settings, None if all_platforms else list(platforms or []))
+    with _progress("抓取平台", quiet) as on_progress:
+        results = run_crawl(
+            settings, None if all_platforms else list(platforms or []), on_progress=on_progress
+        )
+    if quiet:
+        return
     table = Table("platform", "status", "requests", "items", "new posts", "errors", title="crawl")
     for result in results:
         table.add_row(
@@ -227,33 +273,36 @@ def crawl(
 
 
 @app.command()
-def train(config: ConfigOption = None) -> None:
+def train(config: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Train the detector from the labelled corpus in fixtures/ and activate it."""
-    from classify.training import train_and_activate
+    from classify.training import TRAINING_STEPS, train_and_activate
 
     settings = _settings(config)
     initialise_database(settings)
     try:
-        with _scope(settings) as session:
-            report = train_and_activate(settings, session=session)
+        with _scope(settings) as session, _steps("训练", TRAINING_STEPS, quiet) as on_step:
+            report = train_and_activate(settings, session=session, on_step=on_step)
     except _stage_errors() as error:
         _fail("train", error)
-    console.print(report.summary())
+    if not quiet:
+        console.print(report.summary())
 
 
 @app.command()
-def retrain(config: ConfigOption = None) -> None:
+def retrain(config: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Retrain on the corpus plus analysts' decisions; activate the new model only if it is not worse."""
     from classify.retraining import retrain as retrain_detector
+    from classify.training import TRAINING_STEPS
 
     settings = _settings(config)
     initialise_database(settings)
     try:
-        with _scope(settings) as session:
-            report = retrain_detector(settings, session=session)
+        with _scope(settings) as session, _steps("重新训练", TRAINING_STEPS, quiet) as on_step:
+            report = retrain_detector(settings, session=session, on_step=on_step)
     except _stage_errors() as error:
         _fail("retrain", error)
-    console.print(report.summary())
+    if not quiet:
+        console.print(report.summary())
 
 
 @app.command()
@@ -286,17 +335,19 @@ def evaluate(
 
 
 @app.command()
-def detect(config: ConfigOption = None) -> None:
+def detect(config: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Classify new posts and turn the relevant ones into leads with their evidence."""
     from bootstrap import detect_and_stamp
 
     settings = _settings(config)
     initialise_database(settings)
     try:
-        summary = detect_and_stamp(settings, session_factory(settings))
+        with _progress("识别帖子", quiet) as on_progress:
+            summary = detect_and_stamp(settings, session_factory(settings), on_progress=on_progress)
     except _stage_errors() as error:
         _fail("detect", error)
-    console.print(summary.summary())
+    if not quiet:
+        console.print(summary.summary())
 
 
 @app.command()
@@ -630,6 +681,7 @@ def report_weekly(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="folder to write into (default: report.out_dir)")] = None,
     config: ConfigOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Write the weekly class-case report (HTML page, XLSX workbook, PNG charts) into OUT/<week>/."""
     from verify.reports.weekly import write_weekly_report
@@ -641,8 +693,12 @@ def report_weekly(
     except WeekError as error:
         _fail("report weekly", error)
     _only_reading("report weekly", settings)
-    with console.status("weekly report…"):
+    with _progress("类案周报", quiet) as update:
+        update(0, 1)
         folder = write_weekly_report(settings, session_factory(settings), chosen, out=out)
+        update(1, 1)
+    if quiet:
+        return
     console.print(f"report weekly: {folder}")
     for path in sorted(folder.iterdir()):
         console.print(f"  {path.name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -19,7 +20,7 @@ from classify.urgency import Urgency, assess
 from settings import CitySettings, Settings
 from storage.db import session_scope
 from storage.models import Classification, Lead, LeadPost, Post, title_and_text
-from storage.queries import posts_awaiting_detection
+from storage.queries import count_awaiting_detection, posts_awaiting_detection
 from storage.vocabulary import (
     LIVE_STATES,
     REQUEST_TYPE_ORDER,
@@ -379,13 +380,20 @@ def _store_page(
 
 
 def detect_new_posts(
-    settings: Settings, session_factory: sessionmaker[Session], page_size: int = PAGE_SIZE
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    page_size: int = PAGE_SIZE,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> DetectSummary:
-    """Process every NEW post, one transaction per page: a crash loses nothing, a re-run doubles nothing."""
+    """Process every NEW post, one transaction per page: a crash loses nothing, a re-run doubles nothing.
+
+    ``on_progress`` is told after each page how many posts are done, of how many were waiting."""
     summary = DetectSummary()
     with session_scope(session_factory) as session:
         detector = load_active(settings, session)
         open_leads = _OpenLeads(session, datetime.now(UTC), settings.city)
+        waiting = count_awaiting_detection(session) if on_progress else 0
+    done = 0
     after_id = 0
     while True:
         with session_scope(session_factory) as session:
@@ -394,5 +402,9 @@ def detect_new_posts(
                 break
             _detect_page(settings, session, detector, posts, open_leads, summary)
             after_id = posts[-1].id
+        done += len(posts)
+        if on_progress:
+            # Posts stored while detection runs are judged too: the total grows rather than overflow.
+            on_progress(done, max(waiting, done))
         clear_cache()  # a page's tokens serve its four vectorisers; keep memory flat over long runs
     return summary

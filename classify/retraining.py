@@ -6,6 +6,7 @@ re-scored rather than trusted from its stored metrics, which another code versio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,12 +77,17 @@ class RetrainReport:
 
 
 def retrain(
-    settings: Settings, session: Session, *, c: float = RELEVANCE_C, processes: int = 2
+    settings: Settings,
+    session: Session,
+    *,
+    c: float = RELEVANCE_C,
+    processes: int = 2,
+    on_step: Callable[[str], None] | None = None,
 ) -> RetrainReport:
     """Train on corpus + feedback, score old and new on the held-out split, activate the new if not worse."""
     feedback = load_feedback(session)
     detector, directory, validation = train_model(
-        settings, c=c, processes=processes, feedback=feedback.examples
+        settings, c=c, processes=processes, feedback=feedback.examples, on_step=on_step
     )
     try:
         active = load_active(settings, session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,19 +213,32 @@ def _data_hash(feedback: list[Example]) -> str:
     return digest.hexdigest()
 
 
+#: What training does, in order (a progress bar names each step as it starts).
+TRAINING_STEPS = ("读取语料", "训练相关性与类别模型", "训练诉求类型模型", "验证", "保存")
+
+
 def train_model(
-    settings: Settings, *, c: float = RELEVANCE_C, processes: int = 2, feedback: list[Example] | None = None
+    settings: Settings,
+    *,
+    c: float = RELEVANCE_C,
+    processes: int = 2,
+    feedback: list[Example] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> tuple[Detector, Path, list[Example]]:
     """Train on the corpus's training split (plus feedback), score on the fixed validation split, save.
 
-    Returns the detector, its directory and the validation examples; nothing is registered yet."""
+    Returns the detector, its directory and the validation examples; nothing is registered yet.
+    ``on_step`` is told each of TRAINING_STEPS as it starts."""
+    step = on_step or (lambda _name: None)
     started = time.perf_counter()
+    step(TRAINING_STEPS[0])
     examples = load_examples(processes=processes)
     validation = [e for e in examples if e.validation]
     held_out = {e.group for e in validation}
     # A feedback text that duplicates a held-out corpus row would flatter the validation figures.
     feedback = [e for e in feedback or [] if e.group not in held_out]
     train = [e for e in examples if not e.validation] + feedback
+    step(TRAINING_STEPS[1])
     relevance, category = fit_detector(train, c=c, category_c=CATEGORY_C, processes=processes)
     data_hash = _data_hash(feedback)
     version = f"{datetime.now(UTC):%Y%m%d%H%M%S%f}-{data_hash[:8]}"
@@ -249,11 +263,14 @@ def train_model(
         "counts": {"train": len(train), "validation": len(validation), "feedback": len(feedback)},
     }
     # The request type is learned from the two cities' published types alone (the board has none).
+    step(TRAINING_STEPS[2])
     with parallel_config(backend="threading", n_jobs=processes):  # as in fit_detector
         request_type = fit_request_type(load_type_examples())
     detector = Detector(relevance, category, metadata, request_type)
+    step(TRAINING_STEPS[3])
     metadata["metrics"] = validation_metrics(detector, validation, settings)
     metadata["train_seconds"] = round(time.perf_counter() - started, 1)
+    step(TRAINING_STEPS[4])
     directory = save_model(settings.model_dir / version, relevance, category, metadata, request_type)
     _write_validation_csvs(directory, validation)
     return detector, directory, validation
@@ -291,10 +308,15 @@ def report_of(detector: Detector, directory: Path, *, activated: bool = True) ->
 
 
 def train_and_activate(
-    settings: Settings, session: Session, *, c: float = RELEVANCE_C, processes: int = 2
+    settings: Settings,
+    session: Session,
+    *,
+    c: float = RELEVANCE_C,
+    processes: int = 2,
+    on_step: Callable[[str], None] | None = None,
 ) -> TrainReport:
     """Train on the corpus, evaluate on the fixed validation split, save in model_dir/<version>/, activate."""
-    detector, directory, _ = train_model(settings, c=c, processes=processes)
+    detector, directory, _ = train_model(settings, c=c, processes=processes, on_step=on_step)
     text_module.clear_cache()
     register(session, detector, directory, activate=True)
     return report_of(detector, directory)

@@ -9,16 +9,18 @@ settings and the author-hash key from a pipe: the key never reaches a file, an e
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawlers.crawl_process import STDIN_AUTHOR_KEY, STDIN_SETTINGS
@@ -54,10 +56,22 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+#: Told how many of the crawl's platforms have finished, and of how many (e.g. a progress bar's update).
+Progress = Callable[[int, int], None]
+#: How often the parent looks at the database for finished runs while the child crawls.
+PROGRESS_SECONDS = 1.0
+
+
 def run_crawl(
-    settings: Settings, platform_ids: list[str] | None = None, timeout: float = CRAWL_TIMEOUT_SECONDS
+    settings: Settings,
+    platform_ids: list[str] | None = None,
+    timeout: float = CRAWL_TIMEOUT_SECONDS,
+    on_progress: Progress | None = None,
 ) -> list[CrawlResult]:
-    """Crawl ``platform_ids`` (None: every enabled, unpaused platform) in a child process; one result each."""
+    """Crawl ``platform_ids`` (None: every enabled, unpaused platform) in a child process; one result each.
+
+    ``on_progress`` is told, about once a second while the child runs, how many platforms have finished
+    (their runs closed in the database: the only place the child tells anything)."""
     keys = list(settings.enabled_platforms()) if platform_ids is None else list(platform_ids)
     unknown = sorted(set(keys) - set(settings.platforms))
     if unknown:
@@ -76,10 +90,11 @@ def run_crawl(
             last_run = session.scalar(select(func.max(CrawlRun.id))) or 0
         if not keys:
             return []
+        tick = _progress_reader(factory, keys, last_run, on_progress)
         if can_fork():
-            _fork_crawl(settings, keys, timeout)
+            _fork_crawl(settings, keys, timeout, tick)
         else:
-            _spawn_crawl(settings, keys, timeout)
+            _spawn_crawl(settings, keys, timeout, tick)
         return _collect(factory, keys, last_run)
     finally:
         engine.dispose()
@@ -94,7 +109,42 @@ def can_fork() -> bool:
     )
 
 
-def _fork_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
+def _progress_reader(
+    factory: sessionmaker[Session], keys: list[str], last_run: int, on_progress: Progress | None
+) -> Callable[[], None]:
+    """What the parent does while it waits: count this crawl's finished runs and report them."""
+
+    def tick() -> None:
+        if on_progress is None:
+            return
+        try:
+            with session_scope(factory) as session:
+                finished = session.scalar(
+                    select(func.count(func.distinct(CrawlRun.platform_id))).where(
+                        CrawlRun.id > last_run,
+                        CrawlRun.finished_at.is_not(None),
+                        CrawlRun.platform_id.in_(keys),
+                    )
+                )
+        except OperationalError:  # SQLite busy with the child's write: the next tick reads it
+            return
+        on_progress(finished or 0, len(keys))
+
+    return tick
+
+
+def _wait(alive: Callable[[float], bool], timeout: float, tick: Callable[[], None]) -> bool:
+    """Wait up to ``timeout`` for the child, ticking between slices; True when it ended in time."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not alive(min(PROGRESS_SECONDS, left)):
+            tick()
+            return True
+        tick()
+    return False
+
+
+def _fork_crawl(settings: Settings, keys: list[str], timeout: float, tick: Callable[[], None]) -> None:
     from crawlers.crawl_process import run_forked
 
     # Whatever the parent buffered would be written twice: once by each process.
@@ -104,29 +154,38 @@ def _fork_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
         target=run_forked, args=(settings, keys), name="weisu-crawl", daemon=False
     )
     child.start()
-    child.join(timeout)
-    if child.is_alive():  # on timeout the runs left "running" are marked failed by _collect
+
+    def alive(seconds: float) -> bool:
+        child.join(seconds)
+        return child.is_alive()
+
+    if not _wait(alive, timeout, tick):  # on timeout the runs left "running" are marked failed by _collect
         child.kill()
         child.join()
 
 
-def _spawn_crawl(settings: Settings, keys: list[str], timeout: float) -> None:
+def _spawn_crawl(settings: Settings, keys: list[str], timeout: float, tick: Callable[[], None]) -> None:
     # Settings and the author-hash key go through a pipe: the key is never written to a file, the
     # child's environment or its command line (which other local users can read).
     dump = settings.model_dump(mode="json")
     dump["database"]["url"] = settings.database_url
     message = json.dumps({STDIN_SETTINGS: dump, STDIN_AUTHOR_KEY: settings.author_hash_key})
     command = [sys.executable, "-m", "crawlers.crawl_process", "--settings", "-", *keys]
-    # On timeout the runs the child left "running" are marked failed by _collect.
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        subprocess.run(
-            command,
-            input=message.encode("utf-8"),
-            env=child_env(settings),
-            cwd=PROJECT_ROOT,
-            timeout=timeout,
-            check=False,
-        )
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, env=child_env(settings), cwd=PROJECT_ROOT)
+    assert child.stdin is not None  # stdin=PIPE
+    with child.stdin:
+        child.stdin.write(message.encode("utf-8"))
+
+    def alive(seconds: float) -> bool:
+        try:
+            child.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+
+    if not _wait(alive, timeout, tick):  # on timeout the runs left "running" are marked failed by _collect
+        child.kill()
+        child.wait()
 
 
 def _collect(factory: sessionmaker[Session], keys: list[str], last_run: int) -> list[CrawlResult]:

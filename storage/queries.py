@@ -293,6 +293,12 @@ def posts_awaiting_detection(session: Session, limit: int = 1000, after_id: int 
     return list(session.scalars(statement))
 
 
+def count_awaiting_detection(session: Session) -> int:
+    """How many posts detection has still to judge (a progress bar's total)."""
+    statement = select(func.count()).select_from(Post).where(Post.detection_status == DetectionStatus.NEW)
+    return session.scalar(statement) or 0
+
+
 def stage_counts(session: Session) -> dict[str, int]:
     """The figures `make demo` and the dashboard print: posts, leads, urgent leads, tickets."""
     return {

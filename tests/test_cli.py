@@ -418,3 +418,33 @@ def test_evaluate_type_json_reports_per_type_figures_and_calibration(
     figures = json.loads(result.stdout.splitlines()[-1])
     assert (figures["task"], figures["macro_f1"], figures["expected_calibration_error"]) == ("type", 1.0, 0.2)
     assert sorted(figures["per_class"]) == ["problem", "question"]
+
+
+def test_long_work_draws_a_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "progress_console", Console(file=screen, force_terminal=True, width=80))
+    with cli._progress("识别帖子", quiet=False) as update:
+        update(1, 2)
+        cli.progress_console.print()  # an explicit render: the bar refreshes on its own only twice a second
+    assert "识别帖子" in screen.getvalue() and "1/2" in screen.getvalue()
+
+
+def test_quiet_long_work_draws_nothing_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "progress_console", Console(file=screen, force_terminal=True, width=80))
+    with cli._steps("训练", ("读取语料", "验证"), quiet=True) as start:
+        start("读取语料")
+        start("验证")
+    assert screen.getvalue() == ""

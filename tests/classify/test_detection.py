@@ -153,6 +153,14 @@ def test_a_crash_mid_run_keeps_finished_pages_and_the_rerun_completes_the_rest(
     assert [lead.evidence_count for lead in _leads(factory)] == [1, 1]
 
 
+def test_detection_tells_how_many_posts_are_done_after_each_page(detect_env: Env) -> None:
+    settings, factory = detect_env
+    _store(factory, ("weibo", "1", MANHOLE), ("weibo", "2", WATER_A), ("weibo", "3", "楼下有很重的煤气味"))
+    told: list[tuple[int, int]] = []
+    detect_new_posts(settings, factory, page_size=2, on_progress=lambda *p: told.append(p))
+    assert told == [(2, 3), (3, 3)]
+
+
 def test_an_urgent_rule_lowers_the_bar_for_a_colloquial_one_liner(detect_env: Env) -> None:
     settings, factory = detect_env
     _store(factory, ("weibo", "1", "楼下有很重的煤气味"))

@@ -40,6 +40,23 @@ def test_either_child_stores_the_platforms_posts_once(
     assert {p.external_id for p in stored_posts(settings)} == _weibo_truth(sim)
 
 
+@pytest.mark.parametrize("spawn", ["0", "1"], ids=["forked", "spawned"])
+def test_the_caller_is_told_how_many_platforms_finished_until_all_have(
+    spawn: str, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEISU_CRAWL_SPAWN", spawn)
+    url = f"sqlite:///{tmp_path / 'weisu.db'}"
+    upgrade(url)
+    told: list[tuple[int, int]] = []
+    results = run_crawl(
+        crawl_settings(sim.base, url), ["weibo", "sznews"], on_progress=lambda *p: told.append(p)
+    )
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert told[-1] == (2, 2)
+    assert {total for _, total in told} == {2}
+    assert [done for done, _ in told] == sorted(done for done, _ in told)  # never counts down
+
+
 def test_the_callers_open_connection_survives_a_forked_crawl(
     database_url: str, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -241,6 +241,17 @@ def test_the_cli_writes_the_three_outputs_to_out(
     assert names == {".html", ".xlsx", ".png"}
 
 
+def test_the_cli_under_quiet_writes_the_report_and_prints_nothing(
+    sqlite_world: tuple[Settings, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    settings, _ = sqlite_world
+    env = {"WEISU_DATABASE_URL": settings.database.url}
+    args = ["report", "weekly", "--week", "2026-W48", "--out", str(tmp_path), "--quiet"]
+    result = runner.invoke(cli_app, args, env=env)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "2026-W48" / "weekly-2026-W48.xlsx").exists()
+
+
 @pytest.mark.parametrize(
     ("week", "message"),
     [("2026-48", "expected YYYY-Www, e.g. 2026-W48"), ("2026-W54", "2026 has no ISO week 54")],
