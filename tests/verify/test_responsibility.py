@@ -12,7 +12,7 @@ from storage.models import ResponsibilityRule
 from verify import responsibility
 from verify.responsibility import ResponsibilityError, RuleRow, suggest_unit
 
-STARTER = PROJECT_ROOT / "fixtures" / "responsibility" / "shenzhen.csv"
+STARTER = PROJECT_ROOT / "verify" / "data" / "responsibility_shenzhen.csv"
 
 
 def add(session, category: str, unit: str, district: str = "", street: str = "") -> None:
