@@ -439,7 +439,7 @@ def test_one_failing_platform_does_not_stop_the_sweep_or_detection(
         return [_Result("finished")]
 
     monkeypatch.setattr(crawlers.runner, "run_crawl", fake_crawl)
-    monkeypatch.setattr(classify.detection, "detect_new_posts", lambda *a: detected.append(True))
+    monkeypatch.setattr(classify.detection, "detect_new_posts", lambda *a, **_: detected.append(True))
     outcome = schedules.nightly_sweep(settings)
     assert crawled == platform_ids
     assert outcome[broken] == "error: layout changed"
@@ -488,7 +488,7 @@ def test_a_sweep_skips_the_platforms_an_admin_paused(
     engine.dispose()
     crawled: list[str] = []
     monkeypatch.setattr(crawlers.runner, "run_crawl", lambda _s, ids: crawled.extend(ids) or [_Result("ok")])
-    monkeypatch.setattr(classify.detection, "detect_new_posts", lambda *a: None)
+    monkeypatch.setattr(classify.detection, "detect_new_posts", lambda *a, **_: None)
     outcome = schedules.nightly_sweep(settings)
     assert "tieba" not in crawled and "tieba" not in outcome
     assert crawled == [key for key in settings.enabled_platforms() if key != "tieba"]
