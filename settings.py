@@ -563,11 +563,17 @@ class PlatformBase(StrictModel):
         return value.rstrip("/")
 
 
-class JsonFeedPlatform(PlatformBase):
-    """A JSON API listing posts (crawlers/spiders/json_feed.py)."""
+class JsonApiPlatform(PlatformBase):
+    """What the two JSON kinds share: paging read from the response, and its envelope (``response``)."""
 
     PAGING_STYLES: ClassVar[frozenset[str]] = frozenset({"page", "offset", "cursor", "none"})
     JSON_PAGING: ClassVar[bool] = True
+
+    response: ResponseSettings = Field(default_factory=ResponseSettings)
+
+
+class JsonFeedPlatform(JsonApiPlatform):
+    """A JSON API listing posts (crawlers/spiders/json_feed.py)."""
 
     kind: Literal["json_feed"]
     # mypy sees a plain dict (what the spiders read); pydantic checks the kind's own keys and paths.
@@ -575,7 +581,6 @@ class JsonFeedPlatform(PlatformBase):
         fields: dict[str, str]
     else:
         fields: JsonFeedFields
-    response: ResponseSettings = Field(default_factory=ResponseSettings)
 
     @property
     def discover(self) -> None:
@@ -583,18 +588,14 @@ class JsonFeedPlatform(PlatformBase):
         return None
 
 
-class CommentsPlatform(PlatformBase):
+class CommentsPlatform(JsonApiPlatform):
     """A thread of comments under posts, videos or articles (crawlers/spiders/comments.py)."""
-
-    PAGING_STYLES: ClassVar[frozenset[str]] = frozenset({"page", "offset", "cursor", "none"})
-    JSON_PAGING: ClassVar[bool] = True
 
     kind: Literal["comments"]
     if TYPE_CHECKING:
         fields: dict[str, str]
     else:
         fields: CommentsFields
-    response: ResponseSettings = Field(default_factory=ResponseSettings)
     #: Follow the posts other platforms found into their comments.
     discover: DiscoverySettings | None = None
 
