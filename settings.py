@@ -751,6 +751,16 @@ class DispatchSettings(StrictModel):
             raise ValueError(f"lease_seconds ({lease}) must exceed 3 × timeout_seconds ({timeout})")
         return self
 
+    @field_validator("responsibility_csv")
+    @classmethod
+    def _starter_list_exists(cls, value: str) -> str:
+        # A missing list would seed nothing, silently, and every promotion would fall back to the
+        # default unit: stop at load instead. Relative to the project root, as Settings.resolve_path reads it.
+        path = Path(value)
+        if not (path if path.is_absolute() else PROJECT_ROOT / path).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
 
 class JobSchedule(StrictModel):
     """One scheduled job (schedules.JOBS names it): a cron line or an interval, and how missed runs behave."""

@@ -53,6 +53,16 @@ def test_relative_base_url_is_refused(tmp_path: Path) -> None:
         load_settings(path, env={})
 
 
+def test_a_missing_starter_responsibility_list_stops_at_load(tmp_path: Path) -> None:
+    # Seeding from a missing file used to add nothing, silently; every promotion then fell back.
+    path = _write(tmp_path, PLATFORM + "dispatch:\n  responsibility_csv: verify/data/missing.csv\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert str(caught.value) == (
+        f"{path}: dispatch.responsibility_csv: Value error, no such file: verify/data/missing.csv"
+    )
+
+
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "database:\n  url: [unclosed\n")
     with pytest.raises(ConfigError, match=r": line \d+: not valid YAML$"):

@@ -200,8 +200,7 @@ def seed_if_empty(*, session: Session, path: Path) -> int:
     """Load the starter list into an empty table (a fresh install); rows added. Edited lists are kept."""
     if session.scalar(select(func.count()).select_from(ResponsibilityRule)):
         return 0
-    if not path.exists():
-        return 0
+    # The path was checked when settings loaded (DispatchSettings): a missing list is an error, not empty.
     with path.open(encoding="utf-8-sig", newline="") as stream:
         rows = read_csv(stream)
     return import_rows(session=session, rows=rows, actor="starter-list").added
