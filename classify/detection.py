@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from sqlalchemy import ColumnElement, Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from classify.jurisdiction import decide as decide_jurisdiction
+from classify.leads import Draft, anchors, join_lead, new_lead
 from classify.merging import LeadIndex, shingles
 from classify.model import Detector, Prediction, load_active
 from classify.places import Place, extract_place
@@ -30,22 +30,16 @@ from storage.queries import (
 )
 from storage.vocabulary import (
     LIVE_STATES,
-    REQUEST_TYPE_ORDER,
     DetectionStatus,
-    LeadState,
-    Priority,
-    RequestType,
 )
 
 PAGE_SIZE = 500
 #: When an urgent rule fires, a post needs only this relevance to become a lead: a gas smell or a
 #: missing manhole cover told in one colloquial line must not be lost to the model's doubt.
 URGENT_RELEVANCE_FLOOR = 0.1
-SUMMARY_CHARS = 120
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
 MERGE_WINDOW = timedelta(days=30)
 _IN_CHUNK = 1000  # ids per IN (…) when the open leads are refreshed
-_FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
 # The tables themselves, for set-wise Core statements (the ORM would flush object by object).
 _CLASSIFICATIONS, _LEADS, _LEAD_POSTS, _POSTS = (
     cast(Table, model.__table__) for model in (Classification, Lead, LeadPost, Post)
@@ -72,22 +66,6 @@ class DetectSummary:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def summarise(post: Post) -> str:
-    """A bounded one-liner: the title, else the first sentence of the text."""
-    if post.title and post.title.strip():
-        return post.title.strip()[:SUMMARY_CHARS]
-    text = (post.text or "").strip()
-    match = _FIRST_SENTENCE.match(text)
-    return (match.group(1) if match else text)[:SUMMARY_CHARS].strip()
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Aware UTC (storage refuses naive times; a naive one from a driver is UTC already)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class _OpenLeads:
     """The open leads of the merge window in a LeadIndex; loaded once per run, extended as leads are made
     here, and refreshed with the evidence other detection workers stored (inside the merge lock)."""
@@ -97,7 +75,7 @@ class _OpenLeads:
         self.city = city
         self.loaded_at = now
         # Per lead number: its id, or its draft until the page is stored.
-        self.handles: list[int | _Draft] = []
+        self.handles: list[int | Draft] = []
         self._numbers: dict[int, int] = {}  # lead id, or id() of a draft -> lead number
         self.evidence: set[int] = set()  # the posts indexed, as evidence of a stored lead
         self._load(session, *self._open(now))
@@ -143,7 +121,7 @@ class _OpenLeads:
 
     def add(
         self,
-        lead: int | _Draft,
+        lead: int | Draft,
         grams: frozenset[str],
         place: Place,
         district: str | None,
@@ -164,7 +142,7 @@ class _OpenLeads:
         category: str | None,
         threshold: float,
         hazards: frozenset[str] = frozenset(),
-    ) -> int | _Draft | None:
+    ) -> int | Draft | None:
         number = self.index.match(grams, frozenset(place.districts), category, threshold, hazards)
         return None if number is None else self.handles[number]
 
@@ -172,105 +150,11 @@ class _OpenLeads:
         """After a page's drafts are inserted, keep their ids; ``merged`` posts are evidence now."""
         self.evidence.update(merged)
         for number, lead in enumerate(self.handles):
-            if isinstance(lead, _Draft):
+            if isinstance(lead, Draft):
                 assert lead.id is not None
                 del self._numbers[id(lead)]
                 self.handles[number] = lead.id
                 self._numbers[lead.id] = number
-
-
-@dataclass
-class _Draft:
-    """A lead made on this page: the page's new leads are inserted together, in one statement."""
-
-    state: LeadState
-    priority: Priority
-    urgency_reason: str | None
-    category: str | None
-    category_probability: float | None
-    request_type: RequestType
-    request_type_probability: float | None
-    district: str | None
-    street: str | None
-    landmark: str | None
-    summary: str
-    score: float
-    top_terms: list[Any]
-    model_version: str
-    first_seen_at: datetime
-    last_seen_at: datetime
-    found_at: datetime
-    evidence_count: int
-    urgent_since: datetime | None
-    id: int | None = None
-
-    def row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
-
-
-def anchors(district: str | None, landmark: str | None, urgency_reason: str | None) -> frozenset[str]:
-    """ "district|landmark|rule" for each urgency rule that fired on a text naming both places.
-
-    The reason reads "台阶破损: 台阶断了; 井盖: 井盖丢失" (classify.urgency.assess): rule names before
-    the colons."""
-    if not (district and landmark and urgency_reason):
-        return frozenset()
-    rules = (part.split(":", 1)[0].strip() for part in urgency_reason.split(";"))
-    return frozenset(f"{district}|{landmark}|{rule}" for rule in rules if rule)
-
-
-def request_type(prediction: Prediction) -> RequestType:
-    """The post's request type; a problem when the model has no type model, as every lead was before
-    types were modelled (the probability then stays None: no model judged it)."""
-    # No type: a model without a type model, or a post below the threshold made a lead by an urgency
-    # rule (Detector.predict types only what passes the threshold): a hazard is a problem to fix.
-    return RequestType(prediction.request_type) if prediction.request_type else RequestType.PROBLEM
-
-
-def _new_lead(post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str) -> _Draft:
-    now = datetime.now(UTC)
-    seen = _utc(post.published_at) or _utc(post.fetched_at) or now
-    return _Draft(
-        state=LeadState.NEW,
-        priority=Priority.URGENT if urgency.urgent else Priority.ORDINARY,
-        urgency_reason=urgency.reason,
-        category=prediction.category,
-        category_probability=prediction.category_probability,
-        request_type=request_type(prediction),
-        request_type_probability=prediction.request_type_probability,
-        district=place.district,
-        street=place.street,
-        landmark=place.landmark,
-        summary=summarise(post),
-        score=prediction.relevance,
-        top_terms=prediction.top_terms,
-        model_version=model,
-        first_seen_at=seen,
-        last_seen_at=seen,
-        found_at=now,
-        evidence_count=1,
-        urgent_since=now if urgency.urgent else None,
-    )
-
-
-def _join_lead(lead: Lead | _Draft, post: Post, prediction: Prediction, urgency: Urgency) -> None:
-    now = datetime.now(UTC)
-    seen = _utc(post.published_at) or _utc(post.fetched_at) or now
-    lead.evidence_count += 1
-    lead.last_seen_at = max(lead.last_seen_at, seen)
-    lead.first_seen_at = min(lead.first_seen_at, seen)
-    # Independent reports make the lead more likely real: combine as a noisy-OR.
-    lead.score = round(1 - (1 - lead.score) * (1 - prediction.relevance), 4)
-    # The lead takes the most pressing type among its posts (storage.models.REQUEST_TYPE_ORDER): the
-    # posts tell of one situation, and once anyone reports it broken it is a problem to fix, however
-    # many others only ask about it. Left a question, it would wait behind every problem of its priority.
-    kind = request_type(prediction)
-    if REQUEST_TYPE_ORDER.index(kind) < REQUEST_TYPE_ORDER.index(RequestType(lead.request_type)):
-        lead.request_type, lead.request_type_probability = kind, prediction.request_type_probability
-    if urgency.urgent and lead.priority != Priority.URGENT:
-        lead.priority = Priority.URGENT
-        lead.urgency_reason = urgency.reason
-        lead.urgent_since = now  # a fact: verify.sla derives the deadline from it
 
 
 def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
@@ -378,6 +262,8 @@ def _merge_page(
 ) -> int:
     """Join up to ``limit`` classified posts to open leads or make new ones, in post order, holding the
     merge lock: one worker at a time, each re-reading what the others merged. Returns how many."""
+    if not posts_awaiting_merge(session, 1):
+        return 0  # nothing ready (or another worker merging it): no lock, no refresh
     lock_merging(session)
     open_leads.refresh(session)
     page = posts_awaiting_merge(session, limit)
@@ -386,8 +272,8 @@ def _merge_page(
     ids = [post.id for post, _ in page]
     # Evidence a crashed run stored already (its lead was committed, the post's status was not).
     evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
-    links: list[tuple[int | _Draft, int]] = []  # (lead, post id)
-    drafts: list[_Draft] = []
+    links: list[tuple[int | Draft, int]] = []  # (lead, post id)
+    drafts: list[Draft] = []
     joins: list[tuple[int, Post, Prediction, Urgency]] = []
     threshold = settings.classify.merge_similarity
     for post, classification in page:
@@ -400,15 +286,15 @@ def _merge_page(
         hazards = anchors(place.district, place.landmark, urgency.reason)
         match = open_leads.match(grams, place, prediction.category, threshold, hazards)
         if match is None:
-            draft = _new_lead(post, prediction, place, urgency, classification.model_version)
+            draft = new_lead(post, prediction, place, urgency, classification.model_version)
             drafts.append(draft)
             open_leads.add(draft, grams, place, draft.district, draft.category, hazards)
             links.append((draft, post.id))
             summary.leads_created += 1
             summary.urgent += int(urgency.urgent)
             continue
-        if isinstance(match, _Draft):
-            _join_lead(match, post, prediction, urgency)
+        if isinstance(match, Draft):
+            join_lead(match, post, prediction, urgency)
         else:
             joins.append((match, post, prediction, urgency))  # stored leads: loaded together below
         # A lead's district and category are indexed with its first evidence already.
@@ -420,14 +306,14 @@ def _merge_page(
             lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_({j[0] for j in joins})))
         }
         for lead_id, post, prediction, urgency in joins:
-            _join_lead(stored[lead_id], post, prediction, urgency)
+            join_lead(stored[lead_id], post, prediction, urgency)
     _store_page(session, ids, drafts, links)
     open_leads.settle([post_id for _, post_id in links])
     return len(page)
 
 
 def _store_page(
-    session: Session, post_ids: list[int], drafts: list[_Draft], links: list[tuple[int | _Draft, int]]
+    session: Session, post_ids: list[int], drafts: list[Draft], links: list[tuple[int | Draft, int]]
 ) -> None:
     """A merged page's writes as a few set-wise statements (Core, not the ORM's per-object unit of
     work): new leads as one multi-row INSERT … RETURNING id, evidence as executemany, the posts' status

@@ -26,7 +26,7 @@ from classify.training import TrainReport
 from settings import Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Classification, Lead, LeadPost, Post
-from storage.queries import insert_posts, sync_platforms
+from storage.queries import claim_posts_for_detection, insert_posts, sync_platforms
 from storage.vocabulary import DetectionStatus
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -145,19 +145,7 @@ def test_two_workers_given_one_post_each_of_one_incident_at_the_same_moment_make
     env: tuple[Settings, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, factory = env
-    _store(
-        factory,
-        [
-            {
-                "platform_id": platform,
-                "external_id": external_id,
-                "url": f"https://x.invalid/{external_id}",
-                "text": text,
-                "content_hash": external_id.ljust(64, "0"),
-            }
-            for platform, external_id, text in (("weibo", "w1", WATER), ("tieba", "t1", WATER_REPOST))
-        ],
-    )
+    _water_posts(factory)
     barrier = threading.Barrier(2, timeout=60)
     claimed: list[list[str]] = []
     met: set[int] = set()  # the threads released into merging once already
@@ -195,4 +183,42 @@ def test_two_workers_given_one_post_each_of_one_incident_at_the_same_moment_make
     # Merging one post per transaction, whichever worker came second re-read the open leads in the lock
     # and joined the lead the first had just made.
     assert (sum(s.leads_created for s in summaries), sum(s.leads_updated for s in summaries)) == (1, 1)
+    assert _classifications_per_post(factory) == Counter({1: 1, 2: 1})
+
+
+def _water_posts(factory: sessionmaker[Session]) -> None:
+    _store(
+        factory,
+        [
+            {
+                "platform_id": platform,
+                "external_id": external_id,
+                "url": f"https://x.invalid/{external_id}",
+                "text": text,
+                "content_hash": external_id.ljust(64, "0"),
+            }
+            for platform, external_id, text in (("weibo", "w1", WATER), ("tieba", "t1", WATER_REPOST))
+        ],
+    )
+
+
+def test_a_page_held_by_a_worker_that_dies_is_skipped_while_held_and_taken_once_it_is_gone(
+    env: tuple[Settings, sessionmaker[Session]],
+) -> None:
+    settings, factory = env
+    _water_posts(factory)
+    dying = factory()
+    [held] = claim_posts_for_detection(dying, 1)
+
+    first = detect_new_posts(settings, factory)
+    # The other post is judged, but waits to be merged: an earlier post is still being judged.
+    assert (held.external_id, first.posts_seen, first.leads_created) == ("w1", 1, 0)
+    assert _lead_set(factory) == set()
+
+    dying.connection().invalidate()  # the worker's connection dies with it, uncommitted
+    dying.close()
+    second = detect_new_posts(settings, factory)
+    assert (second.posts_seen, second.leads_created, second.leads_updated) == (1, 1, 1)
+    [lead] = _lead_set(factory)
+    assert (lead[0], lead[6]) == (frozenset({"w1", "t1"}), 2)
     assert _classifications_per_post(factory) == Counter({1: 1, 2: 1})
