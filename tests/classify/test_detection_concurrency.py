@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from bench.detect import simulator_posts
 from classify import detection
 from classify.detection import detect_new_posts, run_worker
 from classify.training import TrainReport
+from cli import app
 from settings import Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Classification, Lead, LeadPost, Post
@@ -222,3 +224,22 @@ def test_a_page_held_by_a_worker_that_dies_is_skipped_while_held_and_taken_once_
     [lead] = _lead_set(factory)
     assert (lead[0], lead[6]) == (frozenset({"w1", "t1"}), 2)
     assert _classifications_per_post(factory) == Counter({1: 1, 2: 1})
+
+
+def test_a_worker_judges_every_post_on_either_database_and_stops_when_idle(
+    detect_env: tuple[Settings, sessionmaker[Session]],
+) -> None:
+    settings, factory = detect_env
+    _water_posts(factory)
+    summary = run_worker(settings, factory, 1, idle_exit=0.0)
+    assert (summary.posts_seen, summary.leads_created, summary.leads_updated) == (2, 1, 1)
+    with session_scope(factory) as session:
+        statuses = set(session.scalars(select(Post.detection_status)))
+    assert statuses == {DetectionStatus.DETECTED}
+
+
+@pytest.mark.parametrize("option", [["--idle-exit", "5"], ["--batch-size", "10"]])
+def test_the_worker_options_without_worker_stop_with_one_clear_line(option: list[str]) -> None:
+    result = CliRunner().invoke(app, ["detect", *option])
+    assert result.exit_code == 2
+    assert "only with --worker" in result.output
