@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import time
 from multiprocessing.synchronize import Barrier
@@ -73,7 +74,7 @@ def _run(base_url: str, rows: list[dict[str, Any]], workers: int, batch_size: in
         for process in processes:
             process.start()
         start.wait()
-        started = time.perf_counter()
+        started, load_before = time.perf_counter(), os.getloadavg()[0]
         with session_scope(factory) as session:
             while count_awaiting_detection(session) or session.scalar(
                 select(func.count())
@@ -100,6 +101,8 @@ def _run(base_url: str, rows: list[dict[str, Any]], workers: int, batch_size: in
         "seconds": round(seconds, 2),
         "posts_per_second": round(posts / seconds, 1),
         "leads": leads,
+        # The machine is shared: the 1-minute load average at the start and at the end of the run.
+        "load_average": (round(load_before, 1), round(os.getloadavg()[0], 1)),
         "every_post_classified_once": judged_once,
         "per_worker": per_worker,
     }

@@ -136,10 +136,13 @@ def _rows(session: Session, count: int, as_of_0015: bool = False) -> dict[str, o
         session.add_all(objects)
     session.flush()
     posts, leads = rows["posts"], rows["leads"]
-    rows["classifications"] = [
-        Classification(post_id=post.id, model_version="m", relevance=0.9, is_lead=True, jurisdiction=where)  # type: ignore[attr-defined]
+    judged = [
+        {"post_id": post.id, "model_version": "m", "relevance": 0.9, "is_lead": True, "jurisdiction": where}  # type: ignore[attr-defined]
         for post, where in zip(posts, values("classifications", "jurisdiction"), strict=True)
     ]
+    if as_of_0015:  # without the columns 0019 added: insert only the columns named
+        session.execute(sa.insert(Classification), judged)
+    rows["classifications"] = [] if as_of_0015 else [Classification(**row) for row in judged]
     rows["lead_posts"] = [
         LeadPost(lead_id=lead.id, post_id=post.id)  # type: ignore[attr-defined]
         for lead, post in zip(leads, posts, strict=True)
@@ -163,7 +166,7 @@ def _rows(session: Session, count: int, as_of_0015: bool = False) -> dict[str, o
     for table in ("classifications", "lead_posts", "audit_events", "tickets"):
         session.add_all(rows[table])
     session.flush()
-    return {table: objects[0] for table, objects in rows.items()}
+    return {table: objects[0] for table, objects in rows.items() if objects}
 
 
 def _later_rows(session: Session) -> dict[str, object]:
