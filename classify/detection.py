@@ -1,4 +1,5 @@
-"""`weisu detect`: classify new posts; relevant ones become leads or join an open lead, idempotently."""
+"""`weisu detect`: classify new posts; relevant ones become leads or join an open lead, idempotently,
+on one process or on many side by side (pages claimed with SKIP LOCKED, merging serialised in post order)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,7 @@ from storage.queries import (
     lock_merging,
     posts_awaiting_merge,
 )
-from storage.vocabulary import (
-    LIVE_STATES,
-    DetectionStatus,
-)
+from storage.vocabulary import LIVE_STATES, DetectionStatus
 
 PAGE_SIZE = 500
 #: When an urgent rule fires, a post needs only this relevance to become a lead: a gas smell or a
