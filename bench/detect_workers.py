@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import time
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -32,6 +31,14 @@ from storage.vocabulary import DetectionStatus
 IDLE_EXIT = 1.0
 
 
+def _peak_mb() -> int:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over an exec,
+    so a spawned worker would report its parent's peak when that was higher."""
+    status = Path("/proc/self/status").read_text()
+    kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return round(kilobytes / 1024)
+
+
 def _worker(url: str, model_dir: str, batch_size: int, start: Barrier, results: Any) -> None:
     from classify.detection import run_worker
     from classify.model import load_active
@@ -46,8 +53,7 @@ def _worker(url: str, model_dir: str, batch_size: int, start: Barrier, results: 
     started = time.perf_counter()
     summary = run_worker(settings, factory, batch_size, idle_exit=IDLE_EXIT)
     seconds = time.perf_counter() - started - IDLE_EXIT
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results.put({"seconds": seconds, "peak_mb": round(peak_mb), **summary.as_dict()})
+    results.put({"seconds": seconds, "peak_mb": _peak_mb(), **summary.as_dict()})
     engine.dispose()
 
 
