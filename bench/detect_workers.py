@@ -82,10 +82,13 @@ def _run(base_url: str, rows: list[dict[str, Any]], workers: int, batch_size: in
         start.wait()
         started, load_before = time.perf_counter(), os.getloadavg()[0]
         with session_scope(factory) as session:
-            while count_awaiting_detection(session) or session.scalar(
-                select(func.count())
-                .select_from(Post)
-                .where(Post.detection_status == DetectionStatus.CLASSIFIED)
+            while any(p.is_alive() for p in processes) and (
+                count_awaiting_detection(session)
+                or session.scalar(
+                    select(func.count())
+                    .select_from(Post)
+                    .where(Post.detection_status == DetectionStatus.CLASSIFIED)
+                )
             ):
                 session.rollback()
                 time.sleep(0.05)
