@@ -326,7 +326,12 @@ MERGE_LOCK_KEY = 0x5745_4953_554D_4552
 def lock_merging(session: Session) -> None:
     """Hold merging to this transaction until it ends (pg_advisory_xact_lock): merging reads the open
     leads and writes new ones, and two workers doing it at once would each make a lead for one incident.
-    SQLite takes one writer at a time anyway."""
+    SQLite takes one writer at a time anyway.
+
+    One key, not one per district or category: what may merge is no partition (a post naming no district
+    matches every district, near-identical posts merge across categories, anchors cross both), a page of
+    lead posts names nearly every district, and merging in post order, which makes M workers' leads
+    one worker's, serialises merging anyway. Only merging waits: classifying runs on every worker."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(MERGE_LOCK_KEY)))
 
