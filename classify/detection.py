@@ -37,6 +37,9 @@ PAGE_SIZE = 500
 URGENT_RELEVANCE_FLOOR = 0.1
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
 MERGE_WINDOW = timedelta(days=30)
+#: A worker that runs for days rebuilds its open-lead index this often: leads leave the merge window,
+#: analysts close leads, and the index would otherwise only grow.
+INDEX_MAX_AGE = timedelta(days=1)
 _IN_CHUNK = 1000  # ids per IN (…) when the open leads are refreshed
 # The tables themselves, for set-wise Core statements (the ORM would flush object by object).
 _CLASSIFICATIONS, _LEADS, _LEAD_POSTS, _POSTS = (
@@ -350,6 +353,9 @@ class _Run:
         with session_scope(self.factory) as session:
             # Per page: a cached lookup, so that a worker picks up a model activated while it runs.
             detector = load_active(self.settings, session)
+            now = datetime.now(UTC)
+            if now - self.open_leads.loaded_at > INDEX_MAX_AGE:
+                self.open_leads = _OpenLeads(session, now, self.settings.city)
             posts = claim_posts_for_detection(session, self.page_size)
             if posts:
                 _classify_page(self.settings, session, detector, posts, self.summary)

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from settings import Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Classification, Lead, LeadPost, Post
 from storage.queries import claim_posts_for_detection, insert_posts, sync_platforms
-from storage.vocabulary import DetectionStatus
+from storage.vocabulary import DetectionStatus, LeadState
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WATER = "南山区桃园路阳光花园小区已经停水三天了，物业一直不给说法，老人孩子生活很困难，希望有关部门尽快处理。"
@@ -188,20 +189,18 @@ def test_two_workers_given_one_post_each_of_one_incident_at_the_same_moment_make
     assert _classifications_per_post(factory) == Counter({1: 1, 2: 1})
 
 
+def _water_post(platform: str, external_id: str, text: str) -> dict[str, Any]:
+    return {
+        "platform_id": platform,
+        "external_id": external_id,
+        "url": f"https://x.invalid/{external_id}",
+        "text": text,
+        "content_hash": external_id.ljust(64, "0"),
+    }
+
+
 def _water_posts(factory: sessionmaker[Session]) -> None:
-    _store(
-        factory,
-        [
-            {
-                "platform_id": platform,
-                "external_id": external_id,
-                "url": f"https://x.invalid/{external_id}",
-                "text": text,
-                "content_hash": external_id.ljust(64, "0"),
-            }
-            for platform, external_id, text in (("weibo", "w1", WATER), ("tieba", "t1", WATER_REPOST))
-        ],
-    )
+    _store(factory, [_water_post("weibo", "w1", WATER), _water_post("tieba", "t1", WATER_REPOST)])
 
 
 def test_a_page_held_by_a_worker_that_dies_is_skipped_while_held_and_taken_once_it_is_gone(
@@ -243,3 +242,18 @@ def test_the_worker_options_without_worker_stop_with_one_clear_line(option: list
     result = CliRunner().invoke(app, ["detect", *option])
     assert result.exit_code == 2
     assert "only with --worker" in result.output
+
+
+def test_a_long_running_worker_rebuilds_its_open_leads_and_so_forgets_a_lead_since_rejected(
+    detect_env: tuple[Settings, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, factory = detect_env
+    run = detection._Run(settings, factory, 10)
+    _store(factory, [_water_post("weibo", "w1", WATER)])
+    assert run.step() == (1, 1)
+    with session_scope(factory) as session:
+        session.execute(update(Lead).values(state=LeadState.REJECTED))
+    monkeypatch.setattr(detection, "INDEX_MAX_AGE", timedelta(0))  # as if a day had passed
+    _store(factory, [_water_post("tieba", "t1", WATER_REPOST)])
+    assert run.step() == (1, 1)
+    assert (run.summary.leads_created, run.summary.leads_updated) == (2, 0)
