@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from classify.evaluation_terms import EvaluationTask
 from settings import Settings
 from storage.vocabulary import RequestType, Role
 from verify.export_terms import CaseProgress, FileFormat
+
+if TYPE_CHECKING:
+    from classify.detection import DetectSummary
 
 app = typer.Typer(
     help="weisu (未诉): find livelihood complaints before they are filed.",
@@ -335,19 +338,70 @@ def evaluate(
 
 
 @app.command()
-def detect(config: ConfigOption = None, quiet: QuietOption = False) -> None:
+def detect(
+    config: ConfigOption = None,
+    quiet: QuietOption = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            help="keep running as one of any number of detection workers (one per process, on any machine"
+            " sharing the database): claim batches of new posts as they arrive until SIGTERM/SIGINT",
+        ),
+    ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, max=10_000, help="with --worker: posts claimed per transaction (default: 500)"),
+    ] = None,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="with --worker: stop after this many seconds without new posts"),
+    ] = None,
+) -> None:
     """Classify new posts and turn the relevant ones into leads with their evidence."""
     from bootstrap import detect_and_stamp
 
+    for name, value in (("--batch-size", batch_size), ("--idle-exit", idle_exit)):
+        if value is not None and not worker:
+            raise typer.BadParameter("only with --worker", param_hint=name)
     settings = _settings(config)
     initialise_database(settings)
     try:
-        with _progress("识别帖子", quiet) as on_progress:
-            summary = detect_and_stamp(settings, session_factory(settings), on_progress=on_progress)
+        if worker:
+            summary = _detect_worker(settings, batch_size, idle_exit)
+        else:
+            with _progress("识别帖子", quiet) as on_progress:
+                summary = detect_and_stamp(settings, session_factory(settings), on_progress=on_progress)
     except _stage_errors() as error:
         _fail("detect", error)
     if not quiet:
         console.print(summary.summary())
+
+
+def _detect_worker(settings: Settings, batch_size: int | None, idle_exit: float | None) -> DetectSummary:
+    """`weisu detect --worker`: pages until stopped; SIGTERM (systemd, compose) ends it between pages."""
+    import signal
+    import threading
+
+    from classify.detection import run_worker
+    from storage.db import session_scope
+    from verify.sla import stamp_deadlines
+
+    factory = session_factory(settings)
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    merged = 0
+
+    def stamp(summary: DetectSummary) -> None:
+        nonlocal merged
+        # Verify owns deadlines: stamp those of the leads just made, or just made urgent.
+        if summary.leads_created + summary.leads_updated > merged:
+            merged = summary.leads_created + summary.leads_updated
+            with session_scope(factory) as session:
+                stamp_deadlines(session, settings.review)
+
+    return run_worker(settings, factory, batch_size, idle_exit=idle_exit, stop=stop, on_page=stamp)
 
 
 @app.command()

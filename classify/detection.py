@@ -1,17 +1,20 @@
-"""`weisu detect`: classify new posts; relevant ones become leads or join an open lead, idempotently."""
+"""`weisu detect`: classify new posts; relevant ones become leads or join an open lead, idempotently,
+on one process or on many side by side (pages claimed with SKIP LOCKED, merging serialised in post order)."""
 
 from __future__ import annotations
 
-import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import ColumnElement, Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from classify.jurisdiction import decide as decide_jurisdiction
+from classify.leads import Draft, anchors, join_lead, new_lead
 from classify.merging import LeadIndex, shingles
 from classify.model import Detector, Prediction, load_active
 from classify.places import Place, extract_place
@@ -20,24 +23,24 @@ from classify.urgency import Urgency, assess
 from settings import CitySettings, Settings
 from storage.db import session_scope
 from storage.models import Classification, Lead, LeadPost, Post, title_and_text
-from storage.queries import count_awaiting_detection, posts_awaiting_detection
-from storage.vocabulary import (
-    LIVE_STATES,
-    REQUEST_TYPE_ORDER,
-    DetectionStatus,
-    LeadState,
-    Priority,
-    RequestType,
+from storage.queries import (
+    claim_posts_for_detection,
+    count_awaiting_detection,
+    lock_merging,
+    posts_awaiting_merge,
 )
+from storage.vocabulary import LIVE_STATES, DetectionStatus
 
 PAGE_SIZE = 500
 #: When an urgent rule fires, a post needs only this relevance to become a lead: a gas smell or a
 #: missing manhole cover told in one colloquial line must not be lost to the model's doubt.
 URGENT_RELEVANCE_FLOOR = 0.1
-SUMMARY_CHARS = 120
 #: Only leads seen this recently are merge candidates: an old problem reported again is a new lead.
 MERGE_WINDOW = timedelta(days=30)
-_FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
+#: A worker that runs for days rebuilds its open-lead index this often: leads leave the merge window,
+#: analysts close leads, and the index would otherwise only grow.
+INDEX_MAX_AGE = timedelta(days=1)
+_IN_CHUNK = 1000  # ids per IN (…) when the open leads are refreshed
 # The tables themselves, for set-wise Core statements (the ORM would flush object by object).
 _CLASSIFICATIONS, _LEADS, _LEAD_POSTS, _POSTS = (
     cast(Table, model.__table__) for model in (Classification, Lead, LeadPost, Post)
@@ -64,30 +67,27 @@ class DetectSummary:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def summarise(post: Post) -> str:
-    """A bounded one-liner: the title, else the first sentence of the text."""
-    if post.title and post.title.strip():
-        return post.title.strip()[:SUMMARY_CHARS]
-    text = (post.text or "").strip()
-    match = _FIRST_SENTENCE.match(text)
-    return (match.group(1) if match else text)[:SUMMARY_CHARS].strip()
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Aware UTC (storage refuses naive times; a naive one from a driver is UTC already)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class _OpenLeads:
-    """The open leads of the merge window in a LeadIndex; loaded once per run, extended as leads are made."""
+    """The open leads of the merge window in a LeadIndex; loaded once per run, extended as leads are made
+    here, and refreshed with the evidence other detection workers stored (inside the merge lock)."""
 
     def __init__(self, session: Session, now: datetime, city: CitySettings) -> None:
         self.index = LeadIndex()
+        self.city = city
+        self.loaded_at = now
         # Per lead number: its id, or its draft until the page is stored.
-        self.handles: list[int | _Draft] = []
+        self.handles: list[int | Draft] = []
         self._numbers: dict[int, int] = {}  # lead id, or id() of a draft -> lead number
+        self.evidence: set[int] = set()  # the posts indexed, as evidence of a stored lead
+        self._load(session, *self._open(now))
+
+    @staticmethod
+    def _open(now: datetime) -> tuple[ColumnElement[bool], ...]:
+        return Lead.state.in_(LIVE_STATES), Lead.last_seen_at >= now - MERGE_WINDOW
+
+    def _load(self, session: Session, *conditions: ColumnElement[bool]) -> None:
+        # In post order, the order merging indexed them in: the index (its boilerplate shingles, its
+        # tie-breaks) then holds the same whether one worker merged the posts or several.
         rows = session.execute(
             select(
                 Lead.id,
@@ -95,24 +95,34 @@ class _OpenLeads:
                 Lead.category,
                 Lead.landmark,
                 Lead.urgency_reason,
+                Post.id,
                 Post.title,
                 Post.text,
             )
             .join(LeadPost, LeadPost.lead_id == Lead.id)
             .join(Post, Post.id == LeadPost.post_id)
-            .where(Lead.state.in_(LIVE_STATES), Lead.last_seen_at >= now - MERGE_WINDOW)
-            .order_by(Lead.id, Post.id)
+            .where(*conditions)
+            .order_by(Post.id)
         )
-        for lead_id, district, category, landmark, reason, title, text in rows:
+        for lead_id, district, category, landmark, reason, post_id, title, text in rows:
             evidence = title_and_text(title, text)
-            place = extract_place(evidence, city)
+            place = extract_place(evidence, self.city)
             self.add(
                 lead_id, shingles(evidence), place, district, category, anchors(district, landmark, reason)
             )
+            self.evidence.add(post_id)
+
+    def refresh(self, session: Session) -> None:
+        """Index the evidence other workers stored since: call it holding the merge lock."""
+        evidence = select(LeadPost.post_id).join(Lead, Lead.id == LeadPost.lead_id)
+        stored = set(session.scalars(evidence.where(*self._open(self.loaded_at))))
+        unseen = sorted(stored - self.evidence)
+        for start in range(0, len(unseen), _IN_CHUNK):
+            self._load(session, Post.id.in_(unseen[start : start + _IN_CHUNK]))
 
     def add(
         self,
-        lead: int | _Draft,
+        lead: int | Draft,
         grams: frozenset[str],
         place: Place,
         district: str | None,
@@ -133,112 +143,19 @@ class _OpenLeads:
         category: str | None,
         threshold: float,
         hazards: frozenset[str] = frozenset(),
-    ) -> int | _Draft | None:
+    ) -> int | Draft | None:
         number = self.index.match(grams, frozenset(place.districts), category, threshold, hazards)
         return None if number is None else self.handles[number]
 
-    def settle(self) -> None:
-        """After a page's drafts are inserted, keep their ids."""
+    def settle(self, merged: list[int]) -> None:
+        """After a page's drafts are inserted, keep their ids; ``merged`` posts are evidence now."""
+        self.evidence.update(merged)
         for number, lead in enumerate(self.handles):
-            if isinstance(lead, _Draft):
+            if isinstance(lead, Draft):
                 assert lead.id is not None
                 del self._numbers[id(lead)]
                 self.handles[number] = lead.id
                 self._numbers[lead.id] = number
-
-
-@dataclass
-class _Draft:
-    """A lead made on this page: the page's new leads are inserted together, in one statement."""
-
-    state: LeadState
-    priority: Priority
-    urgency_reason: str | None
-    category: str | None
-    category_probability: float | None
-    request_type: RequestType
-    request_type_probability: float | None
-    district: str | None
-    street: str | None
-    landmark: str | None
-    summary: str
-    score: float
-    top_terms: list[Any]
-    model_version: str
-    first_seen_at: datetime
-    last_seen_at: datetime
-    found_at: datetime
-    evidence_count: int
-    urgent_since: datetime | None
-    id: int | None = None
-
-    def row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
-
-
-def anchors(district: str | None, landmark: str | None, urgency_reason: str | None) -> frozenset[str]:
-    """ "district|landmark|rule" for each urgency rule that fired on a text naming both places.
-
-    The reason reads "台阶破损: 台阶断了; 井盖: 井盖丢失" (classify.urgency.assess): rule names before
-    the colons."""
-    if not (district and landmark and urgency_reason):
-        return frozenset()
-    rules = (part.split(":", 1)[0].strip() for part in urgency_reason.split(";"))
-    return frozenset(f"{district}|{landmark}|{rule}" for rule in rules if rule)
-
-
-def request_type(prediction: Prediction) -> RequestType:
-    """The post's request type; a problem when the model has no type model, as every lead was before
-    types were modelled (the probability then stays None: no model judged it)."""
-    # No type: a model without a type model, or a post below the threshold made a lead by an urgency
-    # rule (Detector.predict types only what passes the threshold): a hazard is a problem to fix.
-    return RequestType(prediction.request_type) if prediction.request_type else RequestType.PROBLEM
-
-
-def _new_lead(post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str) -> _Draft:
-    now = datetime.now(UTC)
-    seen = _utc(post.published_at) or _utc(post.fetched_at) or now
-    return _Draft(
-        state=LeadState.NEW,
-        priority=Priority.URGENT if urgency.urgent else Priority.ORDINARY,
-        urgency_reason=urgency.reason,
-        category=prediction.category,
-        category_probability=prediction.category_probability,
-        request_type=request_type(prediction),
-        request_type_probability=prediction.request_type_probability,
-        district=place.district,
-        street=place.street,
-        landmark=place.landmark,
-        summary=summarise(post),
-        score=prediction.relevance,
-        top_terms=prediction.top_terms,
-        model_version=model,
-        first_seen_at=seen,
-        last_seen_at=seen,
-        found_at=now,
-        evidence_count=1,
-        urgent_since=now if urgency.urgent else None,
-    )
-
-
-def _join_lead(lead: Lead | _Draft, post: Post, prediction: Prediction, urgency: Urgency) -> None:
-    now = datetime.now(UTC)
-    seen = _utc(post.published_at) or _utc(post.fetched_at) or now
-    lead.evidence_count += 1
-    lead.last_seen_at = max(lead.last_seen_at, seen)
-    lead.first_seen_at = min(lead.first_seen_at, seen)
-    # Independent reports make the lead more likely real: combine as a noisy-OR.
-    lead.score = round(1 - (1 - lead.score) * (1 - prediction.relevance), 4)
-    # The lead takes the most pressing type among its posts (storage.models.REQUEST_TYPE_ORDER): the
-    # posts tell of one situation, and once anyone reports it broken it is a problem to fix, however
-    # many others only ask about it. Left a question, it would wait behind every problem of its priority.
-    kind = request_type(prediction)
-    if REQUEST_TYPE_ORDER.index(kind) < REQUEST_TYPE_ORDER.index(RequestType(lead.request_type)):
-        lead.request_type, lead.request_type_probability = kind, prediction.request_type_probability
-    if urgency.urgent and lead.priority != Priority.URGENT:
-        lead.priority = Priority.URGENT
-        lead.urgency_reason = urgency.reason
-        lead.urgent_since = now  # a fact: verify.sla derives the deadline from it
 
 
 def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
@@ -251,14 +168,11 @@ def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
     }
 
 
-def _detect_page(
-    settings: Settings,
-    session: Session,
-    detector: Detector,
-    posts: list[Post],
-    open_leads: _OpenLeads,
-    summary: DetectSummary,
+def _classify_page(
+    settings: Settings, session: Session, detector: Detector, posts: list[Post], summary: DetectSummary
 ) -> None:
+    """Judge a claimed page: its classifications, and each post's status (CLASSIFIED when it is to
+    become a lead or evidence, else DETECTED). The model runs here, on as many workers as there are."""
     texts = [title_and_text(p.title, p.text) for p in posts]
     config = settings.classify
     local_entries = local_entry_points(settings)
@@ -270,7 +184,7 @@ def _detect_page(
         categorise_above=URGENT_RELEVANCE_FLOOR,  # below it no post can become a lead
     )
     ids = [p.id for p in posts]
-    # One query each for what a crashed or concurrent run may already have written for this page.
+    # What a crashed run may already have written for this page (its classifications are kept).
     classified = set(
         session.scalars(
             select(Classification.post_id).where(
@@ -278,11 +192,8 @@ def _detect_page(
             )
         )
     )
-    evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
-    links: list[tuple[int | _Draft, int]] = []  # (lead, post id)
     new_classifications: list[dict[str, Any]] = []
-    drafts: list[_Draft] = []
-    joins: list[tuple[int, Post, Prediction, Urgency]] = []
+    to_merge: list[int] = []
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
@@ -295,45 +206,96 @@ def _detect_page(
         )
         urgency = assess(text, config.urgent_terms)
         is_lead = prediction.is_lead or (urgency.urgent and prediction.relevance >= URGENT_RELEVANCE_FLOOR)
-        values = {
-            "post_id": post.id,
-            "model_version": detector.version,
-            "relevance": prediction.relevance,
-            "is_lead": is_lead and not where.elsewhere,
-            "category": prediction.category,
-            "category_probability": prediction.category_probability,
-            "urgent": urgency.urgent,
-            "urgency_reason": urgency.reason,
-            "district": place.district,
-            "street": place.street,
-            "landmark": place.landmark,
-            "jurisdiction": where.jurisdiction.value,
-            "jurisdiction_reason": where.reason,
-            "top_terms": prediction.top_terms,
-        }
         if post.id not in classified:
-            new_classifications.append(values)
+            new_classifications.append(
+                {
+                    "post_id": post.id,
+                    "model_version": detector.version,
+                    "relevance": prediction.relevance,
+                    "is_lead": is_lead and not where.elsewhere,
+                    "category": prediction.category,
+                    "category_probability": prediction.category_probability,
+                    "urgent": urgency.urgent,
+                    "urgency_reason": urgency.reason,
+                    "district": place.district,
+                    "street": place.street,
+                    "landmark": place.landmark,
+                    "jurisdiction": where.jurisdiction.value,
+                    "jurisdiction_reason": where.reason,
+                    "top_terms": prediction.top_terms,
+                    "request_type": prediction.request_type,
+                    "request_type_probability": prediction.request_type_probability,
+                }
+            )
             summary.classified += 1
-        if not is_lead:
-            continue
-        if where.elsewhere:
+        if is_lead and where.elsewhere:
             summary.dropped_elsewhere += 1
-            continue
+        elif is_lead:
+            to_merge.append(post.id)
+    if new_classifications:
+        session.execute(insert(_CLASSIFICATIONS), new_classifications)
+    merge = set(to_merge)
+    for status, chosen in (
+        (DetectionStatus.CLASSIFIED, to_merge),
+        (DetectionStatus.DETECTED, [i for i in ids if i not in merge]),
+    ):
+        if chosen:
+            session.execute(update(_POSTS).where(_POSTS.c.id.in_(chosen)).values(detection_status=status))
+
+
+def _judged(classification: Classification) -> tuple[Prediction, Urgency]:
+    """What the classifying worker judged, as merging needs it (no model here)."""
+    prediction = Prediction(
+        relevance=classification.relevance,
+        is_lead=True,
+        category=classification.category,
+        category_probability=classification.category_probability,
+        best_category=classification.category,
+        top_terms=classification.top_terms,
+        request_type=classification.request_type,
+        request_type_probability=classification.request_type_probability,
+    )
+    return prediction, Urgency(classification.urgent, classification.urgency_reason)
+
+
+def _merge_page(
+    settings: Settings, session: Session, open_leads: _OpenLeads, summary: DetectSummary, limit: int
+) -> int:
+    """Join up to ``limit`` classified posts to open leads or make new ones, in post order, holding the
+    merge lock: one worker at a time, each re-reading what the others merged. Returns how many."""
+    if not posts_awaiting_merge(session, 1):
+        return 0  # nothing ready (or another worker merging it): no lock, no refresh
+    lock_merging(session)
+    open_leads.refresh(session)
+    page = posts_awaiting_merge(session, limit)
+    if not page:
+        return 0
+    ids = [post.id for post, _ in page]
+    # Evidence a crashed run stored already (its lead was committed, the post's status was not).
+    evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
+    links: list[tuple[int | Draft, int]] = []  # (lead, post id)
+    drafts: list[Draft] = []
+    joins: list[tuple[int, Post, Prediction, Urgency]] = []
+    threshold = settings.classify.merge_similarity
+    for post, classification in page:
         if post.id in evidence:
-            continue  # already evidence (a crashed run's page committed elsewhere): never count twice
+            continue  # never count a post twice
+        prediction, urgency = _judged(classification)
+        text = title_and_text(post.title, post.text)
+        place = extract_place(text, settings.city)
         grams = shingles(text)
         hazards = anchors(place.district, place.landmark, urgency.reason)
-        match = open_leads.match(grams, place, prediction.category, config.merge_similarity, hazards)
+        match = open_leads.match(grams, place, prediction.category, threshold, hazards)
         if match is None:
-            draft = _new_lead(post, prediction, place, urgency, detector.version)
+            draft = new_lead(post, prediction, place, urgency, classification.model_version)
             drafts.append(draft)
             open_leads.add(draft, grams, place, draft.district, draft.category, hazards)
             links.append((draft, post.id))
             summary.leads_created += 1
             summary.urgent += int(urgency.urgent)
             continue
-        if isinstance(match, _Draft):
-            _join_lead(match, post, prediction, urgency)
+        if isinstance(match, Draft):
+            join_lead(match, post, prediction, urgency)
         else:
             joins.append((match, post, prediction, urgency))  # stored leads: loaded together below
         # A lead's district and category are indexed with its first evidence already.
@@ -345,24 +307,18 @@ def _detect_page(
             lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_({j[0] for j in joins})))
         }
         for lead_id, post, prediction, urgency in joins:
-            _join_lead(stored[lead_id], post, prediction, urgency)
-    _store_page(session, ids, new_classifications, drafts, links)
-    open_leads.settle()
+            join_lead(stored[lead_id], post, prediction, urgency)
+    _store_page(session, ids, drafts, links)
+    open_leads.settle([post_id for _, post_id in links])
+    return len(page)
 
 
 def _store_page(
-    session: Session,
-    post_ids: list[int],
-    classifications: list[dict[str, Any]],
-    drafts: list[_Draft],
-    links: list[tuple[int | _Draft, int]],
+    session: Session, post_ids: list[int], drafts: list[Draft], links: list[tuple[int | Draft, int]]
 ) -> None:
-    """A page's writes as a few set-wise statements (Core, not the ORM's per-object unit of work):
-    classifications and evidence as executemany, new leads as one multi-row INSERT … RETURNING id,
-    the posts' status as one UPDATE. Joined leads that existed before are the ORM's, flushed with the
-    commit."""
-    if classifications:
-        session.execute(insert(_CLASSIFICATIONS), classifications)
+    """A merged page's writes as a few set-wise statements (Core, not the ORM's per-object unit of
+    work): new leads as one multi-row INSERT … RETURNING id, evidence as executemany, the posts' status
+    as one UPDATE. Joined leads that existed before are the ORM's, flushed with the commit."""
     if drafts:
         statement = insert(_LEADS).returning(_LEADS.c.id, sort_by_parameter_order=True)
         ids = session.execute(statement, [draft.row() for draft in drafts]).scalars().all()
@@ -379,6 +335,40 @@ def _store_page(
     )
 
 
+class _Run:
+    """One detection process: its open-lead index and its tally, kept between pages."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], page_size: int) -> None:
+        self.settings, self.factory, self.page_size = settings, session_factory, page_size
+        self.summary = DetectSummary()
+        with session_scope(session_factory) as session:
+            load_active(settings, session)  # no model: stop before anything is claimed
+            self.open_leads = _OpenLeads(session, datetime.now(UTC), settings.city)
+
+    def step(self) -> tuple[int, int]:
+        """Classify one claimed page, then merge what is ready: (posts classified, posts merged).
+
+        Each is its own transaction: a worker killed while classifying leaves its page NEW for another
+        (its row locks go with its connection); killed while merging, the page stays CLASSIFIED."""
+        with session_scope(self.factory) as session:
+            # Per page: a cached lookup, so that a worker picks up a model activated while it runs.
+            detector = load_active(self.settings, session)
+            now = datetime.now(UTC)
+            if now - self.open_leads.loaded_at > INDEX_MAX_AGE:
+                self.open_leads = _OpenLeads(session, now, self.settings.city)
+            posts = claim_posts_for_detection(session, self.page_size)
+            if posts:
+                _classify_page(self.settings, session, detector, posts, self.summary)
+        clear_cache()  # a page's tokens serve its four vectorisers; keep memory flat over long runs
+        merged = 0
+        while True:
+            with session_scope(self.factory) as session:
+                count = _merge_page(self.settings, session, self.open_leads, self.summary, self.page_size)
+            merged += count
+            if count < self.page_size:
+                return len(posts), merged
+
+
 def detect_new_posts(
     settings: Settings,
     session_factory: sessionmaker[Session],
@@ -386,25 +376,43 @@ def detect_new_posts(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> DetectSummary:
     """Process every NEW post, one transaction per page: a crash loses nothing, a re-run doubles nothing.
+    Safe beside detection workers: each page is claimed, so no post is judged twice.
 
     ``on_progress`` is told after each page how many posts are done, of how many were waiting."""
-    summary = DetectSummary()
+    run = _Run(settings, session_factory, page_size)
     with session_scope(session_factory) as session:
-        detector = load_active(settings, session)
-        open_leads = _OpenLeads(session, datetime.now(UTC), settings.city)
         waiting = count_awaiting_detection(session) if on_progress else 0
     done = 0
-    after_id = 0
-    while True:
-        with session_scope(session_factory) as session:
-            posts = posts_awaiting_detection(session, limit=page_size, after_id=after_id)
-            if not posts:
-                break
-            _detect_page(settings, session, detector, posts, open_leads, summary)
-            after_id = posts[-1].id
-        done += len(posts)
+    while taken := run.step()[0]:
+        done += taken
         if on_progress:
             # Posts stored while detection runs are judged too: the total grows rather than overflow.
             on_progress(done, max(waiting, done))
-        clear_cache()  # a page's tokens serve its four vectorisers; keep memory flat over long runs
-    return summary
+    return run.summary
+
+
+def run_worker(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    page_size: int | None = None,
+    idle_exit: float | None = None,
+    stop: threading.Event | None = None,
+    poll_seconds: float = 1.0,
+    on_page: Callable[[DetectSummary], None] | None = None,
+) -> DetectSummary:
+    """A detection worker: claim and judge pages as posts arrive, beside any number of other workers,
+    until ``stop`` is set or, with ``idle_exit``, nothing has arrived for that many seconds."""
+    stop = stop or threading.Event()
+    run = _Run(settings, session_factory, page_size or PAGE_SIZE)
+    idle_since = time.monotonic()
+    while not stop.is_set():
+        taken, merged = run.step()
+        if taken or merged:
+            idle_since = time.monotonic()
+            if on_page:
+                on_page(run.summary)
+            continue
+        if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+            break
+        stop.wait(poll_seconds)
+    return run.summary

@@ -255,6 +255,9 @@ class Classification(Base):
     jurisdiction: Mapped[Jurisdiction | None] = mapped_column(_enum(Jurisdiction, "jurisdiction"))
     jurisdiction_reason: Mapped[str | None] = mapped_column(String(200))
     top_terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: The type model's verdict, kept so that merging (a later step, maybe on another worker) needs no model.
+    request_type: Mapped[RequestType | None] = mapped_column(_enum(RequestType, "request_type"))
+    request_type_probability: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -12,7 +12,18 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from storage.models import Alert, CommentThread, CrawlGap, CrawlRun, Lead, Platform, Post, RawResponse, Ticket
+from storage.models import (
+    Alert,
+    Classification,
+    CommentThread,
+    CrawlGap,
+    CrawlRun,
+    Lead,
+    Platform,
+    Post,
+    RawResponse,
+    Ticket,
+)
 from storage.vocabulary import (
     ACCEPTED_TICKET_STATES,
     LIVE_STATES,
@@ -291,6 +302,64 @@ def posts_awaiting_detection(session: Session, limit: int = 1000, after_id: int 
         .limit(limit)
     )
     return list(session.scalars(statement))
+
+
+def claim_posts_for_detection(session: Session, limit: int) -> list[Post]:
+    """The oldest NEW posts no other detection worker holds, row-locked until this transaction ends.
+
+    FOR UPDATE SKIP LOCKED: two workers never take one post, and a killed worker's batch is free again
+    as soon as its connection goes. SQLite (one writer at a time) has no row locks and ignores it."""
+    statement = (
+        select(Post)
+        .where(Post.detection_status == DetectionStatus.NEW)
+        .order_by(Post.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(statement))
+
+
+#: The PostgreSQL advisory lock of merging (any fixed 64-bit number no other weisu lock uses).
+MERGE_LOCK_KEY = 0x5745_4953_554D_4552
+
+
+def lock_merging(session: Session) -> None:
+    """Hold merging to this transaction until it ends (pg_advisory_xact_lock): merging reads the open
+    leads and writes new ones, and two workers doing it at once would each make a lead for one incident.
+    SQLite takes one writer at a time anyway.
+
+    One key, not one per district or category: what may merge is no partition (a post naming no district
+    matches every district, near-identical posts merge across categories, anchors cross both), a page of
+    lead posts names nearly every district, and merging in post order, which makes M workers' leads
+    one worker's, serialises merging anyway. Only merging waits: classifying runs on every worker."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(MERGE_LOCK_KEY)))
+
+
+def posts_awaiting_merge(session: Session, limit: int) -> list[tuple[Post, Classification]]:
+    """CLASSIFIED posts with their newest classification, in id order, up to the first post still NEW.
+
+    Merging follows post order, whichever worker classified a post first: a post waits while an earlier
+    one is still being classified, so that several workers make exactly the leads one would."""
+    first_new = (
+        select(func.min(Post.id)).where(Post.detection_status == DetectionStatus.NEW).scalar_subquery()
+    )
+    newest = (
+        select(func.max(Classification.id))
+        .where(Classification.post_id == Post.id)
+        .correlate(Post)
+        .scalar_subquery()
+    )
+    statement = (
+        select(Post, Classification)
+        .join(Classification, Classification.id == newest)
+        .where(
+            Post.detection_status == DetectionStatus.CLASSIFIED, or_(first_new.is_(None), Post.id < first_new)
+        )
+        .order_by(Post.id)
+        .limit(limit)
+    )
+    return [(post, classification) for post, classification in session.execute(statement)]
 
 
 def count_awaiting_detection(session: Session) -> int:

@@ -12,9 +12,13 @@ import enum
 
 
 class DetectionStatus(enum.StrEnum):
-    """posts.detection_status: whether detection has read the post yet."""
+    """posts.detection_status: whether detection has read the post yet.
+
+    A post judged a lead waits CLASSIFIED until merging (one worker at a time, in post order) joins it
+    to a lead: classifying runs on many workers, merging must see every earlier lead (issue #18)."""
 
     NEW = "new"
+    CLASSIFIED = "classified"
     DETECTED = "detected"
 
 
