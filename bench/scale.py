@@ -236,9 +236,9 @@ def run_workers(
         env,
         stats,
         name,
-        lambda: _count(engine, "SELECT count(*) FROM posts") / total,
+        lambda: _count(engine, ALL) / total,
     )
-    stored = _count(engine, "SELECT count(*) FROM posts")
+    stored = _count(engine, ALL)
     detect = run_phase(
         "detect",
         detect_commands(workers),
