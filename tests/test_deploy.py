@@ -126,6 +126,7 @@ def test_one_config_file_with_two_environments_gives_two_nodes_settings() -> Non
             "WEISU_REDIS_URL": "redis://redis-b.internal:6380/1",
         },
     }
+    assert "WEISU_REDIS_URL" in ENV_FIELDS, "settings.py reads no WEISU_REDIS_URL (issue #18, item 1)"
     loaded = {node: load_settings(config, env=env) for node, env in nodes.items()}
     for node, env in nodes.items():
         assert _setting(loaded[node], ENV_FIELDS["WEISU_DATABASE_URL"]) == env["WEISU_DATABASE_URL"]
