@@ -1,0 +1,48 @@
+"""bench/scale.py: the worker commands, the sweep's config and the database names it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_deploy import cli_problems
+
+from bench.scale import COMMANDS, _create_database, scale_config, single_crawl
+from fixtures.simulator.disk_world import DISK_PLATFORMS
+from settings import load_settings
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_single_process_crawlers_split_the_disk_platforms_between_them(workers: int) -> None:
+    commands = single_crawl(workers)
+    assert len(commands) == workers
+    platforms = [key for command in commands for key in command[command.index("--quiet") + 1 :]]
+    assert sorted(platforms) == sorted(DISK_PLATFORMS)
+
+
+@pytest.mark.parametrize("name", ["single"])
+def test_every_worker_command_of_the_bench_exists_in_the_cli(name: str) -> None:
+    crawl, detect = COMMANDS[name]
+    commands = crawl(2) + detect(2)
+    # Each is `python -m cli ARGS`.
+    assert [problem for command in commands for problem in cli_problems(command[3:])] == []
+
+
+def test_the_distributed_commands_are_the_ones_the_deploy_files_run() -> None:
+    crawl, detect = COMMANDS["distributed"]
+    assert crawl(1)[0][3:5] == ["crawl", "--distributed"]
+    assert detect(1)[0][3:5] == ["detect", "--worker"]
+
+
+def test_the_sweep_config_loads_with_only_the_disk_platforms_on(tmp_path: Path) -> None:
+    counts = dict.fromkeys(DISK_PLATFORMS, 1000) | {"heimao": 50_000}
+    settings = load_settings(scale_config(counts, tmp_path / "config.yaml"), env={})
+    enabled = settings.enabled_platforms()
+    assert sorted(enabled) == sorted(DISK_PLATFORMS)
+    assert enabled["heimao"].pagination.max_pages == 5002
+    assert {p.politeness.download_delay for p in enabled.values()} == {0.0}
+
+
+def test_a_database_name_that_is_not_a_plain_identifier_is_refused() -> None:
+    with pytest.raises(ValueError, match="database names are lower-case letters, digits and _"):
+        _create_database("postgresql://postgres@127.0.0.1:5432/x", 'w"; DROP DATABASE x; --')
