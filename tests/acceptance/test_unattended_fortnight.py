@@ -70,6 +70,9 @@ class SteppedScheduler(BaseScheduler):
         wait: float | None = self._process_jobs()
         return wait
 
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait=wait)
+
 
 def cron_times(
     start: datetime, end: datetime, minute: int, hour: int, weekdays: set[int] | None
