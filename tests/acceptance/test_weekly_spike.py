@@ -2,10 +2,11 @@
 one week) is that week's first finding in the weekly class-case report, and the same week of the world
 without it reports no spike.
 
-The whole path: the platform simulator (fixtures/simulator/spike.py plants the spike) → crawl → detect
-(the session-trained model) → the report of that week. The world's posts are dated over its last
-three and a half weeks (2026-W45 … W48), so the report's baseline is the two complete weeks before the
-reported one (``report.trailing_weeks: 2``). Two seeds.
+The whole path: the platform simulator → crawl → detect (the session-trained model) → the report of
+that week, with the shipped report settings (eight trailing weeks, FDR 5 %, at least 3 leads). The
+world's own posts on the crawled platforms start in 2026-W47, so fixtures/simulator/spike.py brings the
+history: ten real short problems a week on Weibo from W38 on, then in W46 eight labelled 城乡建设
+messages placed in 南山区 (the spike); the quiet world is the same history without the spike. Two seeds.
 """
 
 from __future__ import annotations
@@ -19,34 +20,42 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
+from bootstrap import detect_and_stamp
 from classify.training import TrainReport
 from crawlers.runner import run_crawl
 from fixtures.serving import serve_in_thread
 from fixtures.simulator.app import create_app
 from fixtures.simulator.spike import Spike
-from bootstrap import detect_and_stamp
 from settings import load_settings
 from storage.db import session_factory_for, session_scope, upgrade
 from verify.reports.build import WeeklyReport, build_weekly_report
 from verify.reports.weeks import IsoWeek
 
 SEEDS = (7, 2026)
-WEEK = IsoWeek(2026, 47)
-SPIKE = Spike(category="城乡建设", district="南山区", monday=date(2026, 11, 16), posts=8)
+WEEK = IsoWeek(2026, 46)
+SPIKE = Spike(category="城乡建设", district="南山区", monday=date(2026, 11, 9), posts=8)
+QUIET = Spike(category="城乡建设", district="南山区", monday=date(2026, 11, 9), posts=0)
 PLATFORMS = ["weibo", "tieba", "heimao", "sznews"]
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def report_of_world(
-    seed: int, spike: Spike | None, folder: Path, trained: TrainReport, activate: Callable[[Session, TrainReport], None]
+    seed: int,
+    spike: Spike | None,
+    folder: Path,
+    trained: TrainReport,
+    activate: Callable[[Session, TrainReport], None],
 ) -> WeeklyReport:
     url = f"sqlite:///{folder / 'weisu.db'}"
     upgrade(url)
     with serve_in_thread(create_app(seed, spike=spike)) as base:
         settings = load_settings(
-            env={"WEISU_DATABASE_URL": url, "WEISU_SIMULATOR_URL": base, "WEISU_MODEL_DIR": str(folder / "models")}
+            env={
+                "WEISU_DATABASE_URL": url,
+                "WEISU_SIMULATOR_URL": base,
+                "WEISU_MODEL_DIR": str(folder / "models"),
+            }
         )
-        settings = settings.changed(report={"trailing_weeks": 2})
         factory = session_factory_for(url)
         with session_scope(factory) as session:
             activate(session, trained)
@@ -67,13 +76,31 @@ def reports(
     seed = request.param
     yield {
         "planted": report_of_world(seed, SPIKE, tmp_path_factory.mktemp("planted"), trained, activate_model),
-        "quiet": report_of_world(seed, None, tmp_path_factory.mktemp("quiet"), trained, activate_model),
+        "quiet": report_of_world(seed, QUIET, tmp_path_factory.mktemp("quiet"), trained, activate_model),
     }
+
+
+def test_the_planted_spike_is_the_weeks_first_finding(reports: dict[str, WeeklyReport]) -> None:
+    report = reports["planted"]
+    assert report.week == WEEK and len(report.trailing) == 8
+    first = report.spikes[0]
+    assert (first.category, first.district) == (SPIKE.category, SPIKE.district)
+    assert first.count >= SPIKE.posts
+
+
+def test_the_planted_spike_is_the_only_finding(reports: dict[str, WeeklyReport]) -> None:
+    assert [(s.category, s.district) for s in reports["planted"].spikes] == [(SPIKE.category, SPIKE.district)]
+
+
+def test_the_same_week_without_the_spike_reports_no_spike(reports: dict[str, WeeklyReport]) -> None:
+    report = reports["quiet"]
+    assert report.leads > 0  # the week had its usual leads: quiet, not empty
+    assert report.spikes == ()
 
 
 def test_explore(reports: dict[str, Any]) -> None:
     for name, report in reports.items():
-        print(name, report.leads, report.weeks)
+        print(name, report.leads, report.weeks, report.weekly)
         for cell in report.cells[:6]:
             print("  ", cell)
         print("  spikes", report.spikes)
