@@ -123,7 +123,20 @@ def test_every_other_platforms_posts_are_all_stored(sweep: dict[str, Any]) -> No
     healthy = [post for post in sweep["truth"] if post["platform"] in HEALTHY]
     stored = {(p.platform_id, p.external_id) for p in stored_posts(sweep["settings"])}
     assert {key for key in stored if key[0] in HEALTHY} == keys_of(healthy)
-    assert all(second_run(sweep, key).status == "ok" for key in HEALTHY)
+    for key in HEALTHY:
+        r = second_run(sweep, key)
+        print(
+            "DBG",
+            key,
+            r.status,
+            r.items,
+            r.errors,
+            r.responses_by_status,
+            r.dropped,
+            r.health_reason,
+            r.stats,
+        )
+    assert {key: second_run(sweep, key).status for key in HEALTHY} == dict.fromkeys(HEALTHY, "ok")
     # The day's new posts on the healthy platforms came in through the broken sweep.
     new = keys_of([post for post in sweep["appeared"] if post["platform"] in HEALTHY])
     assert new and new <= stored
