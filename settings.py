@@ -231,6 +231,9 @@ class PolitenessSettings(StrictModel):
     download_delay: float = Field(default=0.0, ge=0)
     concurrency: int = Field(default=4, ge=1)
     obey_robots: bool = True
+    #: How long one request may take before it counts as failed (and is retried): a platform that
+    #: hangs costs a run at most (retries + 1) × this per request.
+    download_timeout: float = Field(default=30.0, gt=0)
 
 
 class EntryPoint(StrictModel):

@@ -116,7 +116,7 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
             "crawlers.middlewares.credentials.CredentialsMiddleware": 760,
         },
         "WEISU_MAX_RETRY_AFTER": 60.0,
-        "DOWNLOAD_TIMEOUT": 30,
+        "DOWNLOAD_TIMEOUT": politeness.download_timeout,
         "LOG_LEVEL": log_level,
         "LOGSTATS_INTERVAL": 0,
         # The closing stats dump is pretty-printed before the log level is checked: 42 times a sweep.

@@ -4,7 +4,7 @@ recent clean runs, and the rules that turn its newest runs into one alert saying
 The rules look at the newest finished run and, in this order, take the first that holds: a login wall
 (captcha, expired cookie), a streak of failed or partial runs, a layout change, a run with no items (clean
 or failed outright) where the platform usually has some, a run far below the expected volume (Poisson
-lower tail against the median of the last clean runs). A
+lower tail against the median of the last clean runs of its kind). A
 problem that lasts several runs is one *episode*: its alert is keyed by the episode's first run, so it
 goes out once, saying since when.
 """
@@ -75,10 +75,24 @@ def clean(run: CrawlRun) -> bool:
     return run.status == CrawlRunStatus.OK and not run.layout_changed
 
 
-def expected_volume(history: Sequence[CrawlRun], rules: AlertHealthSettings) -> Expectation | None:
-    """The median items of the newest ``volume_runs`` clean runs of ``history`` (newest first), or None
-    when there is none."""
-    counts = [run.items for run in history if clean(run)][: rules.volume_runs]
+def same_kind(run: CrawlRun, like: CrawlRun | None) -> bool:
+    """Whether ``run`` counts what ``like`` counts (None: any run does).
+
+    A run that stopped at content earlier runs stored brings only what appeared since the run before
+    (an incremental sweep every 15 minutes brings a handful, the 2 a.m. nightly sweep of an
+    incremental platform fewer still, a quiet hour nothing); a run that read its entry points to the
+    end brings their full depth, at any hour. Measuring one against the other's median would make
+    the full-depth yardstick of an often-swept platform a few items, and hide a run that lost most
+    of its pages."""
+    return like is None or reached_seen(run) == reached_seen(like)
+
+
+def expected_volume(
+    history: Sequence[CrawlRun], rules: AlertHealthSettings, like: CrawlRun | None = None
+) -> Expectation | None:
+    """The median items of the newest ``volume_runs`` clean runs of ``history`` (newest first) of the
+    same kind as ``like`` (see same_kind), or None when there is none."""
+    counts = [run.items for run in history if clean(run) and same_kind(run, like)][: rules.volume_runs]
     if not counts:
         return None
     return Expectation(float(statistics.median(counts)), len(counts))
@@ -181,10 +195,11 @@ def assess(
 def _far_below(
     platform_id: str, name: str, runs: Sequence[CrawlRun], rules: AlertHealthSettings, zone: ZoneInfo
 ) -> HealthProblem | None:
-    """The far-below rule: the newest run's count is improbably low for the median of the clean runs
-    before it (at least ``volume_min_runs`` of those); the episode is the runs in a row that are."""
+    """The far-below rule: the newest run's count is improbably low for the median of the clean runs of
+    its kind before it (at least ``volume_min_runs`` of those); the episode is the runs in a row that
+    are. The newest run read to the end here (one that stopped at seen content is no loss)."""
     newest = runs[0]
-    expected = expected_volume(runs[1:], rules)
+    expected = expected_volume(runs[1:], rules, like=newest)
     if expected is None or expected.runs < rules.volume_min_runs or not _improbable(newest, expected, rules):
         return None
     episode = _episode(runs, lambda r: _improbable(r, expected, rules))
