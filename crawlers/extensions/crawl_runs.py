@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from crawlers.extensions.health import (
     RunFigures,
+    could_be_layout_change,
     dropped_reasons,
     gaps_reason,
     layout_change,
@@ -168,9 +169,12 @@ class CrawlRunRecorder:
         # A plain UPDATE of the run: loading its row first would cost a query per platform.
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
-            earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
-            # A walled run parsed nothing because it was refused, not because the layout changed.
-            flag = None if walled else layout_change(figures, [_figures(r) for r in earlier], rules)
+            # A walled run parsed nothing because it was refused, not because the layout changed. The
+            # earlier runs are read only when they could make this one a layout change (most runs not).
+            flag = None
+            if not walled and could_be_layout_change(figures, rules):
+                earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
+                flag = layout_change(figures, [_figures(r) for r in earlier], rules)
             health = "；".join(filter(None, [flag, gaps_reason(int(values.get("weisu/gaps_aged_out", 0)))]))
             session.execute(
                 update(CrawlRun)
