@@ -17,6 +17,7 @@ import inspect
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 HTTP_HANDLER_MODULE = "scrapy.core.downloader.handlers.http11"
 
@@ -24,7 +25,7 @@ HTTP_HANDLER_MODULE = "scrapy.core.downloader.handlers.http11"
 def frames_without_source(context: int = 1) -> list[inspect.FrameInfo]:
     """The caller's stack as ``inspect.stack`` lists it (the caller first), without source lines."""
     frames = []
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         frames.append(inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None, None))

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from crawlers.extensions.crawl_runs import CrawlRunRecorder
 from crawlers.extensions.health import (
-    could_be_layout_change,
     PlatformHealth,
     RunFigures,
+    could_be_layout_change,
     dropped_reasons,
     layout_change,
     platform_overview,
