@@ -35,7 +35,13 @@ def _without_switched_off(base: dict[str, int]) -> dict[str, int]:
 
 
 EXTENSIONS_BASE = _without_switched_off(default_settings.EXTENSIONS_BASE)
-DOWNLOADER_MIDDLEWARES_BASE = _without_switched_off(default_settings.DOWNLOADER_MIDDLEWARES_BASE)
+#: Scrapy's robots.txt middleware fetches the file once per crawler; this one once per host for the
+#: whole crawl process (crawlers/robots.py), in the same place in the chain.
+ROBOTS_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
+DOWNLOADER_MIDDLEWARES_BASE = {
+    ("crawlers.robots.SharedRobotsTxtMiddleware" if name == ROBOTS_MIDDLEWARE else name): order
+    for name, order in _without_switched_off(default_settings.DOWNLOADER_MIDDLEWARES_BASE).items()
+}
 
 
 class SharedSettings(Settings):

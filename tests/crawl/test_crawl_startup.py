@@ -167,3 +167,53 @@ def test_the_http_handler_imported_without_source_lines_keeps_its_deprecated_cla
         "scrapy.core.downloader.tls",
         "True",
     ]
+
+
+class _RobotsHost:
+    """A crawler's engine that answers robots.txt with ``status`` and counts what it was asked."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.asked: list[str] = []
+
+    async def download_async(self, request: Any) -> Any:
+        from scrapy.http import TextResponse
+
+        self.asked.append(request.url)
+        return TextResponse(request.url, status=self.status, body=ROBOTS, request=request)
+
+
+def _robots_middleware(platform_id: str, host: _RobotsHost) -> Any:
+    from scrapy import Spider
+
+    from crawlers.robots import SharedRobotsTxtMiddleware
+
+    values = crawler_settings(SharedSettings.of(load_settings(env={})), platform_id)
+    crawler = get_crawler(Spider, values)
+    crawler.engine = host  # type: ignore[assignment]
+    return SharedRobotsTxtMiddleware(crawler)
+
+
+def _allowed(middleware: Any, url: str) -> bool:
+    import asyncio
+
+    from scrapy import Request
+
+    parser = asyncio.run(middleware.robot_parser(Request(url)))
+    return bool(parser.allowed(url, "weisu"))
+
+
+def test_a_robots_txt_answered_200_is_fetched_once_for_every_crawler_of_the_process() -> None:
+    first, second = _RobotsHost(200), _RobotsHost(200)
+    host = "http://robots-shared.test"
+    assert _allowed(_robots_middleware("tieba", first), f"{host}/p/tieba/share/1") is False
+    assert _allowed(_robots_middleware("weibo", second), f"{host}/p/weibo/1") is True
+    assert (first.asked, second.asked) == ([f"{host}/robots.txt"], [])
+
+
+def test_a_robots_txt_not_answered_200_is_fetched_again_by_the_next_crawler() -> None:
+    first, second = _RobotsHost(503), _RobotsHost(200)
+    host = "http://robots-failed.test"
+    _allowed(_robots_middleware("tieba", first), f"{host}/p/tieba/1")
+    assert _allowed(_robots_middleware("weibo", second), f"{host}/p/tieba/share/1") is False
+    assert (first.asked, second.asked) == ([f"{host}/robots.txt"], [f"{host}/robots.txt"])
