@@ -11,13 +11,36 @@ from scrapy.settings import default_settings
 from crawlers.pipelines import PIPELINES
 from settings import Settings
 
-#: Scrapy's base extensions without RemoteControl. Switched off, it is still imported (and aiohttp
-#: with it: 1.2 s of a sweep's start-up) unless it is absent from the base list; disabling it in
-#: EXTENSIONS would import it too, since Scrapy resolves every EXTENSIONS key to its class.
-EXTENSIONS_BASE = {
-    name: order
-    for name, order in default_settings.EXTENSIONS_BASE.items()
-    if name != "scrapy.extensions.remote_control.RemoteControl"
+#: Scrapy components that crawler_settings switches off (remote control, telnet, cookies, the HTTP
+#: cache, feeds, job state, memory debugging, periodic stats). Left in the base lists, each is still
+#: imported and built once per crawler only to raise NotConfigured: 51 times a sweep, and the cookies
+#: middleware alone imports tldextract and requests. Disabling one in EXTENSIONS would import it
+#: too, since Scrapy resolves every key to its class; so they are taken out of the base lists.
+SWITCHED_OFF = frozenset(
+    {
+        "scrapy.extensions.remote_control.RemoteControl",  # REMOTE_CONTROL_ENABLED: False (aiohttp)
+        "scrapy.extensions.telnet.TelnetConsole",  # TELNETCONSOLE_ENABLED: False
+        "scrapy.extensions.memdebug.MemoryDebugger",  # MEMDEBUG_ENABLED: default False
+        "scrapy.extensions.feedexport.FeedExporter",  # no FEEDS
+        "scrapy.extensions.spiderstate.SpiderState",  # no JOBDIR
+        "scrapy.extensions.logstats.LogStats",  # LOGSTATS_INTERVAL: 0
+        "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",  # COOKIES_ENABLED: False
+        "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware",  # HTTPCACHE_ENABLED: default False
+    }
+)
+
+
+def _without_switched_off(base: dict[str, int]) -> dict[str, int]:
+    return {name: order for name, order in base.items() if name not in SWITCHED_OFF}
+
+
+EXTENSIONS_BASE = _without_switched_off(default_settings.EXTENSIONS_BASE)
+#: Scrapy's robots.txt middleware fetches the file once per crawler; this one once per host for the
+#: whole crawl process (crawlers/robots.py), in the same place in the chain.
+ROBOTS_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
+DOWNLOADER_MIDDLEWARES_BASE = {
+    ("crawlers.robots.SharedRobotsTxtMiddleware" if name == ROBOTS_MIDDLEWARE else name): order
+    for name, order in _without_switched_off(default_settings.DOWNLOADER_MIDDLEWARES_BASE).items()
 }
 
 
@@ -101,6 +124,7 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "EXTENSIONS_BASE": EXTENSIONS_BASE,
+        "DOWNLOADER_MIDDLEWARES_BASE": DOWNLOADER_MIDDLEWARES_BASE,
         # Our pipelines are synchronous, so items gain nothing from running in parallel, while Scrapy
         # starts CONCURRENT_ITEMS asyncio tasks for every response (100 by default: most of the
         # reactor's CPU in a sweep's profile).

@@ -49,9 +49,11 @@ def settings_from_file(path: str | None) -> Settings:
 
 
 def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING") -> None:
+    from crawlers.scrapy_imports import import_http_handler
+
     # Scrapy's HTTP handler first: importing it builds deprecated classes whose inspect.stack() call
     # costs time in proportion to the modules already loaded (SQLAlchemy and pydantic add ~250).
-    import scrapy.core.downloader.handlers.http11  # noqa: F401
+    import_http_handler()
     from scrapy.crawler import Crawler, CrawlerProcess
     from scrapy.utils.reactor import install_reactor
     from twisted.internet.defer import DeferredList

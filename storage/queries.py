@@ -6,9 +6,9 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -218,6 +218,34 @@ def previous_runs(session: Session, platform_id: str, before_id: int, limit: int
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    platform_id: str,
+    values: Mapping[str, Any],
+    access: tuple[str, str | None] | None = None,
+    mark: str | None = None,
+) -> None:
+    """Close a crawl run of ``platform_id``: its row gets ``values``; the platform the ``access``
+    (status, reason) met, if any, and the high-water ``mark`` if it is later than the stored one
+    (None: the mark stays).
+
+    On the tables, not the mapped classes: the ORM's UPDATE would first try to find the updated
+    objects in the session to synchronise them (a run closes 51 times a sweep, with none loaded)."""
+    runs, platforms = cast(Table, CrawlRun.__table__), cast(Table, Platform.__table__)
+    session.execute(update(runs).where(runs.c.id == run_id).values(**values))
+    here = platforms.c.id == platform_id
+    if access is not None:
+        session.execute(
+            update(platforms).where(here).values(access_status=access[0], access_reason=access[1])
+        )
+    if mark is not None:
+        # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
+        stored = session.execute(select(platforms.c.high_water_mark).where(here)).scalar_one_or_none()
+        if (stored or "") < mark:
+            session.execute(update(platforms).where(here).values(high_water_mark=mark))
 
 
 def open_gaps(session: Session, platform_ids: Sequence[str]) -> list[CrawlGap]:

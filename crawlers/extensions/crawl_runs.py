@@ -13,11 +13,12 @@ from typing import Any
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from crawlers.extensions.health import (
     RunFigures,
+    could_be_layout_change,
     dropped_reasons,
     gaps_reason,
     layout_change,
@@ -31,7 +32,7 @@ from crawlers.spiders.base import PlatformSpider
 from crawlers.walls import access_outcome
 from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, GapState, Platform, Post
-from storage.queries import open_gaps, previous_runs, sync_platforms
+from storage.queries import finish_run, open_gaps, previous_runs, sync_platforms
 
 #: What a run counts as errors. A request lost after its retries is not among them: every request has
 #: the spider's errback, which records it as a gap (``weisu/gaps_recorded``) — Scrapy's own
@@ -165,51 +166,44 @@ class CrawlRunRecorder:
         # so neither its mark nor the board threads it stored may count as proven continuous.
         lost = errors or int(values.get("weisu/gaps_recorded", 0)) or walled
         status = run_status(reason, items, int(lost))
-        # A plain UPDATE of the run: loading its row first would cost a query per platform.
+        # A plain UPDATE of the run (storage.queries.finish_run): loading its row would cost a query.
         with session_scope(session_factory_for(self.settings.database_url)) as session:
             rules = self.settings.crawl_health
-            earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
-            # A walled run parsed nothing because it was refused, not because the layout changed.
-            flag = None if walled else layout_change(figures, [_figures(r) for r in earlier], rules)
+            # A walled run parsed nothing because it was refused, not because the layout changed. The
+            # earlier runs are read only when they could make this one a layout change (most runs not).
+            flag = None
+            if not walled and could_be_layout_change(figures, rules):
+                earlier = previous_runs(session, self.platform_id, self.run_id, rules.lookback_runs)
+                flag = layout_change(figures, [_figures(r) for r in earlier], rules)
             health = "；".join(filter(None, [flag, gaps_reason(int(values.get("weisu/gaps_aged_out", 0)))]))
-            session.execute(
-                update(CrawlRun)
-                .where(CrawlRun.id == self.run_id)
-                .values(
-                    finished_at=datetime.now(UTC),
-                    status=status,
-                    requests=int(values.get("downloader/request_count", 0)),
-                    items=items,
-                    posts_stored=int(values.get("weisu/posts_stored", 0)),
-                    errors=errors,
-                    cursor=mark,
-                    stats={k: v for k, v in values.items() if k.startswith("weisu/")}
-                    | {"finish_reason": reason},
-                    responses_by_status=statuses,
-                    dropped=dropped,
-                    duration_seconds=round(time.monotonic() - self.opened_at, 3),
-                    layout_changed=flag is not None,
-                    health_reason=health or None,
-                    access_status=access,
-                    access_reason=access_reason,
-                )
-            )
-            if access is not None:
-                session.execute(
-                    update(Platform)
-                    .where(Platform.id == self.platform_id)
-                    .values(access_status=access, access_reason=access_reason)
-                )
+            row = {
+                "finished_at": datetime.now(UTC),
+                "status": status,
+                "requests": int(values.get("downloader/request_count", 0)),
+                "items": items,
+                "posts_stored": int(values.get("weisu/posts_stored", 0)),
+                "errors": errors,
+                "cursor": mark,
+                "stats": {k: v for k, v in values.items() if k.startswith("weisu/")}
+                | {"finish_reason": reason},
+                "responses_by_status": statuses,
+                "dropped": dropped,
+                "duration_seconds": round(time.monotonic() - self.opened_at, 3),
+                "layout_changed": flag is not None,
+                "health_reason": health or None,
+                "access_status": access,
+                "access_reason": access_reason,
+            }
             # Only a clean run proved it paged down to the old mark without a hole (the gap rule).
-            if mark and status == CrawlRunStatus.OK:
-                # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
-                stored = session.scalar(
-                    select(Platform.high_water_mark).where(Platform.id == self.platform_id)
-                )
-                if (stored or "") < mark:
-                    session.execute(
-                        update(Platform).where(Platform.id == self.platform_id).values(high_water_mark=mark)
-                    )
+            clean_mark = mark if mark and status == CrawlRunStatus.OK else None
+            finish_run(
+                session,
+                self.run_id,
+                self.platform_id,
+                row,
+                access=None if access is None else (access, access_reason),
+                mark=clean_mark,
+            )
 
 
 def _figures(run: CrawlRun) -> RunFigures:

@@ -81,7 +81,7 @@ def layout_change(
 ) -> str | None:
     """The reason this run looks like a layout change, or None. ``previous``: earlier runs, newest first."""
     earlier = list(previous[: rules.lookback_runs])
-    if not earlier:
+    if not earlier or not could_be_layout_change(current, rules):
         return None
     best = max(run.items for run in earlier)
     found_nothing = current.items == 0 and current.ok_responses and not current.reached_seen
@@ -93,6 +93,15 @@ def layout_change(
         if current.empty_share - average >= rules.empty_text_jump:
             return f"空正文条目占比 {current.empty_share:.0%}，此前平均 {average:.0%}"
     return None
+
+
+def could_be_layout_change(current: RunFigures, rules: CrawlHealthSettings) -> bool:
+    """Whether some earlier runs could make this run a layout change: it found nothing, or its share
+    of empty texts reaches the jump on its own (an average of earlier shares is never below 0). When
+    not, layout_change is None whatever the earlier runs were, and they need not be read."""
+    found_nothing = current.items == 0 and current.ok_responses and not current.reached_seen
+    many_empty = current.found >= rules.min_items_for_share and current.empty_share >= rules.empty_text_jump
+    return bool(found_nothing or many_empty)
 
 
 def gaps_reason(aged_out: int) -> str | None:

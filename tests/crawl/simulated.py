@@ -146,3 +146,14 @@ def stored_counts(settings: Settings) -> dict[str, int]:
     with session_scope(session_factory_for(settings.database_url)) as session:
         query = select(Post.platform_id, func.count()).group_by(Post.platform_id)
         return {platform: count for platform, count in session.execute(query)}
+
+
+def pages_and_robots(requests: dict[str, int], pages: dict[str, int]) -> list[int]:
+    """Each platform's requests less its expected pages, sorted: all 0 but at most one 1. robots.txt is
+    fetched once per host for the whole crawl (crawlers/robots.py), by the platform that asks first."""
+    return sorted(requests[key] - pages[key] for key in pages)
+
+
+def robots_fetched_at_most_once(requests: dict[str, int], pages: dict[str, int]) -> bool:
+    beyond = pages_and_robots(requests, pages)
+    return beyond in ([0] * len(pages), [0] * (len(pages) - 1) + [1])

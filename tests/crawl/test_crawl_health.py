@@ -12,6 +12,7 @@ from crawlers.extensions.crawl_runs import CrawlRunRecorder
 from crawlers.extensions.health import (
     PlatformHealth,
     RunFigures,
+    could_be_layout_change,
     dropped_reasons,
     layout_change,
     platform_overview,
@@ -69,6 +70,35 @@ def test_run_figures_count_empty_text_and_ok_responses() -> None:
 )  # fmt: skip
 def test_layout_change_rules(current: RunFigures, previous: list[RunFigures], reason: str | None) -> None:
     assert layout_change(current, previous, RULES) == reason
+
+
+def _figures_grid() -> list[RunFigures]:
+    return [
+        RunFigures(items=items, empty_text=empty, ok_responses=ok, reached_seen=seen)
+        for items in (0, 1, 4, 5, 20)
+        for empty in (0, 1, 2, 5, 30)
+        for ok in (0, 1)
+        for seen in (False, True)
+    ]
+
+
+def test_a_run_that_could_not_be_a_layout_change_is_none_whatever_the_earlier_runs() -> None:
+    grid = _figures_grid()
+    histories = [[grid[i], grid[(i * 7) % len(grid)], grid[(i * 13) % len(grid)]] for i in range(len(grid))]
+    ruled_out = [current for current in grid if not could_be_layout_change(current, RULES)]
+    for current in ruled_out:
+        assert [layout_change(current, history, RULES) for history in histories] == [None] * len(histories)
+    # Not vacuous: the same histories flag some of the runs that could be a layout change.
+    flagged = [c for c in grid if any(layout_change(c, history, RULES) for history in histories)]
+    assert ruled_out and flagged
+    assert not set(flagged) & set(ruled_out)
+
+
+def test_a_run_that_found_nothing_or_many_empty_texts_could_be_a_layout_change() -> None:
+    assert could_be_layout_change(RunFigures(items=0, ok_responses=1), RULES)
+    assert could_be_layout_change(RunFigures(items=10, empty_text=5, ok_responses=1), RULES)
+    assert not could_be_layout_change(RunFigures(items=0, ok_responses=1, reached_seen=True), RULES)
+    assert not could_be_layout_change(RunFigures(items=10, empty_text=4, ok_responses=1), RULES)
 
 
 def _run(settings: Settings, stats: dict[str, int]) -> None:

@@ -160,3 +160,23 @@ def test_platform_crawlers_share_one_settings_object_and_open_no_control_port() 
     assert "scrapy.extensions.remote_control.RemoteControl" not in extensions
     assert not weibo.getbool("TELNETCONSOLE_ENABLED") and not weibo.getbool("REMOTE_CONTROL_ENABLED")
     assert weibo.getwithbase("SPIDER_MIDDLEWARES")["crawlers.middlewares.evidence.EvidenceMiddleware"] == 950
+
+
+def test_components_left_out_of_the_base_lists_are_ones_the_crawler_settings_switch_off() -> None:
+    from scrapy import Spider
+    from scrapy.exceptions import NotConfigured
+    from scrapy.utils.misc import build_from_crawler, load_object
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.config import SWITCHED_OFF, SharedSettings, crawler_settings
+
+    values = crawler_settings(SharedSettings.of(load_settings(env={})), "weibo")
+    crawler = get_crawler(Spider, values)
+    for path in SWITCHED_OFF:
+        with pytest.raises(NotConfigured):
+            build_from_crawler(load_object(path), crawler)
+    in_use = set(crawler.settings.getwithbase("EXTENSIONS")) | set(
+        crawler.settings.getwithbase("DOWNLOADER_MIDDLEWARES")
+    )
+    assert not in_use & SWITCHED_OFF
+    assert "scrapy.downloadermiddlewares.retry.RetryMiddleware" in in_use

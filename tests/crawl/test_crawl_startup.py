@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import subprocess
+import sys
 from typing import Any
 
 from scrapy.crawler import Crawler
@@ -15,7 +18,7 @@ from crawlers.fields import json_path
 from crawlers.incremental import seen_content
 from crawlers.robots import SharedProtegoRobotParser
 from crawlers.spiders import HtmlBoardSpider, JsonFeedSpider
-from settings import load_settings
+from settings import PROJECT_ROOT, load_settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import CrawlRun, Platform
 from storage.personal_data import content_hash
@@ -122,3 +125,95 @@ def test_a_json_path_reads_the_same_on_every_lookup() -> None:
     assert json_path(data, "data.cards[].mblog.id") == [1, 2]
     assert json_path(data, "data.cards[].mblog.id") == [1, 2]
     assert json_path(data, "data.cards[1].mblog.id") == [2]
+
+
+def test_frames_without_source_are_the_frames_inspect_stack_lists() -> None:
+    from crawlers.scrapy_imports import frames_without_source
+
+    listed, expected = frames_without_source(), inspect.stack(0)
+    assert [(f.frame, f.function, f.lineno) for f in listed][1:] == [
+        (f.frame, f.function, f.lineno) for f in expected
+    ][1:]
+    assert (
+        listed[0].function
+        == expected[0].function
+        == "test_frames_without_source_are_the_frames_inspect_stack_lists"
+    )
+    assert listed[0].code_context is None
+
+
+def test_inspect_stack_is_itself_again_after_the_block() -> None:
+    from crawlers.scrapy_imports import frames_without_source, stack_without_source
+
+    real = inspect.stack
+    with stack_without_source():
+        assert inspect.stack is frames_without_source
+    assert inspect.stack is real
+
+
+def test_the_http_handler_imported_without_source_lines_keeps_its_deprecated_classes_modules() -> None:
+    code = (
+        "import inspect; real = inspect.stack\n"
+        "from crawlers.scrapy_imports import import_http_handler; import_http_handler()\n"
+        "from scrapy.core.downloader import contextfactory, tls\n"
+        "print(contextfactory.ScrapyClientContextFactory.__module__, tls.ScrapyClientTLSOptions.__module__,"
+        " inspect.stack is real)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [
+        "scrapy.core.downloader.contextfactory",
+        "scrapy.core.downloader.tls",
+        "True",
+    ]
+
+
+class _RobotsHost:
+    """A crawler's engine that answers robots.txt with ``status`` and counts what it was asked."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.asked: list[str] = []
+
+    async def download_async(self, request: Any) -> Any:
+        from scrapy.http import TextResponse
+
+        self.asked.append(request.url)
+        return TextResponse(request.url, status=self.status, body=ROBOTS, request=request)
+
+
+def _robots_middleware(platform_id: str, host: _RobotsHost) -> Any:
+    from scrapy import Spider
+
+    from crawlers.robots import SharedRobotsTxtMiddleware
+
+    values = crawler_settings(SharedSettings.of(load_settings(env={})), platform_id)
+    crawler = get_crawler(Spider, values)
+    crawler.engine = host  # type: ignore[assignment]
+    return SharedRobotsTxtMiddleware(crawler)
+
+
+def _allowed(middleware: Any, url: str) -> bool:
+    import asyncio
+
+    from scrapy import Request
+
+    parser = asyncio.run(middleware.robot_parser(Request(url)))
+    return bool(parser.allowed(url, "weisu"))
+
+
+def test_a_robots_txt_answered_200_is_fetched_once_for_every_crawler_of_the_process() -> None:
+    first, second = _RobotsHost(200), _RobotsHost(200)
+    host = "http://robots-shared.test"
+    assert _allowed(_robots_middleware("tieba", first), f"{host}/p/tieba/share/1") is False
+    assert _allowed(_robots_middleware("weibo", second), f"{host}/p/weibo/1") is True
+    assert (first.asked, second.asked) == ([f"{host}/robots.txt"], [])
+
+
+def test_a_robots_txt_not_answered_200_is_fetched_again_by_the_next_crawler() -> None:
+    first, second = _RobotsHost(503), _RobotsHost(200)
+    host = "http://robots-failed.test"
+    _allowed(_robots_middleware("tieba", first), f"{host}/p/tieba/1")
+    assert _allowed(_robots_middleware("weibo", second), f"{host}/p/tieba/share/1") is False
+    assert (first.asked, second.asked) == ([f"{host}/robots.txt"], [f"{host}/robots.txt"])
