@@ -71,6 +71,7 @@ class SteppedScheduler(BaseScheduler):
         return wait
 
     def shutdown(self, wait: bool = True) -> None:
+        """The base class's (abstract there only so that each kind stops its own thread; this has none)."""
         super().shutdown(wait=wait)
 
 
