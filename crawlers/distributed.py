@@ -1,0 +1,430 @@
+"""Distributed crawling: any number of workers (`weisu crawl --distributed`) share one sweep through a
+Redis frontier built on scrapy-redis (its scheduler, priority queue and request-fingerprint set).
+
+A *sweep* has a clear start and end. The first worker to find no open sweep opens one (one Lua
+script, so two workers starting together cannot both open it): it clears every platform's queue,
+leases and seed flag, and the fingerprints the platform's rule does not keep
+(``fingerprints_outlive_sweep``). Each platform is *seeded* once per sweep: the worker that claims
+its seed flag pushes the spider's start requests; the others wait for the flag to read ``done`` and
+push nothing. A platform's part of the sweep is over when it is seeded, its queue is empty and no
+request of it is leased; every worker's spider then closes, and the last worker to finish ends the
+sweep. A sweep whose workers all died stays open: the next workers resume it, fingerprints included.
+
+A worker that dies loses nothing (a reliable queue): popping a request moves it, in the same Lua
+script, into the platform's lease hash under a token naming the worker. The lease is released only
+when Scrapy has finished with the request — downloaded and scraped, its new requests pushed and its
+posts committed (the store pipeline commits every post at once here) — or the request was turned
+into a retry that is itself in the queue. Each worker keeps a heartbeat key with a short TTL; the
+leases of a worker whose heartbeat expired go back to the queue and are crawled by another worker.
+A request crawled twice so stores nothing twice: posts are unique in storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.scheduler import Scheduler
+from twisted.internet.task import LoopingCall
+
+from settings import PlatformSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+#: This process as a frontier worker: host, pid and a random part (a pid is reused, a uuid is not).
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: A worker silent for this long is taken for dead and its leases go back to the queue. Generous,
+#: since a worker's reactor also waits on the database: a live worker taken for dead only costs a
+#: request crawled twice.
+HEARTBEAT_TTL_SECONDS = 10.0
+#: How often a worker renews its heartbeat, releases finished leases and looks for orphaned ones.
+TICK_SECONDS = 0.5
+#: The request meta key holding a popped request's lease token (never written to the queue).
+LEASE = "weisu_lease"
+#: Scrapy settings read by the components below.
+PREFIX_SETTING = "WEISU_REDIS_PREFIX"
+
+
+class RedisUrlMissing(Exception):
+    """`weisu crawl --distributed` without WEISU_REDIS_URL."""
+
+
+def redis_url_of(settings: Settings) -> str:
+    """The shared Redis URL; RedisUrlMissing (one line naming the variable) when it is unset."""
+    if not settings.redis_url:
+        raise RedisUrlMissing("WEISU_REDIS_URL is not set; a distributed crawl needs the Redis its workers share")
+    return settings.redis_url
+
+
+def fingerprints_outlive_sweep(platform: PlatformSettings) -> bool:
+    """Whether a platform's request fingerprints are kept from one sweep to the next.
+
+    Only for a platform crawled by a full walk with no incremental rule could a request seen before
+    be skipped; every kind here pages from the top each run and stops by crawlers/incremental.py's
+    rules (the high-water mark, settled threads), which need the listing pages and unsettled threads
+    fetched again: a kept fingerprint would hide new posts. So fingerprints are kept within a sweep
+    (a resumed sweep keeps them) and cleared when a new sweep opens.
+    """
+    del platform  # the rule holds for every kind today; a kind with a full walk would say so here
+    return False
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The Redis keys of one platform's frontier."""
+
+    prefix: str
+    platform_id: str
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}{self.platform_id}:{name}"
+
+    @property
+    def requests(self) -> str:
+        return self._key("requests")
+
+    @property
+    def fingerprints(self) -> str:
+        return self._key("dupefilter")
+
+    @property
+    def leases(self) -> str:
+        return self._key("leases")
+
+    @property
+    def seed(self) -> str:
+        return self._key("seed")
+
+    @property
+    def polite_slots(self) -> str:
+        return self._key("polite:slots")
+
+    @property
+    def polite_next(self) -> str:
+        return self._key("polite:next")
+
+
+def sweep_key(prefix: str) -> str:
+    return f"{prefix}sweep"
+
+
+def heartbeat_key(prefix: str, worker: str = WORKER_ID) -> str:
+    return f"{prefix}worker:{worker}"
+
+
+# KEYS[1]: the sweep key; KEYS[2..]: keys to delete when this call opens the sweep. ARGV[1]: new id.
+_OPEN_SWEEP = """
+local current = redis.call('GET', KEYS[1])
+if current then return {0, current} end
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return {1, ARGV[1]}
+"""
+# KEYS[1]: the sweep key; then per platform: seed, requests, leases. ARGV[1]: the sweep id.
+_END_SWEEP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #KEYS, 3 do
+  if redis.call('GET', KEYS[i]) ~= 'done' then return 0 end
+  if redis.call('ZCARD', KEYS[i + 1]) > 0 then return 0 end
+  if redis.call('HLEN', KEYS[i + 2]) > 0 then return 0 end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+# KEYS: requests zset, leases hash. ARGV: lease token. Pop the first request and lease it, atomically.
+_POP_LEASED = """
+local first = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #first == 0 then return false end
+redis.call('ZREM', KEYS[1], first[1])
+redis.call('HSET', KEYS[2], ARGV[1], first[1])
+return first[1]
+"""
+# KEYS: requests zset, leases hash. ARGV: lease token. A lease goes back to the queue's front.
+_REQUEUE = """
+local data = redis.call('HGET', KEYS[2], ARGV[1])
+if not data then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], -1000000, data)
+return 1
+"""
+# KEYS: seed flag, then the prefix's heartbeat key of its holder is checked by name. ARGV: worker, prefix.
+_CLAIM_SEED = """
+local holder = redis.call('GET', KEYS[1])
+if holder == 'done' then return 'done' end
+if (not holder) or holder == ARGV[1] or redis.call('EXISTS', ARGV[2] .. 'worker:' .. holder) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 'mine'
+end
+return 'busy'
+"""
+
+
+def client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def open_sweep(client: redis.Redis, settings: Settings, platform_ids: Sequence[str]) -> tuple[str, bool]:
+    """Join the open sweep, or open one (clearing what a new sweep must not inherit): (id, opened)."""
+    prefix = settings.redis_prefix
+    cleared: list[str] = []
+    for key in platform_ids:
+        keys = Keys(prefix, key)
+        cleared += [keys.requests, keys.leases, keys.seed]
+        if not fingerprints_outlive_sweep(settings.platforms[key]):
+            cleared.append(keys.fingerprints)
+    new_id = uuid.uuid4().hex
+    opened, sweep = client.eval(_OPEN_SWEEP, 1 + len(cleared), sweep_key(prefix), *cleared, new_id)
+    return (sweep.decode() if isinstance(sweep, bytes) else str(sweep)), bool(opened)
+
+
+def end_sweep(client: redis.Redis, prefix: str, sweep: str, platform_ids: Sequence[str]) -> bool:
+    """End the sweep if every platform of it is seeded, empty and unleased; True when this call did."""
+    keys = [k for key in platform_ids for k in (Keys(prefix, key).seed, Keys(prefix, key).requests, Keys(prefix, key).leases)]
+    return bool(client.eval(_END_SWEEP, 1 + len(keys), sweep_key(prefix), *keys, sweep))
+
+
+def beat(client: redis.Redis, prefix: str) -> None:
+    """Say this worker is alive for the next HEARTBEAT_TTL_SECONDS."""
+    client.set(heartbeat_key(prefix), "1", px=int(HEARTBEAT_TTL_SECONDS * 1000))
+
+
+def requeue_orphans(client: redis.Redis, keys: Keys) -> int:
+    """Put back in the queue every lease whose worker's heartbeat has expired; how many."""
+    requeued = 0
+    for token in client.hkeys(keys.leases):
+        worker = token.decode().rpartition("|")[0]
+        if not client.exists(heartbeat_key(keys.prefix, worker)):
+            requeued += int(client.eval(_REQUEUE, 2, keys.requests, keys.leases, token))
+    return requeued
+
+
+def platform_busy(client: redis.Redis, keys: Keys) -> bool:
+    """Whether a platform's part of the sweep can still produce requests: not seeded yet, queued or leased."""
+    return client.get(keys.seed) != b"done" or client.zcard(keys.requests) > 0 or client.hlen(keys.leases) > 0
+
+
+# --- Scrapy components ------------------------------------------------------------------------
+
+
+class LeasedQueue(PriorityQueue):
+    """scrapy-redis's priority queue whose pop leases the request instead of dropping it (see above)."""
+
+    counter = 0
+
+    def pop(self, timeout: int = 0) -> Request | None:
+        keys = Keys(self.spider.settings[PREFIX_SETTING], self.spider.name)
+        LeasedQueue.counter += 1
+        token = f"{WORKER_ID}|{LeasedQueue.counter}"
+        data = self.server.eval(_POP_LEASED, 2, self.key, keys.leases, token)
+        if not data:
+            return None
+        request: Request = self._decode_request(data)
+        request.meta[LEASE] = token
+        return request
+
+    def _encode_request(self, request: Request) -> Any:
+        # A retry or a copied request carries its parent's lease token: the queue never stores one.
+        obj = request.to_dict(spider=self.spider)
+        obj["meta"] = {k: v for k, v in obj["meta"].items() if k != LEASE}
+        return self.serializer.dumps(obj)
+
+
+class LeasedScheduler(Scheduler):
+    """scrapy-redis's scheduler that releases a lease once the engine is done with its request."""
+
+    crawler: Crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeasedScheduler:
+        scheduler: LeasedScheduler = super().from_crawler(crawler)
+        scheduler.crawler = crawler
+        scheduler.leased = {}
+        # scrapy-redis 0.9.1 counts with the spider argument Scrapy 2.19 deprecates: counted here.
+        scheduler.stats = None
+        return scheduler
+
+    leased: dict[str, Request]
+
+    def enqueue_request(self, request: Request) -> bool:
+        queued: bool = super().enqueue_request(request)
+        if queued and self.crawler.stats is not None:
+            self.crawler.stats.inc_value("scheduler/enqueued/redis")
+        return queued
+
+    def next_request(self) -> Request | None:
+        self.release_finished()
+        request: Request | None = super().next_request()
+        if request is not None:
+            self.leased[request.meta[LEASE]] = request
+            if self.crawler.stats is not None:
+                self.crawler.stats.inc_value("scheduler/dequeued/redis")
+        return request
+
+    def release_finished(self) -> None:
+        """Release the leases of requests the engine no longer holds (downloaded, scraped, stored)."""
+        engine = self.crawler.engine
+        slot = getattr(engine, "_slot", None)
+        # The engine keeps a request in its slot from the scheduler's pop until its download and
+        # scrape have finished (or it became a retry already queued): Scrapy 2.19's ExecutionEngine.
+        held = slot.inprogress if slot is not None else set()
+        done = [token for token, request in self.leased.items() if request not in held]
+        if done:
+            keys = Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
+            self.server.hdel(keys.leases, *done)
+            for token in done:
+                del self.leased[token]
+
+    def close(self, reason: str) -> None:
+        keys = Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
+        if reason == "finished":
+            self.release_finished()
+        # Shut down before its requests finished: they go back to the queue for another worker.
+        for token in list(self.leased):
+            self.server.eval(_REQUEUE, 2, keys.requests, keys.leases, token)
+        self.leased.clear()
+        super().close(reason)
+
+
+class SeedOnce:
+    """Spider middleware: a platform's start requests are pushed by one worker per sweep."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.client = client_for(crawler.settings["REDIS_URL"])
+        self.prefix = crawler.settings[PREFIX_SETTING]
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SeedOnce:
+        if not crawler.settings.get("REDIS_URL"):
+            raise NotConfigured("not a distributed crawl")
+        return cls(crawler)
+
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        assert self.crawler.spider is not None
+        keys = Keys(self.prefix, self.crawler.spider.name)
+        while (claim := self.client.eval(_CLAIM_SEED, 1, keys.seed, WORKER_ID, self.prefix)) != b"mine":
+            if claim == b"done":
+                return
+            await asyncio.sleep(TICK_SECONDS)  # another worker is seeding; it may die doing so
+        async for request in start:
+            yield request
+        # The engine asks for the next start request only after it pushed the previous one.
+        self.client.set(keys.seed, "done")
+
+
+class SweepWatch:
+    """Extension: the heartbeat, lease release and orphan re-queueing, and keeping a spider open
+    while its platform's sweep is still going on at another worker."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.client = client_for(crawler.settings["REDIS_URL"])
+        self.prefix = crawler.settings[PREFIX_SETTING]
+        self.keys = Keys(self.prefix, crawler.settings["WEISU_PLATFORM"])
+        self.loop = LoopingCall(self.tick)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SweepWatch:
+        if not crawler.settings.get("REDIS_URL"):
+            raise NotConfigured("not a distributed crawl")
+        watch = cls(crawler)
+        crawler.signals.connect(watch.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(watch.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(watch.spider_closed, signal=signals.spider_closed)
+        return watch
+
+    def spider_opened(self, spider: Spider) -> None:
+        self.loop.start(TICK_SECONDS, now=True)
+
+    def spider_closed(self, spider: Spider) -> None:
+        if self.loop.running:
+            self.loop.stop()
+
+    def _scheduler(self) -> LeasedScheduler | None:
+        slot = getattr(self.crawler.engine, "_slot", None)
+        scheduler = getattr(slot, "scheduler", None)
+        return scheduler if isinstance(scheduler, LeasedScheduler) else None
+
+    def tick(self) -> None:
+        try:
+            beat(self.client, self.prefix)
+            if (scheduler := self._scheduler()) is not None:
+                scheduler.release_finished()
+            requeue_orphans(self.client, self.keys)
+            slot = getattr(self.crawler.engine, "_slot", None)
+            if slot is not None:
+                # Ask the engine now, not at its own 5-second heartbeat, to pull what another worker
+                # pushed (or an orphan put back), or to see again whether the spider may close.
+                slot.nextcall.schedule()
+        except redis.RedisError:
+            logger.exception("distributed crawl: Redis unreachable; retrying")
+
+    def spider_idle(self, spider: Spider) -> None:
+        self.tick()
+        if platform_busy(self.client, self.keys):
+            raise DontCloseSpider
+
+
+def distributed_settings(settings: Settings, platform_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The Scrapy settings that turn one platform's crawler (crawlers.config) into a frontier worker."""
+    keys = Keys(settings.redis_prefix, platform_id)
+    return values | {
+        "SCHEDULER": "crawlers.distributed.LeasedScheduler",
+        "SCHEDULER_QUEUE_CLASS": "crawlers.distributed.LeasedQueue",
+        "SCHEDULER_QUEUE_KEY": keys.requests.replace("%", "%%"),
+        "SCHEDULER_DUPEFILTER_KEY": keys.fingerprints.replace("%", "%%"),
+        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+        # The sweep, not a worker's close, decides when the frontier is cleared (open_sweep).
+        "SCHEDULER_PERSIST": True,
+        "SCHEDULER_SERIALIZER": "crawlers.frontier_codec",
+        "REDIS_URL": redis_url_of(settings),
+        PREFIX_SETTING: settings.redis_prefix,
+        # Politeness is kept across workers by the shared limiter, not by each worker's own slots.
+        "WEISU_SHARED_DELAY": values["DOWNLOAD_DELAY"],
+        "WEISU_SHARED_CONCURRENCY": values["CONCURRENT_REQUESTS_PER_DOMAIN"],
+        "DOWNLOAD_DELAY": 0.0,
+        "AUTOTHROTTLE_ENABLED": False,
+        "DOWNLOADER_MIDDLEWARES": values["DOWNLOADER_MIDDLEWARES"]
+        | {"crawlers.middlewares.shared_politeness.SharedPolitenessMiddleware": 950},
+        "SPIDER_MIDDLEWARES": values["SPIDER_MIDDLEWARES"] | {"crawlers.distributed.SeedOnce": 100},
+        "EXTENSIONS": values["EXTENSIONS"] | {"crawlers.distributed.SweepWatch": 510},
+        # A lease is released when its response is scraped: its posts must be committed by then.
+        "WEISU_STORE_BATCH": 1,
+    }
+
+
+@dataclass
+class Worker:
+    """This process's part in a sweep: joined before the crawlers start, ended after they close."""
+
+    client: redis.Redis
+    prefix: str
+    sweep: str
+    opened: bool
+    platform_ids: tuple[str, ...]
+
+    def finish(self) -> bool:
+        """End the sweep if nothing is left anywhere; stop the heartbeat. True when this call ended it."""
+        ended = end_sweep(self.client, self.prefix, self.sweep, self.platform_ids)
+        self.client.delete(heartbeat_key(self.prefix))
+        return ended
+
+
+def join_sweep(settings: Settings, platform_ids: Sequence[str]) -> Worker:
+    """Start this worker's heartbeat and join (or open) the sweep of ``platform_ids``."""
+    client = client_for(redis_url_of(settings))
+    beat(client, settings.redis_prefix)
+    sweep, opened = open_sweep(client, settings, platform_ids)
+    logger.info("distributed crawl: worker %s %s sweep %s", WORKER_ID, "opened" if opened else "joined", sweep)
+    return Worker(client, settings.redis_prefix, sweep, opened, tuple(platform_ids))

@@ -1,0 +1,61 @@
+"""What the distributed-crawl tests share: a clean Redis key space, worker processes, the stored keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from simulated import _crawl_child
+
+from settings import PROJECT_ROOT, Settings
+
+#: The tests' Redis: database 2, every key under this prefix (other suites use other numbers).
+TEST_REDIS_URL = os.environ.get("WEISU_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+TEST_PREFIX = "weisu-test-dist18:"
+
+
+def clear_prefix(client: redis.Redis, prefix: str = TEST_PREFIX) -> None:
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        client.delete(key)
+
+
+@contextmanager
+def clean_redis() -> Iterator[redis.Redis]:
+    """The tests' Redis with no key under the test prefix, before and after."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    clear_prefix(client)
+    try:
+        yield client
+    finally:
+        clear_prefix(client)
+        client.close()
+
+
+def distributed(settings: Settings) -> Settings:
+    return settings.changed(redis_url=TEST_REDIS_URL, redis_prefix=TEST_PREFIX)
+
+
+def start_worker(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:
+    """Start one `crawl_process --distributed` worker (its log kept on a pipe); the caller waits or kills."""
+    command, message, env = _crawl_child(settings, platforms)
+    command.insert(command.index("--settings"), "--distributed")
+    worker = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT
+    )
+    assert worker.stdin is not None
+    worker.stdin.write(message)
+    worker.stdin.close()
+    return worker
+
+
+def wait_all(workers: list[subprocess.Popen[bytes]], timeout: float = 300) -> list[str]:
+    """Wait for every worker to end; their logs. A worker that failed fails the test with its log."""
+    logs = []
+    for worker in workers:
+        assert worker.stderr is not None
+        worker.wait(timeout=timeout)
+        logs.append(worker.stderr.read().decode("utf-8", errors="replace"))
+    return logs
