@@ -50,9 +50,9 @@ def settings_from_file(path: str | None) -> Settings:
 
 def crawl(
     settings: Settings, platform_ids: list[str], log_level: str = "WARNING", distributed: bool = False
-) -> None:
-    """Crawl the platforms to their end; ``distributed``: as one worker of the shared Redis sweep
-    (crawlers/distributed.py), whose requests come from and go to the shared frontier."""
+) -> dict[str, int]:
+    """Crawl the platforms to their end; the crawl_runs ids opened, by platform. ``distributed``: as one
+    worker of the shared Redis sweep (crawlers/distributed.py), taking requests from its frontier."""
     # Scrapy's HTTP handler first: importing it builds deprecated classes whose inspect.stack() call
     # costs time in proportion to the modules already loaded (SQLAlchemy and pydantic add ~250).
     import scrapy.core.downloader.handlers.http11  # noqa: F401
@@ -106,6 +106,7 @@ def crawl(
     process.start()
     if worker is not None:
         worker.finish()
+    return {key: run.run_id for key, run in opened.items()}
 
 
 def crawl_phases(settings: Settings, platform_ids: list[str]) -> tuple[list[str], list[str]]:
@@ -134,14 +135,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _crawl_and_close(
     settings: Settings, platform_ids: list[str], log_level: str, distributed: bool = False
-) -> None:
+) -> dict[str, int]:
     """The crawl, with the collector off until it starts (see the module docstring), then the
-    crawl's database connections closed."""
+    crawl's database connections closed; the runs opened."""
     try:
-        crawl(settings, platform_ids, log_level, distributed)
+        runs = crawl(settings, platform_ids, log_level, distributed)
     finally:
         gc.enable()
     _close_database(settings.database_url)
+    return runs
+
+
+def run_distributed(
+    settings: Settings, platform_ids: list[str], log_level: str = "WARNING"
+) -> dict[str, int]:
+    """`weisu crawl --distributed`: this process is the worker (a fresh reactor: the CLI runs none)."""
+    gc.disable()
+    return _crawl_and_close(settings, platform_ids, log_level, distributed=True)
 
 
 def run_forked(settings: Settings, platform_ids: list[str], log_level: str = "WARNING") -> None:

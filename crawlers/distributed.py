@@ -13,7 +13,7 @@ sweep. A sweep whose workers all died stays open: the next workers resume it, fi
 A worker that dies loses nothing (a reliable queue): popping a request moves it, in the same Lua
 script, into the platform's lease hash under a token naming the worker. The lease is released only
 when Scrapy has finished with the request — downloaded and scraped, its new requests pushed and its
-posts committed (the store pipeline commits every post at once here) — or the request was turned
+posts committed (the store pipeline's batch is flushed before leases are released) — or the request was turned
 into a retry that is itself in the queue. Each worker keeps a heartbeat key with a short TTL; the
 leases of a worker whose heartbeat expired go back to the queue and are crawled by another worker.
 A request crawled twice so stores nothing twice: posts are unique in storage.
@@ -36,9 +36,15 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
+from sqlalchemy import select
 from twisted.internet.task import LoopingCall
 
+from crawlers.pipelines.store import StorePipeline
+from crawlers.runner import CrawlResult
 from settings import PlatformSettings, Settings
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import CrawlRun
+from storage.queries import paused_platform_ids
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +62,16 @@ LEASE = "weisu_lease"
 PREFIX_SETTING = "WEISU_REDIS_PREFIX"
 
 
-class RedisUrlMissing(Exception):
-    """`weisu crawl --distributed` without WEISU_REDIS_URL."""
+class DistributedError(Exception):
+    """A distributed crawl that cannot start: no WEISU_REDIS_URL, or its Redis does not answer."""
 
 
 def redis_url_of(settings: Settings) -> str:
-    """The shared Redis URL; RedisUrlMissing (one line naming the variable) when it is unset."""
+    """The shared Redis URL; DistributedError (one line naming the variable) when it is unset."""
     if not settings.redis_url:
-        raise RedisUrlMissing("WEISU_REDIS_URL is not set; a distributed crawl needs the Redis its workers share")
+        raise DistributedError(
+            "WEISU_REDIS_URL is not set; a distributed crawl needs the Redis its workers share"
+        )
     return settings.redis_url
 
 
@@ -190,7 +198,11 @@ def open_sweep(client: redis.Redis, settings: Settings, platform_ids: Sequence[s
 
 def end_sweep(client: redis.Redis, prefix: str, sweep: str, platform_ids: Sequence[str]) -> bool:
     """End the sweep if every platform of it is seeded, empty and unleased; True when this call did."""
-    keys = [k for key in platform_ids for k in (Keys(prefix, key).seed, Keys(prefix, key).requests, Keys(prefix, key).leases)]
+    keys = [
+        k
+        for key in platform_ids
+        for k in (Keys(prefix, key).seed, Keys(prefix, key).requests, Keys(prefix, key).leases)
+    ]
     return bool(client.eval(_END_SWEEP, 1 + len(keys), sweep_key(prefix), *keys, sweep))
 
 
@@ -203,7 +215,7 @@ def requeue_orphans(client: redis.Redis, keys: Keys) -> int:
     """Put back in the queue every lease whose worker's heartbeat has expired; how many."""
     requeued = 0
     for token in client.hkeys(keys.leases):
-        worker = token.decode().rpartition("|")[0]
+        worker = (token.decode() if isinstance(token, bytes) else token).rpartition("|")[0]
         if not client.exists(heartbeat_key(keys.prefix, worker)):
             requeued += int(client.eval(_REQUEUE, 2, keys.requests, keys.leases, token))
     return requeued
@@ -280,10 +292,18 @@ class LeasedScheduler(Scheduler):
         held = slot.inprogress if slot is not None else set()
         done = [token for token, request in self.leased.items() if request not in held]
         if done:
+            # Their posts may wait in the store pipeline's batch: committed before the leases go.
+            self._flush_stored_posts()
             keys = Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
             self.server.hdel(keys.leases, *done)
             for token in done:
                 del self.leased[token]
+
+    def _flush_stored_posts(self) -> None:
+        scraper = getattr(self.crawler.engine, "scraper", None)
+        for pipeline in getattr(getattr(scraper, "itemproc", None), "middlewares", ()):
+            if isinstance(pipeline, StorePipeline):
+                pipeline.flush()
 
     def close(self, reason: str) -> None:
         keys = Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
@@ -399,8 +419,6 @@ def distributed_settings(settings: Settings, platform_id: str, values: dict[str,
         | {"crawlers.middlewares.shared_politeness.SharedPolitenessMiddleware": 950},
         "SPIDER_MIDDLEWARES": values["SPIDER_MIDDLEWARES"] | {"crawlers.distributed.SeedOnce": 100},
         "EXTENSIONS": values["EXTENSIONS"] | {"crawlers.distributed.SweepWatch": 510},
-        # A lease is released when its response is scraped: its posts must be committed by then.
-        "WEISU_STORE_BATCH": 1,
     }
 
 
@@ -426,5 +444,43 @@ def join_sweep(settings: Settings, platform_ids: Sequence[str]) -> Worker:
     client = client_for(redis_url_of(settings))
     beat(client, settings.redis_prefix)
     sweep, opened = open_sweep(client, settings, platform_ids)
-    logger.info("distributed crawl: worker %s %s sweep %s", WORKER_ID, "opened" if opened else "joined", sweep)
+    logger.info(
+        "distributed crawl: worker %s %s sweep %s", WORKER_ID, "opened" if opened else "joined", sweep
+    )
     return Worker(client, settings.redis_prefix, sweep, opened, tuple(platform_ids))
+
+
+def run_worker(settings: Settings, platform_ids: list[str] | None = None) -> list[CrawlResult]:
+    """`weisu crawl --distributed`: crawl ``platform_ids`` (None: every enabled, unpaused platform) as one
+    worker of the shared sweep, in this process, until the sweep is over; this worker's runs."""
+    from crawlers.crawl_process import run_distributed
+
+    url = redis_url_of(settings)
+    try:
+        client_for(url).ping()
+    except redis.RedisError as error:
+        raise DistributedError(
+            f"the Redis at WEISU_REDIS_URL does not answer: {type(error).__name__}"
+        ) from None
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    try:
+        with session_scope(factory) as session:
+            keys = list(settings.enabled_platforms()) if platform_ids is None else list(platform_ids)
+            if platform_ids is None:
+                paused = paused_platform_ids(session)
+                keys = [key for key in keys if key not in paused]
+        if not keys:
+            return []
+        runs = run_distributed(settings, keys)
+        with session_scope(factory) as session:
+            rows = {
+                run.id: run for run in session.scalars(select(CrawlRun).where(CrawlRun.id.in_(runs.values())))
+            }
+            return [
+                CrawlResult(key, row.status, row.requests, row.items, row.posts_stored, row.errors)
+                for key, run_id in runs.items()
+                if (row := rows.get(run_id)) is not None
+            ]
+    finally:
+        engine.dispose()

@@ -48,7 +48,9 @@ return 0
 class SharedPolitenessMiddleware:
     _tokens = itertools.count(1)
 
-    def __init__(self, crawler: Crawler, client: redis.Redis, keys: Keys, delay: float, concurrency: int) -> None:
+    def __init__(
+        self, crawler: Crawler, client: redis.Redis, keys: Keys, delay: float, concurrency: int
+    ) -> None:
         self.crawler = crawler
         self.client = client
         self.keys = keys
@@ -73,8 +75,12 @@ class SharedPolitenessMiddleware:
     async def process_request(self, request: Request) -> None:
         token = f"{WORKER_ID}|{next(self._tokens)}"
         lease_ms = int(SLOT_LEASE_SECONDS * 1000)
-        while wait_ms := int(self.take(keys=[self.keys.polite_slots, self.keys.polite_next],
-                                       args=[token, self.concurrency, self.delay_ms, lease_ms])):
+        while wait_ms := int(
+            self.take(
+                keys=[self.keys.polite_slots, self.keys.polite_next],
+                args=[token, self.concurrency, self.delay_ms, lease_ms],
+            )
+        ):
             self.crawler.stats.inc_value("weisu/shared_politeness_waits")  # type: ignore[union-attr]
             await asyncio.sleep(min(wait_ms / 1000, MAX_WAIT_SECONDS))
         request.meta[SLOT] = token
