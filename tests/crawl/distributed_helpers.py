@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import redis
 from simulated import _crawl_child
@@ -22,26 +24,37 @@ def clear_prefix(client: redis.Redis, prefix: str = TEST_PREFIX) -> None:
         client.delete(key)
 
 
+@dataclass(frozen=True)
+class TestRedis:
+    """The tests' Redis and a key prefix of this test's own, under TEST_PREFIX (tests may run at once)."""
+
+    client: redis.Redis
+    prefix: str
+
+    def distributed(self, settings: Settings) -> Settings:
+        """``settings`` for workers of a sweep in this test's key space."""
+        return settings.changed(redis_url=TEST_REDIS_URL, redis_prefix=self.prefix)
+
+
 @contextmanager
-def clean_redis() -> Iterator[redis.Redis]:
-    """The tests' Redis with no key under the test prefix, before and after."""
+def clean_redis() -> Iterator[TestRedis]:
+    """A key space of this test's own, empty before and removed after."""
     client = redis.Redis.from_url(TEST_REDIS_URL)
-    clear_prefix(client)
+    prefix = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}:"
+    clear_prefix(client, prefix)
     try:
-        yield client
+        yield TestRedis(client, prefix)
     finally:
-        clear_prefix(client)
+        clear_prefix(client, prefix)
         client.close()
-
-
-def distributed(settings: Settings) -> Settings:
-    return settings.changed(redis_url=TEST_REDIS_URL, redis_prefix=TEST_PREFIX)
 
 
 def start_worker(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:
     """Start one `crawl_process --distributed` worker (its log kept on a pipe); the caller waits or kills."""
     command, message, env = _crawl_child(settings, platforms)
     command.insert(command.index("--settings"), "--distributed")
+    if os.environ.get("WEISU_TEST_WORKER_LOG"):
+        command.insert(command.index("--settings"), "--log-level=" + os.environ["WEISU_TEST_WORKER_LOG"])
     worker = subprocess.Popen(
         command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT
     )

@@ -12,11 +12,11 @@ from __future__ import annotations
 import signal
 import socket
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
-from distributed_helpers import clean_redis, distributed, start_worker, wait_all
+from distributed_helpers import TestRedis, clean_redis, start_worker, wait_all
 from simulated import Simulator, crawl_settings, keys_of, simulator, stored_counts, stored_posts, with_sources
 from waiting import wait_until
 
@@ -43,8 +43,9 @@ def _platforms(settings: Settings) -> list[str]:
     return with_sources(settings, PLATFORMS)
 
 
-def sweep(sim: Simulator, database_url: str, client: redis.Redis, kill_one: bool = False) -> Swept:
-    settings = distributed(crawl_settings(sim.base, database_url))
+def sweep(sim: Simulator, database_url: str, space: TestRedis, kill_one: bool = False) -> Swept:
+    client = space.client
+    settings = space.distributed(crawl_settings(sim.base, database_url))
     platforms = _platforms(settings)
     expected = keys_of([p for p in sim.truth() if p["platform"] in platforms])
     workers = [start_worker(settings, platforms) for _ in range(WORKERS)]
@@ -82,17 +83,17 @@ def sweep(sim: Simulator, database_url: str, client: redis.Redis, kill_one: bool
 
 
 @pytest.fixture
-def client() -> redis.Redis:
-    with clean_redis() as client:
-        yield client
+def space() -> Iterator[TestRedis]:
+    with clean_redis() as space:
+        yield space
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_three_workers_store_exactly_the_posts_truth_lists_once_and_end_the_sweep(
-    seed: int, committed_database: str, client: redis.Redis
+    seed: int, committed_database: str, space: TestRedis
 ) -> None:
     with simulator(seed) as sim:
-        swept = sweep(sim, committed_database, client)
+        swept = sweep(sim, committed_database, space)
     assert swept.codes == [0, 0, 0], swept.logs
     assert set(swept.stored) == swept.expected
     assert [key for key, n in Counter(swept.stored).items() if n > 1] == []
@@ -102,12 +103,12 @@ def test_three_workers_store_exactly_the_posts_truth_lists_once_and_end_the_swee
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_worker_killed_mid_sweep_loses_nothing_and_nothing_is_stored_twice(
-    seed: int, committed_database: str, client: redis.Redis
+    seed: int, committed_database: str, space: TestRedis
 ) -> None:
     with simulator(seed) as sim:
         # Every answer a little slow, so the kill lands while the victim has requests leased.
         sim.set_faults(slow_rate=1.0, slow_seconds=0.05)
-        swept = sweep(sim, committed_database, client, kill_one=True)
+        swept = sweep(sim, committed_database, space, kill_one=True)
     assert swept.codes == [-signal.SIGKILL, 0, 0], swept.logs[1:]
     assert set(swept.stored) == swept.expected
     assert len(swept.stored) == len(swept.expected)
