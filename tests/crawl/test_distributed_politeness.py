@@ -4,7 +4,9 @@ as the platform sees them (the simulator's side: a recording wrapper around its 
 
 The simulator's own convenience — every delay dropped (crawlers/config.py) — is turned off here by
 crawling the platform alone at its rebased URL without naming the simulator. The requests seen at the
-server are compared with a 30 ms allowance for the loopback trip, which the limiter cannot time.
+server are compared with an allowance for the trip from the limiter's grant to the server (a worker's
+first request also opens its connection): no k requests in a row at the server span less than k
+delays, give or take that allowance.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from settings import Settings
 
 PLATFORM = "weibo"
 DELAY = 0.4
-LOOPBACK_ALLOWANCE = 0.03
+#: How much later than its grant a request may reach the server (a fresh connection, a busy worker).
+TRANSIT_ALLOWANCE = 0.25
 SEEDS = [42, 43, 7]
 
 
@@ -86,9 +89,16 @@ def test_requests_to_a_platform_are_spaced_by_its_delay_across_workers(
 ) -> None:
     crawled = crawl_with_three_workers(seed, committed_database, space)
     starts = [start for start, _ in crawled.spans]
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     assert len(starts) >= 5
-    assert min(gaps) >= DELAY - LOOPBACK_ALLOWANCE
+    shortfalls = [
+        (i, k)
+        for i in range(len(starts))
+        for k in range(1, len(starts) - i)
+        if starts[i + k] - starts[i] < k * DELAY - TRANSIT_ALLOWANCE
+    ]
+    assert shortfalls == []
+    # Over the whole crawl the platform saw no more than one request per delay.
+    assert starts[-1] - starts[0] >= (len(starts) - 1) * DELAY - TRANSIT_ALLOWANCE
     # The platform's requests were indeed shared: more than one worker sent some.
     assert sum(1 for n in crawled.requests_by_worker if n > 0) >= 2
 
@@ -101,6 +111,6 @@ def test_no_two_requests_to_a_concurrency_one_platform_overlap_across_workers(
     overlapping = [
         (first, second)
         for first, second in zip(crawled.spans, crawled.spans[1:], strict=False)
-        if second[0] < first[1] - LOOPBACK_ALLOWANCE
+        if second[0] < first[1] - TRANSIT_ALLOWANCE
     ]
     assert overlapping == []
