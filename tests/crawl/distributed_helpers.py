@@ -25,7 +25,7 @@ def clear_prefix(client: redis.Redis, prefix: str = TEST_PREFIX) -> None:
 
 
 @dataclass(frozen=True)
-class TestRedis:
+class RedisSpace:
     """The tests' Redis and a key prefix of this test's own, under TEST_PREFIX (tests may run at once)."""
 
     client: redis.Redis
@@ -37,13 +37,13 @@ class TestRedis:
 
 
 @contextmanager
-def clean_redis() -> Iterator[TestRedis]:
+def clean_redis() -> Iterator[RedisSpace]:
     """A key space of this test's own, empty before and removed after."""
     client = redis.Redis.from_url(TEST_REDIS_URL)
     prefix = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}:"
     clear_prefix(client, prefix)
     try:
-        yield TestRedis(client, prefix)
+        yield RedisSpace(client, prefix)
     finally:
         clear_prefix(client, prefix)
         client.close()

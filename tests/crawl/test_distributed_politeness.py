@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from distributed_helpers import TestRedis, clean_redis, start_worker, wait_all
+from distributed_helpers import RedisSpace, clean_redis, start_worker, wait_all
 from simulated import crawl_runs, crawl_settings
 
 from fixtures.serving import serve_in_thread
@@ -67,12 +67,12 @@ def polite(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def space() -> Iterator[TestRedis]:
+def space() -> Iterator[RedisSpace]:
     with clean_redis() as space:
         yield space
 
 
-def crawl_with_three_workers(seed: int, database_url: str, space: TestRedis) -> Crawled:
+def crawl_with_three_workers(seed: int, database_url: str, space: RedisSpace) -> Crawled:
     recorder = Recorder(create_app(seed))
     with serve_in_thread(recorder) as base:
         settings = polite(space.distributed(crawl_settings(base, database_url)))
@@ -85,7 +85,7 @@ def crawl_with_three_workers(seed: int, database_url: str, space: TestRedis) -> 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_requests_to_a_platform_are_spaced_by_its_delay_across_workers(
-    seed: int, committed_database: str, space: TestRedis
+    seed: int, committed_database: str, space: RedisSpace
 ) -> None:
     crawled = crawl_with_three_workers(seed, committed_database, space)
     starts = [start for start, _ in crawled.spans]
@@ -105,7 +105,7 @@ def test_requests_to_a_platform_are_spaced_by_its_delay_across_workers(
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_no_two_requests_to_a_concurrency_one_platform_overlap_across_workers(
-    seed: int, committed_database: str, space: TestRedis
+    seed: int, committed_database: str, space: RedisSpace
 ) -> None:
     crawled = crawl_with_three_workers(seed, committed_database, space)
     overlapping = [

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from distributed_helpers import TestRedis, clean_redis, start_worker, wait_all
+from distributed_helpers import RedisSpace, clean_redis, start_worker, wait_all
 from simulated import Simulator, crawl_settings, keys_of, simulator, stored_counts, stored_posts, with_sources
 from waiting import wait_until
 
@@ -43,7 +43,7 @@ def _platforms(settings: Settings) -> list[str]:
     return with_sources(settings, PLATFORMS)
 
 
-def sweep(sim: Simulator, database_url: str, space: TestRedis, kill_one: bool = False) -> Swept:
+def sweep(sim: Simulator, database_url: str, space: RedisSpace, kill_one: bool = False) -> Swept:
     client = space.client
     settings = space.distributed(crawl_settings(sim.base, database_url))
     platforms = _platforms(settings)
@@ -83,14 +83,14 @@ def sweep(sim: Simulator, database_url: str, space: TestRedis, kill_one: bool = 
 
 
 @pytest.fixture
-def space() -> Iterator[TestRedis]:
+def space() -> Iterator[RedisSpace]:
     with clean_redis() as space:
         yield space
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_three_workers_store_exactly_the_posts_truth_lists_once_and_end_the_sweep(
-    seed: int, committed_database: str, space: TestRedis
+    seed: int, committed_database: str, space: RedisSpace
 ) -> None:
     with simulator(seed) as sim:
         swept = sweep(sim, committed_database, space)
@@ -103,7 +103,7 @@ def test_three_workers_store_exactly_the_posts_truth_lists_once_and_end_the_swee
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_worker_killed_mid_sweep_loses_nothing_and_nothing_is_stored_twice(
-    seed: int, committed_database: str, space: TestRedis
+    seed: int, committed_database: str, space: RedisSpace
 ) -> None:
     with simulator(seed) as sim:
         # Every answer a little slow, so the kill lands while the victim has requests leased.
