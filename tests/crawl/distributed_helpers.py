@@ -19,6 +19,11 @@ TEST_REDIS_URL = os.environ.get("WEISU_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 TEST_PREFIX = "weisu-test-dist18:"
 
 
+def text(value: bytes | str) -> str:
+    """A Redis key or value as text (redis-py types them bytes or str)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
 def clear_prefix(client: redis.Redis, prefix: str = TEST_PREFIX) -> None:
     for key in client.scan_iter(match=f"{prefix}*", count=500):
         client.delete(key)

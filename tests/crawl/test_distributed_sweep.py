@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from distributed_helpers import RedisSpace, clean_redis, start_worker, wait_all
+from distributed_helpers import RedisSpace, clean_redis, start_worker, text, wait_all
 from simulated import Simulator, crawl_settings, keys_of, simulator, stored_counts, stored_posts, with_sources
 from waiting import wait_until
 
-from crawlers.distributed import Keys, sweep_key
+from crawlers.distributed import Keys
 from settings import Settings
 
 SEEDS = [42, 43, 7]
@@ -36,7 +36,7 @@ class Swept:
     stored: list[tuple[str, str]]
     codes: list[int]
     logs: list[str]
-    leftover: list[bytes]
+    leftover: list[str]
 
 
 def _platforms(settings: Settings) -> list[str]:
@@ -59,7 +59,7 @@ def sweep(sim: Simulator, database_url: str, space: RedisSpace, kill_one: bool =
                     t for key in platforms for t in client.hkeys(Keys(settings.redis_prefix, key).leases)
                 ]
                 stored = sum(stored_counts(settings).values())
-                return 0 < stored < len(expected) and any(t.decode().startswith(owner) for t in leases)
+                return 0 < stored < len(expected) and any(text(t).startswith(owner) for t in leases)
 
             wait_until(victim_holds_a_lease, 120, "the first worker to hold a lease mid-sweep")
             victim.send_signal(signal.SIGKILL)
@@ -68,9 +68,8 @@ def sweep(sim: Simulator, database_url: str, space: RedisSpace, kill_one: bool =
         for worker in workers:
             worker.kill()
             worker.wait()
-    leftover = sorted(
-        k for k in client.keys(f"{settings.redis_prefix}*") if b":leases" in k or b"requests" in k
-    )
+    keys = [text(k) for k in client.keys(f"{settings.redis_prefix}*")]
+    leftover = sorted(k for k in keys if k.endswith((":leases", ":requests", "sweep")))
     stored = [(p.platform_id, p.external_id) for p in stored_posts(settings)]
     return Swept(
         settings,
@@ -78,7 +77,7 @@ def sweep(sim: Simulator, database_url: str, space: RedisSpace, kill_one: bool =
         stored,
         [w.returncode for w in workers],
         logs,
-        leftover + client.keys(sweep_key(settings.redis_prefix)),
+        leftover,
     )
 
 
