@@ -21,7 +21,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
-from crawlers.distributed import PREFIX_SETTING, WORKER_ID, Keys, client_for
+from crawlers.frontier import PREFIX_SETTING, WORKER_ID, Keys, client_for
 
 #: The request meta key holding the slot a request took (taken off when it is given back).
 SLOT = "weisu_polite_slot"

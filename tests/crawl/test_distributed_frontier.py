@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import scrapy
 from distributed_helpers import RedisSpace, clean_redis
+from scrapy.utils.request import request_from_dict
 from typer.testing import CliRunner
 
 from cli import app
 from crawlers import frontier_codec
-from crawlers.distributed import (
+from crawlers.frontier import (
     Keys,
     end_sweep,
     fingerprints_outlive_sweep,
@@ -119,7 +120,7 @@ def test_a_queued_request_is_json_and_comes_back_whole() -> None:
         meta={"page": 2, "keyword": "噪音"},
     )
     encoded = frontier_codec.dumps(request.to_dict(spider=spider))
-    decoded = scrapy.utils.request.request_from_dict(frontier_codec.loads(encoded), spider=spider)
+    decoded = request_from_dict(frontier_codec.loads(encoded), spider=spider)
     assert encoded.startswith("{")
     assert (decoded.url, decoded.method, decoded.body, decoded.meta) == (
         request.url,
