@@ -243,6 +243,10 @@ def crawl(
     ] = False,
     config: ConfigOption = None,
     quiet: QuietOption = False,
+    distributed: Annotated[
+        bool,
+        typer.Option("--distributed", help="be one worker of a sweep shared through Redis (WEISU_REDIS_URL)"),
+    ] = False,
 ) -> None:
     """Crawl platforms into the posts table (a second crawl of the same content adds nothing)."""
     settings = _settings(config, "author_hash_key")
@@ -256,10 +260,18 @@ def crawl(
     from crawlers.runner import run_crawl
 
     initialise_database(settings)
-    with _progress("抓取平台", quiet) as on_progress:
-        results = run_crawl(
-            settings, None if all_platforms else list(platforms or []), on_progress=on_progress
-        )
+    if distributed:
+        from crawlers.distributed import DistributedError, run_worker
+
+        try:
+            results = run_worker(settings, None if all_platforms else list(platforms or []))
+        except DistributedError as error:
+            _fail("crawl", error)
+    else:
+        with _progress("抓取平台", quiet) as on_progress:
+            results = run_crawl(
+                settings, None if all_platforms else list(platforms or []), on_progress=on_progress
+            )
     if quiet:
         return
     table = Table("platform", "status", "requests", "items", "new posts", "errors", title="crawl")

@@ -45,6 +45,8 @@ ENV_OVERRIDES = {
     "WEISU_AUTHOR_HASH_KEY": "HMAC key for pseudonymous author keys (secret, no default; crawl, scheduler)",
     "WEISU_SECRET_KEY": "signs the review app's session cookies (secret, no default; serve)",
     "WEISU_MODEL_DIR": "classify.model_dir",
+    "WEISU_REDIS_URL": "the Redis that `weisu crawl --distributed` workers share (never in config.yaml)",
+    "WEISU_REDIS_PREFIX": "prefix of every Redis key the distributed crawl writes (default weisu:)",
 }
 
 
@@ -1021,6 +1023,8 @@ ENV_FIELDS: dict[str, tuple[str, ...]] = {
     "WEISU_AUTHOR_HASH_KEY": ("author_hash_key",),
     "WEISU_SECRET_KEY": ("secret_key",),
     "WEISU_MODEL_DIR": ("classify", "model_dir"),
+    "WEISU_REDIS_URL": ("redis_url",),
+    "WEISU_REDIS_PREFIX": ("redis_prefix",),
 }
 #: The environment one load reads: load_settings(env=...) names it, else the process's own.
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("weisu_environment", default=None)
@@ -1085,6 +1089,10 @@ class Settings(Derivable, BaseSettings):
     # command that needs one refuses to start without it (require_secrets).
     author_hash_key: str = Field(default="", exclude=True, repr=False)
     secret_key: str = Field(default="", exclude=True, repr=False)
+    # The distributed crawl's shared frontier (crawlers/distributed.py), from the environment only:
+    # every node reads one config.yaml, and a Redis URL may hold a password.
+    redis_url: str = Field(default="", repr=False)
+    redis_prefix: str = "weisu:"
 
     def resolve_path(self, value: str | Path) -> Path:
         """Relative paths in config.yaml are relative to the project root, not the working directory."""
@@ -1210,6 +1218,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     environment = os.environ if env is None else env
     config_path = Path(path or environment.get("WEISU_CONFIG") or DEFAULT_CONFIG_PATH)
     raw = _yaml_mapping(config_path)
+    if "redis_url" in raw:
+        raise ConfigError(f"{config_path}: redis_url: set WEISU_REDIS_URL in the environment instead")
     token = _ENVIRONMENT.set(environment)
     try:
         settings = Settings(**{**raw, "config_path": config_path})

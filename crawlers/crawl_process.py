@@ -48,7 +48,11 @@ def settings_from_file(path: str | None) -> Settings:
     return settings
 
 
-def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING") -> None:
+def crawl(
+    settings: Settings, platform_ids: list[str], log_level: str = "WARNING", distributed: bool = False
+) -> dict[str, int]:
+    """Crawl the platforms to their end; the crawl_runs ids opened, by platform. ``distributed``: as one
+    worker of the shared Redis sweep (crawlers/distributed.py), taking requests from its frontier."""
     from crawlers.scrapy_imports import import_http_handler
 
     # Scrapy's HTTP handler first: importing it builds deprecated classes whose inspect.stack() call
@@ -67,11 +71,18 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
     process = CrawlerProcess({"LOG_LEVEL": log_level, "TELNETCONSOLE_ENABLED": False})
     settings = SharedSettings.of(settings)
     opened = open_runs(settings, platform_ids)
+    worker = None
+    if distributed:
+        from crawlers.distributed import distributed_settings, join_sweep
+
+        worker = join_sweep(settings, platform_ids)
     first, then = crawl_phases(settings, platform_ids)
     crawlers = {}
     for key in platform_ids:
         platform = settings.platforms[key]
         values = crawler_settings(settings, key, log_level) | {OPENED_RUN_SETTING: opened[key]}
+        if distributed:
+            values = distributed_settings(settings, key, values)
         crawlers[key] = Crawler(SPIDERS[platform.kind], OwnedSettings(values))
     started = [process.crawl(crawlers[key], platform_id=key) for key in first]
     if then:
@@ -95,6 +106,9 @@ def crawl(settings: Settings, platform_ids: list[str], log_level: str = "WARNING
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     gc.enable()
     process.start()
+    if worker is not None:
+        worker.finish()
+    return {key: run.run_id for key, run in opened.items()}
 
 
 def crawl_phases(settings: Settings, platform_ids: list[str]) -> tuple[list[str], list[str]]:
@@ -113,21 +127,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--settings", help="JSON dump of the parent's Settings, or - to read it from stdin")
     parser.add_argument("--log-level", default="WARNING", help="Scrapy log level (INFO to watch a crawl)")
+    parser.add_argument("--distributed", action="store_true", help="be a worker of the shared Redis sweep")
     parser.add_argument("platforms", nargs="+")
     args = parser.parse_args(argv)
     gc.disable()
-    _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level)
+    _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level, args.distributed)
     return 0
 
 
-def _crawl_and_close(settings: Settings, platform_ids: list[str], log_level: str) -> None:
+def _crawl_and_close(
+    settings: Settings, platform_ids: list[str], log_level: str, distributed: bool = False
+) -> dict[str, int]:
     """The crawl, with the collector off until it starts (see the module docstring), then the
-    crawl's database connections closed."""
+    crawl's database connections closed; the runs opened."""
     try:
-        crawl(settings, platform_ids, log_level)
+        runs = crawl(settings, platform_ids, log_level, distributed)
     finally:
         gc.enable()
     _close_database(settings.database_url)
+    return runs
+
+
+def run_distributed(
+    settings: Settings, platform_ids: list[str], log_level: str = "WARNING"
+) -> dict[str, int]:
+    """`weisu crawl --distributed`: this process is the worker (a fresh reactor: the CLI runs none)."""
+    gc.disable()
+    return _crawl_and_close(settings, platform_ids, log_level, distributed=True)
 
 
 def run_forked(settings: Settings, platform_ids: list[str], log_level: str = "WARNING") -> None:

@@ -1,0 +1,79 @@
+"""What the distributed-crawl tests share: a clean Redis key space, worker processes, the stored keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import redis
+from simulated import _crawl_child
+
+from settings import PROJECT_ROOT, Settings
+
+#: The tests' Redis: database 2, every key under this prefix (other suites use other numbers).
+TEST_REDIS_URL = os.environ.get("WEISU_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+TEST_PREFIX = "weisu-test-dist18:"
+
+
+def text(value: bytes | str) -> str:
+    """A Redis key or value as text (redis-py types them bytes or str)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def clear_prefix(client: redis.Redis, prefix: str = TEST_PREFIX) -> None:
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        client.delete(key)
+
+
+@dataclass(frozen=True)
+class RedisSpace:
+    """The tests' Redis and a key prefix of this test's own, under TEST_PREFIX (tests may run at once)."""
+
+    client: redis.Redis
+    prefix: str
+
+    def distributed(self, settings: Settings) -> Settings:
+        """``settings`` for workers of a sweep in this test's key space."""
+        return settings.changed(redis_url=TEST_REDIS_URL, redis_prefix=self.prefix)
+
+
+@contextmanager
+def clean_redis() -> Iterator[RedisSpace]:
+    """A key space of this test's own, empty before and removed after."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    prefix = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}:"
+    clear_prefix(client, prefix)
+    try:
+        yield RedisSpace(client, prefix)
+    finally:
+        clear_prefix(client, prefix)
+        client.close()
+
+
+def start_worker(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:
+    """Start one `crawl_process --distributed` worker (its log kept on a pipe); the caller waits or kills."""
+    command, message, env = _crawl_child(settings, platforms)
+    command.insert(command.index("--settings"), "--distributed")
+    if os.environ.get("WEISU_TEST_WORKER_LOG"):
+        command.insert(command.index("--settings"), "--log-level=" + os.environ["WEISU_TEST_WORKER_LOG"])
+    worker = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT
+    )
+    assert worker.stdin is not None
+    worker.stdin.write(message)
+    worker.stdin.close()
+    return worker
+
+
+def wait_all(workers: list[subprocess.Popen[bytes]], timeout: float = 300) -> list[str]:
+    """Wait for every worker to end; their logs. A worker that failed fails the test with its log."""
+    logs = []
+    for worker in workers:
+        assert worker.stderr is not None
+        worker.wait(timeout=timeout)
+        logs.append(worker.stderr.read().decode("utf-8", errors="replace"))
+    return logs
