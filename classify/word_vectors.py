@@ -5,7 +5,10 @@ A short text of an unseen city shares few exact words with the training complain
 company get similar vectors here: the positive pointwise mutual information of words at most ``window``
 apart, over the training texts (leads and noise alike), reduced by a randomised SVD (scikit-learn). A
 text's vector is the unit-length mean of its words' unit vectors, times ``weight``; texts longer than
-``max_chars`` characters (when set) get none, so the view can serve short texts alone.
+``max_chars`` characters (when set) get none, so the view can serve short texts alone. With ``positive``
+set, as in classify.features, only words of the rows so labelled get a vector, and a text's vector is
+the plain mean over all its words (those without one count as zero): a text mostly about something else
+gets a short vector.
 
 Experimental: the shipped relevance pipeline does not use it (the leave-one-out folds are in
 docs/benchmarks.md, ninth session)."""
@@ -35,6 +38,7 @@ class LocalWordVectors(TransformerMixin, BaseEstimator):
         max_words: int = 50_000,
         weight: float = 1.0,
         max_chars: int | None = None,
+        positive: str | None = None,
         random_state: int = 0,
     ) -> None:
         self.dimensions = dimensions
@@ -43,6 +47,7 @@ class LocalWordVectors(TransformerMixin, BaseEstimator):
         self.max_words = max_words
         self.weight = weight
         self.max_chars = max_chars
+        self.positive = positive
         self.random_state = random_state
 
     def _ids(self, token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +63,14 @@ class LocalWordVectors(TransformerMixin, BaseEstimator):
 
     def fit(self, texts: Iterable[str], y: Any = None) -> LocalWordVectors:
         token_lists = [tokenize(t) for t in texts]
-        counts = Counter(w for tokens in token_lists for w in tokens)
+        if self.positive is not None and y is None:
+            raise ValueError("LocalWordVectors with `positive` learns its words from labelled rows")
+        counted = (
+            token_lists
+            if self.positive is None
+            else [tokens for tokens, label in zip(token_lists, y, strict=True) if label == self.positive]
+        )
+        counts = Counter(w for tokens in counted for w in tokens)
         frequent = [w for w, n in counts.most_common(self.max_words) if n >= self.min_count]
         self.index_ = {w: i for i, w in enumerate(frequent)}
         size = len(frequent)
@@ -100,6 +112,10 @@ class LocalWordVectors(TransformerMixin, BaseEstimator):
             shape=(len(texts), len(self.index_)),
         )
         summed = np.asarray(words @ self.vectors_)
+        if self.positive is not None:  # the mean over every word, those without a vector as zero
+            every = np.bincount(rows, minlength=len(texts)).reshape(-1, 1)
+            mean = summed / np.maximum(every, 1)
+            return sp.csr_matrix((mean * self.weight).astype(np.float32))
         norms = np.linalg.norm(summed, axis=1, keepdims=True)
         unit = summed / np.where(norms > 0, norms, 1.0)  # the mean's direction: its unit vector
         return sp.csr_matrix((unit * self.weight).astype(np.float32))
