@@ -48,3 +48,16 @@ def test_texts_longer_than_max_chars_get_no_vector() -> None:
 
 def test_the_same_texts_give_the_same_vectors() -> None:
     assert np.array_equal(_fitted().vectors_, _fitted().vectors_)
+
+
+def test_with_positive_only_the_leads_words_get_vectors() -> None:
+    labels = ["lead" if "危险" in text else "noise" for text in CORPUS]
+    vectors = LocalWordVectors(dimensions=4, min_count=2, positive="lead").fit(CORPUS, labels)
+    assert "井盖" in vectors.index_ and "外卖" not in vectors.index_
+
+
+def test_with_positive_a_text_mostly_about_something_else_gets_a_shorter_vector() -> None:
+    labels = ["lead" if "危险" in text else "noise" for text in CORPUS]
+    vectors = LocalWordVectors(dimensions=4, min_count=2, positive="lead").fit(CORPUS, labels)
+    rows = vectors.transform(["井盖 井盖", "井盖 外卖 奶茶 好吃"]).toarray()
+    assert [round(float(n), 4) for n in np.linalg.norm(rows, axis=1)] == [1.0, 0.25]
