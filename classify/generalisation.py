@@ -7,7 +7,9 @@ never saw, the only honest proxy for the cities and platforms it will meet.
 * Leave one noise source out: trained without that source, the false-positive rate on all of its
   texts, and the held-out recall of short texts and titles of the model trained without it.
 
-``python -m classify.generalisation [--json] [--scores DIR]`` prints every fold against ISSUE_TARGETS;
+``python -m classify.generalisation [--json] [--scores DIR] [--word-vectors WEIGHT]`` prints every fold
+against ISSUE_TARGETS (``--word-vectors``: the relevance pipeline with classify.word_vectors' view at that
+weight, an experiment);
 with ``--scores`` it also saves each fold's raw scores (DIR/<fold>.npz: every scored text's kind, length,
 whether it is a problem, the model's lead probability and the civic gate's decision), so that thresholds
 and other decision rules can be compared on the same fitted models without fitting them again."""
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +187,11 @@ if __name__ == "__main__":  # pragma: no cover - a report, run by hand (about ha
 
     threshold = load_settings().classify.relevance_threshold
     examples = load_examples()
+    weight = float(sys.argv[sys.argv.index("--word-vectors") + 1]) if "--word-vectors" in sys.argv else 0.0
+    build = partial(build_relevance_pipeline, word_vectors=weight)
     sink = save_scores(Path(sys.argv[sys.argv.index("--scores") + 1])) if "--scores" in sys.argv else None
-    by_city = leave_one_city_out(examples, threshold, sink=sink)
-    by_source = leave_one_source_out(examples, threshold, sink=sink)
+    by_city = leave_one_city_out(examples, threshold, build, sink=sink)
+    by_source = leave_one_source_out(examples, threshold, build, sink=sink)
     print(f"threshold {threshold} (classify.relevance_threshold)")
     print(report(by_city, by_source))
     if "--json" in sys.argv:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from classify.pipelines import build_relevance_pipeline
 from classify.word_vectors import LocalWordVectors
 
 # 井盖 and 窨井盖 share every neighbour; 外卖 and 奶茶 share theirs, and no neighbour of the first pair.
@@ -61,3 +62,13 @@ def test_with_positive_a_text_mostly_about_something_else_gets_a_shorter_vector(
     vectors = LocalWordVectors(dimensions=4, min_count=2, positive="lead").fit(CORPUS, labels)
     rows = vectors.transform(["井盖 井盖", "井盖 外卖 奶茶 好吃"]).toarray()
     assert [round(float(n), 4) for n in np.linalg.norm(rows, axis=1)] == [1.0, 0.25]
+
+
+def test_the_relevance_pipeline_has_the_view_only_when_given_a_weight() -> None:
+    def views(pipeline: object) -> list[str]:
+        return [name for name, _ in pipeline.named_steps["features"].transformer_list]  # type: ignore[attr-defined]
+
+    assert views(build_relevance_pipeline()) == ["word", "char"]
+    with_vectors = build_relevance_pipeline(word_vectors=0.3)
+    assert views(with_vectors) == ["word", "char", "vectors"]
+    assert with_vectors.named_steps["features"].transformer_list[2][1].weight == 0.3
