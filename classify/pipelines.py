@@ -19,6 +19,7 @@ from classify.text import (
     CHAR_VIEW_CHARS,
     category_normalise_all,
 )
+from classify.word_vectors import LocalWordVectors
 
 LEAD = "lead"
 
@@ -110,6 +111,7 @@ def build_relevance_pipeline(
     min_df: int = 3,
     word_ngrams: tuple[int, int] = (1, 2),
     hard_weight: float = HARD_WEIGHT,
+    word_vectors: float = 0.0,
 ) -> Pipeline:
     """Lead vs noise with a calibrated probability, on complaint-vocabulary features (classify.features).
 
@@ -120,16 +122,15 @@ def build_relevance_pipeline(
     above. Word bigrams beside the words: "相关 部门" or "学校 领导" in an angry comment reads
     differently from "小区 停水" (every unseen source's false-positive rate fell at the same held-out
     title recall, and the simulated world's incident recall rose). Figures: docs/benchmarks.md,
-    "Figures moved out of docstrings"."""
-    features = FeatureUnion(
-        [
-            ("word", NgramTfidf("word", ngrams=word_ngrams, min_df=min_df, positive=LEAD)),
-            (
-                "char",
-                NgramTfidf("char", ngrams=CHAR_NGRAMS, chars=CHAR_VIEW_CHARS, min_df=min_df, positive=LEAD),
-            ),
-        ]
-    )
+    "Figures moved out of docstrings". ``word_vectors`` above 0 adds classify.word_vectors' view at that
+    weight, for the leave-one-out folds only: it is off in the shipped model (ninth session's table)."""
+    views: list[tuple[str, Any]] = [
+        ("word", NgramTfidf("word", ngrams=word_ngrams, min_df=min_df, positive=LEAD)),
+        ("char", NgramTfidf("char", ngrams=CHAR_NGRAMS, chars=CHAR_VIEW_CHARS, min_df=min_df, positive=LEAD)),
+    ]
+    if word_vectors > 0:
+        views.append(("vectors", LocalWordVectors(weight=word_vectors)))
+    features = FeatureUnion(views)
     svm = LinearSVC(C=c, class_weight="balanced", random_state=0)
     calibrated = HardNegativeCalibratedSVM(
         svm, cv=calibration_folds, method="sigmoid", hard_weight=hard_weight, hard_above=HARD_ABOVE

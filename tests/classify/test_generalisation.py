@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 from classify.corpus import LEAD, NOISE, Example
-from classify.generalisation import leave_one_city_out, leave_one_source_out
+from classify.generalisation import leave_one_city_out, leave_one_source_out, save_scores
 from classify.pipelines import build_relevance_pipeline
 
 LEADS = [
@@ -74,3 +77,20 @@ def test_a_city_left_out_is_scored_on_all_its_requests_by_a_model_that_never_saw
     figures = result["jiamusi"]
     assert (figures["title"]["texts"], figures["short"]["texts"], figures["letter"]["texts"]) == (2, 0, 0)
     assert figures["short"]["recall"] is None and figures["title"]["question_recall"] is not None
+
+
+def test_each_folds_raw_scores_and_gate_decisions_are_saved_for_comparing_thresholds_later(
+    tmp_path: Path,
+) -> None:
+    result = leave_one_source_out(
+        _examples(),
+        threshold=0.5,
+        build=lambda: build_relevance_pipeline(min_df=1),
+        sink=save_scores(tmp_path),
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["food.npz", "news.npz"]
+    saved = np.load(tmp_path / "news.npz")
+    assert saved["kind"].tolist() == ["noise:news"] * 12 + ["title"]  # the source, then the held-out titles
+    assert saved["length"].tolist() == [len(t) for t in NEWS * 3] + [len(LEADS[0])]
+    gated = np.where(saved["gate"], saved["score"], np.minimum(saved["score"], 0.5))
+    assert round(float((gated[:12] >= 0.5).mean()), 4) == result["news"]["fpr"]
