@@ -4,6 +4,7 @@ what was seen and the gaps to fetch again, move the high-water mark — only whe
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,12 +35,29 @@ from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, GapState, Platform, Post
 from storage.queries import finish_run, open_gaps, previous_runs, sync_platforms
 
-#: What a run counts as errors. A request lost after its retries is not among them: every request has
-#: the spider's errback, which records it as a gap (``weisu/gaps_recorded``) — Scrapy's own
-#: ``httperror/response_ignored_count`` only counts responses of requests without one.
-ERROR_STATS = ("weisu/malformed_pages", "log_count/ERROR")
+#: What a run counts as errors: malformed pages, and the ERROR lines Scrapy attributes to this spider
+#: (``weisu/errors_logged``, see SpiderErrorCounter) — its "Gave up retrying" among them. A request lost
+#: after its retries is also a gap (``weisu/gaps_recorded``, by the spider's errback).
+ERROR_STATS = ("weisu/malformed_pages", "weisu/errors_logged")
 #: Crawler setting holding the OpenedRun that open_runs made for this crawler's platform.
 OPENED_RUN_SETTING = "WEISU_OPENED_RUN"
+
+
+class SpiderErrorCounter(logging.Handler):
+    """Counts the ERROR records Scrapy attributes to one spider (``extra={"spider": ...}``).
+
+    Scrapy's own ``log_count/ERROR`` is kept by a handler every crawler adds to the root logger, so in a
+    sweep of many crawlers in one process each platform counted every platform's errors: a healthy
+    platform beside a failing one closed "partial".
+    """
+
+    def __init__(self, crawler: Crawler, spider: Spider) -> None:
+        super().__init__(level=logging.ERROR)
+        self.crawler, self.spider = crawler, spider
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "spider", None) is self.spider and self.crawler.stats is not None:
+            self.crawler.stats.inc_value("weisu/errors_logged")
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,7 @@ class CrawlRunRecorder:
         self.opened_at = time.monotonic()
         #: The run open_runs opened for this crawler, if the sweep opened them all at once.
         self.opened: OpenedRun | None = crawler.settings.get(OPENED_RUN_SETTING)
+        self.error_counter: SpiderErrorCounter | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlRunRecorder:
@@ -131,6 +150,8 @@ class CrawlRunRecorder:
 
     def spider_opened(self, spider: Spider) -> None:
         self.opened_at = time.monotonic()
+        self.error_counter = SpiderErrorCounter(self.crawler, spider)
+        logging.root.addHandler(self.error_counter)
         factory = session_factory_for(self.settings.database_url)
         opened = self.opened
         if opened is None:
@@ -148,6 +169,8 @@ class CrawlRunRecorder:
             spider.gaps = GapBook(self.platform_id, factory, self.settings.crawl_gaps, opened.gaps)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self.error_counter is not None:
+            logging.root.removeHandler(self.error_counter)
         stats = self.crawler.stats
         assert stats is not None and self.run_id is not None  # spider_opened ran first
         values = stats.get_stats()
