@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,10 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from fixtures.serving import free_port
+from settings import AlertChannelSettings, Settings
+from storage.db import session_factory_for
+from storage.models import CrawlRun
+from verify.alerts.delivery import deliver_alerts
 
 
 @dataclass
@@ -83,3 +88,22 @@ def smtp_server() -> Iterator[tuple[int, _Keeper]]:
         yield port, keeper
     finally:
         controller.stop()
+
+
+def deliver_after_runs(
+    settings: Settings, runs: Sequence[CrawlRun]
+) -> tuple[Settings, dict[str, int], Received]:
+    """One delivery pass 30 s after the newest of ``runs`` closed, to a webhook channel on a local receiver:
+    (the settings with that channel, the pass's counts, what the receiver was sent)."""
+    with webhook_receiver() as (url, received):
+        settings = settings.changed(
+            alerts={"channels": {"ops": AlertChannelSettings(kind="webhook", url=url + "/hook")}}
+        )
+        newest = max(run.finished_at for run in runs if run.finished_at)
+        counts = deliver_alerts(
+            settings,
+            session_factory_for(settings.database_url),
+            clock=lambda: newest + timedelta(seconds=30),
+            env={},
+        )
+    return settings, counts, received

@@ -10,12 +10,11 @@ world's clock moves on and new posts appear, which the healthy platforms must br
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from alert_receivers import webhook_receiver
+from alert_receivers import deliver_after_runs
 from crawl.simulated import (
     crawl_runs,
     crawl_settings,
@@ -26,10 +25,9 @@ from crawl.simulated import (
 )
 
 from crawlers.runner import run_crawl
-from settings import AlertChannelSettings, Settings
+from settings import Settings
 from storage.db import session_factory_for, session_scope
 from storage.models import Alert, AlertKind, CrawlRun
-from verify.alerts.delivery import deliver_alerts
 
 SEEDS = (7, 2026)
 HANGING, FAILING, WALLED = "douban", "heimao", "jutousu"
@@ -57,13 +55,7 @@ def sweep(
         run_crawl(settings, platforms)
         injected = sim.injected()
         runs = crawl_runs(settings)
-        with webhook_receiver() as (url, received):
-            settings = settings.changed(
-                alerts={"channels": {"ops": AlertChannelSettings(kind="webhook", url=url + "/hook")}}
-            )
-            newest = max(run.finished_at for run in runs if run.finished_at)
-            clock = lambda: newest + timedelta(seconds=30)  # noqa: E731
-            counts = deliver_alerts(settings, session_factory_for(settings.database_url), clock=clock, env={})
+        settings, counts, received = deliver_after_runs(settings, runs)
         with session_scope(session_factory_for(settings.database_url)) as session:
             alerts = [(a.kind, a.platform_id) for a in session.query(Alert).order_by(Alert.id)]
         yield {

@@ -5,20 +5,17 @@ what we miss since when; the platform crawled clean raises none."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from alert_receivers import webhook_receiver
+from alert_receivers import deliver_after_runs
 from simulated import Simulator, crawl_runs, crawl_settings, migrated_sqlite
 
 from crawlers.runner import run_crawl
-from settings import AlertChannelSettings, Settings
-from storage.db import session_factory_for
+from settings import Settings
 from storage.models import CrawlRun
-from verify.alerts.delivery import deliver_alerts
 from verify.web.display import local_time
 
 FAILING, WALLED, CLEAN = "heimao", "jutousu", "people_tousu"
@@ -41,13 +38,7 @@ def outcome(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         run_crawl(settings, [WALLED, CLEAN])
         set_walls(sim)
         runs = crawl_runs(settings)
-        with webhook_receiver() as (url, received):
-            settings = settings.changed(
-                alerts={"channels": {"ops": AlertChannelSettings(kind="webhook", url=url + "/hook")}}
-            )
-            newest = max(run.finished_at for run in runs if run.finished_at)
-            clock = lambda: newest + timedelta(seconds=30)  # noqa: E731
-            counts = deliver_alerts(settings, session_factory_for(settings.database_url), clock=clock, env={})
+        settings, counts, received = deliver_after_runs(settings, runs)
         yield {"settings": settings, "runs": runs, "counts": counts, "bodies": received.bodies}
 
 
