@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
-from simulated import _crawl_child
+from simulated import start_crawl_child
 
-from settings import PROJECT_ROOT, Settings
+from settings import Settings
 
 #: The tests' Redis: database 2, every key under this prefix (other suites use other numbers).
 TEST_REDIS_URL = os.environ.get("WEISU_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
@@ -56,17 +56,10 @@ def clean_redis() -> Iterator[RedisSpace]:
 
 def start_worker(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:
     """Start one `crawl_process --distributed` worker (its log kept on a pipe); the caller waits or kills."""
-    command, message, env = _crawl_child(settings, platforms)
-    command.insert(command.index("--settings"), "--distributed")
+    options = ["--distributed"]
     if os.environ.get("WEISU_TEST_WORKER_LOG"):
-        command.insert(command.index("--settings"), "--log-level=" + os.environ["WEISU_TEST_WORKER_LOG"])
-    worker = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT
-    )
-    assert worker.stdin is not None
-    worker.stdin.write(message)
-    worker.stdin.close()
-    return worker
+        options.append("--log-level=" + os.environ["WEISU_TEST_WORKER_LOG"])
+    return start_crawl_child(settings, platforms, options, keep_log=True)
 
 
 def wait_all(workers: list[subprocess.Popen[bytes]], timeout: float = 300) -> list[str]:

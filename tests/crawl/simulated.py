@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +120,16 @@ def _crawl_child(settings: Settings, platforms: list[str]) -> tuple[list[str], b
     return command, message.encode("utf-8"), child_env(settings)
 
 
-def start_crawl_child(settings: Settings, platforms: list[str]) -> subprocess.Popen[bytes]:
-    """Start a crawl child (its log is dropped); the caller waits for it or kills it."""
+def start_crawl_child(
+    settings: Settings, platforms: list[str], options: Sequence[str] = (), keep_log: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start a crawl child with ``options`` (its log on a pipe when ``keep_log``, else dropped); the caller
+    waits for it or kills it."""
     command, message, env = _crawl_child(settings, platforms)
-    child = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=PROJECT_ROOT
-    )
+    at = command.index("--settings")
+    command[at:at] = options
+    stderr = subprocess.PIPE if keep_log else subprocess.DEVNULL
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr, env=env, cwd=PROJECT_ROOT)
     assert child.stdin is not None
     child.stdin.write(message)
     child.stdin.close()
