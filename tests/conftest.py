@@ -11,12 +11,15 @@ gets a database of its own, with real commits.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from filelock import FileLock
+from seeds import RANDOM_SEED_VARIABLE, random_seed_of_this_run
 from shared_databases import (
     BACKENDS,
     POSTGRES_URL,
@@ -31,6 +34,14 @@ from classify.training import TrainReport, train_and_activate
 from settings import Settings, load_settings
 from storage.db import make_engine, make_session_factory, session_scope, temporary_postgres_schema, upgrade
 from storage.models import ModelVersion
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    random_seed_of_this_run()  # drawn here, before xdist starts its workers, so they all share it
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"random seed of this run: {random_seed_of_this_run()} (repeat it with {RANDOM_SEED_VARIABLE})"
 
 
 @pytest.fixture(scope="session")
@@ -168,14 +179,28 @@ def make_settings() -> Callable[[str, Path], Settings]:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
-    """Train once per test session on the real corpus; every test that needs a model reuses it."""
-    root = tmp_path_factory.mktemp("trained")
-    url = f"sqlite:///{root / 'train.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_scope(make_session_factory(engine)) as session:
-        report = train_and_activate(trained_settings(url, root / "models"), session)
-    engine.dispose()
+    """Train once per test run on the real corpus; every test that needs a model reuses it.
+
+    Under pytest-xdist the workers share one training: the first to get the lock trains into the run's
+    common temporary folder and leaves its report there; the others wait for the lock and read it.
+    """
+    # Every worker's basetemp is a folder of the run's own; a lone process has no common parent to share.
+    common = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        common = common.parent
+    root = common / "trained"
+    report_file = root / "report.pickle"
+    with FileLock(str(common / "trained.lock")):
+        if report_file.exists():
+            return cast(TrainReport, pickle.loads(report_file.read_bytes()))
+        root.mkdir(exist_ok=True)
+        url = f"sqlite:///{root / 'train.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        with session_scope(make_session_factory(engine)) as session:
+            report = train_and_activate(trained_settings(url, root / "models"), session)
+        engine.dispose()
+        report_file.write_bytes(pickle.dumps(report))
     return report
 
 

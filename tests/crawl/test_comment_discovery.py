@@ -8,7 +8,6 @@ with exact values.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import pytest
 import scrapy
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
+from seeds import random_seed_of_this_run
 from simulated import crawl_settings, migrated_sqlite, simulator, stored_posts
 
 from crawlers.crawl_process import crawl_phases
@@ -36,7 +36,7 @@ from storage.db import session_factory_for, session_scope
 from storage.models import Post
 from storage.queries import insert_posts, record_thread_read, sync_platforms
 
-RANDOM_SEED = random.SystemRandom().randrange(1, 1_000_000)
+RANDOM_SEED = random_seed_of_this_run()
 SEEDS = [42, 43, 44, RANDOM_SEED]
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
