@@ -143,6 +143,8 @@ def crawler_settings(settings: Settings, platform_id: str, log_level: str = "WAR
         "DOWNLOAD_TIMEOUT": politeness.download_timeout,
         "LOG_LEVEL": log_level,
         "LOGSTATS_INTERVAL": 0,
+        # Scrapy's collector proxies every attribute access to warn about a deprecated argument.
+        "STATS_CLASS": "crawlers.stats.PlainStatsCollector",
         # The closing stats dump is pretty-printed before the log level is checked: 42 times a sweep.
         "STATS_DUMP": log_level in ("DEBUG", "INFO"),
         "ITEM_PIPELINES": PIPELINES,
