@@ -182,6 +182,32 @@ def test_components_left_out_of_the_base_lists_are_ones_the_crawler_settings_swi
     assert "scrapy.downloadermiddlewares.retry.RetryMiddleware" in in_use
 
 
+def test_the_offsite_middleware_left_out_would_let_every_platforms_requests_through() -> None:
+    # Left out of the base list (crawlers.config.DOES_NOTHING_HERE) because it allows everything:
+    # no platform spider names allowed_domains. Built here as Scrapy would, it filters nothing.
+    from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
+    from scrapy.http import Request
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.config import DOES_NOTHING_HERE, SharedSettings, crawler_settings
+    from crawlers.spiders import SPIDERS
+
+    settings = SharedSettings.of(load_settings(env={}))
+    assert "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware" in DOES_NOTHING_HERE
+    for key, platform in settings.platforms.items():
+        crawler = get_crawler(SPIDERS[platform.kind], crawler_settings(settings, key))
+        spider = crawler._create_spider(platform_id=key)
+        crawler.spider = spider
+        assert getattr(spider, "allowed_domains", None) is None
+        assert "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware" not in crawler.settings.getwithbase(
+            "DOWNLOADER_MIDDLEWARES"
+        )
+        offsite = OffsiteMiddleware.from_crawler(crawler)
+        offsite.spider_opened(spider)
+        for url in (platform.base_url + "/x", "https://elsewhere.example/y", "http://127.0.0.1:8000/z"):
+            offsite.process_request(Request(url))  # raises IgnoreRequest for a request it filters
+
+
 def test_a_crawlers_stats_are_kept_as_scrapys_memory_collector_keeps_them() -> None:
     from scrapy import Spider
     from scrapy.statscollectors import MemoryStatsCollector
