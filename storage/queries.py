@@ -249,6 +249,12 @@ def previous_runs(session: Session, platform_id: str, before_id: int, limit: int
     return list(session.scalars(query))
 
 
+#: The bound parameter naming the run finish_run updates (not a column name: those are the values).
+RUN_KEY = "finished_run_id"
+_RUNS = cast(Table, CrawlRun.__table__)
+_FINISH_RUN = update(_RUNS).where(_RUNS.c.id == bindparam(RUN_KEY))
+
+
 def finish_run(
     session: Session,
     run_id: int,
@@ -263,8 +269,9 @@ def finish_run(
 
     On the tables, not the mapped classes: the ORM's UPDATE would first try to find the updated
     objects in the session to synchronise them (a run closes 51 times a sweep, with none loaded)."""
-    runs, platforms = cast(Table, CrawlRun.__table__), cast(Table, Platform.__table__)
-    session.execute(update(runs).where(runs.c.id == run_id).values(**values))
+    platforms = cast(Table, Platform.__table__)
+    # The columns set come from the parameters' keys (a statement compiled once per set of keys).
+    session.execute(_FINISH_RUN, {**values, RUN_KEY: run_id})
     here = platforms.c.id == platform_id
     if access is not None:
         session.execute(
@@ -486,24 +493,28 @@ def record_thread_read(
     replies: int,
     newest_mark: str | None,
     now: datetime,
-) -> CommentThread:
+) -> None:
     """Note that a thread was read in full now: the source's reply count then and the newest comment
-    read (an older mark is kept when nothing newer was read)."""
-    thread = session.scalar(
-        select(CommentThread).where(
-            CommentThread.platform_id == platform_id, CommentThread.thread_key == thread_key
+    read (an older mark is kept when nothing newer was read).
+
+    On the table, as finish_run: a comment crawl notes each thread as soon as it is read, and the
+    ORM's unit of work for one row cost more than the statements."""
+    threads = cast(Table, CommentThread.__table__)
+    row = session.execute(
+        select(threads.c.id, threads.c.newest_mark).where(
+            threads.c.platform_id == platform_id, threads.c.thread_key == thread_key
         )
-    )
-    if thread is None:
-        thread = CommentThread(platform_id=platform_id, thread_key=thread_key, first_followed_at=now)
-        session.add(thread)
+    ).first()
+    values: dict[str, Any] = {"last_read_at": now, "replies_at_read": replies}
     if source is not None:
-        thread.source_platform_id, thread.source_external_id = source
-    thread.last_read_at = now
-    thread.replies_at_read = replies
-    if newest_mark is not None and (thread.newest_mark is None or newest_mark > thread.newest_mark):
-        thread.newest_mark = newest_mark
-    return thread
+        values["source_platform_id"], values["source_external_id"] = source
+    if newest_mark is not None and (row is None or row.newest_mark is None or newest_mark > row.newest_mark):
+        values["newest_mark"] = newest_mark
+    if row is None:
+        values |= {"platform_id": platform_id, "thread_key": thread_key, "first_followed_at": now}
+        session.execute(threads.insert().values(**values))
+    else:
+        session.execute(update(threads).where(threads.c.id == row.id).values(**values))
 
 
 # --- crawl volume and alerts ----------------------------------------------------------------------
