@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 from parsel import Selector, SelectorList
+from scrapy.http import TextResponse
 
 #: Platforms that print naive local times are in China Standard Time.
 PLATFORM_TZ = timezone(timedelta(hours=8))
@@ -94,10 +96,29 @@ def fill_template(template: str, record: Any, base_url: str) -> str:
     return _TEMPLATE_KEY.sub(value, template)
 
 
+#: What select() found in each response still alive, by (expression, as XPath): the wall check asks a
+#: board page for its rows (a detail page for its text) before the spider asks for the same, and a
+#: query over a whole page is the costly part of both. Rows and other selectors are not kept.
+_FOUND_IN: WeakKeyDictionary[TextResponse, dict[tuple[str, bool], SelectorList[Selector]]] = (
+    WeakKeyDictionary()
+)
+
+
 def select(node: Selectable, expression: str, xpath: bool | None = None) -> SelectorList[Selector]:
-    """CSS unless the expression looks like XPath (or the caller says it is, as RSS fields are)."""
+    """CSS unless the expression looks like XPath (or the caller says it is, as RSS fields are).
+
+    A response is queried once per expression; callers get the same list (they only read it)."""
     use_xpath = is_xpath(expression) if xpath is None else xpath
-    return node.xpath(expression) if use_xpath else node.css(expression)
+    if not isinstance(node, TextResponse):
+        return node.xpath(expression) if use_xpath else node.css(expression)
+    found = _FOUND_IN.get(node)
+    if found is None:
+        found = _FOUND_IN[node] = {}
+    key = (expression, use_xpath)
+    selected = found.get(key)
+    if selected is None:
+        selected = found[key] = node.xpath(expression) if use_xpath else node.css(expression)
+    return selected
 
 
 def select_first(node: Selectable, expression: str | None, xpath: bool | None = None) -> str | None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -35,8 +36,25 @@ from storage.vocabulary import (
 )
 
 
-def _insert_ignoring_conflicts(session: Session, model: Any, index_elements: Sequence[str]) -> Any:
+def _insert_ignoring_conflicts(
+    session: Session, model: Any, index_elements: Sequence[str], returning: Sequence[str] = ()
+) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING on ``model`` (RETURNING those columns of a table, if named).
+
+    Statements are immutable: each is built once per dialect, not again for every batch of a crawl."""
     dialect = session.get_bind().dialect.name
+    return _conflict_free_insert(dialect, model, tuple(index_elements), tuple(returning))
+
+
+@cache
+def _conflict_free_insert(
+    dialect: str, model: Any, index_elements: tuple[str, ...], returning: tuple[str, ...]
+) -> Any:
+    statement = _on_conflict_do_nothing(dialect, model, index_elements)
+    return statement.returning(*(model.c[name] for name in returning)) if returning else statement
+
+
+def _on_conflict_do_nothing(dialect: str, model: Any, index_elements: tuple[str, ...]) -> Any:
     if dialect == "postgresql":
         # Imported here: the postgresql package loads every driver's dialect (75 ms at crawl start-up).
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -86,8 +104,8 @@ def insert_posts(session: Session, rows: Iterable[Mapping[str, Any]]) -> int:
     # On the table, not the mapped class: the ORM's bulk-insert path adds ~0.1 ms of bookkeeping per
     # row, and these rows need none of it (column defaults are applied either way).
     table = Post.__table__
-    statement = _insert_ignoring_conflicts(session, table, ["platform_id", "external_id"])
-    result = session.execute(statement.returning(table.c.id), batch)
+    statement = _insert_ignoring_conflicts(session, table, ["platform_id", "external_id"], returning=["id"])
+    result = session.execute(statement, batch)
     return len(result.all())
 
 
@@ -111,23 +129,35 @@ def stored_posts_of(session: Session, platform_id: str, external_ids: Iterable[s
     ids = list(set(external_ids))
     if not ids:
         return {}
-    query = (
-        select(
-            Post.external_id,
-            Post.id,
-            Post.likes,
-            Post.replies,
-            Post.reposts,
-            Post.crawl_run_id,
-            or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK),
-        )
-        .outerjoin(CrawlRun, CrawlRun.id == Post.crawl_run_id)
-        .where(Post.platform_id == platform_id, Post.external_id.in_(ids))
-    )
+    rows = session.execute(_STORED_POSTS, {"platform_id": platform_id, "external_ids": ids})
     return {
         external_id: StoredPost(row_id, (likes, replies, reposts), run_id, bool(settled))
-        for external_id, row_id, likes, replies, reposts, run_id, settled in session.execute(query)
+        for external_id, row_id, likes, replies, reposts, run_id, settled in rows
     }
+
+
+# The crawl's per-batch lookups are built once, with their values as bound parameters: building the
+# statement and its cache key again for every batch (each id coerced into the expression) cost more
+# than running it. The ids are an expanding IN parameter: one statement for any number of them.
+_STORED_POSTS = (
+    select(
+        Post.external_id,
+        Post.id,
+        Post.likes,
+        Post.replies,
+        Post.reposts,
+        Post.crawl_run_id,
+        or_(Post.crawl_run_id.is_(None), CrawlRun.status == CrawlRunStatus.OK),
+    )
+    .outerjoin(CrawlRun, CrawlRun.id == Post.crawl_run_id)
+    .where(
+        Post.platform_id == bindparam("platform_id"),
+        Post.external_id.in_(bindparam("external_ids", expanding=True)),
+    )
+)
+_RAW_RESPONSE_IDS = select(RawResponse.sha256, RawResponse.id).where(
+    RawResponse.sha256.in_(bindparam("sha256s", expanding=True))
+)
 
 
 def refresh_posts(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -164,8 +194,7 @@ def raw_response_ids(session: Session, sha256s: Iterable[str]) -> dict[str, int]
     digests = list(set(sha256s))
     if not digests:
         return {}
-    query = select(RawResponse.sha256, RawResponse.id).where(RawResponse.sha256.in_(digests))
-    return {digest: row_id for digest, row_id in session.execute(query)}
+    return {digest: row_id for digest, row_id in session.execute(_RAW_RESPONSE_IDS, {"sha256s": digests})}
 
 
 def insert_raw_responses(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -174,7 +203,7 @@ def insert_raw_responses(session: Session, rows: Sequence[Mapping[str, Any]]) ->
     if not rows:
         return {}
     table = RawResponse.__table__  # see insert_posts
-    statement = _insert_ignoring_conflicts(session, table, ["sha256"]).returning(table.c.sha256, table.c.id)
+    statement = _insert_ignoring_conflicts(session, table, ["sha256"], returning=["sha256", "id"])
     ids = {digest: row_id for digest, row_id in session.execute(statement, [dict(row) for row in rows])}
     # Rows another writer inserted first return nothing here: their ids are read.
     missing = [row["sha256"] for row in rows if row["sha256"] not in ids]
@@ -220,6 +249,12 @@ def previous_runs(session: Session, platform_id: str, before_id: int, limit: int
     return list(session.scalars(query))
 
 
+#: The bound parameter naming the run finish_run updates (not a column name: those are the values).
+RUN_KEY = "finished_run_id"
+_RUNS = cast(Table, CrawlRun.__table__)
+_FINISH_RUN = update(_RUNS).where(_RUNS.c.id == bindparam(RUN_KEY))
+
+
 def finish_run(
     session: Session,
     run_id: int,
@@ -234,8 +269,9 @@ def finish_run(
 
     On the tables, not the mapped classes: the ORM's UPDATE would first try to find the updated
     objects in the session to synchronise them (a run closes 51 times a sweep, with none loaded)."""
-    runs, platforms = cast(Table, CrawlRun.__table__), cast(Table, Platform.__table__)
-    session.execute(update(runs).where(runs.c.id == run_id).values(**values))
+    platforms = cast(Table, Platform.__table__)
+    # The columns set come from the parameters' keys (a statement compiled once per set of keys).
+    session.execute(_FINISH_RUN, {**values, RUN_KEY: run_id})
     here = platforms.c.id == platform_id
     if access is not None:
         session.execute(
@@ -457,24 +493,28 @@ def record_thread_read(
     replies: int,
     newest_mark: str | None,
     now: datetime,
-) -> CommentThread:
+) -> None:
     """Note that a thread was read in full now: the source's reply count then and the newest comment
-    read (an older mark is kept when nothing newer was read)."""
-    thread = session.scalar(
-        select(CommentThread).where(
-            CommentThread.platform_id == platform_id, CommentThread.thread_key == thread_key
+    read (an older mark is kept when nothing newer was read).
+
+    On the table, as finish_run: a comment crawl notes each thread as soon as it is read, and the
+    ORM's unit of work for one row cost more than the statements."""
+    threads = cast(Table, CommentThread.__table__)
+    row = session.execute(
+        select(threads.c.id, threads.c.newest_mark).where(
+            threads.c.platform_id == platform_id, threads.c.thread_key == thread_key
         )
-    )
-    if thread is None:
-        thread = CommentThread(platform_id=platform_id, thread_key=thread_key, first_followed_at=now)
-        session.add(thread)
+    ).first()
+    values: dict[str, Any] = {"last_read_at": now, "replies_at_read": replies}
     if source is not None:
-        thread.source_platform_id, thread.source_external_id = source
-    thread.last_read_at = now
-    thread.replies_at_read = replies
-    if newest_mark is not None and (thread.newest_mark is None or newest_mark > thread.newest_mark):
-        thread.newest_mark = newest_mark
-    return thread
+        values["source_platform_id"], values["source_external_id"] = source
+    if newest_mark is not None and (row is None or row.newest_mark is None or newest_mark > row.newest_mark):
+        values["newest_mark"] = newest_mark
+    if row is None:
+        values |= {"platform_id": platform_id, "thread_key": thread_key, "first_followed_at": now}
+        session.execute(threads.insert().values(**values))
+    else:
+        session.execute(update(threads).where(threads.c.id == row.id).values(**values))
 
 
 # --- crawl volume and alerts ----------------------------------------------------------------------

@@ -180,3 +180,64 @@ def test_components_left_out_of_the_base_lists_are_ones_the_crawler_settings_swi
     )
     assert not in_use & SWITCHED_OFF
     assert "scrapy.downloadermiddlewares.retry.RetryMiddleware" in in_use
+
+
+def test_the_offsite_middleware_left_out_would_let_every_platforms_requests_through() -> None:
+    # Left out of the base list (crawlers.config.DOES_NOTHING_HERE) because it allows everything:
+    # no platform spider names allowed_domains. Built here as Scrapy would, it filters nothing.
+    from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
+    from scrapy.http import Request
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.config import DOES_NOTHING_HERE, SharedSettings, crawler_settings
+    from crawlers.spiders import SPIDERS
+
+    settings = SharedSettings.of(load_settings(env={}))
+    assert "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware" in DOES_NOTHING_HERE
+    for key, platform in settings.platforms.items():
+        crawler = get_crawler(SPIDERS[platform.kind], crawler_settings(settings, key))
+        spider = crawler._create_spider(platform_id=key)
+        crawler.spider = spider
+        assert getattr(spider, "allowed_domains", None) is None
+        assert "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware" not in crawler.settings.getwithbase(
+            "DOWNLOADER_MIDDLEWARES"
+        )
+        offsite = OffsiteMiddleware.from_crawler(crawler)
+        offsite.spider_opened(spider)
+        for url in (platform.base_url + "/x", "https://elsewhere.example/y", "http://127.0.0.1:8000/z"):
+            offsite.process_request(Request(url))  # raises IgnoreRequest for a request it filters
+
+
+def test_a_crawlers_stats_are_kept_as_scrapys_memory_collector_keeps_them() -> None:
+    from scrapy import Spider
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.config import SharedSettings, crawler_settings
+
+    values = crawler_settings(SharedSettings.of(load_settings(env={})), "weibo")
+    crawler = get_crawler(Spider, values)
+    reference = MemoryStatsCollector(crawler)
+    for stats in (crawler.stats, reference):
+        assert stats is not None
+        stats.inc_value("weisu/posts_stored", 3)
+        stats.inc_value("weisu/posts_stored")
+        stats.inc_value("weisu/started", start=10)
+        stats.set_value("weisu/high_water_mark", "2026-11-28 1")
+        stats.max_value("weisu/max", 4)
+        stats.max_value("weisu/max", 2)
+        stats.min_value("weisu/min", 4)
+        stats.min_value("weisu/min", 2)
+    assert crawler.stats is not None and crawler.stats is not reference
+    assert (
+        crawler.stats.get_stats()
+        == reference.get_stats()
+        == {
+            "weisu/posts_stored": 4,
+            "weisu/started": 11,
+            "weisu/high_water_mark": "2026-11-28 1",
+            "weisu/max": 4,
+            "weisu/min": 2,
+        }
+    )
+    assert crawler.stats.get_value("weisu/missing", 0) == 0
