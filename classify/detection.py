@@ -359,13 +359,15 @@ class _Run:
             posts = claim_posts_for_detection(session, self.page_size)
             if posts:
                 _classify_page(self.settings, session, detector, posts, self.summary)
-        clear_cache()  # a page's tokens serve its four vectorisers; keep memory flat over long runs
         merged = 0
         while True:
             with session_scope(self.factory) as session:
                 count = _merge_page(self.settings, session, self.open_leads, self.summary, self.page_size)
             merged += count
             if count < self.page_size:
+                # A page's normalised texts and tokens serve its vectorisers and then its merging (the
+                # shingles start from the normalised text); cleared per page to keep memory flat.
+                clear_cache()
                 return len(posts), merged
 
 
