@@ -55,14 +55,6 @@ def _char_keys(strings: list[str], ngrams: tuple[int, int]) -> tuple[np.ndarray,
     return np.concatenate(rows_out), np.concatenate(keys_out)
 
 
-def _char_name(key: int) -> str:
-    chars = []
-    while key:
-        chars.append(chr(key & _CODE_MASK))
-        key >>= _CODE_BITS
-    return "".join(chars)
-
-
 #: A hash index per fitted vocabulary (keyed by the keys_ array itself, so a refit never reads a stale
 #: one): looking keys up in it is several times faster than np.searchsorted over the sorted keys, whose
 #: binary search misses the cache at every step. Built on first use, never pickled with the model.
@@ -210,7 +202,10 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if self.view == "char":
-            names = [_char_name(int(k)) for k in self.keys_]
+            # Each key's three code points as UTF-32 in one array, read back as strings: numpy drops the
+            # trailing NULs of a shorter n-gram (no n-gram holds a NUL: _char_keys removes them).
+            codes = (self.keys_[:, None] >> (_CODE_BITS * np.arange(3))) & _CODE_MASK
+            names = np.ascontiguousarray(codes.astype("<u4")).view("<U3").ravel().tolist()
         else:
             size = self.index_size_
             token_of = {i: token for token, i in self.tokens_.items()}
