@@ -170,9 +170,11 @@ def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
 
 def _classify_page(
     settings: Settings, session: Session, detector: Detector, posts: list[Post], summary: DetectSummary
-) -> None:
+) -> dict[int, Place]:
     """Judge a claimed page: its classifications, and each post's status (CLASSIFIED when it is to
-    become a lead or evidence, else DETECTED). The model runs here, on as many workers as there are."""
+    become a lead or evidence, else DETECTED). The model runs here, on as many workers as there are.
+
+    Returns the place of each post to merge, so that merging in this process need not find it again."""
     texts = [title_and_text(p.title, p.text) for p in posts]
     config = settings.classify
     local_entries = local_entry_points(settings)
@@ -194,6 +196,7 @@ def _classify_page(
     )
     new_classifications: list[dict[str, Any]] = []
     to_merge: list[int] = []
+    places: dict[int, Place] = {}
     for post, text, prediction in zip(posts, texts, predictions, strict=True):
         summary.posts_seen += 1
         place = extract_place(text, settings.city)
@@ -232,6 +235,7 @@ def _classify_page(
             summary.dropped_elsewhere += 1
         elif is_lead:
             to_merge.append(post.id)
+            places[post.id] = place
     if new_classifications:
         session.execute(insert(_CLASSIFICATIONS), new_classifications)
     merge = set(to_merge)
@@ -241,6 +245,7 @@ def _classify_page(
     ):
         if chosen:
             session.execute(update(_POSTS).where(_POSTS.c.id.in_(chosen)).values(detection_status=status))
+    return places
 
 
 def _judged(classification: Classification) -> tuple[Prediction, Urgency]:
@@ -259,10 +264,18 @@ def _judged(classification: Classification) -> tuple[Prediction, Urgency]:
 
 
 def _merge_page(
-    settings: Settings, session: Session, open_leads: _OpenLeads, summary: DetectSummary, limit: int
+    settings: Settings,
+    session: Session,
+    open_leads: _OpenLeads,
+    summary: DetectSummary,
+    limit: int,
+    places: dict[int, Place] | None = None,
 ) -> int:
     """Join up to ``limit`` classified posts to open leads or make new ones, in post order, holding the
-    merge lock: one worker at a time, each re-reading what the others merged. Returns how many."""
+    merge lock: one worker at a time, each re-reading what the others merged. Returns how many.
+
+    ``places``: posts' places found while classifying them (extract_place of the same text and city);
+    a post another worker classified has none there and is placed here."""
     if not posts_awaiting_merge(session, 1):
         return 0  # nothing ready (or another worker merging it): no lock, no refresh
     lock_merging(session)
@@ -282,7 +295,9 @@ def _merge_page(
             continue  # never count a post twice
         prediction, urgency = _judged(classification)
         text = title_and_text(post.title, post.text)
-        place = extract_place(text, settings.city)
+        place = places.get(post.id) if places else None
+        if place is None:
+            place = extract_place(text, settings.city)
         grams = shingles(text)
         hazards = anchors(place.district, place.landmark, urgency.reason)
         match = open_leads.match(grams, place, prediction.category, threshold, hazards)
@@ -357,15 +372,18 @@ class _Run:
             if now - self.open_leads.loaded_at > INDEX_MAX_AGE:
                 self.open_leads = _OpenLeads(session, now, self.settings.city)
             posts = claim_posts_for_detection(session, self.page_size)
-            if posts:
-                _classify_page(self.settings, session, detector, posts, self.summary)
-        clear_cache()  # a page's tokens serve its four vectorisers; keep memory flat over long runs
+            places = _classify_page(self.settings, session, detector, posts, self.summary) if posts else {}
         merged = 0
         while True:
             with session_scope(self.factory) as session:
-                count = _merge_page(self.settings, session, self.open_leads, self.summary, self.page_size)
+                count = _merge_page(
+                    self.settings, session, self.open_leads, self.summary, self.page_size, places
+                )
             merged += count
             if count < self.page_size:
+                # A page's normalised texts and tokens serve its vectorisers and then its merging (the
+                # shingles start from the normalised text); cleared per page to keep memory flat.
+                clear_cache()
                 return len(posts), merged
 
 

@@ -10,6 +10,7 @@ plus how much of a text is about something else, which holds for unseen sources 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -54,12 +55,19 @@ def _char_keys(strings: list[str], ngrams: tuple[int, int]) -> tuple[np.ndarray,
     return np.concatenate(rows_out), np.concatenate(keys_out)
 
 
-def _char_name(key: int) -> str:
-    chars = []
-    while key:
-        chars.append(chr(key & _CODE_MASK))
-        key >>= _CODE_BITS
-    return "".join(chars)
+#: A hash index per fitted vocabulary (keyed by the keys_ array itself, so a refit never reads a stale
+#: one): looking keys up in it is several times faster than np.searchsorted over the sorted keys, whose
+#: binary search misses the cache at every step. Built on first use, never pickled with the model.
+_KEY_INDEXES: dict[int, tuple[np.ndarray, pd.Index]] = {}
+
+
+def _key_index(keys: np.ndarray) -> pd.Index:
+    cached = _KEY_INDEXES.get(id(keys))
+    if cached is None or cached[0] is not keys:
+        if len(_KEY_INDEXES) >= 32:  # models retrained in one process: forget the old vocabularies
+            _KEY_INDEXES.clear()
+        cached = _KEY_INDEXES[id(keys)] = (keys, pd.Index(keys))
+    return cached[1]
 
 
 class NgramTfidf(TransformerMixin, BaseEstimator):
@@ -94,11 +102,9 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         if self.view == "char":
             return _char_keys(["".join(tokens)[: self.chars] for tokens in token_lists], self.ngrams)
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        ids = np.fromiter(
-            (index.get(t, -1) for tokens in token_lists for t in tokens),
-            dtype=np.int64,
-            count=int(lengths.sum()),
-        )
+        # map() with a second iterable calls index.get(token, -1) in C, without a generator frame per token.
+        flat = chain.from_iterable(token_lists)
+        ids = np.fromiter(map(index.get, flat, repeat(-1)), dtype=np.int64, count=int(lengths.sum()))
         rows = np.repeat(np.arange(len(token_lists)), lengths)
         size = self.index_size_ if hasattr(self, "index_size_") else len(index)
         low, high = self.ngrams
@@ -185,9 +191,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         texts = list(texts)
         oov = self.positive is not None
         rows, keys = self._keys(texts, getattr(self, "tokens_", {}))
-        position = np.searchsorted(self.keys_, keys)
-        position[position == len(self.keys_)] = 0
-        found = (self.keys_[position] == keys) & (keys >= 0) if len(self.keys_) else np.zeros(len(keys), bool)
+        position = _key_index(self.keys_).get_indexer(keys)  # the column of each key, -1 when absent
+        found = (position >= 0) & (keys >= 0)
         if oov:
             columns = np.where(found, position + 1, 0)
             counts = self._counts(rows, columns, len(texts), len(self.keys_) + 1)
@@ -197,7 +202,10 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if self.view == "char":
-            names = [_char_name(int(k)) for k in self.keys_]
+            # Each key's three code points as UTF-32 in one array, read back as strings: numpy drops the
+            # trailing NULs of a shorter n-gram (no n-gram holds a NUL: _char_keys removes them).
+            codes = (self.keys_[:, None] >> (_CODE_BITS * np.arange(3))) & _CODE_MASK
+            names = np.ascontiguousarray(codes.astype("<u4")).view("<U3").ravel().tolist()
         else:
             size = self.index_size_
             token_of = {i: token for token, i in self.tokens_.items()}

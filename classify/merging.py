@@ -31,7 +31,9 @@ def shingles(text: str, size: int = SHINGLE) -> frozenset[str]:
     chars = merge_text(text)
     if len(chars) <= size:
         return frozenset([chars]) if chars else frozenset()
-    return frozenset(chars[i : i + size] for i in range(len(chars) - size + 1))
+    # The size-grams as zip() of shifted copies joined in C: no generator frame per character (the
+    # copies differ in length on purpose, zip stops at the shortest).
+    return frozenset(map("".join, zip(*(chars[k:] for k in range(size)), strict=False)))
 
 
 def containment(a: frozenset[str], b: frozenset[str]) -> float:

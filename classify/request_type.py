@@ -17,8 +17,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -26,7 +28,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from classify.corpus import city_requests
-from classify.features import NgramTfidf
+from classify.features import _CODE_BITS, NgramTfidf, _char_keys
 from classify.metrics import category_metrics, expected_calibration_error
 from classify.model import svm_choices
 from classify.text import normalise, warm_cache
@@ -106,6 +108,8 @@ QUESTION_OPENERS = (
 FINAL_PARTICLES = ("吗", "呢", "么", "吧")
 _CLAUSES = re.compile(r"[^。！!？?；;，,\n]+[。！!？?；;，,\n]?")
 _CLAUSE_END = "。！!？?；;，,\n "
+#: The first of QUESTION_OPENERS a clause opens with (an alternation tries them in their order).
+_OPENER = re.compile("|".join(map(re.escape, QUESTION_OPENERS)))
 
 
 def surface_terms(text: str | None) -> list[str]:
@@ -113,14 +117,22 @@ def surface_terms(text: str | None) -> list[str]:
     and character 1–2-grams of its opening, all on the normalised text with particles and
     punctuation kept (module-level: picklable)."""
     normal = normalise(text)[:SURFACE_CHARS]
-    terms = [f"cue:{cue}" for cue in (*QUESTION_CUES, *SUGGESTION_CUES) if cue in normal]
+    grams = (normal[i : i + n] for n in (1, 2) for i in range(len(normal) - n + 1))
+    return [*_cue_terms(normal), *grams, *question_form_terms(normal)]
+
+
+_CUES = (*QUESTION_CUES, *SUGGESTION_CUES)
+
+
+def _cue_terms(normal: str) -> list[str]:
+    """The cue words a normalised opening holds, and each of its sentences' end terms."""
+    terms = [f"cue:{cue}" for cue in _CUES if cue in normal]
     for sentence in _SENTENCES.findall(normal):
         sentence = sentence.strip()
         if len(sentence) >= 2:
             terms.append(f"end:{sentence[-2:]}")
             terms.append(f"end1:{sentence[-1]}")
-    terms.extend(normal[i : i + n] for n in (1, 2) for i in range(len(normal) - n + 1))
-    return terms + question_form_terms(normal)
+    return terms
 
 
 def question_form_terms(normal: str) -> list[str]:
@@ -135,7 +147,8 @@ def question_form_terms(normal: str) -> list[str]:
     asking = []
     for clause in clauses:
         body = clause.rstrip(_CLAUSE_END)
-        opener = next((word for word in QUESTION_OPENERS if body.startswith(word)), None)
+        opened = _OPENER.match(body)
+        opener = opened.group() if opened else None
         particle = body[-1] if body.endswith(FINAL_PARTICLES) else None
         if opener:
             terms.append(f"open:{opener}")
@@ -171,10 +184,64 @@ class SurfaceCues(TransformerMixin, BaseEstimator):
         return self.tfidf_.fit_transform(list(texts))
 
     def transform(self, texts: Iterable[str]) -> Any:
-        return self.tfidf_.transform(list(texts))
+        """The fitted TF-IDF of each text's surface terms, as ``tfidf_.transform`` gives it, with the
+        character n-grams (nearly all of the terms) counted by numpy over the whole batch: building
+        and looking up hundreds of strings per text was most of the type model's time."""
+        texts = list(texts)
+        normals = [normalise(text)[:SURFACE_CHARS] for text in texts]
+        if any("\x00" in normal for normal in normals):
+            return self.tfidf_.transform(texts)  # the batch joins texts with NUL: the plain path
+        vocabulary = self.tfidf_.vocabulary_
+        table_keys, table_columns = _gram_table(self)
+        rows, keys = _char_keys(normals, (1, 2))
+        position = np.minimum(np.searchsorted(table_keys, keys), max(len(table_keys) - 1, 0))
+        found = table_keys[position] == keys if len(table_keys) else np.zeros(len(keys), dtype=bool)
+        other_rows, other_columns = [], []
+        for row, normal in enumerate(normals):
+            for term in (*_cue_terms(normal), *question_form_terms(normal)):
+                column = vocabulary.get(term)
+                if column is not None:
+                    other_rows.append(row)
+                    other_columns.append(column)
+        width = len(vocabulary)
+        cells = np.concatenate(
+            (
+                rows[found] * width + table_columns[position[found]],
+                np.asarray(other_rows, dtype=np.int64) * width + np.asarray(other_columns, dtype=np.int64),
+            )
+        )
+        # Counted per (row, column) and sorted by column within a row, like CountVectorizer's matrix.
+        pairs, counts = np.unique(cells, return_counts=True)
+        pair_rows, pair_columns = np.divmod(pairs, width)
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(pair_rows, minlength=len(texts)))))
+        counted = sp.csr_matrix(
+            (counts.astype(np.float32), pair_columns.astype(np.int32), indptr.astype(np.int32)),
+            shape=(len(texts), width),
+        )
+        return self.tfidf_._tfidf.transform(counted, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.tfidf_.get_feature_names_out()
+
+
+#: Per fitted SurfaceCues: its vocabulary's character 1–2-grams as sorted packed keys (classify.features'
+#: _char_keys packing) and their columns. Built on first use, never pickled with the model.
+_GRAM_TABLES: WeakKeyDictionary[SurfaceCues, tuple[np.ndarray, np.ndarray]] = WeakKeyDictionary()
+
+
+def _gram_table(cues: SurfaceCues) -> tuple[np.ndarray, np.ndarray]:
+    table = _GRAM_TABLES.get(cues)
+    if table is None:
+        # Every other surface term is longer than two characters ("cue:…", "end:…", "asks:…"). A term
+        # with a NUL is left out: its packed key would equal a shorter n-gram's, and no text matches it.
+        grams = [(t, c) for t, c in cues.tfidf_.vocabulary_.items() if len(t) <= 2 and "\x00" not in t]
+        keys = np.array(
+            [sum(ord(ch) << (_CODE_BITS * i) for i, ch in enumerate(t)) for t, _ in grams], dtype=np.int64
+        )
+        columns = np.array([c for _, c in grams], dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        table = _GRAM_TABLES[cues] = (keys[order], columns[order])
+    return table
 
 
 # --- The pipeline ---------------------------------------------------------------------------------

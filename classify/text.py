@@ -216,12 +216,13 @@ def _cut(text: str) -> tuple[str, ...]:
     _ensure_jieba()
     segments = _segment(text)
     kept = _KEPT
-    new = [t for t in segments if t not in kept]
+    new = set(segments).difference(kept)  # in C: most segments were decided before
     if new:
         if len(kept) + len(new) > KEPT_LIMIT:
             kept.clear()
+            new = set(segments)  # the text's other segments were just forgotten too
         kept.update((t, _keep(t)) for t in new)
-    return tuple(_name_places([w for w in map(kept.__getitem__, segments) if w]))
+    return tuple(_name_places(list(filter(None, map(kept.__getitem__, segments)))))
 
 
 #: Words that name a kind of place; the word before one is that place's own name ("龙津 河", "碧海 花园").
@@ -267,6 +268,8 @@ PLACE_NAME = "某地"
 
 def _name_places(words: list[str]) -> list[str]:
     """Each word just before a place-type word becomes PLACE_NAME (one for a name cut into several)."""
+    if PLACE_TYPE_WORDS.isdisjoint(words):
+        return words  # most texts name no place: no loop over their words
     out: list[str] = []
     for i, word in enumerate(words):
         following = words[i + 1] if i + 1 < len(words) else ""
