@@ -38,6 +38,10 @@ from storage.models import ModelVersion
 
 def pytest_configure(config: pytest.Config) -> None:
     random_seed_of_this_run()  # drawn here, before xdist starts its workers, so they all share it
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # xdist starts its workers with COLUMNS=80; cli's console, made at import, would keep that
+        # width for good, and the tests that give a command its own COLUMNS would be ignored.
+        os.environ.pop("COLUMNS", None)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
