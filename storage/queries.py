@@ -50,12 +50,18 @@ def _insert_ignoring_conflicts(session: Session, model: Any, index_elements: Seq
 def sync_platforms(session: Session, platforms: Mapping[str, tuple[str, str, bool]]) -> None:
     """Make the platforms table mirror config.yaml: {id: (name, kind, enabled)}; rows are never deleted."""
     existing = {p.id: p for p in session.scalars(select(Platform).where(Platform.id.in_(list(platforms))))}
-    for key, (name, kind, enabled) in platforms.items():
-        row = existing.get(key)
-        if row is None:
-            session.add(Platform(id=key, name=name, kind=kind, enabled=enabled))
-        else:
-            row.name, row.kind, row.enabled = name, kind, enabled
+    missing = [
+        {"id": key, "name": name, "kind": kind, "enabled": enabled}
+        for key, (name, kind, enabled) in platforms.items()
+        if key not in existing
+    ]
+    if missing:
+        # Crawl workers starting together on a new database all find the rows missing: the first
+        # insert wins, the others insert nothing (a plain INSERT would fail them on the primary key).
+        session.execute(_insert_ignoring_conflicts(session, Platform, ["id"]).values(missing))
+    for key, row in existing.items():
+        name, kind, enabled = platforms[key]
+        row.name, row.kind, row.enabled = name, kind, enabled
     session.flush()
 
 
