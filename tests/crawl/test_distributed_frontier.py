@@ -4,12 +4,11 @@ queued requests are JSON, and the Redis URL comes only from the environment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import scrapy
-from distributed_helpers import RedisSpace, clean_redis
+from distributed_helpers import RedisSpace
 from scrapy.utils.request import request_from_dict
 from typer.testing import CliRunner
 
@@ -28,12 +27,6 @@ from settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 PLATFORMS = ["weibo", "tieba"]
 runner = CliRunner()
-
-
-@pytest.fixture
-def space() -> Iterator[RedisSpace]:
-    with clean_redis() as space:
-        yield space
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ waits in Redis, not in the worker, for its second chance."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import scrapy
-from distributed_helpers import RedisSpace, clean_redis
+from distributed_helpers import RedisSpace
 from scrapy.http import TextResponse
 
 from crawlers.frontier import LEASE, Keys, due_second_chances, end_sweep, keep_second_chance, open_sweep
@@ -71,12 +69,6 @@ def test_an_idle_engine_holds_no_request_so_every_lease_is_done() -> None:
     _leased(tracker, "w|2")
     tracker.idle()
     assert tracker.done() == ["w|1", "w|2"]
-
-
-@pytest.fixture
-def space() -> Iterator[RedisSpace]:
-    with clean_redis() as space:
-        yield space
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ delays, give or take that allowance.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from distributed_helpers import RedisSpace, clean_redis, start_worker, wait_all
+from distributed_helpers import RedisSpace, start_worker, wait_all
 from simulated import crawl_runs, crawl_settings
 
 from fixtures.serving import serve_in_thread
@@ -64,12 +63,6 @@ def polite(settings: Settings) -> Settings:
     platforms = {key: other.changed(enabled=False) for key, other in settings.platforms.items()}
     platforms[PLATFORM] = platform.changed(politeness=politeness)
     return settings.changed(simulator_url=None, platforms=platforms)
-
-
-@pytest.fixture
-def space() -> Iterator[RedisSpace]:
-    with clean_redis() as space:
-        yield space
 
 
 def crawl_with_three_workers(seed: int, database_url: str, space: RedisSpace) -> Crawled:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import signal
 import socket
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from distributed_helpers import RedisSpace, clean_redis, start_worker, text, wait_all
+from distributed_helpers import RedisSpace, start_worker, text, wait_all
 from simulated import Simulator, crawl_settings, keys_of, simulator, stored_counts, stored_posts, with_sources
 from waiting import wait_until
 
@@ -82,12 +81,6 @@ def sweep(
         logs,
         leftover,
     )
-
-
-@pytest.fixture
-def space() -> Iterator[RedisSpace]:
-    with clean_redis() as space:
-        yield space
 
 
 @pytest.mark.parametrize("seed", SEEDS)
