@@ -68,18 +68,12 @@ def _on_conflict_do_nothing(dialect: str, model: Any, index_elements: tuple[str,
 def sync_platforms(session: Session, platforms: Mapping[str, tuple[str, str, bool]]) -> None:
     """Make the platforms table mirror config.yaml: {id: (name, kind, enabled)}; rows are never deleted."""
     existing = {p.id: p for p in session.scalars(select(Platform).where(Platform.id.in_(list(platforms))))}
-    missing = [
-        {"id": key, "name": name, "kind": kind, "enabled": enabled}
-        for key, (name, kind, enabled) in platforms.items()
-        if key not in existing
-    ]
-    if missing:
-        # Crawl workers starting together on a new database all find the rows missing: the first
-        # insert wins, the others insert nothing (a plain INSERT would fail them on the primary key).
-        session.execute(_insert_ignoring_conflicts(session, Platform, ["id"]).values(missing))
-    for key, row in existing.items():
-        name, kind, enabled = platforms[key]
-        row.name, row.kind, row.enabled = name, kind, enabled
+    for key, (name, kind, enabled) in platforms.items():
+        row = existing.get(key)
+        if row is None:
+            session.add(Platform(id=key, name=name, kind=kind, enabled=enabled))
+        else:
+            row.name, row.kind, row.enabled = name, kind, enabled
     session.flush()
 
 
@@ -284,17 +278,10 @@ def finish_run(
             update(platforms).where(here).values(access_status=access[0], access_reason=access[1])
         )
     if mark is not None:
-        move_high_water_mark(session, platform_id, mark)
-
-
-def move_high_water_mark(session: Session, platform_id: str, mark: str) -> None:
-    """Set the platform's high-water mark to ``mark`` if it is later than the stored one."""
-    platforms = cast(Table, Platform.__table__)
-    here = platforms.c.id == platform_id
-    # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
-    stored = session.execute(select(platforms.c.high_water_mark).where(here)).scalar_one_or_none()
-    if (stored or "") < mark:
-        session.execute(update(platforms).where(here).values(high_water_mark=mark))
+        # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
+        stored = session.execute(select(platforms.c.high_water_mark).where(here)).scalar_one_or_none()
+        if (stored or "") < mark:
+            session.execute(update(platforms).where(here).values(high_water_mark=mark))
 
 
 def open_gaps(session: Session, platform_ids: Sequence[str]) -> list[CrawlGap]:
