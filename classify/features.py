@@ -30,11 +30,11 @@ OUT_OF_VOCABULARY = "<其他>"
 # over the whole batch (a character n-gram packs its code points, a word n-gram its token ids),
 # and the vocabulary is a sorted key array searched with np.searchsorted.
 
-_CODE_BITS = 21  # every Unicode code point fits in 21 bits: three of them fit in one int64 key
-_CODE_MASK = (1 << _CODE_BITS) - 1
+CODE_BITS = 21  # every Unicode code point fits in 21 bits: three of them fit in one int64 key
+CODE_MASK = (1 << CODE_BITS) - 1
 
 
-def _char_keys(strings: list[str], ngrams: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def char_keys(strings: list[str], ngrams: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(row, key) of every character n-gram of every string (n in ``ngrams``, at most 3)."""
     low, high = ngrams
     if high > 3:
@@ -49,7 +49,7 @@ def _char_keys(strings: list[str], ngrams: tuple[int, int]) -> tuple[np.ndarray,
         starts = starts[before[starts + n] == before[starts]]  # no separator inside the n-gram
         key = codes[starts].copy()
         for offset in range(1, n):
-            key |= codes[starts + offset] << (_CODE_BITS * offset)
+            key |= codes[starts + offset] << (CODE_BITS * offset)
         rows_out.append(before[starts])
         keys_out.append(key)
     return np.concatenate(rows_out), np.concatenate(keys_out)
@@ -100,7 +100,7 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         """(row, key) pairs; a word n-gram with a token outside ``index`` gets key -1 (unknown)."""
         token_lists = [tokenize(t) for t in texts]
         if self.view == "char":
-            return _char_keys(["".join(tokens)[: self.chars] for tokens in token_lists], self.ngrams)
+            return char_keys(["".join(tokens)[: self.chars] for tokens in token_lists], self.ngrams)
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
         # map() with a second iterable calls index.get(token, -1) in C, without a generator frame per token.
         flat = chain.from_iterable(token_lists)
@@ -203,8 +203,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if self.view == "char":
             # Each key's three code points as UTF-32 in one array, read back as strings: numpy drops the
-            # trailing NULs of a shorter n-gram (no n-gram holds a NUL: _char_keys removes them).
-            codes = (self.keys_[:, None] >> (_CODE_BITS * np.arange(3))) & _CODE_MASK
+            # trailing NULs of a shorter n-gram (no n-gram holds a NUL: char_keys removes them).
+            codes = (self.keys_[:, None] >> (CODE_BITS * np.arange(3))) & CODE_MASK
             names = np.ascontiguousarray(codes.astype("<u4")).view("<U3").ravel().tolist()
         else:
             size = self.index_size_

@@ -28,7 +28,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from classify.corpus import city_requests
-from classify.features import _CODE_BITS, NgramTfidf, _char_keys
+from classify.features import CODE_BITS, NgramTfidf, char_keys
 from classify.metrics import category_metrics, expected_calibration_error
 from classify.model import svm_choices
 from classify.text import normalise, warm_cache
@@ -193,7 +193,7 @@ class SurfaceCues(TransformerMixin, BaseEstimator):
             return self.tfidf_.transform(texts)  # the batch joins texts with NUL: the plain path
         vocabulary = self.tfidf_.vocabulary_
         table_keys, table_columns = _gram_table(self)
-        rows, keys = _char_keys(normals, (1, 2))
+        rows, keys = char_keys(normals, (1, 2))
         position = np.minimum(np.searchsorted(table_keys, keys), max(len(table_keys) - 1, 0))
         found = table_keys[position] == keys if len(table_keys) else np.zeros(len(keys), dtype=bool)
         other_rows, other_columns = [], []
@@ -225,7 +225,7 @@ class SurfaceCues(TransformerMixin, BaseEstimator):
 
 
 #: Per fitted SurfaceCues: its vocabulary's character 1–2-grams as sorted packed keys (classify.features'
-#: _char_keys packing) and their columns. Built on first use, never pickled with the model.
+#: char_keys packing) and their columns. Built on first use, never pickled with the model.
 _GRAM_TABLES: WeakKeyDictionary[SurfaceCues, tuple[np.ndarray, np.ndarray]] = WeakKeyDictionary()
 
 
@@ -236,7 +236,7 @@ def _gram_table(cues: SurfaceCues) -> tuple[np.ndarray, np.ndarray]:
         # with a NUL is left out: its packed key would equal a shorter n-gram's, and no text matches it.
         grams = [(t, c) for t, c in cues.tfidf_.vocabulary_.items() if len(t) <= 2 and "\x00" not in t]
         keys = np.array(
-            [sum(ord(ch) << (_CODE_BITS * i) for i, ch in enumerate(t)) for t, _ in grams], dtype=np.int64
+            [sum(ord(ch) << (CODE_BITS * i) for i, ch in enumerate(t)) for t, _ in grams], dtype=np.int64
         )
         columns = np.array([c for _, c in grams], dtype=np.int64)
         order = np.argsort(keys, kind="stable")
