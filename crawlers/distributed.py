@@ -46,6 +46,7 @@ from crawlers.frontier import (
     claim_seed,
     client_for,
     end_sweep,
+    free_orphaned_slots,
     heartbeat_key,
     open_sweep,
     platform_busy,
@@ -234,6 +235,7 @@ class SweepWatch:
             if (scheduler := self._scheduler()) is not None:
                 scheduler.release_finished()
             requeue_orphans(self.client, self.keys)
+            free_orphaned_slots(self.client, self.keys)
             slot = getattr(self.crawler.engine, "_slot", None)
             if slot is not None:
                 # Ask the engine now, not at its own 5-second heartbeat, to pull what another worker

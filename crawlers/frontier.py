@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -166,14 +166,33 @@ def beat(client: redis.Redis, prefix: str) -> None:
     client.set(heartbeat_key(prefix), "1", px=int(HEARTBEAT_TTL_SECONDS * 1000))
 
 
+def _held_by_the_dead(client: redis.Redis, prefix: str, tokens: Iterable[bytes | str]) -> list[bytes | str]:
+    """The tokens (``<worker>|<n>``) whose worker's heartbeat has expired."""
+    alive: dict[str, bool] = {}
+    dead = []
+    for token in tokens:
+        worker = (token.decode() if isinstance(token, bytes) else token).rpartition("|")[0]
+        if worker not in alive:
+            alive[worker] = bool(client.exists(heartbeat_key(prefix, worker)))
+        if not alive[worker]:
+            dead.append(token)
+    return dead
+
+
 def requeue_orphans(client: redis.Redis, keys: Keys) -> int:
     """Put back in the queue every lease whose worker's heartbeat has expired; how many."""
-    requeued = 0
-    for token in client.hkeys(keys.leases):
-        worker = (token.decode() if isinstance(token, bytes) else token).rpartition("|")[0]
-        if not client.exists(heartbeat_key(keys.prefix, worker)):
-            requeued += int(requeue(client, keys, token))
-    return requeued
+    return sum(
+        int(requeue(client, keys, token))
+        for token in _held_by_the_dead(client, keys.prefix, client.hkeys(keys.leases))
+    )
+
+
+def free_orphaned_slots(client: redis.Redis, keys: Keys) -> int:
+    """Give back every politeness slot (crawlers/middlewares/shared_politeness.py) whose worker's
+    heartbeat has expired; how many. A killed worker's slot would otherwise keep its platform's
+    concurrency taken until the slot's own lease ran out."""
+    dead = _held_by_the_dead(client, keys.prefix, client.zrange(keys.polite_slots, 0, -1))
+    return int(client.zrem(keys.polite_slots, *dead)) if dead else 0
 
 
 def platform_busy(client: redis.Redis, keys: Keys) -> bool:

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -40,6 +40,13 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def make_engine_url(url: str) -> URL:
+    """``url`` as SQLAlchemy's URL, with PostgreSQL's plain scheme given the psycopg 3 driver."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return make_url(url)
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     """Create an engine; for SQLite, ensure the directory exists and set the pragmas on connect."""
     if url.startswith("sqlite"):
@@ -55,9 +62,7 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
-        engine = create_engine(url, echo=echo, pool_pre_ping=True)
+        engine = create_engine(make_engine_url(url), echo=echo, pool_pre_ping=True)
     _ENGINES.add(engine)
     return engine
 
@@ -70,6 +75,14 @@ def forget_inherited_connections() -> None:
         _INHERITED_POOLS.append(engine.pool)
         engine.dispose(close=False)
     session_factory_for.cache_clear()
+
+
+def dispose_engines_on(url: str) -> None:
+    """Close the pooled connections of every engine this process made on ``url``."""
+    target = make_engine_url(url)
+    for engine in list(_ENGINES):
+        if engine.url == target:
+            engine.dispose()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -153,9 +166,13 @@ def temporary_postgres_schema(base_url: str, prefix: str) -> Iterator[str]:
     admin = make_engine(base_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = postgres_schema_url(base_url, schema)
     try:
-        yield postgres_schema_url(base_url, schema)
+        yield url
     finally:
+        # Engines made on the schema (cached factories keep theirs for the process's life) would
+        # otherwise hold idle connections to a dropped schema until the server runs out of slots.
+        dispose_engines_on(url)
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

@@ -2,9 +2,10 @@
 distributed crawl, not per worker: each request takes a slot from Redis before it is sent.
 
 One Lua script decides atomically, on the Redis server's clock: a request may start when fewer than
-``WEISU_SHARED_CONCURRENCY`` of the platform's requests are out (each slot is a sorted-set member
-that expires, so a dead worker's slots free themselves) and at least ``WEISU_SHARED_DELAY`` seconds
-have passed since the platform's last request started, at any worker. Otherwise the script says how
+``WEISU_SHARED_CONCURRENCY`` of the platform's requests are out (each slot is a sorted-set member;
+a dead worker's slots are given back once its heartbeat expires, and expire on their own as a last
+resort) and at least ``WEISU_SHARED_DELAY`` seconds have passed since the platform's last request
+started, at any worker. Otherwise the script says how
 long to wait, and the request waits (only it: the reactor goes on). The slot is given back when the
 answer or the error comes back. Against the simulator the delay is 0, as in crawlers/config.py.
 """
@@ -25,7 +26,8 @@ from crawlers.frontier import PREFIX_SETTING, WORKER_ID, Keys, client_for
 
 #: The request meta key holding the slot a request took (taken off when it is given back).
 SLOT = "weisu_polite_slot"
-#: How long a slot is held at most when its request never comes back (a killed worker).
+#: How long a slot is held at most when its request never comes back and no live worker is left to
+#: see its holder's heartbeat expire (crawlers.frontier.free_orphaned_slots frees it sooner).
 SLOT_LEASE_SECONDS = 120.0
 #: The longest single wait before asking again (a freed concurrency slot is noticed this fast).
 MAX_WAIT_SECONDS = 0.5

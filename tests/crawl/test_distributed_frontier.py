@@ -18,6 +18,7 @@ from crawlers.frontier import (
     Keys,
     end_sweep,
     fingerprints_outlive_sweep,
+    free_orphaned_slots,
     heartbeat_key,
     open_sweep,
     requeue_orphans,
@@ -93,6 +94,16 @@ def test_a_dead_workers_lease_goes_back_to_the_queue_and_a_live_ones_stays(
     assert requeue_orphans(space.client, keys) == 1
     assert space.client.hgetall(keys.leases) == {b"alive|1": b"kept"}
     assert space.client.zrange(keys.requests, 0, -1) == [b"orphan"]
+
+
+def test_a_dead_workers_politeness_slots_are_given_back_and_a_live_ones_kept(
+    space: RedisSpace, settings: Settings
+) -> None:
+    keys = Keys(settings.redis_prefix, "weibo")
+    space.client.set(heartbeat_key(settings.redis_prefix, "alive"), "1")
+    space.client.zadd(keys.polite_slots, {"alive|1": 1e13, "gone|7": 1e13, "gone|8": 1e13})
+    assert free_orphaned_slots(space.client, keys) == 2
+    assert space.client.zrange(keys.polite_slots, 0, -1) == [b"alive|1"]
 
 
 class _Spider(scrapy.Spider):
