@@ -68,12 +68,17 @@ def _on_conflict_do_nothing(dialect: str, model: Any, index_elements: tuple[str,
 def sync_platforms(session: Session, platforms: Mapping[str, tuple[str, str, bool]]) -> None:
     """Make the platforms table mirror config.yaml: {id: (name, kind, enabled)}; rows are never deleted."""
     existing = {p.id: p for p in session.scalars(select(Platform).where(Platform.id.in_(list(platforms))))}
-    for key, (name, kind, enabled) in platforms.items():
-        row = existing.get(key)
-        if row is None:
-            session.add(Platform(id=key, name=name, kind=kind, enabled=enabled))
-        else:
-            row.name, row.kind, row.enabled = name, kind, enabled
+    missing = [
+        {"id": key, "name": name, "kind": kind, "enabled": enabled}
+        for key, (name, kind, enabled) in platforms.items()
+        if key not in existing
+    ]
+    if missing:
+        # Crawl workers started together on a new database all find the rows missing: the first
+        # insert wins and the others insert nothing (a plain INSERT would fail them on the key).
+        session.execute(_insert_ignoring_conflicts(session, Platform, ["id"]).values(missing))
+    for key, row in existing.items():
+        row.name, row.kind, row.enabled = platforms[key]
     session.flush()
 
 

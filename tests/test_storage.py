@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,8 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from waiting import wait_until
 
-from storage.db import alembic_config, make_engine, upgrade
+from storage.db import alembic_config, make_engine, make_session_factory, upgrade
 from storage.models import Lead, LeadPost, Platform, Post, Priority, RequestType, Ticket
 from storage.queries import insert_posts, posts_awaiting_detection, stage_counts, sync_platforms
 
@@ -133,6 +135,41 @@ def test_sync_platforms_updates_without_deleting(with_platform: Session) -> None
     sync_platforms(with_platform, {"weibo": ("新浪微博", "json_feed", False)})
     row = with_platform.get(Platform, "weibo")
     assert row is not None and (row.name, row.enabled) == ("新浪微博", False)
+
+
+def _waiting_on_a_lock(engine: sa.Engine) -> bool:
+    with engine.connect() as connection:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return bool(connection.scalar(sa.text(f"{waiting} AND query LIKE 'INSERT INTO platforms%'")))
+
+
+def test_two_processes_syncing_a_new_platform_at_once_both_succeed_and_store_it_once(
+    database_url: str,
+) -> None:
+    """Crawl workers started together on a new database: the second's sync must not fail on the key."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    first, second = factory(), factory()
+    try:
+        sync_platforms(first, {"weibo": ("微博", "json_feed", True)})  # written, not yet committed
+        with ThreadPoolExecutor(1) as pool:
+            # On PostgreSQL the second's insert waits for the first's row, then finds it taken;
+            # on SQLite the second waits for the first's write lock and then sees the row.
+            syncing = pool.submit(
+                lambda: (sync_platforms(second, {"weibo": ("微博", "json_feed", True)}), second.commit())
+            )
+            if engine.dialect.name == "postgresql":
+                wait_until(
+                    lambda: _waiting_on_a_lock(engine), 10, "the second sync to wait for the first's row"
+                )
+            first.commit()
+            syncing.result(timeout=30)
+        with factory() as reader:
+            assert reader.scalars(select(Platform.id)).all() == ["weibo"]
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()
 
 
 def _insert_weibo_post(connection: sa.Connection, at: str) -> None:
