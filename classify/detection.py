@@ -24,8 +24,11 @@ from settings import CitySettings, Settings
 from storage.db import session_scope
 from storage.models import Classification, Lead, LeadPost, Post, title_and_text
 from storage.queries import (
+    PostToJudge,
+    PostToMerge,
     claim_posts_for_detection,
     count_awaiting_detection,
+    insert_leads,
     lock_merging,
     posts_awaiting_merge,
 )
@@ -42,8 +45,8 @@ MERGE_WINDOW = timedelta(days=30)
 INDEX_MAX_AGE = timedelta(days=1)
 _IN_CHUNK = 1000  # ids per IN (…) when the open leads are refreshed
 # The tables themselves, for set-wise Core statements (the ORM would flush object by object).
-_CLASSIFICATIONS, _LEADS, _LEAD_POSTS, _POSTS = (
-    cast(Table, model.__table__) for model in (Classification, Lead, LeadPost, Post)
+_CLASSIFICATIONS, _LEAD_POSTS, _POSTS = (
+    cast(Table, model.__table__) for model in (Classification, LeadPost, Post)
 )
 
 
@@ -169,7 +172,7 @@ def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
 
 
 def _classify_page(
-    settings: Settings, session: Session, detector: Detector, posts: list[Post], summary: DetectSummary
+    settings: Settings, session: Session, detector: Detector, posts: list[PostToJudge], summary: DetectSummary
 ) -> dict[int, Place]:
     """Judge a claimed page: its classifications, and each post's status (CLASSIFIED when it is to
     become a lead or evidence, else DETECTED). The model runs here, on as many workers as there are.
@@ -248,7 +251,7 @@ def _classify_page(
     return places
 
 
-def _judged(classification: Classification) -> tuple[Prediction, Urgency]:
+def _judged(classification: PostToMerge) -> tuple[Prediction, Urgency]:
     """What the classifying worker judged, as merging needs it (no model here)."""
     prediction = Prediction(
         relevance=classification.relevance,
@@ -283,17 +286,17 @@ def _merge_page(
     page = posts_awaiting_merge(session, limit)
     if not page:
         return 0
-    ids = [post.id for post, _ in page]
+    ids = [post.id for post in page]
     # Evidence a crashed run stored already (its lead was committed, the post's status was not).
     evidence = set(session.scalars(select(LeadPost.post_id).where(LeadPost.post_id.in_(ids))))
     links: list[tuple[int | Draft, int]] = []  # (lead, post id)
     drafts: list[Draft] = []
-    joins: list[tuple[int, Post, Prediction, Urgency]] = []
+    joins: list[tuple[int, PostToMerge, Prediction, Urgency]] = []
     threshold = settings.classify.merge_similarity
-    for post, classification in page:
+    for post in page:
         if post.id in evidence:
             continue  # never count a post twice
-        prediction, urgency = _judged(classification)
+        prediction, urgency = _judged(post)
         text = title_and_text(post.title, post.text)
         place = places.get(post.id) if places else None
         if place is None:
@@ -302,7 +305,7 @@ def _merge_page(
         hazards = anchors(place.district, place.landmark, urgency.reason)
         match = open_leads.match(grams, place, prediction.category, threshold, hazards)
         if match is None:
-            draft = new_lead(post, prediction, place, urgency, classification.model_version)
+            draft = new_lead(post, prediction, place, urgency, post.model_version)
             drafts.append(draft)
             open_leads.add(draft, grams, place, draft.district, draft.category, hazards)
             links.append((draft, post.id))
@@ -332,13 +335,12 @@ def _store_page(
     session: Session, post_ids: list[int], drafts: list[Draft], links: list[tuple[int | Draft, int]]
 ) -> None:
     """A merged page's writes as a few set-wise statements (Core, not the ORM's per-object unit of
-    work): new leads as one multi-row INSERT … RETURNING id, evidence as executemany, the posts' status
-    as one UPDATE. Joined leads that existed before are the ORM's, flushed with the commit."""
-    if drafts:
-        statement = insert(_LEADS).returning(_LEADS.c.id, sort_by_parameter_order=True)
-        ids = session.execute(statement, [draft.row() for draft in drafts]).scalars().all()
-        for draft, lead_id in zip(drafts, ids, strict=True):
-            draft.id = lead_id
+    work): new leads as multi-row INSERT … RETURNING id (storage.queries.insert_leads), evidence as
+    executemany, the posts' status as one UPDATE. Joined leads that existed before are the ORM's,
+    flushed with the commit."""
+    ids = insert_leads(session, [draft.row() for draft in drafts])
+    for draft, lead_id in zip(drafts, ids, strict=True):
+        draft.id = lead_id
     if links:
         rows = [
             {"lead_id": lead if isinstance(lead, int) else lead.id, "post_id": post_id}

@@ -55,6 +55,20 @@ def char_keys(strings: list[str], ngrams: tuple[int, int]) -> tuple[np.ndarray, 
     return np.concatenate(rows_out), np.concatenate(keys_out)
 
 
+def gram_keys(grams: list[str]) -> np.ndarray:
+    """The char_keys key of each n-gram itself (1–3 characters, no NUL), in order: the one packing,
+    for vocabularies looked up against char_keys' output (classify.request_type)."""
+    lengths = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+    if len(grams) and (lengths.min() < 1 or lengths.max() > 3 or any("\x00" in g for g in grams)):
+        raise ValueError("gram_keys packs n-grams of 1–3 characters without NUL")
+    keys = np.zeros(len(grams), dtype=np.int64)
+    for n in np.unique(lengths).tolist():
+        where = np.flatnonzero(lengths == n)
+        rows, packed = char_keys([grams[i] for i in where.tolist()], (n, n))  # one key per string
+        keys[where[rows]] = packed
+    return keys
+
+
 #: A hash index per fitted vocabulary (keyed by the keys_ array itself, so a refit never reads a stale
 #: one): looking keys up in it is several times faster than np.searchsorted over the sorted keys, whose
 #: binary search misses the cache at every step. Built on first use, never pickled with the model.

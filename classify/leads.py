@@ -6,19 +6,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from classify.model import Prediction
 from classify.places import Place
 from classify.urgency import Urgency
-from storage.models import Lead, Post
+from storage.models import Lead
 from storage.vocabulary import REQUEST_TYPE_ORDER, LeadState, Priority, RequestType
 
 SUMMARY_CHARS = 120
 _FIRST_SENTENCE = re.compile(r"^(.+?[。！？!?\n])")
 
 
-def summarise(post: Post) -> str:
+class Evidence(Protocol):
+    """What a lead reads of a post: an ORM Post, or the row merging loads (storage.queries.PostToMerge)."""
+
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def published_at(self) -> datetime | None: ...
+    @property
+    def fetched_at(self) -> datetime: ...
+
+
+def summarise(post: Evidence) -> str:
     """A bounded one-liner: the title, else the first sentence of the text."""
     if post.title and post.title.strip():
         return post.title.strip()[:SUMMARY_CHARS]
@@ -82,7 +95,7 @@ def request_type(prediction: Prediction) -> RequestType:
     return RequestType(prediction.request_type) if prediction.request_type else RequestType.PROBLEM
 
 
-def new_lead(post: Post, prediction: Prediction, place: Place, urgency: Urgency, model: str) -> Draft:
+def new_lead(post: Evidence, prediction: Prediction, place: Place, urgency: Urgency, model: str) -> Draft:
     now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     return Draft(
@@ -108,7 +121,7 @@ def new_lead(post: Post, prediction: Prediction, place: Place, urgency: Urgency,
     )
 
 
-def join_lead(lead: Lead | Draft, post: Post, prediction: Prediction, urgency: Urgency) -> None:
+def join_lead(lead: Lead | Draft, post: Evidence, prediction: Prediction, urgency: Urgency) -> None:
     now = datetime.now(UTC)
     seen = _utc(post.published_at) or _utc(post.fetched_at) or now
     lead.evidence_count += 1

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from classify import calibrated
 from classify.text import segmenter_name
 from settings import Settings
 from storage.models import ModelVersion
@@ -162,10 +163,10 @@ class Detector:
         if not texts:
             return []
         features = self._features()
-        matrix = features.transform(texts)
+        matrix = calibrated.transform(features, texts)
         relevance_model = self.relevance.named_steps["classifier"]
         lead_column = list(relevance_model.classes_).index(LEAD)
-        relevance = relevance_model.predict_proba(matrix)[:, lead_column]
+        relevance = calibrated.predict_proba(relevance_model, matrix)[0][:, lead_column]
         gate = getattr(self.relevance, "civic_gate_", None)  # models trained before it have none
         if gate is not None:
             relevance = gate.apply(texts, relevance)
@@ -229,12 +230,12 @@ def svm_choices(pipeline: Pipeline, texts: list[str]) -> tuple[np.ndarray, np.nd
     sigmoid is calibrated per class, one against the rest, and re-ranks a few held-out texts, mostly
     for the worse (macro-F1 rises on letters and titles). Its probability is still the calibrated one,
     so the uncertainty threshold reads as before. Figures: docs/benchmarks.md."""
-    matrix = pipeline[:-1].transform(texts)
-    calibrated = pipeline.named_steps["classifier"]
-    proba = calibrated.predict_proba(matrix)
-    members = getattr(calibrated, "calibrated_classifiers_", [])
+    matrix = calibrated.features(pipeline, texts)
+    model = pipeline.named_steps["classifier"]
+    proba, decisions = calibrated.predict_proba(model, matrix)
+    members = getattr(model, "calibrated_classifiers_", [])
     if len(members) == 1:  # ensemble=False: one SVM fitted on all the labelled data
-        decision = members[0].estimator.decision_function(matrix)
+        decision = decisions[0] if decisions else members[0].estimator.decision_function(matrix)
         # With two classes only, the one decision column points towards classes_[1].
         choice = (decision > 0).astype(int) if decision.ndim == 1 else np.argmax(decision, axis=1)
     else:  # an ensemble of SVMs fitted on folds (older models): the calibrated average is all there is

@@ -28,7 +28,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from classify.corpus import city_requests
-from classify.features import CODE_BITS, NgramTfidf, char_keys
+from classify.features import NgramTfidf, char_keys, gram_keys
 from classify.metrics import category_metrics, expected_calibration_error
 from classify.model import svm_choices
 from classify.text import normalise, warm_cache
@@ -235,9 +235,7 @@ def _gram_table(cues: SurfaceCues) -> tuple[np.ndarray, np.ndarray]:
         # Every other surface term is longer than two characters ("cue:…", "end:…", "asks:…"). A term
         # with a NUL is left out: its packed key would equal a shorter n-gram's, and no text matches it.
         grams = [(t, c) for t, c in cues.tfidf_.vocabulary_.items() if len(t) <= 2 and "\x00" not in t]
-        keys = np.array(
-            [sum(ord(ch) << (CODE_BITS * i) for i, ch in enumerate(t)) for t, _ in grams], dtype=np.int64
-        )
+        keys = gram_keys([t for t, _ in grams])
         columns = np.array([c for _, c in grams], dtype=np.int64)
         order = np.argsort(keys, kind="stable")
         table = _GRAM_TABLES[cues] = (keys[order], columns[order])

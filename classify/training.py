@@ -103,6 +103,15 @@ def _pct(value: float | None) -> str:
     return "    n/a" if value is None else f"{value * 100:6.2f}%"
 
 
+#: The calibration folds' SVMs are fitted one after another, so that a training is reproducible to the
+#: last bit. Fitted side by side in threads they shared liblinear's process-wide random state: two
+#: trainings of the same data differed by up to 1e-5 in probability (in processes each fold would get a
+#: pickled copy of the matrix, and four type-model fits took three times as long). Sequential fits give
+#: what classify.generalisation's folds, which never ran them side by side, always computed.
+#: Figures: docs/benchmarks.md, eleventh session.
+FOLD_JOBS = 1
+
+
 def fit_detector(
     train: list[Example], c: float = RELEVANCE_C, category_c: float = CATEGORY_C, processes: int = 2
 ) -> tuple[Any, Any]:
@@ -111,9 +120,7 @@ def fit_detector(
     relevance = build_relevance_pipeline(c=c)
     labelled = [e for e in train if e.category]
     category = build_category_pipeline(c=category_c)
-    # The calibration folds' SVMs fit side by side in threads: liblinear releases the GIL, and threads
-    # share the feature matrix where processes would each get a pickled copy of it.
-    with parallel_config(backend="threading", n_jobs=processes):
+    with parallel_config(n_jobs=FOLD_JOBS):
         relevance.fit(
             [e.text for e in train],
             [e.relevance for e in train],
@@ -264,7 +271,7 @@ def train_model(
     }
     # The request type is learned from the two cities' published types alone (the board has none).
     step(TRAINING_STEPS[2])
-    with parallel_config(backend="threading", n_jobs=processes):  # as in fit_detector
+    with parallel_config(n_jobs=FOLD_JOBS):  # as in fit_detector
         request_type = fit_request_type(load_type_examples())
     detector = Detector(relevance, category, metadata, request_type)
     step(TRAINING_STEPS[3])

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from storage.vocabulary import (
     GapKind,
     GapState,
     Priority,
+    RequestType,
 )
 
 
@@ -373,19 +374,32 @@ def posts_awaiting_detection(session: Session, limit: int = 1000, after_id: int 
     return list(session.scalars(statement))
 
 
-def claim_posts_for_detection(session: Session, limit: int) -> list[Post]:
+class PostToJudge(NamedTuple):
+    """What classifying a post reads of it: a plain row, not an ORM object (a page of 500 posts loaded
+    as objects cost more than the inserts that store their classifications)."""
+
+    id: int
+    platform_id: str
+    external_id: str
+    title: str | None
+    text: str
+    ip_location: str | None
+    entry_point: str | None
+
+
+def claim_posts_for_detection(session: Session, limit: int) -> list[PostToJudge]:
     """The oldest NEW posts no other detection worker holds, row-locked until this transaction ends.
 
     FOR UPDATE SKIP LOCKED: two workers never take one post, and a killed worker's batch is free again
     as soon as its connection goes. SQLite (one writer at a time) has no row locks and ignores it."""
     statement = (
-        select(Post)
+        select(*(getattr(Post, name) for name in PostToJudge._fields))
         .where(Post.detection_status == DetectionStatus.NEW)
         .order_by(Post.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(session.scalars(statement))
+    return list(map(PostToJudge._make, session.execute(statement)))
 
 
 #: The PostgreSQL advisory lock of merging (any fixed 64-bit number no other weisu lock uses).
@@ -405,7 +419,29 @@ def lock_merging(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(MERGE_LOCK_KEY)))
 
 
-def posts_awaiting_merge(session: Session, limit: int) -> list[tuple[Post, Classification]]:
+class PostToMerge(NamedTuple):
+    """A classified post as merging reads it, with its newest classification's judgement (a plain row)."""
+
+    id: int
+    title: str | None
+    text: str
+    published_at: datetime | None
+    fetched_at: datetime
+    model_version: str
+    relevance: float
+    category: str | None
+    category_probability: float | None
+    top_terms: list[Any]
+    request_type: RequestType | None
+    request_type_probability: float | None
+    urgent: bool
+    urgency_reason: str | None
+
+
+_POST_FIELDS = frozenset({"id", "title", "text", "published_at", "fetched_at"})
+
+
+def posts_awaiting_merge(session: Session, limit: int) -> list[PostToMerge]:
     """CLASSIFIED posts with their newest classification, in id order, up to the first post still NEW.
 
     Merging follows post order, whichever worker classified a post first: a post waits while an earlier
@@ -419,8 +455,11 @@ def posts_awaiting_merge(session: Session, limit: int) -> list[tuple[Post, Class
         .correlate(Post)
         .scalar_subquery()
     )
+    columns = (
+        getattr(Post if name in _POST_FIELDS else Classification, name) for name in PostToMerge._fields
+    )
     statement = (
-        select(Post, Classification)
+        select(*columns)
         .join(Classification, Classification.id == newest)
         .where(
             Post.detection_status == DetectionStatus.CLASSIFIED, or_(first_new.is_(None), Post.id < first_new)
@@ -428,7 +467,23 @@ def posts_awaiting_merge(session: Session, limit: int) -> list[tuple[Post, Class
         .order_by(Post.id)
         .limit(limit)
     )
-    return [(post, classification) for post, classification in session.execute(statement)]
+    return list(map(PostToMerge._make, session.execute(statement)))
+
+
+def insert_leads(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new leads in as few statements as the dialect allows; their ids, in the order of ``rows``.
+
+    PostgreSQL: SQLAlchemy's multi-row INSERT … RETURNING that keeps parameter order. SQLite: that order
+    is given up (SQLAlchemy would issue one INSERT per row to keep it, a third of storing a page's
+    leads) and restored by sorting: SQLite inserts the VALUES rows in order, each taking the next rowid
+    (one writer holds the database), so the ascending ids are the rows' ids in order."""
+    if not rows:
+        return []
+    table = cast(Table, Lead.__table__)
+    if session.get_bind().dialect.name == "sqlite":
+        return sorted(session.execute(insert(table).returning(table.c.id), rows).scalars())
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(session.execute(statement, rows).scalars())
 
 
 def count_awaiting_detection(session: Session) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,13 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classify import detection
 from classify.detection import detect_new_posts
+from classify.leads import new_lead
 from classify.merging import COMMON_MIN_LEADS, LeadIndex, containment, merge_text, shingles
 from classify.model import Detector, Prediction
+from classify.places import Place
 from classify.urgency import Urgency, assess
 from settings import Settings
 from storage.db import session_scope
 from storage.models import Classification, DetectionStatus, Lead, LeadPost, Post, Priority, RequestType
-from storage.queries import insert_posts, sync_platforms
+from storage.queries import insert_leads, insert_posts, sync_platforms
 
 Env = tuple[Settings, sessionmaker[Session]]
 PUBLISHED = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -53,6 +56,31 @@ def _store(
 def _leads(factory: sessionmaker[Session]) -> list[Lead]:
     with session_scope(factory) as session:
         return list(session.scalars(select(Lead).order_by(Lead.id)))
+
+
+def test_a_pages_new_leads_get_their_ids_in_row_order_however_many_statements_they_take(
+    detect_env: Env,
+) -> None:
+    _, factory = detect_env
+    judged = Prediction(
+        relevance=0.9, is_lead=True, category=None, category_probability=None, best_category=None
+    )
+    # SQLAlchemy sends at most 1,000 rows in one multi-row INSERT: these take three.
+    rows = [
+        new_lead(
+            SimpleNamespace(title=f"第{i}条", text="", published_at=PUBLISHED, fetched_at=PUBLISHED),
+            judged,
+            Place(),
+            Urgency(False, None),
+            "v",
+        ).row()
+        for i in range(2500)
+    ]
+    with session_scope(factory) as session:
+        ids = insert_leads(session, rows)
+        summaries = dict(session.execute(select(Lead.id, Lead.summary)).tuples().all())
+
+    assert [summaries[lead_id] for lead_id in ids] == [f"第{i}条" for i in range(2500)]
 
 
 def test_urgent_complaint_becomes_an_urgent_lead_with_reason_place_and_urgent_since_found(

@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from classify.features import OUT_OF_VOCABULARY, CivicGate, NgramTfidf
+from classify.features import OUT_OF_VOCABULARY, CivicGate, NgramTfidf, char_keys, gram_keys
 from classify.text import category_char_analyzer, tokenize
 
 TEXTS = ["小区停水", "小区停电", "外卖好吃", "外卖太慢"]
@@ -17,6 +17,25 @@ LABELS = ["lead", "lead", "noise", "noise"]
 
 
 # --- NgramTfidf: the vectoriser the pipelines build ------------------------------------------------
+
+
+def test_gram_keys_give_each_ngram_the_key_char_keys_gives_it_inside_a_text() -> None:
+    rows, keys = char_keys(["小区停水"], (1, 3))
+    inside = dict(zip(keys.tolist(), rows.tolist(), strict=True))
+    grams = ["小", "停水", "区停水", "水"]
+    assert all(key in inside for key in gram_keys(grams).tolist())
+    assert gram_keys(grams).tolist() == [
+        ord("小"),
+        ord("停") | ord("水") << 21,
+        ord("区") | ord("停") << 21 | ord("水") << 42,
+        ord("水"),
+    ]
+
+
+def test_gram_keys_refuse_what_no_key_can_hold() -> None:
+    for grams in (["四个字儿"], [""], ["a\x00"]):
+        with pytest.raises(ValueError):
+            gram_keys(grams)
 
 
 def _columns(vectorizer: NgramTfidf, text: str) -> dict[str, float]:
