@@ -81,8 +81,8 @@ def crawl(
     for key in platform_ids:
         platform = settings.platforms[key]
         values = crawler_settings(settings, key, log_level) | {OPENED_RUN_SETTING: opened[key]}
-        if distributed:
-            values = distributed_settings(settings, key, values)
+        if worker is not None:
+            values = distributed_settings(settings, key, values, worker.sweep)
         crawlers[key] = Crawler(SPIDERS[platform.kind], OwnedSettings(values))
     started = [process.crawl(crawlers[key], platform_id=key) for key in first]
     if then:
@@ -107,7 +107,7 @@ def crawl(
     gc.enable()
     process.start()
     if worker is not None:
-        worker.finish()
+        worker.finish(list(crawlers.values()))
     return {key: run.run_id for key, run in opened.items()}
 
 
@@ -131,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("platforms", nargs="+")
     args = parser.parse_args(argv)
     gc.disable()
-    _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level, args.distributed)
+    from crawlers.distributed import DistributedError
+
+    try:
+        _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level, args.distributed)
+    except DistributedError as error:
+        print(f"crawl: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

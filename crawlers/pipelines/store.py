@@ -34,6 +34,9 @@ from storage.queries import (
 
 RUN_ID_STAT = "weisu/crawl_run_id"
 HIGH_WATER_STAT = "weisu/high_water_mark"
+#: Signal: commit the batch now (a distributed worker sends it before it releases leases, so that no
+#: lease goes while the posts of its response are still only in this process's memory).
+flush_posts = object()
 
 Pending = tuple[dict[str, Any], RawBody | None]
 
@@ -54,12 +57,14 @@ class StorePipeline:
         settings = crawler.settings.get("WEISU_SETTINGS")
         if settings is None:
             raise NotConfigured("WEISU_SETTINGS is not set")
-        return cls(
+        pipeline = cls(
             crawler,
             settings.database_url,
             settings.author_hash_key,
             crawler.settings.getint("WEISU_STORE_BATCH", 100),
         )
+        crawler.signals.connect(pipeline.flush, signal=flush_posts)
+        return pipeline
 
     def process_item(self, item: Any) -> PostItem:
         evidence: RawBody | None = item.evidence
