@@ -70,12 +70,14 @@ def crawl(
     install_reactor(ASYNCIO_REACTOR)
     process = CrawlerProcess({"LOG_LEVEL": log_level, "TELNETCONSOLE_ENABLED": False})
     settings = SharedSettings.of(settings)
-    opened = open_runs(settings, platform_ids)
     worker = None
     if distributed:
         from crawlers.distributed import distributed_settings, join_sweep
 
         worker = join_sweep(settings, platform_ids)
+    opened = open_runs(settings, platform_ids, None if worker is None else worker.sweep)
+    if worker is not None:
+        worker.opened_runs([run.run_id for run in opened.values()])
     first, then = crawl_phases(settings, platform_ids)
     crawlers = {}
     for key in platform_ids:

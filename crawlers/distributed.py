@@ -41,6 +41,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from crawlers import frontier_codec
+from crawlers.extensions.crawl_runs import SWEEP_SETTING
 from crawlers.frontier import (
     LEASE,
     PREFIX_SETTING,
@@ -66,6 +67,7 @@ from crawlers.leases import PARENT, LeaseTracker, lease_of, tracker_of
 from crawlers.pipelines.store import flush_posts
 from crawlers.runner import CrawlResult
 from crawlers.spiders.base import PlatformSpider
+from crawlers.sweep_runs import settle_sweep
 from settings import Settings
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import CrawlRun
@@ -74,6 +76,11 @@ from storage.queries import paused_platform_ids
 logger = logging.getLogger(__name__)
 
 #: This process as a frontier worker: host, pid and a random part (a pid is reused, a uuid is not).
+
+
+#: How long the list of a sweep's crawl_runs ids is kept after its last worker joined (a sweep resumed
+#: later than this settles only the shares of the workers that joined since).
+RUNS_KEY_TTL_SECONDS = 7 * 24 * 3600
 
 
 class DistributedError(Exception):
@@ -93,8 +100,6 @@ def redis_url_of(settings: Settings) -> str:
 
 #: The close reason of a spider whose sweep vanished from Redis while its platform was not done.
 SWEEP_GONE = "sweep_gone"
-#: Scrapy settings: the sweep this worker joined.
-SWEEP_SETTING = "WEISU_SWEEP_ID"
 
 
 def encode_request(request: Request, spider: Spider) -> str:
@@ -396,6 +401,17 @@ class Worker:
     sweep: str
     opened: bool
     platform_ids: tuple[str, ...]
+    database_url: str = ""
+
+    @property
+    def runs_key(self) -> str:
+        """Every share's crawl_runs id, from every worker of the sweep (outlives the sweep a while)."""
+        return f"{self.prefix}sweep:{self.sweep}:runs"
+
+    def opened_runs(self, run_ids: Sequence[int]) -> None:
+        if run_ids:
+            self.client.rpush(self.runs_key, *run_ids)
+            self.client.expire(self.runs_key, RUNS_KEY_TTL_SECONDS)
 
     def finish(self, crawlers: Sequence[Crawler] = ()) -> bool:
         """End the sweep if nothing is left anywhere; stop the heartbeat. True when this call ended it.
@@ -415,6 +431,13 @@ class Worker:
             )
         ended = end_sweep(self.client, self.prefix, self.sweep, self.platform_ids)
         self.client.delete(heartbeat_key(self.prefix))
+        run_ids = [int(run_id) for run_id in self.client.lrange(self.runs_key, 0, -1)]
+        engine = make_engine(self.database_url)
+        try:
+            with session_scope(make_session_factory(engine)) as session:
+                settle_sweep(session, run_ids)
+        finally:
+            engine.dispose()
         return ended
 
 
@@ -426,7 +449,7 @@ def join_sweep(settings: Settings, platform_ids: Sequence[str]) -> Worker:
     logger.info(
         "distributed crawl: worker %s %s sweep %s", WORKER_ID, "opened" if opened else "joined", sweep
     )
-    return Worker(client, settings.redis_prefix, sweep, opened, tuple(platform_ids))
+    return Worker(client, settings.redis_prefix, sweep, opened, tuple(platform_ids), settings.database_url)
 
 
 def run_worker(settings: Settings, platform_ids: list[str] | None = None) -> list[CrawlResult]:
