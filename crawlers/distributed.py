@@ -12,11 +12,20 @@ sweep. A sweep whose workers all died stays open: the next workers resume it, fi
 
 A worker that dies loses nothing (a reliable queue): popping a request moves it, in the same Lua
 script, into the platform's lease hash under a token naming the worker. The lease is released only
-when Scrapy has finished with the request — downloaded and scraped, its new requests pushed and its
-posts committed (the store pipeline's batch is flushed before leases are released) — or the request was turned
-into a retry that is itself in the queue. Each worker keeps a heartbeat key with a short TTL; the
-leases of a worker whose heartbeat expired go back to the queue and are crawled by another worker.
-A request crawled twice so stores nothing twice: posts are unique in storage.
+when the worker is done with the request — its new requests pushed and its posts committed (the store
+pipeline's batch is flushed before leases are released), or a retry of it queued — as
+crawlers/leases.py tells from Scrapy's public signals. Each worker keeps a heartbeat key with a short
+TTL; the leases of a worker whose heartbeat expired go back to the queue and are crawled by another
+worker. A request crawled twice so stores nothing twice: posts are unique in storage. A request lost
+after its retries waits for its second chance in Redis, not in the worker (``SharedSecondChances``):
+it goes back into the queue once nothing else of its platform is queued or leased at any worker.
+
+A worker whose sweep vanishes from Redis (flushed, its keys expired, or ended or replaced elsewhere)
+while its platforms still had work stops, with one line naming the sweep (``DistributedError``),
+instead of waiting for a frontier that will never fill.
+
+Each worker writes one crawl_runs row per platform, its share of the sweep, tagged with the sweep's id;
+crawlers/sweep_runs.py settles the shares once all have closed.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The shared Redis frontier of a distributed crawl, as Redis sees it: the keys, the sweep's start and
 end, the leases of popped requests and their return when a worker's heartbeat expires, each platform's
-seed flag. Every step that must not be split (open a sweep and clear it, pop and lease, give back) is
-one Lua script, so workers racing each other cannot interleave inside it. crawlers/distributed.py
-builds the Scrapy side on these; the reasons are in its docstring.
+seed flag, and the requests waiting for their second chance. Every step that must not be split (open a
+sweep and clear it, pop and lease, give back, move second chances into the queue) is one Lua script, so
+workers racing each other cannot interleave inside it. crawlers/distributed.py builds the Scrapy side
+on these; the reasons are in its docstring.
 """
 
 from __future__ import annotations
