@@ -78,7 +78,7 @@ from crawlers.runner import CrawlResult
 from crawlers.spiders.base import PlatformSpider
 from crawlers.sweep_runs import settle_sweep
 from settings import Settings
-from storage.db import make_engine, make_session_factory, session_scope
+from storage.db import make_engine, make_session_factory, session_factory_for, session_scope
 from storage.models import CrawlRun
 from storage.queries import paused_platform_ids
 
@@ -441,12 +441,9 @@ class Worker:
         ended = end_sweep(self.client, self.prefix, self.sweep, self.platform_ids)
         self.client.delete(heartbeat_key(self.prefix))
         run_ids = [int(run_id) for run_id in self.client.lrange(self.runs_key, 0, -1)]
-        engine = make_engine(self.database_url)
-        try:
-            with session_scope(make_session_factory(engine)) as session:
-                settle_sweep(session, run_ids)
-        finally:
-            engine.dispose()
+        # The crawl's own pooled connection: a worker never holds more than it crawled with.
+        with session_scope(session_factory_for(self.database_url)) as session:
+            settle_sweep(session, run_ids)
         return ended
 
 

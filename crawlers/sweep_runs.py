@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crawlers.extensions.run_owner import close_interrupted
+from crawlers.extensions.run_owner import OWNER_KEY, owner_is_gone
+from storage.base import utcnow
 from storage.models import CrawlRun, CrawlRunStatus
 from storage.queries import move_high_water_mark
 from storage.vocabulary import SHARES_STAT
@@ -26,15 +27,25 @@ from storage.vocabulary import SHARES_STAT
 
 def settle_sweep(session: Session, run_ids: Sequence[int]) -> bool:
     """Settle the sweep whose shares are ``run_ids`` (every worker's, every platform's) if each has
-    closed; True when it did (False: a share still runs, and its worker settles the sweep later)."""
-    close_interrupted(session)
-    runs = list(session.scalars(select(CrawlRun).where(CrawlRun.id.in_(list(run_ids)))))
+    closed; True when it did (False: a share still runs, and its worker settles the sweep later).
+
+    Workers finishing together settle one after another: the shares are locked first, in id order
+    (PostgreSQL; SQLite has one writer anyway), so their updates never cross."""
+    query = select(CrawlRun).where(CrawlRun.id.in_(list(run_ids))).order_by(CrawlRun.id).with_for_update()
+    runs = list(session.scalars(query))
+    now = utcnow()
+    for run in runs:
+        if run.status == CrawlRunStatus.RUNNING and owner_is_gone(
+            (run.stats or {}).get(OWNER_KEY), run.started_at, now
+        ):
+            run.status, run.finished_at = CrawlRunStatus.INTERRUPTED, now
+            run.stats = (run.stats or {}) | {"finish_reason": "interrupted"}
     if any(run.status == CrawlRunStatus.RUNNING for run in runs):
         return False
     by_platform: dict[str, list[CrawlRun]] = defaultdict(list)
     for run in runs:
         by_platform[run.platform_id].append(run)
-    for platform_id, shares in by_platform.items():
+    for platform_id, shares in sorted(by_platform.items()):
         counted = [run for run in shares if run.status != CrawlRunStatus.INTERRUPTED]
         for run in counted:
             run.stats = (run.stats or {}) | {SHARES_STAT: len(counted)}
