@@ -46,6 +46,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -441,9 +442,16 @@ class Worker:
         ended = end_sweep(self.client, self.prefix, self.sweep, self.platform_ids)
         self.client.delete(heartbeat_key(self.prefix))
         run_ids = [int(run_id) for run_id in self.client.lrange(self.runs_key, 0, -1)]
-        # The crawl's own pooled connection: a worker never holds more than it crawled with.
-        with session_scope(session_factory_for(self.database_url)) as session:
-            settle_sweep(session, run_ids)
+        try:
+            # The crawl's own pooled connection: a worker never holds more than it crawled with.
+            with session_scope(session_factory_for(self.database_url)) as session:
+                settle_sweep(session, run_ids)
+        except SQLAlchemyError as error:
+            # Its posts are stored and its runs closed: only the bookkeeping waits. Every worker of the
+            # sweep tries it as it finishes, and an unsettled sweep moves no mark (the safe side).
+            logger.warning(
+                "distributed crawl: sweep %s not settled by this worker: %s", self.sweep, type(error).__name__
+            )
         return ended
 
 
