@@ -70,6 +70,7 @@ from crawlers.frontier import (
     open_sweep,
     platform_busy,
     pop_leased,
+    push_unseen,
     requeue,
     requeue_orphans,
 )
@@ -161,8 +162,19 @@ class LeasedScheduler(Scheduler):
         _SCHEDULERS[self.crawler] = self
         return super().open(spider)
 
+    @property
+    def keys(self) -> Keys:
+        """The frontier keys of this scheduler's platform (its queue and fingerprint set are these)."""
+        return Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
+
     def enqueue_request(self, request: Request) -> bool:
-        queued: bool = super().enqueue_request(request)
+        # scrapy-redis records the fingerprint, then pushes: two steps a killed worker can split
+        # (crawlers.frontier.push_unseen says what that would lose). Here they are one.
+        fingerprint = None if request.dont_filter else self.df.request_fingerprint(request)
+        data = self.queue._encode_request(request)
+        queued = push_unseen(self.server, self.keys, fingerprint, -request.priority, data)
+        if not queued:
+            self.df.log(request, self.spider)
         self.tracker.pushed(request)
         if queued and self.crawler.stats is not None:
             self.crawler.stats.inc_value("scheduler/enqueued/redis")
@@ -191,12 +203,11 @@ class LeasedScheduler(Scheduler):
         answers = self.crawler.signals.send_catch_log(signal=flush_posts)
         if any(isinstance(result, Failure) for _, result in answers):
             return
-        keys = Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
-        self.server.hdel(keys.leases, *done)
+        self.server.hdel(self.keys.leases, *done)
         self.tracker.forget(done)
 
     def close(self, reason: str) -> None:
-        keys = Keys(self.crawler.settings[PREFIX_SETTING], self.spider.name)
+        keys = self.keys
         if reason == "finished":
             self.tracker.idle()  # a spider closes "finished" only when its engine holds no request
             self.release_finished()

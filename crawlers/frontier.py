@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -123,6 +124,13 @@ for _, data in ipairs(waiting) do redis.call('ZADD', KEYS[2], 0, data) end
 redis.call('DEL', KEYS[4])
 return #waiting
 """
+# KEYS: fingerprint set, requests zset. ARGV: fingerprint ('' when the request is not filtered), score,
+# encoded request. Record the fingerprint and queue the request in one step, or neither: 1 if queued.
+_PUSH_UNSEEN = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
 # KEYS: requests zset, leases hash. ARGV: lease token. Pop the first request and lease it, atomically.
 _POP_LEASED = """
 local first = redis.call('ZRANGE', KEYS[1], 0, 0)
@@ -214,7 +222,8 @@ def free_orphaned_slots(client: redis.Redis, keys: Keys) -> int:
     """Give back every politeness slot (crawlers/middlewares/shared_politeness.py) whose worker's
     heartbeat has expired; how many. A killed worker's slot would otherwise keep its platform's
     concurrency taken until the slot's own lease ran out."""
-    dead = _held_by_the_dead(client, keys.prefix, client.zrange(keys.polite_slots, 0, -1))
+    slots = cast("list[bytes]", client.zrange(keys.polite_slots, 0, -1))  # members only: no scores asked
+    dead = _held_by_the_dead(client, keys.prefix, slots)
     return int(client.zrem(keys.polite_slots, *dead)) if dead else 0
 
 
@@ -243,6 +252,19 @@ def keep_second_chance(client: redis.Redis, keys: Keys, data: str) -> None:
 def due_second_chances(client: redis.Redis, keys: Keys) -> int:
     """Move the platform's second chances into its queue if nothing else of it is left; how many."""
     return int(client.eval(_DUE_SECOND, 4, keys.seed, keys.requests, keys.leases, keys.second))
+
+
+def push_unseen(
+    client: redis.Redis, keys: Keys, fingerprint: str | None, score: float, data: str | bytes
+) -> bool:
+    """Queue an encoded request in ``keys.requests`` unless its fingerprint is in ``keys.fingerprints``
+    (``None``: a request never filtered); True when queued. The fingerprint is recorded in the same
+    step as the push: a worker killed between the two would leave the request marked seen but never
+    queued, and whoever produced it again (the killed worker's leased request, crawled once more)
+    would drop it as a duplicate — lost for the sweep.
+    """
+    queued = client.eval(_PUSH_UNSEEN, 2, keys.fingerprints, keys.requests, fingerprint or "", score, data)
+    return bool(queued)
 
 
 def pop_leased(client: redis.Redis, queue_key: str, keys: Keys, token: str) -> bytes | None:

@@ -11,10 +11,8 @@ issue's fault mix of 5xx, 429 and cut-off bodies.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
-import pytest
-from distributed_helpers import RedisSpace, clean_redis, start_worker, text, wait_all
+from distributed_helpers import RedisSpace, start_worker, text, wait_all
 from simulated import crawl_settings, keys_of, simulator, stored_counts, stored_posts
 from sqlalchemy import select
 from waiting import wait_until
@@ -33,12 +31,6 @@ FAULTS = {
     "cut_off": "/heimao/api/index/feed?type=1&page_size=10&page=3",
     "cut_off_tries": 2,
 }
-
-
-@pytest.fixture
-def space() -> Iterator[RedisSpace]:
-    with clean_redis() as space:
-        yield space
 
 
 def test_every_worker_killed_while_a_second_chance_waits_loses_nothing(

@@ -21,6 +21,7 @@ from crawlers.frontier import (
     free_orphaned_slots,
     heartbeat_key,
     open_sweep,
+    push_unseen,
     requeue_orphans,
     sweep_key,
 )
@@ -104,6 +105,26 @@ def test_a_dead_workers_politeness_slots_are_given_back_and_a_live_ones_kept(
     space.client.zadd(keys.polite_slots, {"alive|1": 1e13, "gone|7": 1e13, "gone|8": 1e13})
     assert free_orphaned_slots(space.client, keys) == 2
     assert space.client.zrange(keys.polite_slots, 0, -1) == [b"alive|1"]
+
+
+def test_a_request_is_queued_together_with_its_fingerprint_and_a_seen_one_not_at_all(
+    space: RedisSpace, settings: Settings
+) -> None:
+    keys = Keys(settings.redis_prefix, "weibo")
+    pushed = [push_unseen(space.client, keys, "f1", 0, "r1"), push_unseen(space.client, keys, "f1", 0, "r1b")]
+    assert pushed == [True, False]
+    assert space.client.smembers(keys.fingerprints) == {b"f1"}
+    assert space.client.zrange(keys.requests, 0, -1) == [b"r1"]
+
+
+def test_a_request_never_filtered_is_queued_each_time_and_leaves_no_fingerprint(
+    space: RedisSpace, settings: Settings
+) -> None:
+    keys = Keys(settings.redis_prefix, "weibo")
+    pushed = [push_unseen(space.client, keys, None, 0, "r1"), push_unseen(space.client, keys, None, -1, "r2")]
+    assert pushed == [True, True]
+    assert space.client.exists(keys.fingerprints) == 0
+    assert space.client.zrange(keys.requests, 0, -1) == [b"r2", b"r1"]  # higher priority first
 
 
 class _Spider(scrapy.Spider):

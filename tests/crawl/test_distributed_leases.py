@@ -4,16 +4,25 @@ waits in Redis, not in the worker, for its second chance."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import scrapy
-from distributed_helpers import RedisSpace, clean_redis
+from distributed_helpers import RedisSpace
 from scrapy.http import TextResponse
+from scrapy.utils.test import get_crawler
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from crawlers.extensions.crawl_runs import CrawlRunRecorder
 from crawlers.frontier import LEASE, Keys, due_second_chances, end_sweep, keep_second_chance, open_sweep
+from crawlers.items import PostItem
 from crawlers.leases import PARENT, LeaseTracker
+from crawlers.pipelines.store import StorePipeline
+from crawlers.spiders import JsonFeedSpider
 from settings import Settings, load_settings
+from storage.db import session_factory_for, session_scope
+from storage.models import Post
 
 URL = "http://127.0.0.1/p/weibo/api?page=1"
 
@@ -74,12 +83,6 @@ def test_an_idle_engine_holds_no_request_so_every_lease_is_done() -> None:
 
 
 @pytest.fixture
-def space() -> Iterator[RedisSpace]:
-    with clean_redis() as space:
-        yield space
-
-
-@pytest.fixture
 def settings(space: RedisSpace) -> Settings:
     return space.distributed(load_settings(env={}))
 
@@ -105,3 +108,41 @@ def test_a_sweep_does_not_end_while_a_second_chance_waits(space: RedisSpace, set
     space.client.set(keys.seed, "done")
     keep_second_chance(space.client, keys, "lost")
     assert end_sweep(space.client, settings.redis_prefix, sweep, ["weibo"]) is False
+
+
+def test_posts_whose_commit_failed_stay_in_the_batch_for_the_next_flush(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker releases leases after a flush that succeeds: were the failed batch dropped, the next
+    # (empty) flush would succeed and release the leases of posts never stored.
+    settings = load_settings(env={"WEISU_DATABASE_URL": database_url})
+    crawler = get_crawler(JsonFeedSpider, {"WEISU_SETTINGS": settings, "WEISU_PLATFORM": "weibo"})
+    CrawlRunRecorder.from_crawler(crawler).spider_opened(
+        JsonFeedSpider.from_crawler(crawler, platform_id="weibo")
+    )
+    store = StorePipeline(crawler, settings.database_url, settings.author_hash_key, batch_size=10)
+    store.process_item(_post("1"))
+
+    def refused(*args: object, **kwargs: object) -> int:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr("crawlers.pipelines.store.insert_posts", refused)
+        with pytest.raises(OperationalError):
+            store.flush()
+    store.process_item(_post("2"))
+    store.flush()
+    with session_scope(session_factory_for(database_url)) as session:
+        stored = sorted(session.scalars(select(Post.external_id)))
+    assert (stored, store.batch) == (["1", "2"], [])
+
+
+def _post(external_id: str) -> PostItem:
+    return PostItem(
+        platform_id="weibo",
+        external_id=external_id,
+        url=f"https://m.weibo.cn/detail/{external_id}",
+        text=f"停水 {external_id}",
+        author="1986399651",
+        published_at=datetime(2026, 11, 28, 2, 0, tzinfo=UTC),
+    )
