@@ -16,7 +16,10 @@ when the worker is done with the request — its new requests pushed and its pos
 pipeline's batch is flushed before leases are released), or a retry of it queued — as
 crawlers/leases.py tells from Scrapy's public signals. Each worker keeps a heartbeat key with a short
 TTL; the leases of a worker whose heartbeat expired go back to the queue and are crawled by another
-worker. A request crawled twice so stores nothing twice: posts are unique in storage. A request lost
+worker. A request crawled twice so stores nothing twice: posts are unique in storage. A request's
+fingerprint is recorded in the same Redis step as its push (crawlers.frontier.push_unseen): a request
+the duplicate filter knows is always queued, leased or done, so the requests a dead worker's lease
+produces again when crawled once more are either queued already or queued now. A request lost
 after its retries waits for its second chance in Redis, not in the worker (``SharedSecondChances``):
 it goes back into the queue once nothing else of its platform is queued or leased at any worker.
 
