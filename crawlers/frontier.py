@@ -222,7 +222,7 @@ def free_orphaned_slots(client: redis.Redis, keys: Keys) -> int:
     """Give back every politeness slot (crawlers/middlewares/shared_politeness.py) whose worker's
     heartbeat has expired; how many. A killed worker's slot would otherwise keep its platform's
     concurrency taken until the slot's own lease ran out."""
-    slots = cast("list[bytes]", client.zrange(keys.polite_slots, 0, -1))  # members only: no scores asked
+    slots = cast(list[bytes], client.zrange(keys.polite_slots, 0, -1))
     dead = _held_by_the_dead(client, keys.prefix, slots)
     return int(client.zrem(keys.polite_slots, *dead)) if dead else 0
 

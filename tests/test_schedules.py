@@ -9,7 +9,7 @@ import pickle
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
+from waiting import wait_until
 
 import schedules
 from schedules import JobSpec
@@ -44,15 +45,6 @@ def settings(tmp_path: Path) -> Settings:
 def db_settings(database_url: str) -> Settings:
     """The shipped settings on the test database (SQLite, and PostgreSQL when configured)."""
     return load_settings(PROJECT_ROOT / "config.yaml", env={"WEISU_DATABASE_URL": database_url})
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not met within {timeout} s")
 
 
 def recorded_runs(settings: Settings, job_id: str | None = None) -> list[JobRun]:
@@ -263,8 +255,8 @@ def test_a_run_missed_within_its_grace_runs_once_after_a_restart(
     second = schedules.configure(schedules.make_scheduler(db_settings), db_settings, jobs=table)
     second.start()
     started.append(second)
-    runs = wait_until(lambda: recorded_runs(db_settings, "tick"))
-    next_run = wait_until(lambda: second.get_job("tick").next_run_time)
+    runs = wait_until(lambda: recorded_runs(db_settings, "tick"), 20, "the tick job's first run")
+    next_run = wait_until(lambda: second.get_job("tick").next_run_time, 20, "the tick job's next time")
     assert next_run > datetime.now(UTC)  # nothing more is due: the three were coalesced into one run
     assert len(calls) == 1
     assert [(r.outcome, r.counts) for r in runs] == [(JobOutcome.OK, {"ticks": 1})]
@@ -284,7 +276,7 @@ def test_a_run_missed_beyond_its_grace_is_recorded_as_missed_and_not_run(
     second = schedules.configure(schedules.make_scheduler(db_settings), db_settings, jobs=table)
     second.start()
     started.append(second)
-    runs = wait_until(lambda: recorded_runs(db_settings, "tick"))
+    runs = wait_until(lambda: recorded_runs(db_settings, "tick"), 20, "the tick job's first run")
     assert calls == []
     [run] = runs
     assert run.outcome == JobOutcome.MISSED
@@ -319,7 +311,7 @@ def test_two_schedulers_on_one_database_never_run_a_job_at_once(
         leased = [run for run in runs if run.error == f"lease held by {HOLDER}"]
         return [run.outcome for run in runs].count(JobOutcome.OK) >= 2 and bool(leased)
 
-    wait_until(enough, timeout=30)
+    wait_until(enough, 30, "two runs done and one skipped on the held lease")
     for scheduler in started:
         scheduler.shutdown(wait=True)
     assert max(peaks) == 1
@@ -532,7 +524,8 @@ def test_a_run_due_while_the_previous_still_runs_is_recorded_as_skipped(
     scheduler = schedules.configure(schedules.make_scheduler(settings), settings, jobs=table)
     scheduler.start()
     started.append(scheduler)
-    [skipped, *_] = wait_until(lambda: recorded_runs(settings, "slow"))  # the first run is still going
+    # The first run is still going: the one recorded is the skipped second.
+    [skipped, *_] = wait_until(lambda: recorded_runs(settings, "slow"), 20, "the slow job's run")
     release.set()
     assert (skipped.outcome, skipped.error) == (
         JobOutcome.SKIPPED,

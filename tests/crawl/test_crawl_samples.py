@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -30,10 +31,18 @@ def test_spider_turns_recorded_sample_into_expected_items(platform_id: str) -> N
     assert result["stats"].get("weisu/malformed_pages", 0) == 0
 
 
+@pytest.fixture(scope="module")
+def simulator_base() -> Iterator[str]:
+    """The seed-42 simulator, served once for every platform's check (the checks only read from it)."""
+    with serve_in_thread(create_app(42)) as base:
+        yield base
+
+
 @pytest.mark.parametrize("platform_id", PLATFORMS, ids=PLATFORMS)
-def test_recorded_sample_is_still_what_the_simulator_serves(platform_id: str) -> None:
+def test_recorded_sample_is_still_what_the_simulator_serves(platform_id: str, simulator_base: str) -> None:
     entries = json.loads((SAMPLES_DIR / platform_id / "responses.json").read_text(encoding="utf-8"))
-    with serve_in_thread(create_app(42)) as base, httpx.Client(timeout=10) as client:
+    base = simulator_base
+    with httpx.Client(timeout=10) as client:
         for entry in entries:
             body = entry.get("body")
             response = client.request(
