@@ -12,6 +12,10 @@ The worker commands are a seam: ``COMMANDS`` maps a name to the functions that g
 detection commands. "single" uses today's single-process `weisu crawl` (the platforms split between
 the N processes) and one-shot `weisu detect` (N one-shot runs side by side, which only the SKIP LOCKED
 detection makes safe); "distributed" names `weisu crawl --distributed` and `weisu detect --worker`.
+
+``--together`` (with ``--commands distributed``) starts the N crawlers and the N detection workers at
+once, as production runs them, and times one phase, the *night*: until the crawlers have exited and
+every stored post is judged (the detection workers are then stopped with SIGTERM).
 """
 
 from __future__ import annotations
@@ -69,6 +73,12 @@ def distributed_crawl(workers: int) -> list[list[str]]:
 
 def distributed_detect(workers: int) -> list[list[str]]:
     return [[*WEISU, "detect", "--worker", "--idle-exit", "10"] for _ in range(workers)]
+
+
+def together_detect(workers: int) -> list[list[str]]:
+    """Detection workers started with the crawlers, as in production: they wait for posts as long as
+    the sweep may take (the bench stops them once every stored post is judged, as systemd would)."""
+    return [[*WEISU, "detect", "--worker"] for _ in range(workers)]
 
 
 COMMANDS: dict[str, tuple[Commands, Commands]] = {
@@ -152,14 +162,23 @@ def run_phase(
     engine: Any,
     database: str,
     progress: Callable[[], float],
+    until: Callable[[list[subprocess.Popen[bytes]]], bool] | None = None,
 ) -> Phase:
-    """Run the worker commands side by side until all exit, sampling memory and progress."""
+    """Run the worker commands side by side until all exit (or ``until`` says the phase is over: the
+    workers still running are then stopped with SIGTERM), sampling memory and progress."""
     phase = Phase(name, peaks=[0.0] * len(commands))
     before = _inserted(engine, database)
     started = time.perf_counter()
     processes = [subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.DEVNULL) for c in commands]
     pending = list(QUARTERS)
+    stopped: set[int] = set()
     while True:
+        if until is not None and not stopped and until(processes):
+            phase.seconds = time.perf_counter() - started
+            for process in processes:
+                if process.poll() is None:
+                    stopped.add(process.pid)
+                    process.terminate()
         running = [p.poll() is None for p in processes]
         rss = [_rss_mib(_tree(p.pid)) if alive else 0.0 for p, alive in zip(processes, running, strict=True)]
         phase.peaks = [max(a, b) for a, b in zip(phase.peaks, rss, strict=True)]
@@ -171,9 +190,9 @@ def run_phase(
         if not any(running):
             break
         time.sleep(POLL_SECONDS)
-    phase.seconds = time.perf_counter() - started
+    phase.seconds = phase.seconds or time.perf_counter() - started
     phase.inserted = _inserted(engine, database) - before  # pg_stat counters lag a little: read after exit
-    phase.failed = [p.returncode for p in processes if p.returncode]
+    phase.failed = [p.returncode for p in processes if p.returncode and p.pid not in stopped]
     return phase
 
 
@@ -222,14 +241,18 @@ def run_workers(
     admin_url: str,
     template: str,
     commands: tuple[Commands, Commands],
+    together: bool = False,
 ) -> dict[str, Any]:
-    """One sweep plus detection with ``workers`` crawler and ``workers`` detection processes."""
+    """One sweep plus detection with ``workers`` crawler and ``workers`` detection processes: one phase
+    after the other, or (``together``) all started at once, as in production."""
     name = f"{make_url(admin_url).database}_w{workers}"
     url = _create_database(admin_url, name, template)
     env = base_env | {"WEISU_DATABASE_URL": url}
     engine = create_engine(url)
     stats = create_engine(admin_url)
     crawl_commands, detect_commands = commands
+    if together:
+        return _night(workers, env, engine, stats, name, total, crawl_commands)
     crawl = run_phase(
         "crawl",
         crawl_commands(workers),
@@ -269,13 +292,71 @@ def run_workers(
     return out
 
 
+def _night(
+    workers: int, env: dict[str, str], engine: Any, stats: Any, name: str, total: int, crawl: Commands
+) -> dict[str, Any]:
+    """Crawlers and detection workers side by side, until the crawlers are done and every post they
+    stored is judged: one clock for the night, each worker's memory."""
+
+    def over(processes: list[subprocess.Popen[bytes]]) -> bool:
+        crawlers = processes[:workers]
+        stored = _count(engine, ALL)
+        return all(p.poll() is not None for p in crawlers) and _count(engine, JUDGED) >= stored > 0
+
+    night = run_phase(
+        "night",
+        crawl(workers) + together_detect(workers),
+        env,
+        stats,
+        name,
+        lambda: _count(engine, JUDGED) / total,
+        until=over,
+    )
+    stored, judged = _count(engine, ALL), _count(engine, JUDGED)
+    leads = _count(engine, select(func.count(Lead.id)))
+    engine.dispose()
+    stats.dispose()
+    first = night.quarters[0]["rss_mib"]
+    return {
+        "workers": workers,
+        "posts_stored": stored,
+        "posts_judged": judged,
+        "leads": leads,
+        "night": {
+            "seconds": round(night.seconds, 1),
+            "posts_per_second": round(judged / night.seconds, 1),
+            "peak_rss_mib_per_worker": {
+                "crawl": [round(p, 1) for p in night.peaks[:workers]],
+                "detect": [round(p, 1) for p in night.peaks[workers:]],
+            },
+            "rss_at_quarters": night.quarters,
+            "memory_flat": all(
+                peak <= early * FLAT_FACTOR for early, peak in zip(first, night.peaks, strict=True) if early
+            ),
+            "pg_rows_inserted_per_second": round(night.inserted / night.seconds, 1),
+            "failed_exit_codes": night.failed,
+        },
+    }
+
+
 def bench_scale(
-    posts: int, workers: list[int], admin_url: str, seed: int = 42, commands: str = "single"
+    posts: int,
+    workers: list[int],
+    admin_url: str,
+    seed: int = 42,
+    commands: str = "single",
+    together: bool = False,
 ) -> dict[str, Any]:
     """Build the disk world, serve it, and run the sweep plus detection for each worker count."""
     from fixtures.serving import free_port
 
-    results: dict[str, Any] = {"posts": posts, "seed": seed, "commands": commands, "runs": []}
+    results: dict[str, Any] = {
+        "posts": posts,
+        "seed": seed,
+        "commands": commands,
+        "together": together,
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="weisu-scale-") as tmp:
         world = Path(tmp) / "world.sqlite"
         started = time.perf_counter()
@@ -297,7 +378,7 @@ def bench_scale(
             }
             template = trained_template(admin_url, base_env)
             for n in workers:
-                run = run_workers(n, posts, base_env, admin_url, template, COMMANDS[commands])
+                run = run_workers(n, posts, base_env, admin_url, template, COMMANDS[commands], together)
                 print(json.dumps(run), flush=True)  # each run as it ends: a long bench keeps what it measured
                 results["runs"].append(run)
             results["simulator_peak_rss_mib"] = round(_hwm_mib(server.pid), 1)
@@ -333,6 +414,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--commands", choices=sorted(COMMANDS), default="single")
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="start crawlers and detection workers at once, as in production (with --commands distributed)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("WEISU_SCALE_DATABASE_URL", ""),
         help="a PostgreSQL URL whose user may create databases <name>_w<N> (or $WEISU_SCALE_DATABASE_URL)",
@@ -340,8 +426,11 @@ def main() -> int:
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         parser.exit(2, "bench.scale: give --database-url postgresql://… (the write rate is PostgreSQL's)\n")
+    if args.together and args.commands != "distributed":
+        parser.exit(2, "bench.scale: --together runs the workers of --commands distributed\n")
     workers = [int(n) for n in args.workers.split(",") if n.strip()]
-    print(json.dumps(bench_scale(args.posts, workers, args.database_url, args.seed, args.commands), indent=1))
+    results = bench_scale(args.posts, workers, args.database_url, args.seed, args.commands, args.together)
+    print(json.dumps(results, indent=1))
     return 0
 
 

@@ -70,19 +70,21 @@ def crawl(
     install_reactor(ASYNCIO_REACTOR)
     process = CrawlerProcess({"LOG_LEVEL": log_level, "TELNETCONSOLE_ENABLED": False})
     settings = SharedSettings.of(settings)
-    opened = open_runs(settings, platform_ids)
     worker = None
     if distributed:
         from crawlers.distributed import distributed_settings, join_sweep
 
         worker = join_sweep(settings, platform_ids)
+    opened = open_runs(settings, platform_ids, None if worker is None else worker.sweep)
+    if worker is not None:
+        worker.opened_runs([run.run_id for run in opened.values()])
     first, then = crawl_phases(settings, platform_ids)
     crawlers = {}
     for key in platform_ids:
         platform = settings.platforms[key]
         values = crawler_settings(settings, key, log_level) | {OPENED_RUN_SETTING: opened[key]}
-        if distributed:
-            values = distributed_settings(settings, key, values)
+        if worker is not None:
+            values = distributed_settings(settings, key, values, worker.sweep)
         crawlers[key] = Crawler(SPIDERS[platform.kind], OwnedSettings(values))
     started = [process.crawl(crawlers[key], platform_id=key) for key in first]
     if then:
@@ -107,7 +109,7 @@ def crawl(
     gc.enable()
     process.start()
     if worker is not None:
-        worker.finish()
+        worker.finish(list(crawlers.values()))
     return {key: run.run_id for key, run in opened.items()}
 
 
@@ -131,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("platforms", nargs="+")
     args = parser.parse_args(argv)
     gc.disable()
-    _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level, args.distributed)
+    from crawlers.distributed import DistributedError
+
+    try:
+        _crawl_and_close(settings_from_file(args.settings), args.platforms, args.log_level, args.distributed)
+    except DistributedError as error:
+        print(f"crawl: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,8 +1,9 @@
 """The shared Redis frontier of a distributed crawl, as Redis sees it: the keys, the sweep's start and
 end, the leases of popped requests and their return when a worker's heartbeat expires, each platform's
-seed flag. Every step that must not be split (open a sweep and clear it, pop and lease, give back) is
-one Lua script, so workers racing each other cannot interleave inside it. crawlers/distributed.py
-builds the Scrapy side on these; the reasons are in its docstring.
+seed flag, and the requests waiting for their second chance. Every step that must not be split (open a
+sweep and clear it, pop and lease, give back, move second chances into the queue) is one Lua script, so
+workers racing each other cannot interleave inside it. crawlers/distributed.py builds the Scrapy side
+on these; the reasons are in its docstring.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class Keys:
         return self._key("seed")
 
     @property
+    def second(self) -> str:
+        """Requests lost after their retries, waiting for their second chance (a set of encoded requests)."""
+        return self._key("second")
+
+    @property
     def polite_slots(self) -> str:
         return self._key("polite:slots")
 
@@ -95,15 +101,34 @@ redis.call('SET', KEYS[1], ARGV[1])
 for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
 return {1, ARGV[1]}
 """
-# KEYS[1]: the sweep key; then per platform: seed, requests, leases. ARGV[1]: the sweep id.
+# KEYS[1]: the sweep key; then per platform: seed, requests, leases, second chances. ARGV[1]: sweep id.
 _END_SWEEP = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 2, #KEYS, 3 do
+for i = 2, #KEYS, 4 do
   if redis.call('GET', KEYS[i]) ~= 'done' then return 0 end
   if redis.call('ZCARD', KEYS[i + 1]) > 0 then return 0 end
   if redis.call('HLEN', KEYS[i + 2]) > 0 then return 0 end
+  if redis.call('SCARD', KEYS[i + 3]) > 0 then return 0 end
 end
 redis.call('DEL', KEYS[1])
+return 1
+"""
+# KEYS: seed flag, requests zset, leases hash, second-chance set. When the platform's part of the sweep
+# is otherwise over (seeded, nothing queued, nothing leased at any worker), its second chances move
+# into the queue, all at once: how many moved.
+_DUE_SECOND = """
+if redis.call('GET', KEYS[1]) ~= 'done' then return 0 end
+if redis.call('ZCARD', KEYS[2]) > 0 or redis.call('HLEN', KEYS[3]) > 0 then return 0 end
+local waiting = redis.call('SMEMBERS', KEYS[4])
+for _, data in ipairs(waiting) do redis.call('ZADD', KEYS[2], 0, data) end
+redis.call('DEL', KEYS[4])
+return #waiting
+"""
+# KEYS: fingerprint set, requests zset. ARGV: fingerprint ('' when the request is not filtered), score,
+# encoded request. Record the fingerprint and queue the request in one step, or neither: 1 if queued.
+_PUSH_UNSEEN = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 # KEYS: requests zset, leases hash. ARGV: lease token. Pop the first request and lease it, atomically.
@@ -144,7 +169,7 @@ def open_sweep(client: redis.Redis, settings: Settings, platform_ids: Sequence[s
     cleared: list[str] = []
     for key in platform_ids:
         keys = Keys(prefix, key)
-        cleared += [keys.requests, keys.leases, keys.seed]
+        cleared += [keys.requests, keys.leases, keys.seed, keys.second]
         if not fingerprints_outlive_sweep(settings.platforms[key]):
             cleared.append(keys.fingerprints)
     new_id = uuid.uuid4().hex
@@ -157,7 +182,12 @@ def end_sweep(client: redis.Redis, prefix: str, sweep: str, platform_ids: Sequen
     keys = [
         k
         for key in platform_ids
-        for k in (Keys(prefix, key).seed, Keys(prefix, key).requests, Keys(prefix, key).leases)
+        for k in (
+            Keys(prefix, key).seed,
+            Keys(prefix, key).requests,
+            Keys(prefix, key).leases,
+            Keys(prefix, key).second,
+        )
     ]
     return bool(client.eval(_END_SWEEP, 1 + len(keys), sweep_key(prefix), *keys, sweep))
 
@@ -197,9 +227,44 @@ def free_orphaned_slots(client: redis.Redis, keys: Keys) -> int:
     return int(client.zrem(keys.polite_slots, *dead)) if dead else 0
 
 
+def current_sweep(client: redis.Redis, prefix: str) -> str | None:
+    """The id of the open sweep, None when there is none (ended, or Redis flushed or expired)."""
+    sweep = client.get(sweep_key(prefix))
+    return None if sweep is None else (sweep.decode() if isinstance(sweep, bytes) else str(sweep))
+
+
 def platform_busy(client: redis.Redis, keys: Keys) -> bool:
-    """Whether a platform's part of the sweep can still produce requests: not seeded yet, queued or leased."""
-    return client.get(keys.seed) != b"done" or client.zcard(keys.requests) > 0 or client.hlen(keys.leases) > 0
+    """Whether a platform's part of the sweep can still produce requests: not seeded yet, queued, leased,
+    or a request waiting for its second chance."""
+    return (
+        client.get(keys.seed) != b"done"
+        or client.zcard(keys.requests) > 0
+        or client.hlen(keys.leases) > 0
+        or client.scard(keys.second) > 0
+    )
+
+
+def keep_second_chance(client: redis.Redis, keys: Keys, data: str) -> None:
+    """Keep an encoded request for its second chance, in Redis: a worker that dies loses none."""
+    client.sadd(keys.second, data)
+
+
+def due_second_chances(client: redis.Redis, keys: Keys) -> int:
+    """Move the platform's second chances into its queue if nothing else of it is left; how many."""
+    return int(client.eval(_DUE_SECOND, 4, keys.seed, keys.requests, keys.leases, keys.second))
+
+
+def push_unseen(
+    client: redis.Redis, keys: Keys, fingerprint: str | None, score: float, data: str | bytes
+) -> bool:
+    """Queue an encoded request in ``keys.requests`` unless its fingerprint is in ``keys.fingerprints``
+    (``None``: a request never filtered); True when queued. The fingerprint is recorded in the same
+    step as the push: a worker killed between the two would leave the request marked seen but never
+    queued, and whoever produced it again (the killed worker's leased request, crawled once more)
+    would drop it as a duplicate — lost for the sweep.
+    """
+    queued = client.eval(_PUSH_UNSEEN, 2, keys.fingerprints, keys.requests, fingerprint or "", score, data)
+    return bool(queued)
 
 
 def pop_leased(client: redis.Redis, queue_key: str, keys: Keys, token: str) -> bytes | None:

@@ -284,10 +284,17 @@ def finish_run(
             update(platforms).where(here).values(access_status=access[0], access_reason=access[1])
         )
     if mark is not None:
-        # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
-        stored = session.execute(select(platforms.c.high_water_mark).where(here)).scalar_one_or_none()
-        if (stored or "") < mark:
-            session.execute(update(platforms).where(here).values(high_water_mark=mark))
+        move_high_water_mark(session, platform_id, mark)
+
+
+def move_high_water_mark(session: Session, platform_id: str, mark: str) -> None:
+    """Set the platform's high-water mark to ``mark`` if it is later than the stored one."""
+    platforms = cast(Table, Platform.__table__)
+    here = platforms.c.id == platform_id
+    # Compared here, not in SQL, where PostgreSQL would order the strings by its collation.
+    stored = session.execute(select(platforms.c.high_water_mark).where(here)).scalar_one_or_none()
+    if (stored or "") < mark:
+        session.execute(update(platforms).where(here).values(high_water_mark=mark))
 
 
 def open_gaps(session: Session, platform_ids: Sequence[str]) -> list[CrawlGap]:

@@ -211,6 +211,12 @@ CRAWL_STATUS_LABELS: dict[CrawlRunStatus, str] = {
     CrawlRunStatus.FAILED: "失败",
     CrawlRunStatus.INTERRUPTED: "已中断",
 }
+#: Key of crawl_runs.stats naming the distributed sweep a run is one worker's share of (absent: the run
+#: is the platform's whole crawl); crawlers/sweep_runs.py says how shares are settled.
+SWEEP_STAT = "weisu/sweep"
+#: Key of crawl_runs.stats set on each share once its sweep is settled: how many shares (not
+#: interrupted) the platform's sweep had. Read as one run only then (verify/alerts/health.py).
+SHARES_STAT = "weisu/sweep_shares"
 
 
 class GapKind(enum.StrEnum):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_deploy import cli_problems
 
-from bench.scale import COMMANDS, _create_database, scale_config, single_crawl
+from bench.scale import COMMANDS, _create_database, scale_config, single_crawl, together_detect
 from fixtures.simulator.disk_world import DISK_PLATFORMS
 from settings import load_settings
 
@@ -32,6 +32,12 @@ def test_the_distributed_commands_are_the_ones_the_deploy_files_run() -> None:
     crawl, detect = COMMANDS["distributed"]
     assert crawl(1)[0][3:5] == ["crawl", "--distributed"]
     assert detect(1)[0][3:5] == ["detect", "--worker"]
+
+
+def test_the_detection_workers_started_with_the_crawlers_exist_in_the_cli_and_wait_for_posts() -> None:
+    commands = together_detect(2)
+    assert [problem for command in commands for problem in cli_problems(command[3:])] == []
+    assert [command[3:] for command in commands] == [["detect", "--worker"]] * 2  # no --idle-exit
 
 
 def test_the_sweep_config_loads_with_only_the_disk_platforms_on(tmp_path: Path) -> None:

@@ -34,11 +34,14 @@ from crawlers.walls import access_outcome
 from storage.db import session_factory_for, session_scope
 from storage.models import AccessStatus, CrawlRun, CrawlRunStatus, GapState, Platform, Post
 from storage.queries import finish_run, open_gaps, previous_runs, sync_platforms
+from storage.vocabulary import SWEEP_STAT
 
 #: What a run counts as errors: malformed pages, and the ERROR lines Scrapy attributes to this spider
 #: (``weisu/errors_logged``, see SpiderErrorCounter) — its "Gave up retrying" among them. A request lost
 #: after its retries is also a gap (``weisu/gaps_recorded``, by the spider's errback).
 ERROR_STATS = ("weisu/malformed_pages", "weisu/errors_logged")
+#: Crawler setting naming the distributed sweep this crawler is a worker of (absent: not distributed).
+SWEEP_SETTING = "WEISU_SWEEP_ID"
 #: Crawler setting holding the OpenedRun that open_runs made for this crawler's platform.
 OPENED_RUN_SETTING = "WEISU_OPENED_RUN"
 
@@ -73,17 +76,20 @@ class OpenedRun:
     aged_out: tuple[AgedGap, ...] = ()
 
 
-def open_runs(settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun]:
-    """Open the runs of a whole sweep in one transaction, before its crawlers start.
+def open_runs(settings: Any, platform_ids: Sequence[str], sweep: str | None = None) -> dict[str, OpenedRun]:
+    """Open the runs of a whole sweep in one transaction, before its crawlers start (``sweep``: as this
+    worker's shares of that distributed sweep).
 
     Each recorder would otherwise open its own run (sync, read the mark, insert) when its spider
     opens: 42 small transactions at the start of a sweep.
     """
     with session_scope(session_factory_for(settings.database_url)) as session:
-        return _open_runs(session, settings, platform_ids)
+        return _open_runs(session, settings, platform_ids, sweep)
 
 
-def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> dict[str, OpenedRun]:
+def _open_runs(
+    session: Session, settings: Any, platform_ids: Sequence[str], sweep: str | None = None
+) -> dict[str, OpenedRun]:
     platforms = {key: settings.platforms[key] for key in platform_ids}
     # Runs left "running" by a crawl that was killed are closed first, so they never read as live.
     close_interrupted(session)
@@ -97,7 +103,7 @@ def _open_runs(session: Session, settings: Any, platform_ids: Sequence[str]) -> 
     with_posts = set(
         session.scalars(select(Platform.id).where(listed, exists().where(Post.platform_id == Platform.id)))
     )
-    owner = {OWNER_KEY: current_owner()}
+    owner: dict[str, Any] = {OWNER_KEY: current_owner()} | ({SWEEP_STAT: sweep} if sweep else {})
     runs = {key: CrawlRun(platform_id=key, status=CrawlRunStatus.RUNNING, stats=owner) for key in platforms}
     session.add_all(list(runs.values()))
     session.flush()
@@ -160,6 +166,8 @@ class CrawlRunRecorder:
         self.run_id, mark = opened.run_id, opened.high_water_mark
         assert self.crawler.stats is not None
         self.crawler.stats.set_value(RUN_ID_STAT, self.run_id)
+        if sweep := self.crawler.settings.get(SWEEP_SETTING):
+            self.crawler.stats.set_value(SWEEP_STAT, sweep)
         for gap in opened.aged_out:
             self.crawler.stats.inc_value("weisu/gaps_aged_out")
             report_aged_out(gap)
@@ -217,8 +225,10 @@ class CrawlRunRecorder:
                 "access_status": access,
                 "access_reason": access_reason,
             }
-            # Only a clean run proved it paged down to the old mark without a hole (the gap rule).
-            clean_mark = mark if mark and status == CrawlRunStatus.OK else None
+            # Only a clean run proved it paged down to the old mark without a hole (the gap rule); a
+            # worker's share of a sweep proves it for its own requests only.
+            share = values.get(SWEEP_STAT) is not None
+            clean_mark = mark if mark and status == CrawlRunStatus.OK and not share else None
             finish_run(
                 session,
                 self.run_id,

@@ -34,6 +34,9 @@ from storage.queries import (
 
 RUN_ID_STAT = "weisu/crawl_run_id"
 HIGH_WATER_STAT = "weisu/high_water_mark"
+#: Signal: commit the batch now (a distributed worker sends it before it releases leases, so that no
+#: lease goes while the posts of its response are still only in this process's memory).
+flush_posts = object()
 
 Pending = tuple[dict[str, Any], RawBody | None]
 
@@ -54,12 +57,14 @@ class StorePipeline:
         settings = crawler.settings.get("WEISU_SETTINGS")
         if settings is None:
             raise NotConfigured("WEISU_SETTINGS is not set")
-        return cls(
+        pipeline = cls(
             crawler,
             settings.database_url,
             settings.author_hash_key,
             crawler.settings.getint("WEISU_STORE_BATCH", 100),
         )
+        crawler.signals.connect(pipeline.flush, signal=flush_posts)
+        return pipeline
 
     def process_item(self, item: Any) -> PostItem:
         evidence: RawBody | None = item.evidence
@@ -84,16 +89,22 @@ class StorePipeline:
             return
         batch, self.batch = self.batch, []
         run_id = self.stats.get_value(RUN_ID_STAT)
-        with session_scope(session_factory_for(self.database_url)) as session:
-            fresh, refreshed = _not_yet_stored(session, batch, run_id)
-            self.stats.inc_value("weisu/posts_refreshed", refresh_posts(session, refreshed))
-            body_ids = self._store_bodies(session, fresh)
-            rows = []
-            for row, evidence in fresh:
-                row["crawl_run_id"] = run_id
-                row["raw_response_id"] = body_ids.get(evidence.sha256) if evidence is not None else None
-                rows.append(row)
-            stored = insert_posts(session, rows)
+        try:
+            with session_scope(session_factory_for(self.database_url)) as session:
+                fresh, refreshed = _not_yet_stored(session, batch, run_id)
+                self.stats.inc_value("weisu/posts_refreshed", refresh_posts(session, refreshed))
+                body_ids = self._store_bodies(session, fresh)
+                rows = []
+                for row, evidence in fresh:
+                    row["crawl_run_id"] = run_id
+                    row["raw_response_id"] = body_ids.get(evidence.sha256) if evidence is not None else None
+                    rows.append(row)
+                stored = insert_posts(session, rows)
+        except Exception:
+            # Kept for the next flush, not dropped: a distributed worker releases the leases of these
+            # posts' requests after a flush that succeeds, and that may be the next (empty) one.
+            self.batch = batch + self.batch
+            raise
         self.stats.inc_value("weisu/posts_stored", stored)
         self.stats.inc_value("weisu/posts_seen_before", len(batch) - stored)
 

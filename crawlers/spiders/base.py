@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
 import scrapy
@@ -28,6 +28,33 @@ Output = list[scrapy.Request | PostItem]
 MALFORMED_RETRIES = 1
 #: Only these two placeholders are filled, so a JSON body template may hold literal braces.
 _ENTRY_PLACEHOLDER = re.compile(r"\{(keyword|page)\}")
+#: Signal sent when the errback has handled a failed request, with what it returns (``request``,
+#: ``output``): what a distributed worker waits for before it releases the request's lease.
+errback_handled = object()
+
+
+class SecondChances(Protocol):
+    """Where requests lost after their retries wait until the rest of the run is done."""
+
+    def keep(self, request: scrapy.Request) -> None: ...
+
+    def due(self) -> list[scrapy.Request]:
+        """The requests to send now, taken out (none while they must still wait)."""
+        ...
+
+
+class KeptInMemory:
+    """A process's own second chances: the run's requests are all this process's (run alone)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[scrapy.Request] = []
+
+    def keep(self, request: scrapy.Request) -> None:
+        self.waiting.append(request)
+
+    def due(self) -> list[scrapy.Request]:
+        requests, self.waiting = self.waiting, []
+        return requests
 
 
 def quote_keyword(keyword: str) -> str:
@@ -67,8 +94,9 @@ class PlatformSpider(scrapy.Spider):
         self.seen = SeenContent()
         #: The platform's recorded gaps (crawlers/gaps.py); the recorder fills it in when the spider opens.
         self.gaps = GapBook()
-        #: Requests lost after their retries, fetched once more when the run is otherwise done.
-        self._second_chances: list[scrapy.Request] = []
+        #: Requests lost after their retries, fetched once more when the run is otherwise done (in
+        #: Redis for a distributed worker: crawlers/distributed.py replaces this when the spider opens).
+        self.second_chances: SecondChances = KeptInMemory()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PlatformSpider:
@@ -192,6 +220,12 @@ class PlatformSpider(scrapy.Spider):
         status never retried (404) is not. A request robots.txt forbids is only counted: skipping it
         is the point."""
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
+        output = self._failed(failure, request)
+        if getattr(self, "crawler", None) is not None:
+            self.crawler.signals.send_catch_log(signal=errback_handled, request=request, output=output)
+        return output
+
+    def _failed(self, failure: Failure, request: scrapy.Request) -> Output:
         if failure.check(WallHit):  # the walls middleware recorded and logged it, with its reason
             self.count("walled_requests")
             return []
@@ -222,15 +256,17 @@ class PlatformSpider(scrapy.Spider):
             return False
         dropped = ("retry_times", "malformed_tries")
         meta = {k: v for k, v in request.meta.items() if k not in dropped} | {SECOND_CHANCE: True}
-        self._second_chances.append(request.replace(dont_filter=True, meta=meta))
+        self.second_chances.keep(request.replace(dont_filter=True, meta=meta))
         self.count("second_chances")
         return True
 
     def fetch_second_chances(self) -> None:
         """spider_idle: send the requests kept for a second chance, and keep the spider open for them."""
-        if not self._second_chances or self.crawler is None or self.crawler.engine is None:
+        if self.crawler is None or self.crawler.engine is None:
             return
-        requests, self._second_chances = self._second_chances, []
+        requests = self.second_chances.due()
+        if not requests:
+            return
         for request in requests:
             self.crawler.engine.crawl(request)
         raise DontCloseSpider

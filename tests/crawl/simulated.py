@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,9 +131,15 @@ def start_crawl_child(
     command[at:at] = options
     stderr = subprocess.PIPE if keep_log else subprocess.DEVNULL
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr, env=env, cwd=PROJECT_ROOT)
-    assert child.stdin is not None
-    child.stdin.write(message)
-    child.stdin.close()
+
+    def send() -> None:
+        assert child.stdin is not None
+        child.stdin.write(message)
+        child.stdin.close()
+
+    # The settings outgrow a pipe's buffer, so the write waits for the child to read them, seconds into
+    # its start-up: written beside it, so that children started one after another start together.
+    threading.Thread(target=send, daemon=True).start()
     return child
 
 

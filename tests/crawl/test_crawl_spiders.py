@@ -100,7 +100,7 @@ def test_malformed_json_page_is_fetched_once_more_then_kept_for_a_second_chance_
     assert (again.url, again.dont_filter, again.meta["malformed_tries"]) == (request.url, True, 1)
     [onwards] = spider.parse_page(TextResponse(again.url, body=body, request=again))
     assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("&page=2")  # the feed goes on
-    [kept] = spider._second_chances
+    [kept] = spider.second_chances.due()
     assert (kept.url, kept.dont_filter, kept.meta["second_chance"], "malformed_tries" in kept.meta) == (
         request.url,
         True,
@@ -123,7 +123,7 @@ def test_a_malformed_page_on_its_second_chance_is_logged_counted_and_skipped_pas
     with caplog.at_level(logging.WARNING):
         [onwards] = spider.parse_page(TextResponse(again.url, body=body, request=again))
     assert isinstance(onwards, scrapy.Request) and onwards.url.endswith("&page=2")
-    assert spider._second_chances == []
+    assert spider.second_chances.due() == []
     assert spider.crawler.stats.get_value("weisu/malformed_pages") == 1
     assert f"platform=weibo url={request.url}" in caplog.text
 

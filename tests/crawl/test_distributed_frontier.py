@@ -4,16 +4,20 @@ queued requests are JSON, and the Redis URL comes only from the environment."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+import redis
 import scrapy
 from distributed_helpers import RedisSpace
 from scrapy.utils.request import request_from_dict
+from scrapy.utils.test import get_crawler
 from typer.testing import CliRunner
 
 from cli import app
 from crawlers import frontier_codec
+from crawlers.distributed import LeasedScheduler, distributed_settings
 from crawlers.frontier import (
     Keys,
     end_sweep,
@@ -21,6 +25,7 @@ from crawlers.frontier import (
     free_orphaned_slots,
     heartbeat_key,
     open_sweep,
+    push_unseen,
     requeue_orphans,
     sweep_key,
 )
@@ -104,6 +109,68 @@ def test_a_dead_workers_politeness_slots_are_given_back_and_a_live_ones_kept(
     space.client.zadd(keys.polite_slots, {"alive|1": 1e13, "gone|7": 1e13, "gone|8": 1e13})
     assert free_orphaned_slots(space.client, keys) == 2
     assert space.client.zrange(keys.polite_slots, 0, -1) == [b"alive|1"]
+
+
+def test_a_request_is_queued_together_with_its_fingerprint_and_a_seen_one_not_at_all(
+    space: RedisSpace, settings: Settings
+) -> None:
+    keys = Keys(settings.redis_prefix, "weibo")
+    pushed = [push_unseen(space.client, keys, "f1", 0, "r1"), push_unseen(space.client, keys, "f1", 0, "r1b")]
+    assert pushed == [True, False]
+    assert space.client.smembers(keys.fingerprints) == {b"f1"}
+    assert space.client.zrange(keys.requests, 0, -1) == [b"r1"]
+
+
+def test_a_request_never_filtered_is_queued_each_time_and_leaves_no_fingerprint(
+    space: RedisSpace, settings: Settings
+) -> None:
+    keys = Keys(settings.redis_prefix, "weibo")
+    pushed = [push_unseen(space.client, keys, None, 0, "r1"), push_unseen(space.client, keys, None, -1, "r2")]
+    assert pushed == [True, True]
+    assert space.client.exists(keys.fingerprints) == 0
+    assert space.client.zrange(keys.requests, 0, -1) == [b"r2", b"r1"]  # higher priority first
+
+
+class _Killed(BaseException):
+    """The worker's process ends here (SIGKILL): nothing after this Redis call runs."""
+
+
+def test_a_worker_killed_at_any_redis_call_of_an_enqueue_never_leaves_a_request_seen_but_unqueued(
+    space: RedisSpace, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = Keys(settings.redis_prefix, _Spider.name)
+    crawler = get_crawler(_Spider, distributed_settings(settings, _Spider.name, _CRAWLER_VALUES, "sweep"))
+    spider = _Spider.from_crawler(crawler)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(spider)
+    send = redis.Redis.execute_command
+    outcomes = []
+    for dies_at in (1, 2, 3):
+        space.client.delete(keys.fingerprints, keys.requests)
+        calls = iter(range(1, 100))
+
+        def execute(client: redis.Redis, *args: object, **options: object) -> object:
+            if next(calls) == dies_at:  # noqa: B023 - each pass installs its own
+                raise _Killed
+            return send(client, *args, **options)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(redis.Redis, "execute_command", execute)
+            with contextlib.suppress(_Killed):
+                scheduler.enqueue_request(scrapy.Request("http://127.0.0.1/p/weibo/api?page=2"))
+        outcomes.append((space.client.scard(keys.fingerprints), space.client.zcard(keys.requests)))
+    # Seen and queued together, or neither (scrapy-redis's own enqueue left (1, 0) when killed at call 2).
+    assert outcomes == [(0, 0), (1, 1), (1, 1)]
+
+
+#: The crawler settings distributed_settings extends (only the keys it reads).
+_CRAWLER_VALUES = {
+    "DOWNLOAD_DELAY": 0.0,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+    "DOWNLOADER_MIDDLEWARES": {},
+    "SPIDER_MIDDLEWARES": {},
+    "EXTENSIONS": {},
+}
 
 
 class _Spider(scrapy.Spider):

@@ -4,7 +4,8 @@ then being crawled by the others once its heartbeat expires.
 
 The swept platforms are one of each spider kind and the sources of the comment platform among them
 (crawl_phases starts it after them), so every path through the frontier is crossed: feeds, boards,
-RSS, and thread discovery. Each test has its own database (processes commit) and a clean key space.
+RSS, and thread discovery; one sweep (seed 42) takes every enabled platform. Each test has its own
+database (processes commit) and a clean key space.
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ def _platforms(settings: Settings) -> list[str]:
     return with_sources(settings, PLATFORMS)
 
 
-def sweep(sim: Simulator, database_url: str, space: RedisSpace, kill_one: bool = False) -> Swept:
+def sweep(
+    sim: Simulator, database_url: str, space: RedisSpace, kill_one: bool = False, every: bool = False
+) -> Swept:
     client = space.client
     settings = space.distributed(crawl_settings(sim.base, database_url))
-    platforms = _platforms(settings)
+    platforms = list(settings.enabled_platforms()) if every else _platforms(settings)
     expected = keys_of([p for p in sim.truth() if p["platform"] in platforms])
     workers = [start_worker(settings, platforms) for _ in range(WORKERS)]
     try:
@@ -91,6 +94,19 @@ def test_three_workers_store_exactly_the_posts_truth_lists_once_and_end_the_swee
     assert [key for key, n in Counter(swept.stored).items() if n > 1] == []
     assert len(swept.stored) == len(swept.expected)
     assert swept.leftover == []  # no request queued or leased, and the sweep closed
+
+
+def test_three_workers_sweep_every_platform_of_every_kind_into_exactly_the_posts_truth_lists(
+    committed_database: str, space: RedisSpace
+) -> None:
+    # Every enabled platform: each pagination style, encoding, request body, board and comment thread
+    # the simulator serves, not only one of each kind.
+    with simulator(42) as sim:
+        swept = sweep(sim, committed_database, space, every=True)
+    assert swept.codes == [0, 0, 0], swept.logs
+    assert set(swept.stored) == swept.expected
+    assert len(swept.stored) == len(swept.expected)
+    assert swept.leftover == []
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from settings import AlertHealthSettings
 from storage.models import CrawlRun
-from storage.vocabulary import ACCESS_STATUS_LABELS, AccessStatus, CrawlRunStatus
+from storage.vocabulary import ACCESS_STATUS_LABELS, SHARES_STAT, SWEEP_STAT, AccessStatus, CrawlRunStatus
 from verify.alerts.text import one_line
 from verify.web.display import CRAWL_STATUS_LABELS, local_time
 
@@ -220,6 +220,75 @@ def _improbable(run: CrawlRun, expected: Expectation, rules: AlertHealthSettings
     return poisson_lower_tail(run.items, expected.median) < rules.volume_p_value
 
 
+def sweep_of(run: CrawlRun) -> str | None:
+    """The distributed sweep ``run`` is one worker's share of, or None (a whole crawl)."""
+    sweep = (run.stats or {}).get(SWEEP_STAT)
+    return sweep if isinstance(sweep, str) else None
+
+
+def whole_runs(history: Sequence[CrawlRun]) -> list[CrawlRun]:
+    """``history`` (newest first) with each distributed sweep's shares read as one run of the platform.
+
+    A worker's share of a sweep counts what that worker happened to fetch: one share of three would
+    read as far below the platform's volume, a worker that fetched nothing of it as a run with no
+    items. So the shares of one sweep become one run (crawlers/sweep_runs.py): items, requests and
+    errors summed, clean only when every share is, a layout change only when every share saw one, the
+    first wall any share met. A sweep not yet settled (a share still running), or cut by the history's
+    limit, is left out: it is read whole or not at all."""
+    groups: dict[str, list[CrawlRun]] = {}
+    ordered: list[CrawlRun | str] = []
+    for run in history:
+        if (sweep := sweep_of(run)) is None:
+            ordered.append(run)
+            continue
+        if sweep not in groups:
+            groups[sweep] = []
+            ordered.append(sweep)
+        groups[sweep].append(run)
+    whole = []
+    for entry in ordered:
+        if isinstance(entry, CrawlRun):
+            whole.append(entry)
+            continue
+        shares = groups[entry]
+        if all((run.stats or {}).get(SHARES_STAT) == len(shares) for run in shares):
+            whole.append(_sweep_run(shares))
+    return whole
+
+
+def _sweep_run(shares: Sequence[CrawlRun]) -> CrawlRun:
+    """One unsaved CrawlRun standing for a settled sweep's shares (its id the first share's)."""
+    first = min(shares, key=lambda run: run.id)
+    items = sum(run.items or 0 for run in shares)
+    if all(run.status == CrawlRunStatus.OK for run in shares):
+        status = CrawlRunStatus.OK
+    elif items > 0:
+        status = CrawlRunStatus.PARTIAL
+    else:
+        status = CrawlRunStatus.FAILED
+    walled = next((run for run in shares if run.access_status in WALLS), None)
+    flagged = [run for run in shares if run.layout_changed]
+    return CrawlRun(
+        id=first.id,
+        platform_id=first.platform_id,
+        started_at=min(run.started_at for run in shares),
+        finished_at=max((run.finished_at or run.started_at) for run in shares),
+        status=status,
+        requests=sum(run.requests or 0 for run in shares),
+        items=items,
+        posts_stored=sum(run.posts_stored or 0 for run in shares),
+        errors=sum(run.errors or 0 for run in shares),
+        stats={
+            "weisu/stopped_at_seen": any(reached_seen(run) for run in shares),
+            SWEEP_STAT: sweep_of(first),
+        },
+        layout_changed=len(flagged) == len(shares),
+        health_reason=flagged[0].health_reason if flagged else None,
+        access_status=walled.access_status if walled else first.access_status,
+        access_reason=walled.access_reason if walled else first.access_reason,
+    )
+
+
 def platform_problems(
     runs: Mapping[str, Sequence[CrawlRun]],
     names: Mapping[str, str],
@@ -231,7 +300,8 @@ def platform_problems(
 ) -> list[HealthProblem]:
     """Every platform's current problem, for platforms whose newest run finished within ``window``."""
     problems = []
-    for platform_id, history in sorted(runs.items()):
+    for platform_id, shares in sorted(runs.items()):
+        history = whole_runs(shares)
         if not history or (history[0].finished_at or history[0].started_at) < now - window:
             continue
         found = assess(platform_id, names.get(platform_id, platform_id), history, rules, zone)
