@@ -78,7 +78,7 @@ def test_a_pages_new_leads_get_their_ids_in_row_order_however_many_statements_th
     ]
     with session_scope(factory) as session:
         ids = insert_leads(session, rows)
-        summaries = dict(session.execute(select(Lead.id, Lead.summary)).tuples().all())
+        summaries = {lead_id: summary for lead_id, summary in session.execute(select(Lead.id, Lead.summary))}
 
     assert [summaries[lead_id] for lead_id in ids] == [f"第{i}条" for i in range(2500)]
 

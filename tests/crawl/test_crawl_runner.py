@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ def _weibo_truth(sim: Simulator) -> set[str]:
 
 def test_a_plain_process_forks_its_crawl_child(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEISU_CRAWL_SPAWN", raising=False)
+    # A plain process has no Twisted reactor; another test file on this pytest worker may have loaded one.
+    monkeypatch.delitem(sys.modules, "twisted.internet.reactor", raising=False)
     assert can_fork() is True
 
 
