@@ -179,16 +179,8 @@ def open_sweep(client: redis.Redis, settings: Settings, platform_ids: Sequence[s
 
 def end_sweep(client: redis.Redis, prefix: str, sweep: str, platform_ids: Sequence[str]) -> bool:
     """End the sweep if every platform of it is seeded, empty and unleased; True when this call did."""
-    keys = [
-        k
-        for key in platform_ids
-        for k in (
-            Keys(prefix, key).seed,
-            Keys(prefix, key).requests,
-            Keys(prefix, key).leases,
-            Keys(prefix, key).second,
-        )
-    ]
+    platforms = [Keys(prefix, key) for key in platform_ids]
+    keys = [k for p in platforms for k in (p.seed, p.requests, p.leases, p.second)]
     return bool(client.eval(_END_SWEEP, 1 + len(keys), sweep_key(prefix), *keys, sweep))
 
 

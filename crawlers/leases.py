@@ -64,12 +64,16 @@ class LeaseTracker:
 
     # --- what the scheduler and the middleware report -----------------------------------------
 
+    def _lease(self, token: str | None) -> _Lease | None:
+        """The tracked lease of ``token``; None for a request not leased or no longer tracked."""
+        return None if token is None else self.leases.get(token)
+
     def leased(self, token: str) -> None:
         self.leases[token] = _Lease()
 
     def produced(self, token: str | None, output: Any) -> Any:
         """Count one request or item a leased request produced; a request is tagged with its producer."""
-        if token is None or (lease := self.leases.get(token)) is None:
+        if (lease := self._lease(token)) is None:
             return output
         lease.pending += 1
         if isinstance(output, Request):
@@ -77,11 +81,11 @@ class LeaseTracker:
         return output
 
     def settled(self, token: str | None) -> None:
-        if token is not None and (lease := self.leases.get(token)) is not None:
+        if (lease := self._lease(token)) is not None:
             lease.pending -= 1
 
     def finished(self, token: str | None) -> None:
-        if token is not None and (lease := self.leases.get(token)) is not None:
+        if (lease := self._lease(token)) is not None:
             lease.finished = True
 
     def pushed(self, request: Request) -> None:
@@ -92,7 +96,7 @@ class LeaseTracker:
             self.finished(token)  # a retry or redirect of a leased request: the copy is queued
 
     def _answered(self, token: str) -> bool:
-        lease = self.leases.get(token)
+        lease = self._lease(token)
         return lease is not None and lease.answered
 
     # --- what is done ---------------------------------------------------------------------------
@@ -115,7 +119,7 @@ class LeaseTracker:
     # --- Scrapy's signals -----------------------------------------------------------------------
 
     def response_received(self, response: Response, request: Request) -> None:
-        if (token := lease_of(request)) is not None and (lease := self.leases.get(token)) is not None:
+        if (lease := self._lease(lease_of(request))) is not None:
             lease.answered = True
 
     def item_settled(self, item: Any, response: Any) -> None:
