@@ -29,6 +29,7 @@ from storage.queries import (
     claim_posts_for_detection,
     count_awaiting_detection,
     insert_leads,
+    last_merge_number,
     lock_merging,
     posts_awaiting_merge,
 )
@@ -43,7 +44,6 @@ MERGE_WINDOW = timedelta(days=30)
 #: A worker that runs for days rebuilds its open-lead index this often: leads leave the merge window,
 #: analysts close leads, and the index would otherwise only grow.
 INDEX_MAX_AGE = timedelta(days=1)
-_IN_CHUNK = 1000  # ids per IN (…) when the open leads are refreshed
 # The tables themselves, for set-wise Core statements (the ORM would flush object by object).
 _CLASSIFICATIONS, _LEAD_POSTS, _POSTS = (
     cast(Table, model.__table__) for model in (Classification, LeadPost, Post)
@@ -72,7 +72,10 @@ class DetectSummary:
 
 class _OpenLeads:
     """The open leads of the merge window in a LeadIndex; loaded once per run, extended as leads are made
-    here, and refreshed with the evidence other detection workers stored (inside the merge lock)."""
+    here, and refreshed with the evidence other detection workers stored (inside the merge lock).
+
+    Evidence is read by merge number (lead_posts.merge_number): a refresh asks only for the merges after
+    the last one indexed here, so its cost follows what others merged since, not the window's size."""
 
     def __init__(self, session: Session, now: datetime, city: CitySettings) -> None:
         self.index = LeadIndex()
@@ -81,8 +84,11 @@ class _OpenLeads:
         # Per lead number: its id, or its draft until the page is stored.
         self.handles: list[int | Draft] = []
         self._numbers: dict[int, int] = {}  # lead id, or id() of a draft -> lead number
-        self.evidence: set[int] = set()  # the posts indexed, as evidence of a stored lead
-        self._load(session, *self._open(now))
+        self._drafts: list[int] = []  # the numbers of this page's drafts, made stored leads by settle
+        # Read before the evidence, and the evidence read only up to it: a merge committed meanwhile is
+        # left whole to the first refresh, never indexed twice.
+        self.merged_through = last_merge_number(session)
+        self._load(session, *self._open(now), LeadPost.merge_number <= self.merged_through)
 
     @staticmethod
     def _open(now: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -98,7 +104,6 @@ class _OpenLeads:
                 Lead.category,
                 Lead.landmark,
                 Lead.urgency_reason,
-                Post.id,
                 Post.title,
                 Post.text,
             )
@@ -107,21 +112,22 @@ class _OpenLeads:
             .where(*conditions)
             .order_by(Post.id)
         )
-        for lead_id, district, category, landmark, reason, post_id, title, text in rows:
+        for lead_id, district, category, landmark, reason, title, text in rows:
             evidence = title_and_text(title, text)
             place = extract_place(evidence, self.city)
             self.add(
                 lead_id, shingles(evidence), place, district, category, anchors(district, landmark, reason)
             )
-            self.evidence.add(post_id)
 
-    def refresh(self, session: Session) -> None:
-        """Index the evidence other workers stored since: call it holding the merge lock."""
-        evidence = select(LeadPost.post_id).join(Lead, Lead.id == LeadPost.lead_id)
-        stored = set(session.scalars(evidence.where(*self._open(self.loaded_at))))
-        unseen = sorted(stored - self.evidence)
-        for start in range(0, len(unseen), _IN_CHUNK):
-            self._load(session, Post.id.in_(unseen[start : start + _IN_CHUNK]))
+    def refresh(self, session: Session) -> int:
+        """Index the evidence other workers stored since: call it holding the merge lock (nobody else
+        merges meanwhile). Returns the number the next merge stores its evidence under."""
+        latest = last_merge_number(session)
+        if latest > self.merged_through:
+            since = LeadPost.merge_number.between(self.merged_through + 1, latest)
+            self._load(session, *self._open(self.loaded_at), since)
+            self.merged_through = latest
+        return latest + 1
 
     def add(
         self,
@@ -138,6 +144,8 @@ class _OpenLeads:
         if number == len(self.handles):
             self.handles.append(lead)
             self._numbers[key] = number
+            if not isinstance(lead, int):
+                self._drafts.append(number)
 
     def match(
         self,
@@ -150,15 +158,18 @@ class _OpenLeads:
         number = self.index.match(grams, frozenset(place.districts), category, threshold, hazards)
         return None if number is None else self.handles[number]
 
-    def settle(self, merged: list[int]) -> None:
-        """After a page's drafts are inserted, keep their ids; ``merged`` posts are evidence now."""
-        self.evidence.update(merged)
-        for number, lead in enumerate(self.handles):
-            if isinstance(lead, Draft):
-                assert lead.id is not None
-                del self._numbers[id(lead)]
-                self.handles[number] = lead.id
-                self._numbers[lead.id] = number
+    def settle(self, merge_number: int, stored: bool) -> None:
+        """After a page's drafts are inserted, keep their ids; ``stored``: evidence went in as merge
+        ``merge_number`` (else the number is unused, and the next merge, here or elsewhere, takes it)."""
+        if stored:
+            self.merged_through = merge_number
+        for number in self._drafts:
+            lead = self.handles[number]
+            assert isinstance(lead, Draft) and lead.id is not None
+            del self._numbers[id(lead)]
+            self.handles[number] = lead.id
+            self._numbers[lead.id] = number
+        self._drafts.clear()
 
 
 def local_entry_points(settings: Settings) -> set[tuple[str, str | None]]:
@@ -282,7 +293,7 @@ def _merge_page(
     if not posts_awaiting_merge(session, 1):
         return 0  # nothing ready (or another worker merging it): no lock, no refresh
     lock_merging(session)
-    open_leads.refresh(session)
+    merge_number = open_leads.refresh(session)
     page = posts_awaiting_merge(session, limit)
     if not page:
         return 0
@@ -326,13 +337,17 @@ def _merge_page(
         }
         for lead_id, post, prediction, urgency in joins:
             join_lead(stored[lead_id], post, prediction, urgency)
-    _store_page(session, ids, drafts, links)
-    open_leads.settle([post_id for _, post_id in links])
+    _store_page(session, ids, drafts, links, merge_number)
+    open_leads.settle(merge_number, stored=bool(links))
     return len(page)
 
 
 def _store_page(
-    session: Session, post_ids: list[int], drafts: list[Draft], links: list[tuple[int | Draft, int]]
+    session: Session,
+    post_ids: list[int],
+    drafts: list[Draft],
+    links: list[tuple[int | Draft, int]],
+    merge_number: int,
 ) -> None:
     """A merged page's writes as a few set-wise statements (Core, not the ORM's per-object unit of
     work): new leads as multi-row INSERT … RETURNING id (storage.queries.insert_leads), evidence as
@@ -343,7 +358,11 @@ def _store_page(
         draft.id = lead_id
     if links:
         rows = [
-            {"lead_id": lead if isinstance(lead, int) else lead.id, "post_id": post_id}
+            {
+                "lead_id": lead if isinstance(lead, int) else lead.id,
+                "post_id": post_id,
+                "merge_number": merge_number,
+            }
             for lead, post_id in links
         ]
         session.execute(insert(_LEAD_POSTS), rows)

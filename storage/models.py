@@ -323,6 +323,9 @@ class LeadPost(Base):
         ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, unique=True
     )
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Which merge stored it, counted under the merge lock (storage.queries.next_merge_number): detection
+    # workers read only the evidence stored since their last merge. 0 for rows from before migration 0020.
+    merge_number: Mapped[int] = mapped_column(server_default="0", index=True)
 
 
 class AuditEvent(Base):

@@ -20,6 +20,7 @@ from storage.models import (
     CrawlGap,
     CrawlRun,
     Lead,
+    LeadPost,
     Platform,
     Post,
     RawResponse,
@@ -424,6 +425,14 @@ def lock_merging(session: Session) -> None:
     one worker's, serialises merging anyway. Only merging waits: classifying runs on every worker."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(MERGE_LOCK_KEY)))
+
+
+def last_merge_number(session: Session) -> int:
+    """The number of the newest merge that stored evidence (0: none yet); one step down an index.
+
+    Merges are numbered under the merge lock (lock_merging), so a worker holding it that has read every
+    merge up to this number has read all evidence there is."""
+    return session.scalar(select(func.max(LeadPost.merge_number))) or 0
 
 
 class PostToMerge(NamedTuple):

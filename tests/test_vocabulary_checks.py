@@ -143,10 +143,13 @@ def _rows(session: Session, count: int, as_of_0015: bool = False) -> dict[str, o
     if as_of_0015:  # without the columns 0019 added: insert only the columns named
         session.execute(sa.insert(Classification), judged)
     rows["classifications"] = [] if as_of_0015 else [Classification(**row) for row in judged]
-    rows["lead_posts"] = [
-        LeadPost(lead_id=lead.id, post_id=post.id)  # type: ignore[attr-defined]
+    evidence = [
+        {"lead_id": lead.id, "post_id": post.id}  # type: ignore[attr-defined]
         for lead, post in zip(leads, posts, strict=True)
     ]
+    if as_of_0015:  # without the column 0020 added
+        session.execute(sa.insert(LeadPost), evidence)
+    rows["lead_posts"] = [] if as_of_0015 else [LeadPost(**row) for row in evidence]
     rows["audit_events"] = [
         AuditEvent(lead_id=leads[0].id, actor="alice", action=action)  # type: ignore[attr-defined]
         for action in values("audit_events", "action")

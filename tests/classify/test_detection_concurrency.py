@@ -257,3 +257,70 @@ def test_a_long_running_worker_rebuilds_its_open_leads_and_so_forgets_a_lead_sin
     _store(factory, [_water_post("tieba", "t1", WATER_REPOST)])
     assert run.step() == (1, 1)
     assert (run.summary.leads_created, run.summary.leads_updated) == (2, 0)
+
+
+def _evidence_by_merge(factory: sessionmaker[Session]) -> list[tuple[str, int]]:
+    with session_scope(factory) as session:
+        rows = session.execute(
+            select(Post.external_id, LeadPost.merge_number)
+            .join(LeadPost, LeadPost.post_id == Post.id)
+            .order_by(LeadPost.merge_number)
+        )
+        return [tuple(row) for row in rows]
+
+
+def test_each_merge_stores_its_evidence_under_the_next_merge_number(
+    detect_env: tuple[Settings, sessionmaker[Session]],
+) -> None:
+    settings, factory = detect_env
+    _water_posts(factory)
+    run_worker(settings, factory, 1, idle_exit=0.0)
+    assert _evidence_by_merge(factory) == [("w1", 1), ("t1", 2)]
+
+
+def test_a_worker_indexes_each_merge_another_worker_made_once_and_joins_its_lead(
+    detect_env: tuple[Settings, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, factory = detect_env
+    first, second = detection._Run(settings, factory, 10), detection._Run(settings, factory, 10)
+    indexed: list[int | object] = []
+    add = detection._OpenLeads.add
+
+    def counted(self: detection._OpenLeads, lead: Any, *args: Any, **kwargs: Any) -> None:
+        if self is first.open_leads:
+            indexed.append(lead)
+        add(self, lead, *args, **kwargs)
+
+    monkeypatch.setattr(detection._OpenLeads, "add", counted)
+    _store(factory, [_water_post("weibo", "w1", WATER)])
+    assert second.step() == (1, 1)  # merge 1: a new lead, made by the other worker
+    _store(factory, [_water_post("tieba", "t1", WATER_REPOST)])
+    assert first.step() == (1, 1)  # reads merge 1, then joins its lead as merge 2
+    _store(factory, [_water_post("douyin", "d1", WATER)])
+    assert first.step() == (1, 1)  # nothing merged elsewhere since: nothing read again
+
+    [lead_id] = {lead for lead in indexed}
+    # Merge 1 read once; then its own two pieces of evidence.
+    assert indexed == [lead_id, lead_id, lead_id]
+    assert (first.summary.leads_created, first.summary.leads_updated) == (0, 2)
+    assert first.open_leads.merged_through == 3
+    assert _evidence_by_merge(factory) == [("w1", 1), ("t1", 2), ("d1", 3)]
+
+
+def test_a_merge_committed_while_a_worker_starts_is_indexed_once_by_its_first_refresh(
+    detect_env: tuple[Settings, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, factory = detect_env
+    _store(factory, [_water_post("weibo", "w1", WATER)])
+    run_worker(settings, factory, 1, idle_exit=0.0)  # merge 1 is stored
+    # The new worker reads the last merge number before merge 1 commits, and its evidence after.
+    answers = iter([0])
+    real = detection.last_merge_number
+    monkeypatch.setattr(detection, "last_merge_number", lambda session: next(answers, real(session)))
+    run = detection._Run(settings, factory, 10)
+    assert (len(run.open_leads.index), run.open_leads.merged_through) == (0, 0)
+
+    _store(factory, [_water_post("tieba", "t1", WATER_REPOST)])
+    assert run.step() == (1, 1)
+    assert len(run.open_leads.index) == 1
+    assert (run.summary.leads_created, run.summary.leads_updated) == (0, 1)
