@@ -5,11 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from test_deploy import cli_problems
 
-from bench.scale import COMMANDS, _create_database, scale_config, single_crawl, together_detect
+from bench.scale import (
+    COMMANDS,
+    FIRST_NEW,
+    FIRST_UNMERGED,
+    _count,
+    _create_database,
+    _done_through,
+    scale_config,
+    single_crawl,
+    together_detect,
+)
 from fixtures.simulator.disk_world import DISK_PLATFORMS
 from settings import load_settings
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import Platform, Post
+from storage.vocabulary import DetectionStatus
+
+DONE = DetectionStatus.DETECTED
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -52,3 +68,27 @@ def test_the_sweep_config_loads_with_only_the_disk_platforms_on(tmp_path: Path) 
 def test_a_database_name_that_is_not_a_plain_identifier_is_refused() -> None:
     with pytest.raises(ValueError, match="database names are lower-case letters, digits and _"):
         _create_database("postgresql://postgres@127.0.0.1:5432/x", 'w"; DROP DATABASE x; --')
+
+
+def test_the_progress_polls_count_the_posts_below_the_first_still_waiting(database_url: str) -> None:
+    engine = make_engine(database_url)
+    statuses = [DONE, DONE, DetectionStatus.CLASSIFIED, DetectionStatus.NEW, DONE]
+    with session_scope(make_session_factory(engine)) as session:
+        session.add(Platform(id="weibo", name="微博", kind="json_feed"))
+        session.add_all(
+            Post(
+                id=number,
+                platform_id="weibo",
+                external_id=str(number),
+                url=f"https://x.invalid/{number}",
+                text="井盖丢失",
+                content_hash="h" * 64,
+                detection_status=status,
+            )
+            for number, status in enumerate(statuses, start=1)
+        )
+    assert (_done_through(engine, FIRST_UNMERGED), _done_through(engine, FIRST_NEW)) == (2, 3)
+    with engine.begin() as connection:
+        connection.execute(update(Post).values(detection_status=DONE))
+    assert (_done_through(engine, FIRST_UNMERGED), _count(engine, FIRST_UNMERGED)) == (5, 0)
+    engine.dispose()
