@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 import yaml
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, union_all
 from sqlalchemy.engine import make_url
 
 from fixtures.simulator.disk_world import DISK_PLATFORMS, build_disk_world
@@ -232,9 +232,19 @@ JUDGED = select(func.count(Post.id)).where(Post.detection_status != DetectionSta
 # and detection takes posts in id order, so the highest id is about how many are stored and the first
 # id still waiting about how many are done.
 HIGHEST_ID = select(func.max(Post.id))
-_WAITING = (DetectionStatus.NEW, DetectionStatus.CLASSIFIED)
-FIRST_NEW = select(func.min(Post.id)).where(Post.detection_status == DetectionStatus.NEW)
-FIRST_UNMERGED = select(func.min(Post.id)).where(Post.detection_status.in_(_WAITING))
+
+
+def _first(*statuses: DetectionStatus) -> Any:
+    """The lowest id of a post in any of ``statuses``: one probe of the (status, id) index per status,
+    where "status IN (…)" made PostgreSQL walk the primary key."""
+    firsts = union_all(
+        *(select(func.min(Post.id).label("id")).where(Post.detection_status == status) for status in statuses)
+    ).subquery()
+    return select(func.min(firsts.c.id))
+
+
+FIRST_NEW = _first(DetectionStatus.NEW)
+FIRST_UNMERGED = _first(DetectionStatus.NEW, DetectionStatus.CLASSIFIED)
 
 
 def _count(engine: Any, query: Any) -> int:

@@ -62,7 +62,14 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(make_engine_url(url), echo=echo, pool_pre_ping=True)
+        # No server-side prepared statements (psycopg prepares a statement on its fifth run): PostgreSQL
+        # then soon plans it once for any values, and a crawl's tables start the night empty. The
+        # stored-posts lookup's generic plan, made on an empty table, scanned every post of the
+        # platform for each batch (the external ids a filter, not an index condition), so each batch
+        # cost more as the night went on. Planned with its values, it is a few index probes.
+        engine = create_engine(
+            make_engine_url(url), echo=echo, pool_pre_ping=True, connect_args={"prepare_threshold": None}
+        )
     _ENGINES.add(engine)
     return engine
 

@@ -16,7 +16,13 @@ from waiting import wait_until
 
 from storage.db import alembic_config, make_engine, make_session_factory, upgrade
 from storage.models import Lead, LeadPost, Platform, Post, Priority, RequestType, Ticket
-from storage.queries import insert_posts, posts_awaiting_detection, stage_counts, sync_platforms
+from storage.queries import (
+    insert_posts,
+    posts_awaiting_detection,
+    stage_counts,
+    stored_posts_of,
+    sync_platforms,
+)
 
 
 def _post(external_id: str, **overrides: object) -> dict[str, object]:
@@ -261,3 +267,18 @@ def test_the_database_refuses_an_unknown_request_type(session: Session) -> None:
         session.execute(
             sa.text("UPDATE leads SET request_type = 'complaint' WHERE id = :id"), {"id": lead.id}
         )
+
+
+def test_a_lookup_run_many_times_on_postgresql_is_planned_with_its_values_each_time(
+    backend: str, database_url: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server-side prepared statements")
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        for _ in range(10):  # psycopg would prepare it on the fifth run
+            stored_posts_of(Session(bind=connection), "weibo", ["1", "2"])
+        # None kept on the server: so no generic plan, made once for any values while the table was empty.
+        prepared = connection.scalar(sa.text("SELECT count(*) FROM pg_prepared_statements"))
+    engine.dispose()
+    assert prepared == 0
