@@ -6,7 +6,8 @@ fresh database (``<name>_w<N>``), crawls the disk world (fixtures.simulator.disk
 processes, then detects with N detection processes, and reports posts/s, each worker's peak memory (RSS
 high-water mark, its process tree summed, sampled from /proc), the PostgreSQL write rate
 (pg_stat_database.tup_inserted per second) and each worker's memory at 25/50/75/100% of the sweep: a
-worker that keeps no per-post state stays flat.
+worker that keeps no per-post state stays flat. On a server with autovacuum off the bench analyzes the
+tables a night grows every ANALYZE_SECONDS, as autovacuum would, and says so in its output.
 
 The worker commands are a seam: ``COMMANDS`` maps a name to the functions that give N crawler and N
 detection commands. "single" uses today's single-process `weisu crawl` (the platforms split between
@@ -49,6 +50,12 @@ WEISU = [sys.executable, "-m", "cli"]
 #: Sweep shares at which each worker's memory is sampled.
 QUARTERS = (0.25, 0.5, 0.75, 1.0)
 POLL_SECONDS = 0.5
+#: On a server with autovacuum off (this machine's test server), the bench analyzes the night's tables
+#: this often, standing in for the autovacuum every stock PostgreSQL runs: a table of a million rows
+#: that was never analyzed is planned as the empty table it was at the start of the night.
+ANALYZE_SECONDS = 30.0
+#: The tables a night grows (fixed names, not input).
+NIGHT_TABLES = ("posts", "classifications", "lead_posts", "leads", "raw_responses")
 #: Memory counts as flat when the last quarter's sample is within this factor of the first's.
 FLAT_FACTOR = 1.25
 DATABASE_NAME = re.compile(r"[a-z0-9_]{1,60}")
@@ -163,12 +170,15 @@ def run_phase(
     database: str,
     progress: Callable[[], float],
     until: Callable[[list[subprocess.Popen[bytes]]], bool] | None = None,
+    maintain: Callable[[], None] | None = None,
 ) -> Phase:
     """Run the worker commands side by side until all exit (or ``until`` says the phase is over: the
-    workers still running are then stopped with SIGTERM), sampling memory and progress."""
+    workers still running are then stopped with SIGTERM), sampling memory and progress; ``maintain``
+    is called every ANALYZE_SECONDS meanwhile."""
     phase = Phase(name, peaks=[0.0] * len(commands))
     before = _inserted(engine, database)
     started = time.perf_counter()
+    maintained = started
     processes = [subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.DEVNULL) for c in commands]
     pending = list(QUARTERS)
     stopped: set[int] = set()
@@ -189,11 +199,32 @@ def run_phase(
             phase.quarters.append({"share": pending.pop(0), "rss_mib": shown})
         if not any(running):
             break
+        if maintain is not None and time.perf_counter() - maintained >= ANALYZE_SECONDS:
+            maintain()
+            maintained = time.perf_counter()
         time.sleep(POLL_SECONDS)
     phase.seconds = phase.seconds or time.perf_counter() - started
     phase.inserted = _inserted(engine, database) - before  # pg_stat counters lag a little: read after exit
     phase.failed = [p.returncode for p in processes if p.returncode and p.pid not in stopped]
     return phase
+
+
+def autovacuum_on(engine: Any) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(text("SHOW autovacuum")).scalar() == "on"
+
+
+def _analyzer(engine: Any) -> Callable[[], None] | None:
+    """What stands in for autovacuum's ANALYZE while the workers run, if the server has it off."""
+    if autovacuum_on(engine):
+        return None
+
+    def analyze() -> None:
+        with engine.connect() as connection:
+            connection.execute(text(f"ANALYZE {', '.join(NIGHT_TABLES)}"))
+            connection.commit()
+
+    return analyze
 
 
 def _database_url(admin_url: str, name: str) -> str:
@@ -285,6 +316,7 @@ def run_workers(
         stats,
         name,
         lambda: _count(engine, HIGHEST_ID) / total,
+        maintain=_analyzer(engine),
     )
     stored = _count(engine, ALL)
     detect = run_phase(
@@ -294,12 +326,19 @@ def run_workers(
         stats,
         name,
         lambda: _done_through(engine, FIRST_NEW) / max(stored, 1),
+        maintain=_analyzer(engine),
     )
     judged = _count(engine, JUDGED)
     leads = _count(engine, select(func.count(Lead.id)))
     engine.dispose()
     stats.dispose()
-    out: dict[str, Any] = {"workers": workers, "posts_stored": stored, "posts_judged": judged, "leads": leads}
+    out: dict[str, Any] = {
+        "workers": workers,
+        "posts_stored": stored,
+        "posts_judged": judged,
+        "leads": leads,
+        "autovacuum": autovacuum_on(stats),
+    }
     for phase, done in ((crawl, stored), (detect, judged)):
         first = phase.quarters[0]["rss_mib"]
         out[phase.name] = {
@@ -340,6 +379,7 @@ def _night(
         name,
         lambda: _done_through(engine, FIRST_UNMERGED) / total,
         until=over,
+        maintain=_analyzer(engine),
     )
     stored, judged = _count(engine, ALL), _count(engine, JUDGED)
     leads = _count(engine, select(func.count(Lead.id)))
@@ -351,6 +391,7 @@ def _night(
         "posts_stored": stored,
         "posts_judged": judged,
         "leads": leads,
+        "autovacuum": autovacuum_on(stats),
         "night": {
             "seconds": round(night.seconds, 1),
             "posts_per_second": round(judged / night.seconds, 1),

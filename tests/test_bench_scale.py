@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from test_deploy import cli_problems
 
 from bench.scale import (
     COMMANDS,
     FIRST_NEW,
     FIRST_UNMERGED,
+    NIGHT_TABLES,
+    _analyzer,
     _count,
     _create_database,
     _done_through,
+    autovacuum_on,
     scale_config,
     single_crawl,
     together_detect,
@@ -91,4 +94,27 @@ def test_the_progress_polls_count_the_posts_below_the_first_still_waiting(databa
     with engine.begin() as connection:
         connection.execute(update(Post).values(detection_status=DONE))
     assert (_done_through(engine, FIRST_UNMERGED), _count(engine, FIRST_UNMERGED)) == (5, 0)
+    engine.dispose()
+
+
+def test_the_bench_analyzes_the_night_tables_exactly_when_the_server_runs_no_autovacuum(
+    backend: str, database_url: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("the scale bench runs on PostgreSQL")
+    engine = make_engine(database_url)
+    analyze = _analyzer(engine)
+    assert (analyze is None) == autovacuum_on(engine)
+    if analyze is not None:
+        analyze()
+        with engine.connect() as connection:
+            analyzed = set(
+                connection.scalars(
+                    text(
+                        "SELECT relname FROM pg_stat_user_tables"
+                        " WHERE schemaname = current_schema() AND last_analyze IS NOT NULL"
+                    )
+                )
+            )
+        assert analyzed == set(NIGHT_TABLES)
     engine.dispose()
