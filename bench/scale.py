@@ -278,16 +278,19 @@ FIRST_NEW = _first(DetectionStatus.NEW)
 FIRST_UNMERGED = _first(DetectionStatus.NEW, DetectionStatus.CLASSIFIED)
 
 
-def _count(engine: Any, query: Any) -> int:
+def _scalar(engine: Any, query: Any) -> Any:
     with engine.connect() as connection:
-        return int(connection.execute(query).scalar() or 0)
+        return connection.execute(query).scalar()
+
+
+def _count(engine: Any, query: Any) -> int:
+    return int(_scalar(engine, query) or 0)
 
 
 def _done_through(engine: Any, waiting: Any) -> int:
     """About how many posts are done: those below the first still ``waiting`` (a progress figure only)."""
-    with engine.connect() as connection:
-        first = connection.execute(waiting).scalar()
-        return int(first - 1 if first is not None else connection.execute(HIGHEST_ID).scalar() or 0)
+    first = _scalar(engine, waiting)
+    return int(first) - 1 if first is not None else _count(engine, HIGHEST_ID)
 
 
 def run_workers(
@@ -307,8 +310,9 @@ def run_workers(
     engine = create_engine(url)
     stats = create_engine(admin_url)
     crawl_commands, detect_commands = commands
+    analyze = _analyzer(engine)  # asked once: the server's autovacuum does not change during a run
     if together:
-        return _night(workers, env, engine, stats, name, total, crawl_commands)
+        return _night(workers, env, engine, stats, name, total, crawl_commands, analyze)
     crawl = run_phase(
         "crawl",
         crawl_commands(workers),
@@ -316,7 +320,7 @@ def run_workers(
         stats,
         name,
         lambda: _count(engine, HIGHEST_ID) / total,
-        maintain=_analyzer(engine),
+        maintain=analyze,
     )
     stored = _count(engine, ALL)
     detect = run_phase(
@@ -326,7 +330,7 @@ def run_workers(
         stats,
         name,
         lambda: _done_through(engine, FIRST_NEW) / max(stored, 1),
-        maintain=_analyzer(engine),
+        maintain=analyze,
     )
     judged = _count(engine, JUDGED)
     leads = _count(engine, select(func.count(Lead.id)))
@@ -337,7 +341,7 @@ def run_workers(
         "posts_stored": stored,
         "posts_judged": judged,
         "leads": leads,
-        "autovacuum": autovacuum_on(stats),
+        "autovacuum": analyze is None,
     }
     for phase, done in ((crawl, stored), (detect, judged)):
         first = phase.quarters[0]["rss_mib"]
@@ -357,7 +361,14 @@ def run_workers(
 
 
 def _night(
-    workers: int, env: dict[str, str], engine: Any, stats: Any, name: str, total: int, crawl: Commands
+    workers: int,
+    env: dict[str, str],
+    engine: Any,
+    stats: Any,
+    name: str,
+    total: int,
+    crawl: Commands,
+    analyze: Callable[[], None] | None,
 ) -> dict[str, Any]:
     """Crawlers and detection workers side by side, until the crawlers are done and every post they
     stored is judged: one clock for the night, each worker's memory."""
@@ -368,7 +379,7 @@ def _night(
         return (
             all(p.poll() is not None for p in crawlers)
             and _count(engine, HIGHEST_ID) > 0
-            and _count(engine, FIRST_UNMERGED) == 0  # no post waiting (min() of none: NULL, counted 0)
+            and _scalar(engine, FIRST_UNMERGED) is None
         )
 
     night = run_phase(
@@ -379,7 +390,7 @@ def _night(
         name,
         lambda: _done_through(engine, FIRST_UNMERGED) / total,
         until=over,
-        maintain=_analyzer(engine),
+        maintain=analyze,
     )
     stored, judged = _count(engine, ALL), _count(engine, JUDGED)
     leads = _count(engine, select(func.count(Lead.id)))
@@ -391,7 +402,7 @@ def _night(
         "posts_stored": stored,
         "posts_judged": judged,
         "leads": leads,
-        "autovacuum": autovacuum_on(stats),
+        "autovacuum": analyze is None,
         "night": {
             "seconds": round(night.seconds, 1),
             "posts_per_second": round(judged / night.seconds, 1),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text, update
 from test_deploy import cli_problems
+from test_storage import _post
 
 from bench.scale import (
     COMMANDS,
@@ -79,15 +80,7 @@ def test_the_progress_polls_count_the_posts_below_the_first_still_waiting(databa
     with session_scope(make_session_factory(engine)) as session:
         session.add(Platform(id="weibo", name="微博", kind="json_feed"))
         session.add_all(
-            Post(
-                id=number,
-                platform_id="weibo",
-                external_id=str(number),
-                url=f"https://x.invalid/{number}",
-                text="井盖丢失",
-                content_hash="h" * 64,
-                detection_status=status,
-            )
+            Post(id=number, detection_status=status, **_post(str(number)))
             for number, status in enumerate(statuses, start=1)
         )
     assert (_done_through(engine, FIRST_UNMERGED), _done_through(engine, FIRST_NEW)) == (2, 3)
