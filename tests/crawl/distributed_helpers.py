@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import redis
 from simulated import start_crawl_child
 
+from crawlers.frontier import heartbeat_key
 from settings import Settings
 
 #: The tests' Redis: database 2, every key under this prefix (other suites use other numbers).
@@ -60,6 +62,22 @@ def start_worker(settings: Settings, platforms: list[str]) -> subprocess.Popen[b
     if os.environ.get("WEISU_TEST_WORKER_LOG"):
         options.append("--log-level=" + os.environ["WEISU_TEST_WORKER_LOG"])
     return start_crawl_child(settings, platforms, options, keep_log=True)
+
+
+def expire_heartbeat(space: RedisSpace, worker: subprocess.Popen[bytes]) -> int:
+    """Let a killed worker's heartbeat run out now; how many keys it had (1 while it lived).
+
+    The heartbeat is a key with Redis's own PX expiry (its TTL is checked in
+    test_distributed_frontier.py, and test_distributed_faults.py waits one out for real); waiting the
+    seconds out in every kill test would prove nothing more.
+    Workers name themselves host:pid:random, so the key is found from the process id.
+    """
+    assert worker.poll() is not None, "only a dead worker's heartbeat may be expired"
+    pattern = heartbeat_key(space.prefix, f"{socket.gethostname()}:{worker.pid}:*")
+    keys = list(space.client.scan_iter(match=pattern, count=500))
+    for key in keys:
+        space.client.delete(key)
+    return len(keys)
 
 
 def wait_all(workers: list[subprocess.Popen[bytes]], timeout: float = 300) -> list[str]:

@@ -19,7 +19,10 @@ from cli import app
 from crawlers import frontier_codec
 from crawlers.distributed import LeasedScheduler, distributed_settings
 from crawlers.frontier import (
+    HEARTBEAT_TTL_SECONDS,
+    WORKER_ID,
     Keys,
+    beat,
     end_sweep,
     fingerprints_outlive_sweep,
     free_orphaned_slots,
@@ -88,6 +91,13 @@ def test_a_new_sweep_clears_the_last_sweeps_queue_seed_and_fingerprints(
 def test_no_configured_platform_keeps_fingerprints_past_its_sweep() -> None:
     settings = load_settings(PROJECT_ROOT / "config.yaml", env={})
     assert [key for key, p in settings.platforms.items() if fingerprints_outlive_sweep(p)] == []
+
+
+def test_a_heartbeat_lives_ten_seconds_unless_renewed(space: RedisSpace, settings: Settings) -> None:
+    beat(space.client, settings.redis_prefix)
+    key = heartbeat_key(settings.redis_prefix)
+    assert (key, HEARTBEAT_TTL_SECONDS) == (f"{settings.redis_prefix}worker:{WORKER_ID}", 10.0)
+    assert 9_000 < space.client.pttl(key) <= 10_000
 
 
 def test_a_dead_workers_lease_goes_back_to_the_queue_and_a_live_ones_stays(

@@ -5,7 +5,8 @@ then being crawled by the others once its heartbeat expires.
 The swept platforms are one of each spider kind and the sources of the comment platform among them
 (crawl_phases starts it after them), so every path through the frontier is crossed: feeds, boards,
 RSS, and thread discovery; one sweep (seed 42) takes every enabled platform. Each test has its own
-database (processes commit) and a clean key space.
+database (processes commit) and a clean key space. The victim's heartbeat is expired as soon as it is
+dead (test_distributed_faults.py waits one out for real).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from distributed_helpers import RedisSpace, start_worker, text, wait_all
+from distributed_helpers import RedisSpace, expire_heartbeat, start_worker, text, wait_all
 from simulated import Simulator, crawl_settings, keys_of, simulator, stored_counts, stored_posts, with_sources
 from waiting import wait_until
 
@@ -65,6 +66,8 @@ def sweep(
 
             wait_until(victim_holds_a_lease, 120, "the first worker to hold a lease mid-sweep")
             victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            assert expire_heartbeat(space, victim) == 1
         logs = wait_all(workers)
     finally:
         for worker in workers:
