@@ -20,9 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/weisu demo $(if $(PORT),--port $(PORT))
 
-# One pytest-xdist worker per core; a test file stays on one worker (its module fixtures are built once).
+# One pytest-xdist worker per core, plus one: many tests spend their time waiting on child processes,
+# served simulators and heartbeats, and the extra worker runs in those waits (docs/benchmarks.md).
+# A test file stays on one worker (its module fixtures are built once). make test TEST_WORKERS=N overrides.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
