@@ -22,10 +22,11 @@ demo: $(STAMP)
 
 # One pytest-xdist worker per core, plus one: many tests spend their time waiting on child processes,
 # served simulators and heartbeats, and the extra worker runs in those waits (docs/benchmarks.md).
-# A test file stays on one worker (its module fixtures are built once). make test TEST_WORKERS=N overrides.
+# A test file stays on one worker (its module fixtures are built once); the longest files go first, in
+# the order tests/conftest.py gives (LONGEST_FILES). make test TEST_WORKERS=N overrides the count.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
