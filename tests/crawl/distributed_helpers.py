@@ -64,16 +64,21 @@ def start_worker(settings: Settings, platforms: list[str]) -> subprocess.Popen[b
     return start_crawl_child(settings, platforms, options, keep_log=True)
 
 
+def worker_id_prefix(worker: subprocess.Popen[bytes]) -> str:
+    """How a worker process's id begins (crawlers.frontier.WORKER_ID is host:pid:random), on its leases
+    and heartbeat."""
+    return f"{socket.gethostname()}:{worker.pid}:"
+
+
 def expire_heartbeat(space: RedisSpace, worker: subprocess.Popen[bytes]) -> int:
     """Let a killed worker's heartbeat run out now; how many keys it had (1 while it lived).
 
     The heartbeat is a key with Redis's own PX expiry (its TTL is checked in
     test_distributed_frontier.py, and test_distributed_faults.py waits one out for real); waiting the
     seconds out in every kill test would prove nothing more.
-    Workers name themselves host:pid:random, so the key is found from the process id.
     """
     assert worker.poll() is not None, "only a dead worker's heartbeat may be expired"
-    pattern = heartbeat_key(space.prefix, f"{socket.gethostname()}:{worker.pid}:*")
+    pattern = heartbeat_key(space.prefix, f"{worker_id_prefix(worker)}*")
     keys = list(space.client.scan_iter(match=pattern, count=500))
     for key in keys:
         space.client.delete(key)

@@ -12,12 +12,11 @@ dead (test_distributed_faults.py waits one out for real).
 from __future__ import annotations
 
 import signal
-import socket
 from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from distributed_helpers import RedisSpace, expire_heartbeat, start_worker, text, wait_all
+from distributed_helpers import RedisSpace, expire_heartbeat, start_worker, text, wait_all, worker_id_prefix
 from simulated import Simulator, crawl_settings, keys_of, simulator, stored_counts, stored_posts, with_sources
 from waiting import wait_until
 
@@ -55,7 +54,7 @@ def sweep(
     try:
         if kill_one:
             victim = workers[0]
-            owner = f"{socket.gethostname()}:{victim.pid}:"
+            owner = worker_id_prefix(victim)
 
             def victim_holds_a_lease() -> bool:
                 leases = [
